@@ -1,0 +1,40 @@
+# Set-up and everyday commands. Everything runs inside .venv, created on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-slow bench venv clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-all: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[all]"
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@ $(VENV)/.installed-all
+
+venv: $(VENV)/.installed-all
+
+## make demo: train the default model on the default dataset, write runs/demo/ (model, history, plot, report)
+demo: $(VENV)/.installed-all
+	$(BIN)/glassnet demo --out runs/demo
+
+## make test: install the dev extras and run the whole suite (slow accuracy runs excluded)
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -x --timeout=900
+
+## make test-slow: the long accuracy runs only
+test-slow: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -m slow --timeout=5400
+
+## make bench: glassnet vs PyTorch CPU speed (installs the bench extra)
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

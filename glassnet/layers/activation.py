@@ -1,0 +1,155 @@
+"""Activation layers: Activation(name), ReLU, LeakyReLU, PReLU, Softmax.
+
+ReLU-family layers carry ``relu_rule`` ("vanilla" | "guided" | "rectified", see
+:mod:`glassnet.activations`), which explanation methods switch temporarily.
+"""
+import numpy as np
+
+from glassnet import activations
+from glassnet.errors import message
+from glassnet.layers.base import Layer, register
+
+
+@register
+class Activation(Layer):
+    """Apply a named activation: ``relu``, ``sigmoid``, ``tanh``, ``linear`` or ``softmax``."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.check_name(activation, "Activation")
+        self.relu_rule = "vanilla"
+
+    @property
+    def is_relu(self):
+        return self.activation == "relu"
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        y = activations.forward(self.activation, x)
+        self._x, self._y = x, y
+        return y
+
+    def backward(self, dy):
+        return activations.backward(self.activation, dy, self._x, self._y, self.relu_rule)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+@register
+class ReLU(Layer):
+    """Rectified linear unit ``max(x, 0)`` (``negative_slope`` below zero, optional ``max_value`` cap)."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if max_value is not None and not max_value > 0:
+            raise ValueError(message("ReLU", "max_value > 0 or None", repr(max_value)))
+        if not 0 <= negative_slope:
+            raise ValueError(message("ReLU", "negative_slope >= 0", repr(negative_slope)))
+        self.max_value = None if max_value is None else float(max_value)
+        self.negative_slope = float(negative_slope)
+        self.relu_rule = "vanilla"
+
+    is_relu = True
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        self._x = x
+        y = np.maximum(x, x * self.negative_slope) if self.negative_slope else np.maximum(x, 0)
+        if self.max_value is not None:
+            y = np.minimum(y, self.max_value)
+        return y
+
+    def backward(self, dy):
+        dx = activations.relu_gate(dy, self._x, self.relu_rule, self.negative_slope)
+        if self.max_value is not None and self.relu_rule == "vanilla":
+            dx = np.where(self._x < self.max_value, dx, 0).astype(dy.dtype, copy=False)
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope}
+
+
+@register
+class LeakyReLU(ReLU):
+    """``x`` for x > 0, ``alpha * x`` otherwise (Keras default alpha = 0.3)."""
+
+    def __init__(self, alpha=0.3, **kwargs):
+        if not 0 <= alpha < 1:
+            raise ValueError(message("LeakyReLU", "0 <= alpha < 1", repr(alpha)))
+        super().__init__(negative_slope=alpha, **kwargs)
+        self.alpha = float(alpha)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["max_value"], config["negative_slope"]
+        return {**config, "alpha": self.alpha}
+
+
+@register
+class PReLU(Layer):
+    """Parametric ReLU: ``x`` for x > 0, ``alpha * x`` otherwise, with a learned ``alpha``.
+
+    ``alpha`` has the per-example input shape, with size 1 along ``shared_axes``
+    (1-based like Keras: for images ``shared_axes=[1, 2]`` shares one alpha per channel).
+    """
+
+    is_relu = True
+
+    def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha_initializer = alpha_initializer
+        self.shared_axes = None if shared_axes is None else [int(a) for a in np.atleast_1d(shared_axes)]
+        self.relu_rule = "vanilla"
+
+    def create_weights(self, input_shape):
+        shape = list(input_shape)
+        for axis in self.shared_axes or []:
+            if not 1 <= axis <= len(shape):
+                raise ValueError(message("PReLU", f"shared_axes within 1..{len(shape)}", self.shared_axes))
+            shape[axis - 1] = 1
+        self.add_weight("alpha", tuple(shape), self.alpha_initializer)
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        self._x = x
+        return np.where(x > 0, x, self.params["alpha"] * x)
+
+    def backward(self, dy):
+        x = self._x
+        negative = x <= 0
+        reduce_axes = (0,) + tuple(i + 1 for i, n in enumerate(self.params["alpha"].shape) if n == 1)
+        self.grads["alpha"][...] = np.where(negative, dy * x, 0).sum(axis=reduce_axes, keepdims=True)[0]
+        if self.relu_rule != "vanilla":
+            return activations.relu_gate(dy, x, self.relu_rule)
+        return np.where(negative, dy * self.params["alpha"], dy)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha_initializer": self.alpha_initializer,
+                "shared_axes": self.shared_axes}
+
+
+@register
+class Softmax(Layer):
+    """Softmax over the last axis."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if axis != -1:
+            raise ValueError(message("Softmax", "axis=-1 (the class axis)", repr(axis)))
+        self.axis = -1
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        self._y = activations.softmax(x)
+        return self._y
+
+    def backward(self, dy):
+        return activations.softmax_backward(dy, self._y)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

@@ -1,0 +1,121 @@
+"""Convolution layers: Conv2D and ZeroPadding2D."""
+import numpy as np
+
+from glassnet.errors import message
+from glassnet.layers.activated import Activated
+from glassnet.layers.base import Layer, check_padding, positive_pair, register
+from glassnet.ops import conv2d_backward, conv2d_forward, conv_output_size, pad2d, resolve_padding, unpad2d
+
+
+@register
+class Conv2D(Activated, Layer):
+    """2-D convolution over NHWC images with an HWIO kernel, as Keras's Conv2D.
+
+    Parameters
+    ----------
+    filters : int
+        Number of output channels F.
+    kernel_size : int or (KH, KW)
+    strides : int or (SH, SW)
+    padding : "valid", "same", int, (ph, pw) or ((top, bottom), (left, right))
+        "same" pads like Keras: the extra pixel of an odd total goes to the bottom/right.
+    activation : {"relu", "sigmoid", "tanh", "linear", "softmax"} or None
+    use_bias : bool
+    kernel_initializer, bias_initializer : str or Initializer
+
+    Shapes: input (N, H, W, C) -> output (N, OH, OW, F); kernel (KH, KW, C, F); bias (F,).
+    """
+
+    input_rank = 3
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters <= 0:
+            raise ValueError(message("Conv2D", "filters as a positive int", repr(filters),
+                                     "For example Conv2D(32, 3)."))
+        self.filters = int(filters)
+        self.kernel_size = positive_pair(kernel_size, "kernel_size", "Conv2D")
+        self.strides = positive_pair(strides, "strides", "Conv2D")
+        self.padding = check_padding(padding, "Conv2D")
+        self._init_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.input_grad = True
+
+    def _pads(self, input_hw):
+        return resolve_padding(self.padding, self.kernel_size, self.strides, input_hw)
+
+    def check_input_shape(self, shape):
+        super().check_input_shape(shape)
+        (top, bottom), (left, right) = self._pads(shape[:2])
+        padded = (shape[0] + top + bottom, shape[1] + left + right)
+        if padded[0] < self.kernel_size[0] or padded[1] < self.kernel_size[1]:
+            raise ValueError(message(f"Conv2D '{self.name}'", f"an input at least as large as its kernel "
+                                     f"{self.kernel_size} after padding", f"{padded[0]}x{padded[1]} (input "
+                                     f"{shape})", "Use padding='same', a smaller kernel, or fewer pooling layers "
+                                     "before this one."))
+
+    def compute_output_shape(self, input_shape):
+        H, W, _ = input_shape
+        (top, bottom), (left, right) = self._pads((H, W))
+        return (conv_output_size(H, self.kernel_size[0], self.strides[0], top, bottom),
+                conv_output_size(W, self.kernel_size[1], self.strides[1], left, right), self.filters)
+
+    def create_weights(self, input_shape):
+        self.add_weight("kernel", self.kernel_size + (input_shape[-1], self.filters), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.filters,), self.bias_initializer)
+
+    def forward(self, x, training=False, logits=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
+                                        self._pads(x.shape[1:3]))
+        return self._activate(z, logits)
+
+    def backward(self, dy):
+        dz = self._deactivate(dy)
+        dx, dkernel, dbias = conv2d_backward(dz, self._cache, self.params["kernel"], need_dx=self.input_grad,
+                                             need_bias=self.use_bias)
+        self.grads["kernel"] = dkernel
+        if self.use_bias:
+            self.grads["bias"] = dbias
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding, "activation": self.activation,
+                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer}
+
+
+@register
+class ZeroPadding2D(Layer):
+    """Pad images with zeros: ``padding`` is an int, (ph, pw) or ((top, bottom), (left, right))."""
+
+    input_rank = 3
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(padding, str):
+            raise ValueError(message("ZeroPadding2D", "padding as an int or pairs of ints", repr(padding)))
+        self.padding = check_padding(padding, "ZeroPadding2D")
+        self.pads = resolve_padding(self.padding, (1, 1), (1, 1), (1, 1))
+
+    def compute_output_shape(self, input_shape):
+        (top, bottom), (left, right) = self.pads
+        H, W, C = input_shape
+        return (H + top + bottom, W + left + right, C)
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        return pad2d(x, self.pads)
+
+    def backward(self, dy):
+        return np.ascontiguousarray(unpad2d(dy, self.pads))
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}

@@ -1,0 +1,141 @@
+"""Core layers: Dense, Flatten, Reshape, Dropout."""
+import numpy as np
+
+from glassnet.errors import message
+from glassnet.layers.activated import Activated
+from glassnet.layers.base import Layer, register
+
+
+@register
+class Dense(Activated, Layer):
+    """Fully connected layer ``y = activation(x @ kernel + bias)`` on the last axis.
+
+    Shapes: input (N, ..., D) -> output (N, ..., units); kernel (D, units); bias (units,).
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
+            raise ValueError(message("Dense", "units as a positive int", repr(units), "For example Dense(10)."))
+        self.units = int(units)
+        self._init_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.input_grad = True
+
+    def check_input_shape(self, shape):
+        if len(shape) < 1:
+            raise ValueError(message(f"Dense '{self.name}'", "input of shape (N, features)", "a 1-D input",
+                                     "Give a batch: x[None, :]."))
+        if len(shape) > 1:
+            raise ValueError(message(f"Dense '{self.name}'", "input of shape (N, features)",
+                                     f"(None, {', '.join(map(str, shape))})",
+                                     "Add layers.Flatten() before Dense to turn feature maps into vectors."))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def create_weights(self, input_shape):
+        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer)
+
+    def forward(self, x, training=False, logits=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        self._x = x
+        z = x @ self.params["kernel"]
+        if self.use_bias:
+            z += self.params["bias"]
+        return self._activate(z, logits)
+
+    def backward(self, dy):
+        dz = self._deactivate(dy)
+        self.grads["kernel"] = self._x.T @ dz
+        if self.use_bias:
+            self.grads["bias"] = dz.sum(axis=0)
+        return dz @ self.params["kernel"].T if self.input_grad else None
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer}
+
+
+@register
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C (row-major, channels-last) order like Keras."""
+
+    def compute_output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._shape)
+
+
+@register
+class Reshape(Layer):
+    """Reshape each example to ``target_shape`` (one entry may be -1)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(int(d) for d in target_shape)
+
+    def compute_output_shape(self, input_shape):
+        size = int(np.prod(input_shape))
+        known = int(np.prod([d for d in self.target_shape if d != -1]))
+        shape = tuple(size // known if d == -1 else d for d in self.target_shape)
+        if int(np.prod(shape)) != size:
+            raise ValueError(message(f"Reshape '{self.name}'", f"a target shape with {size} elements",
+                                     repr(self.target_shape)))
+        return shape
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        self._shape = x.shape
+        return x.reshape((x.shape[0],) + self.output_shape[1:])
+
+    def backward(self, dy):
+        return dy.reshape(self._shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+@register
+class Dropout(Layer):
+    """Inverted dropout: while training, zero each unit with probability ``rate`` and scale the
+    survivors by 1 / (1 - rate), so inference is the identity. Draws come from ``self.rng``
+    (seeded by ``seed`` or by ``Sequential.fit(seed=...)``)."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
+            raise ValueError(message("Dropout", "rate in [0, 1)", repr(rate),
+                                     "rate is the fraction of units dropped, e.g. Dropout(0.5)."))
+        self.rate = float(rate)
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.rate
+        self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
+        return x * self._mask
+
+    def backward(self, dy):
+        return dy if self._mask is None else dy * self._mask
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -1,0 +1,86 @@
+"""BatchNormalization over the channel (last) axis, with Keras's defaults."""
+import numpy as np
+
+from glassnet.errors import message
+from glassnet.layers.base import Layer, register
+
+
+@register
+class BatchNormalization(Layer):
+    """Normalize each channel with batch statistics while training, moving ones at inference.
+
+    ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``. Statistics run over every axis but the
+    last. While training, ``moving = momentum * moving + (1 - momentum) * batch`` where the moving
+    variance takes the unbiased batch variance (as PyTorch and Keras's fused kernel do), and the
+    normalization itself uses the biased one.
+
+    Weights in Keras's order: gamma, beta (trainable), moving_mean, moving_variance (not trainable).
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
+                 moving_variance_initializer="ones", **kwargs):
+        super().__init__(**kwargs)
+        if axis != -1:
+            raise ValueError(message("BatchNormalization", "axis=-1 (channels-last)", repr(axis)))
+        if not 0 <= momentum < 1:
+            raise ValueError(message("BatchNormalization", "momentum in [0, 1)", repr(momentum)))
+        if not epsilon > 0:
+            raise ValueError(message("BatchNormalization", "epsilon > 0", repr(epsilon)))
+        self.axis, self.momentum, self.epsilon = -1, float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self.initializers = dict(beta=beta_initializer, gamma=gamma_initializer,
+                                 moving_mean=moving_mean_initializer, moving_variance=moving_variance_initializer)
+
+    def create_weights(self, input_shape):
+        C = (input_shape[-1],)
+        if self.scale:
+            self.add_weight("gamma", C, self.initializers["gamma"])
+        if self.center:
+            self.add_weight("beta", C, self.initializers["beta"])
+        self.add_weight("moving_mean", C, self.initializers["moving_mean"], trainable=False)
+        self.add_weight("moving_variance", C, self.initializers["moving_variance"], trainable=False)
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.build(x.shape[1:])
+        axes = tuple(range(x.ndim - 1))
+        if training:
+            mean = x.mean(axis=axes, dtype=x.dtype)
+            var = x.var(axis=axes, dtype=x.dtype)
+            count = x.size // x.shape[-1]
+            unbiased = var * (count / max(count - 1, 1))
+            for key, batch in (("moving_mean", mean), ("moving_variance", unbiased)):
+                moving = self.non_trainable[key]
+                moving *= self.momentum
+                moving += (1 - self.momentum) * batch
+        else:
+            mean, var = self.non_trainable["moving_mean"], self.non_trainable["moving_variance"]
+        inv_std = 1.0 / np.sqrt(var + self.dtype.type(self.epsilon))
+        x_hat = (x - mean) * inv_std
+        self._x_hat, self._inv_std, self._training = x_hat, inv_std, training
+        y = x_hat * self.params["gamma"] if self.scale else x_hat.copy()
+        if self.center:
+            y += self.params["beta"]
+        return y
+
+    def backward(self, dy):
+        axes = tuple(range(dy.ndim - 1))
+        x_hat, inv_std = self._x_hat, self._inv_std
+        if self.center:
+            self.grads["beta"] = dy.sum(axis=axes)
+        if self.scale:
+            self.grads["gamma"] = (dy * x_hat).sum(axis=axes)
+        dx_hat = dy * self.params["gamma"] if self.scale else dy
+        if not self._training:
+            return dx_hat * inv_std
+        # d/dx of (x - mean) / std with batch statistics:
+        # dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
+        mean_dx_hat = dx_hat.mean(axis=axes, dtype=dy.dtype)
+        mean_dx_hat_x_hat = (dx_hat * x_hat).mean(axis=axes, dtype=dy.dtype)
+        return (dx_hat - mean_dx_hat - x_hat * mean_dx_hat_x_hat) * inv_std
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                **{f"{k}_initializer": v for k, v in self.initializers.items()}}

@@ -1,0 +1,16 @@
+"""Pure, vectorized NHWC functions: padding, im2col/col2im, convolution and pooling.
+
+Nothing here keeps state; layers call these and cache what their backward pass needs.
+Loops run over kernel offsets (KH * KW iterations), never over pixels.
+"""
+from glassnet.ops.padding import conv_output_size, pad2d, resolve_padding, unpad2d
+from glassnet.ops.im2col import col2im, im2col
+from glassnet.ops.conv import conv2d_backward, conv2d_forward
+from glassnet.ops.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
+                                  max_pool2d_forward)
+
+__all__ = [
+    "conv_output_size", "pad2d", "resolve_padding", "unpad2d", "im2col", "col2im",
+    "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
+    "avg_pool2d_forward", "avg_pool2d_backward",
+]

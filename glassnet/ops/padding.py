@@ -1,0 +1,57 @@
+"""Padding arithmetic shared by convolution and pooling.
+
+Padding is always resolved to explicit amounts ``((top, bottom), (left, right))``.
+"same" follows Keras/TensorFlow: the output has ``ceil(size / stride)`` positions and
+the total padding is split with the extra pixel at the bottom/right when it is odd.
+"""
+import numpy as np
+
+
+def resolve_padding(padding, kernel_size, strides, input_hw):
+    """Turn a padding spec into explicit ``((top, bottom), (left, right))`` amounts.
+
+    Parameters
+    ----------
+    padding : {"valid", "same"} or int or (int, int) or ((int, int), (int, int))
+    kernel_size, strides : (int, int)
+    input_hw : (int, int)
+        Unpadded input height and width.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        pads = []
+        for size, k, s in zip(input_hw, kernel_size, strides):
+            out = -(-size // s)
+            total = max((out - 1) * s + k - size, 0)
+            pads.append((total // 2, total - total // 2))
+        return tuple(pads)
+    if isinstance(padding, (int, np.integer)):
+        return ((int(padding),) * 2, (int(padding),) * 2)
+    ph, pw = padding
+    if isinstance(ph, (int, np.integer)):
+        return ((int(ph), int(ph)), (int(pw), int(pw)))
+    return (tuple(int(p) for p in ph), tuple(int(p) for p in pw))
+
+
+def conv_output_size(size, kernel, stride, pad_before, pad_after):
+    """Number of window positions along one axis: ``floor((size + pads - kernel) / stride) + 1``."""
+    return (size + pad_before + pad_after - kernel) // stride + 1
+
+
+def pad2d(x, pads, value=0.0):
+    """Pad the H and W axes of an NHWC array; returns ``x`` itself when no padding is needed."""
+    (top, bottom), (left, right) = pads
+    if top == bottom == left == right == 0:
+        return x
+    N, H, W, C = x.shape
+    out = np.full((N, H + top + bottom, W + left + right, C), value, dtype=x.dtype)
+    out[:, top:top + H, left:left + W, :] = x
+    return out
+
+
+def unpad2d(x, pads):
+    """Inverse of :func:`pad2d`: a view of the interior of a padded NHWC array."""
+    (top, bottom), (left, right) = pads
+    H, W = x.shape[1], x.shape[2]
+    return x[:, top:H - bottom, left:W - right, :]

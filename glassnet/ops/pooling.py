@@ -1,0 +1,141 @@
+"""Max and average pooling on NHWC tensors.
+
+Both loop over the KH * KW window offsets; each step touches one strided view of the whole
+batch. Non-overlapping windows that tile the input take a reshape fast path in the forward pass.
+Max pooling records which offset won (first one on ties, so a tie routes its gradient to a
+single element); overlapping windows accumulate gradients.
+"""
+import numpy as np
+
+from glassnet.ops.padding import conv_output_size, pad2d, unpad2d
+
+
+def _offset_view(xp, i, j, stride, OH, OW):
+    sh, sw = stride
+    return xp[:, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw, :]
+
+
+def _out_hw(shape, pool_size, stride, pads):
+    return (conv_output_size(shape[1], pool_size[0], stride[0], *pads[0]),
+            conv_output_size(shape[2], pool_size[1], stride[1], *pads[1]))
+
+
+def _tiles(x, pool_size, stride, pads):
+    """True when windows neither overlap nor need padding: a pure reshape does the pooling."""
+    return (tuple(pool_size) == tuple(stride) and pads == ((0, 0), (0, 0))
+            and x.shape[1] % pool_size[0] == 0 and x.shape[2] % pool_size[1] == 0)
+
+
+def max_pool2d_forward(x, pool_size, stride, pads):
+    """Max pooling.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W, C)
+    pool_size, stride : (int, int)
+    pads : ((top, bottom), (left, right)); padded cells hold -inf and never win.
+
+    Returns
+    -------
+    y : ndarray, shape (N, OH, OW, C)
+    cache : tuple for :func:`max_pool2d_backward` (winning offset per output, shapes)
+    """
+    KH, KW = pool_size
+    OH, OW = _out_hw(x.shape, pool_size, stride, pads)
+    xp = pad2d(x, pads, value=-np.inf)
+    y = _offset_view(xp, 0, 0, stride, OH, OW).copy()
+    argmax = np.zeros(y.shape, dtype=np.uint16 if KH * KW > 255 else np.uint8)
+    for k in range(1, KH * KW):
+        window = _offset_view(xp, k // KW, k % KW, stride, OH, OW)
+        better = window > y
+        np.copyto(y, window, where=better)
+        argmax[better] = k
+    return y, (argmax, x.shape, xp.shape, pool_size, stride, pads)
+
+
+def max_pool2d_backward(dy, cache):
+    """Route each output gradient to the input element that won its window.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, OH, OW, C)
+
+    Returns
+    -------
+    dx : ndarray, shape (N, H, W, C)
+    """
+    argmax, x_shape, padded_shape, (KH, KW), stride, pads = cache
+    OH, OW = dy.shape[1:3]
+    dxp = np.zeros(padded_shape, dtype=dy.dtype)
+    overlapping = stride[0] < KH or stride[1] < KW
+    for k in range(KH * KW):
+        target = _offset_view(dxp, k // KW, k % KW, stride, OH, OW)
+        won = argmax == k
+        if overlapping:
+            target += np.where(won, dy, 0)
+        else:
+            np.copyto(target, dy, where=won)
+    return np.ascontiguousarray(unpad2d(dxp, pads))
+
+
+def _window_counts(x_shape, pool_size, stride, pads, dtype):
+    """How many real (unpadded) cells each window covers: Keras's "same" average excludes padding."""
+    if pads == ((0, 0), (0, 0)):
+        return None
+    ones = pad2d(np.ones((1,) + tuple(x_shape[1:3]) + (1,), dtype=dtype), pads)
+    OH, OW = _out_hw((1,) + tuple(x_shape[1:3]), pool_size, stride, pads)
+    counts = np.zeros((1, OH, OW, 1), dtype=dtype)
+    for i in range(pool_size[0]):
+        for j in range(pool_size[1]):
+            counts += _offset_view(ones, i, j, stride, OH, OW)
+    return counts
+
+
+def avg_pool2d_forward(x, pool_size, stride, pads):
+    """Average pooling (padding, if any, is excluded from each window's count).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W, C)
+
+    Returns
+    -------
+    y : ndarray, shape (N, OH, OW, C)
+    cache : tuple for :func:`avg_pool2d_backward`
+    """
+    KH, KW = pool_size
+    N, H, W, C = x.shape
+    counts = _window_counts(x.shape, pool_size, stride, pads, x.dtype)
+    cache = (x.shape, pool_size, stride, pads, counts)
+    if _tiles(x, pool_size, stride, pads):
+        y = x.reshape(N, H // KH, KH, W // KW, KW, C).mean(axis=(2, 4), dtype=x.dtype)
+        return y, cache
+    OH, OW = _out_hw(x.shape, pool_size, stride, pads)
+    xp = pad2d(x, pads)
+    y = np.zeros((N, OH, OW, C), dtype=x.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            y += _offset_view(xp, i, j, stride, OH, OW)
+    y /= counts if counts is not None else KH * KW
+    return y, cache
+
+
+def avg_pool2d_backward(dy, cache):
+    """Spread each output gradient evenly over the cells of its window.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, H, W, C)
+    """
+    x_shape, (KH, KW), stride, pads, counts = cache
+    N, OH, OW, C = dy.shape
+    share = dy / (counts if counts is not None else KH * KW)
+    if (KH, KW) == tuple(stride) and pads == ((0, 0), (0, 0)) and x_shape[1] == OH * KH and x_shape[2] == OW * KW:
+        dx = np.broadcast_to(share[:, :, None, :, None, :], (N, OH, KH, OW, KW, C))
+        return dx.reshape(x_shape)
+    padded_shape = (N, x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]), C)
+    dxp = np.zeros(padded_shape, dtype=dy.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            _offset_view(dxp, i, j, stride, OH, OW)[...] += share
+    return np.ascontiguousarray(unpad2d(dxp, pads))

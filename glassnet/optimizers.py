@@ -1,0 +1,552 @@
+"""Optimizers with Keras's update rules: SGD (momentum, Nesterov), Adagrad, Adadelta, RMSprop, Adam.
+
+The formulas, the defaults and the legacy ``decay`` follow classic multi-backend
+Keras 2.2.4 / 2.3.1 (``keras/optimizers.py``), the Keras that seed 000's scripts
+use (``SGD(lr=0.05, decay=1e-6, momentum=0.9, nesterov=True)``). With
+``t = iterations`` counted *before* the step (0 on the first step):
+
+``decay`` (all optimizers)
+    ``lr_t = lr / (1 + decay * t)``  (so the first step uses ``lr`` itself).
+SGD
+    no momentum: ``p -= lr_t * g``;
+    momentum: ``v = momentum * v - lr_t * g``; then ``p += v``, or with
+    ``nesterov=True`` Keras's form ``p += momentum * v - lr_t * g``.
+Adagrad (``learning_rate=0.01``, ``epsilon=1e-7``, accumulator starts at 0)
+    ``a += g**2``; ``p -= lr_t * g / (sqrt(a) + epsilon)``.
+    (tf.keras 2.x uses ``learning_rate=0.001, initial_accumulator_value=0.1``:
+    pass those for its behaviour.)
+Adadelta (``learning_rate=1.0``, ``rho=0.95``, ``epsilon=1e-7``)
+    ``a = rho a + (1 - rho) g**2``;
+    ``u = g sqrt(d + epsilon) / sqrt(a + epsilon)`` (new ``a``, old ``d``);
+    ``p -= lr_t * u``; ``d = rho d + (1 - rho) u**2``.
+RMSprop (``learning_rate=0.001``, ``rho=0.9``, ``epsilon=1e-7``)
+    ``a = rho a + (1 - rho) g**2``; ``p -= lr_t * g / (sqrt(a) + epsilon)``.
+Adam (``learning_rate=0.001``, ``beta_1=0.9``, ``beta_2=0.999``, ``epsilon=1e-7``)
+    ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g**2``;
+    ``alpha = lr_t * sqrt(1 - b2**(t+1)) / (1 - b1**(t+1))``;
+    ``p -= alpha * m / (sqrt(v) + epsilon)`` (``amsgrad`` uses ``max`` of all v).
+    Epsilon sits outside the bias correction, as in Keras (PyTorch adds it to
+    ``sqrt(v_hat)``, so the two agree only for ``epsilon=0``).
+
+Every update runs in place on the parameter arrays, in the order Keras writes
+the expressions, reusing per-parameter scratch buffers (no allocation per step).
+``clipnorm`` / ``clipvalue`` clip the gradients first, as in Keras.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from .errors import describe, message
+
+#: Keras's default fuzz factor (``keras.backend.epsilon()``).
+EPSILON = 1e-7
+
+
+def _number(owner, name, value, low=None, high=None, low_open=False, high_open=False):
+    """Validate a real hyperparameter within bounds; return it as a Python float."""
+    where = f"{owner}({name}=...)"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(message(where, "a real number", describe(value)))
+    value = float(value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if not math.isfinite(value) or too_low or too_high:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
+        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+        bounds = f"a value in {lo}, {hi}" if low is not None and high is not None else (
+            f"a value {'>' if low_open else '>='} {low}")
+        raise ValueError(message(where, bounds, repr(value),
+                                 f"Choose a finite {name} in that range."))
+    return value
+
+
+def _flag(owner, name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(message(f"{owner}({name}=...)", "True or False", describe(value)))
+    return bool(value)
+
+
+class Optimizer:
+    """Base class: state handling, legacy decay, clipping and the update loop.
+
+    Parameters
+    ----------
+    learning_rate : float >= 0
+    decay : float >= 0
+        Keras's legacy time decay: ``lr / (1 + decay * iterations)``.
+    clipnorm : float > 0, optional
+        Rescale all gradients when their global L2 norm exceeds it.
+    clipvalue : float > 0, optional
+        Clip each gradient element to ``[-clipvalue, clipvalue]``.
+    lr : float, optional
+        Old Keras alias of ``learning_rate``.
+
+    Attributes
+    ----------
+    iterations : int
+        Steps applied so far.
+    learning_rate : float
+        Base learning rate (settable, e.g. by ``LearningRateScheduler``).
+    """
+
+    #: Learning rate used when none is given (subclasses override).
+    default_learning_rate = 0.01
+    #: Names of the per-parameter state arrays, in :meth:`get_state` order.
+    slot_names = ()
+    #: Scratch arrays per parameter that one update needs (not part of the state).
+    scratch_count = 1
+
+    def __init__(self, learning_rate=None, decay=0.0, clipnorm=None, clipvalue=None, lr=None):
+        owner = type(self).__name__
+        if learning_rate is None:
+            learning_rate = self.default_learning_rate
+        if lr is not None:
+            if learning_rate != self.default_learning_rate and learning_rate != lr:
+                raise TypeError(message(owner, "one of learning_rate= or its alias lr=",
+                                        f"learning_rate={learning_rate!r} and lr={lr!r}"))
+            learning_rate = lr
+        self.learning_rate = learning_rate
+        self.decay = _number(owner, "decay", decay, low=0.0)
+        self.clipnorm = None if clipnorm is None else _number(owner, "clipnorm", clipnorm,
+                                                             low=0.0, low_open=True)
+        self.clipvalue = None if clipvalue is None else _number(owner, "clipvalue", clipvalue,
+                                                               low=0.0, low_open=True)
+        self.iterations = 0
+        self._slots = None      # {slot name: [array per parameter]}, created on first apply
+        self._pending = None    # state from set_state() waiting for the first apply
+        self._scratch = None
+
+    # -- hyperparameters ---------------------------------------------------
+    @property
+    def learning_rate(self):
+        """Base learning rate (before legacy decay)."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = _number(type(self).__name__, "learning_rate", value, low=0.0)
+
+    lr = property(lambda self: self.learning_rate,
+                  lambda self, value: setattr(self, "learning_rate", value),
+                  doc="Old Keras alias of :attr:`learning_rate`.")
+
+    def current_learning_rate(self):
+        """Learning rate of the next step: ``lr / (1 + decay * iterations)``."""
+        if self.decay > 0:
+            return self.learning_rate * (1.0 / (1.0 + self.decay * self.iterations))
+        return self.learning_rate
+
+    # -- the step ------------------------------------------------------------
+    def apply(self, params, grads):
+        """Update ``params`` in place from ``grads`` and advance :attr:`iterations`.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            Float arrays, modified in place (never replaced). Same order every call.
+        grads : list of ndarray
+            Gradients of the loss, one per parameter, same shapes. Not modified.
+        """
+        params, grads = list(params), list(grads)
+        self._check(params, grads)
+        if self._slots is None:
+            self._create_slots(params)
+        grads = self._clip(grads)
+        lr = self.current_learning_rate()
+        step = self._step_factors(lr)
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            slots = [self._slots[name][i] for name in self.slot_names]
+            self._update(param, grad, slots, self._scratch[i], step)
+        self.iterations += 1
+
+    def _step_factors(self, lr):
+        """Scalars shared by all parameters in this step (Adam adds bias correction)."""
+        return lr
+
+    def _update(self, param, grad, slots, scratch, step):
+        raise NotImplementedError
+
+    def _slot_initial_value(self, name):
+        return 0.0
+
+    def _check(self, params, grads):
+        owner = f"{type(self).__name__}.apply"
+        if len(params) != len(grads):
+            raise ValueError(message(owner, "one gradient per parameter",
+                                     f"{len(params)} parameters and {len(grads)} gradients"))
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
+                raise TypeError(message(owner, f"parameter {i} as a float NumPy array",
+                                        describe(param)))
+            if not param.flags.writeable:
+                raise ValueError(message(owner, f"parameter {i} writable (updated in place)",
+                                         "a read-only array", "Pass a copy: p.copy()."))
+            grad_shape = getattr(grad, "shape", None)
+            if grad_shape != param.shape:
+                raise ValueError(message(owner, f"gradient {i} of shape {param.shape} "
+                                         "(its parameter's)", describe(grad)))
+        if self._slots is not None and self._param_shapes != [p.shape for p in params]:
+            raise ValueError(message(owner, f"the same {len(self._param_shapes)} parameters as "
+                                     f"on the first step (shapes {self._param_shapes})",
+                                     f"shapes {[p.shape for p in params]}",
+                                     "Use one optimizer per model."))
+
+    def _create_slots(self, params):
+        pending, self._pending = self._pending, None
+        self._slots = {}
+        for k, name in enumerate(self.slot_names):
+            fill = self._slot_initial_value(name)
+            arrays = [np.full(p.shape, fill, dtype=p.dtype) for p in params]
+            if pending is not None:
+                saved = pending[k * len(params):(k + 1) * len(params)]
+                if len(pending) != len(self.slot_names) * len(params) or any(
+                        s.shape != a.shape for s, a in zip(saved, arrays)):
+                    self._slots = None
+                    self._pending = pending
+                    raise ValueError(message(
+                        f"{type(self).__name__}.apply", "parameters matching the restored "
+                        "optimizer state", f"{len(params)} parameters of shapes "
+                        f"{[p.shape for p in params]} for state arrays of shapes "
+                        f"{[s.shape for s in pending]}"))
+                for array, value in zip(arrays, saved):
+                    array[...] = value
+            self._slots[name] = arrays
+        self._param_shapes = [p.shape for p in params]
+        self._scratch = [[np.empty_like(p) for _ in range(self.scratch_count)] for p in params]
+
+    def _clip(self, grads):
+        """Keras's gradient clipping: global-norm rescale, then element-wise clip (new arrays)."""
+        if self.clipnorm is not None:
+            norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+            if norm >= self.clipnorm:
+                grads = [g * (self.clipnorm / norm) for g in grads]
+        if self.clipvalue is not None:
+            grads = [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        return grads
+
+    # -- state -----------------------------------------------------------------
+    def get_state(self):
+        """Copies of the state: ``[iterations]`` then each slot for every parameter.
+
+        Order: iterations (0-d int64), then all arrays of the first slot kind (one per
+        parameter, in ``apply`` order), then the next kind (Keras's weight order).
+        """
+        state = [np.array(self.iterations, dtype=np.int64)]
+        if self._slots is not None:
+            for name in self.slot_names:
+                state.extend(a.copy() for a in self._slots[name])
+        elif self._pending is not None:
+            state.extend(a.copy() for a in self._pending)
+        return state
+
+    def set_state(self, state):
+        """Restore :meth:`get_state`'s list so training continues exactly.
+
+        Before the first :meth:`apply` the slot arrays are kept and checked against
+        the parameters on that call.
+        """
+        owner = f"{type(self).__name__}.set_state"
+        state = list(state)
+        if not state:
+            raise ValueError(message(owner, "[iterations, *slots] from get_state()",
+                                     "an empty list"))
+        iterations = np.asarray(state[0])
+        if iterations.shape != () or iterations.dtype.kind not in "iu" or iterations < 0:
+            raise ValueError(message(owner, "a non-negative integer iteration count first",
+                                     describe(iterations)))
+        arrays = [np.array(a, copy=True) for a in state[1:]]
+        if arrays and (not self.slot_names or len(arrays) % len(self.slot_names)):
+            raise ValueError(message(owner, f"a multiple of {len(self.slot_names)} slot arrays "
+                                     f"({', '.join(self.slot_names) or 'none'} per parameter)",
+                                     f"{len(arrays)} arrays"))
+        if self._slots is not None and arrays:
+            current = [a for name in self.slot_names for a in self._slots[name]]
+            if [a.shape for a in arrays] != [a.shape for a in current]:
+                raise ValueError(message(owner, f"arrays of shapes {[a.shape for a in current]}",
+                                         f"shapes {[a.shape for a in arrays]}"))
+            for target, value in zip(current, arrays):
+                target[...] = value
+        else:
+            # No slots yet (or a state saved before the first step): rebuild lazily.
+            self._slots = None
+            self._pending = arrays or None
+        self.iterations = int(iterations)
+
+    # -- configuration -------------------------------------------------------
+    def _hyperparameters(self):
+        return {"learning_rate": self.learning_rate, "decay": self.decay}
+
+    def get_config(self):
+        """JSON-able dict with ``class_name`` and the hyperparameters."""
+        config = {"class_name": type(self).__name__, **self._hyperparameters()}
+        if self.clipnorm is not None:
+            config["clipnorm"] = self.clipnorm
+        if self.clipvalue is not None:
+            config["clipvalue"] = self.clipvalue
+        return config
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "class_name")
+        return f"{type(self).__name__}({args})"
+
+
+def _scaled_gradient_over_root(param, grad, denominator_source, eps, scale, scratch):
+    """``param -= scale * grad / (sqrt(denominator_source) + eps)`` in Keras's order."""
+    denom, work = scratch[0], scratch[1]
+    np.sqrt(denominator_source, out=denom)
+    denom += eps
+    np.multiply(grad, scale, out=work)
+    work /= denom
+    param -= work
+
+
+def _decay_average(average, rho, grad, scratch):
+    """``average = rho * average + (1 - rho) * grad**2`` in place."""
+    average *= rho
+    np.square(grad, out=scratch)
+    scratch *= 1.0 - rho
+    average += scratch
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and legacy decay.
+
+    Parameters
+    ----------
+    learning_rate : float >= 0, default 0.01
+    momentum : float in [0, 1), default 0
+    nesterov : bool, default False
+        Keras's form: ``v = m v - lr g; p += m v - lr g``.
+    decay : float >= 0, default 0
+    """
+
+    default_learning_rate = 0.01
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, decay=0.0, *,
+                 lr=None, clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, decay, clipnorm, clipvalue, lr)
+        self.momentum = _number("SGD", "momentum", momentum, low=0.0, high=1.0, high_open=True)
+        self.nesterov = _flag("SGD", "nesterov", nesterov)
+        # Like Keras, plain SGD keeps no velocity.
+        self.slot_names = ("momentums",) if self.momentum > 0 else ()
+        self.scratch_count = 2 if self.nesterov else 1
+
+    def _update(self, param, grad, slots, scratch, lr):
+        lr_grad = np.multiply(grad, lr, out=scratch[0])
+        if not slots:
+            param -= lr_grad
+            return
+        velocity = slots[0]
+        velocity *= self.momentum
+        velocity -= lr_grad                      # v = m v - lr g
+        if self.nesterov:
+            param += np.multiply(velocity, self.momentum, out=scratch[1])
+            param -= lr_grad                     # p = p + m v - lr g
+        else:
+            param += velocity                    # p = p + v
+
+    def _hyperparameters(self):
+        return {**super()._hyperparameters(), "momentum": self.momentum,
+                "nesterov": self.nesterov}
+
+
+class Adagrad(Optimizer):
+    """Adagrad: per-coordinate steps shrink with the sum of squared gradients.
+
+    Parameters
+    ----------
+    learning_rate : float >= 0, default 0.01 (Keras 2.2/2.3)
+    epsilon : float >= 0, default 1e-7 (None means 1e-7)
+    decay : float >= 0, default 0
+    initial_accumulator_value : float >= 0, default 0.0 (tf.keras uses 0.1)
+    """
+
+    default_learning_rate = 0.01
+    slot_names = ("accumulators",)
+    scratch_count = 2
+
+    def __init__(self, learning_rate=0.01, epsilon=None, decay=0.0,
+                 initial_accumulator_value=0.0, *, lr=None, clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, decay, clipnorm, clipvalue, lr)
+        self.epsilon = _number("Adagrad", "epsilon", EPSILON if epsilon is None else epsilon,
+                               low=0.0)
+        self.initial_accumulator_value = _number("Adagrad", "initial_accumulator_value",
+                                                 initial_accumulator_value, low=0.0)
+        if self.epsilon == 0 and self.initial_accumulator_value == 0:
+            raise ValueError(message("Adagrad", "epsilon > 0 or initial_accumulator_value > 0",
+                                     "both 0", "A zero gradient would divide 0 by 0."))
+
+    def _slot_initial_value(self, name):
+        return self.initial_accumulator_value
+
+    def _update(self, param, grad, slots, scratch, lr):
+        accumulator = slots[0]
+        accumulator += np.square(grad, out=scratch[0])        # a = a + g^2
+        _scaled_gradient_over_root(param, grad, accumulator, self.epsilon, lr, scratch)
+
+    def _hyperparameters(self):
+        return {**super()._hyperparameters(), "epsilon": self.epsilon,
+                "initial_accumulator_value": self.initial_accumulator_value}
+
+
+class Adadelta(Optimizer):
+    """Adadelta: steps scaled by the ratio of running RMS of updates to RMS of gradients.
+
+    Parameters
+    ----------
+    learning_rate : float >= 0, default 1.0 (Keras 2.2/2.3; tf.keras uses 0.001)
+    rho : float in [0, 1), default 0.95
+    epsilon : float > 0, default 1e-7
+    decay : float >= 0, default 0
+    """
+
+    default_learning_rate = 1.0
+    slot_names = ("accumulators", "delta_accumulators")
+    scratch_count = 2
+
+    def __init__(self, learning_rate=1.0, rho=0.95, epsilon=None, decay=0.0, *,
+                 lr=None, clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, decay, clipnorm, clipvalue, lr)
+        self.rho = _number("Adadelta", "rho", rho, low=0.0, high=1.0, high_open=True)
+        # epsilon 0 would make the first update sqrt(0) * ... = 0 forever.
+        self.epsilon = _number("Adadelta", "epsilon", EPSILON if epsilon is None else epsilon,
+                               low=0.0, low_open=True)
+
+    def _update(self, param, grad, slots, scratch, lr):
+        accumulator, delta_accumulator = slots
+        step, work = scratch
+        _decay_average(accumulator, self.rho, grad, work)      # a = rho a + (1-rho) g^2
+        np.add(delta_accumulator, self.epsilon, out=step)
+        np.sqrt(step, out=step)
+        np.multiply(grad, step, out=step)                       # g sqrt(d + eps)
+        np.add(accumulator, self.epsilon, out=work)
+        step /= np.sqrt(work, out=work)                         # u = ... / sqrt(a + eps)
+        param -= np.multiply(step, lr, out=work)                # p = p - lr u
+        _decay_average(delta_accumulator, self.rho, step, work)  # d = rho d + (1-rho) u^2
+
+    def _hyperparameters(self):
+        return {**super()._hyperparameters(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class RMSprop(Optimizer):
+    """RMSprop: divide the gradient by a running RMS of recent gradients.
+
+    Parameters
+    ----------
+    learning_rate : float >= 0, default 0.001
+    rho : float in [0, 1), default 0.9
+    epsilon : float >= 0, default 1e-7
+    decay : float >= 0, default 0
+    """
+
+    default_learning_rate = 0.001
+    slot_names = ("accumulators",)
+    scratch_count = 2
+
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=None, decay=0.0, *,
+                 lr=None, clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, decay, clipnorm, clipvalue, lr)
+        self.rho = _number("RMSprop", "rho", rho, low=0.0, high=1.0, high_open=True)
+        self.epsilon = _number("RMSprop", "epsilon", EPSILON if epsilon is None else epsilon,
+                               low=0.0)
+
+    def _update(self, param, grad, slots, scratch, lr):
+        _decay_average(slots[0], self.rho, grad, scratch[0])  # a = rho a + (1-rho) g^2
+        _scaled_gradient_over_root(param, grad, slots[0], self.epsilon, lr, scratch)
+
+    def _hyperparameters(self):
+        return {**super()._hyperparameters(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adam(Optimizer):
+    """Adam with Keras's bias-corrected step size (and optional AMSGrad).
+
+    Parameters
+    ----------
+    learning_rate : float >= 0, default 0.001
+    beta_1, beta_2 : float in [0, 1), defaults 0.9 and 0.999
+    epsilon : float >= 0, default 1e-7
+    decay : float >= 0, default 0
+    amsgrad : bool, default False
+    """
+
+    default_learning_rate = 0.001
+    scratch_count = 2
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=None,
+                 decay=0.0, amsgrad=False, *, lr=None, clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, decay, clipnorm, clipvalue, lr)
+        self.beta_1 = _number("Adam", "beta_1", beta_1, low=0.0, high=1.0, high_open=True)
+        self.beta_2 = _number("Adam", "beta_2", beta_2, low=0.0, high=1.0, high_open=True)
+        self.epsilon = _number("Adam", "epsilon", EPSILON if epsilon is None else epsilon,
+                               low=0.0)
+        self.amsgrad = _flag("Adam", "amsgrad", amsgrad)
+        self.slot_names = ("ms", "vs", "vhats") if self.amsgrad else ("ms", "vs")
+
+    def _step_factors(self, lr):
+        t = self.iterations + 1
+        return lr * (math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t))
+
+    def _update(self, param, grad, slots, scratch, lr_t):
+        m, v = slots[0], slots[1]
+        m *= self.beta_1
+        m += np.multiply(grad, 1.0 - self.beta_1, out=scratch[0])   # m = b1 m + (1-b1) g
+        _decay_average(v, self.beta_2, grad, scratch[0])            # v = b2 v + (1-b2) g^2
+        if self.amsgrad:
+            v = np.maximum(slots[2], v, out=slots[2])               # vhat = max(vhat, v)
+        _scaled_gradient_over_root(param, m, v, self.epsilon, lr_t, scratch)
+
+    def _hyperparameters(self):
+        return {**super()._hyperparameters(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+# ---------------------------------------------------------------------------
+# Look-up and serialization
+# ---------------------------------------------------------------------------
+
+_CLASSES = {cls.__name__.lower(): cls for cls in (SGD, Adagrad, Adadelta, RMSprop, Adam)}
+
+
+def get(identifier):
+    """Return an optimizer for a name (any case), a config dict or an instance.
+
+    ``"sgd"``, ``"adagrad"``, ``"adadelta"``, ``"rmsprop"``, ``"adam"`` give the
+    optimizer with Keras's defaults.
+    """
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, dict):
+        return from_config(identifier)
+    if isinstance(identifier, str):
+        return _class_for(identifier, "optimizers.get")()
+    raise TypeError(message("optimizers.get", "an optimizer name or a glassnet Optimizer",
+                            describe(identifier), "E.g. optimizer='adam' or "
+                            "optimizers.SGD(learning_rate=0.05, momentum=0.9)."))
+
+
+def _class_for(name, where):
+    cls = _CLASSES.get(str(name).lower())
+    if cls is None:
+        raise ValueError(message(where, f"one of {', '.join(map(repr, _CLASSES))}",
+                                 repr(name), "Check the spelling of the optimizer name."))
+    return cls
+
+
+def from_config(config):
+    """Rebuild an optimizer from :meth:`Optimizer.get_config` (or Keras's
+    ``{"class_name": ..., "config": {...}}``). The state is restored separately
+    with :meth:`Optimizer.set_state`."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(message("optimizers.from_config", "a dict with a 'class_name' key",
+                                 describe(config)))
+    kwargs = dict(config.get("config", {}))
+    kwargs.update({k: v for k, v in config.items() if k not in ("class_name", "config")})
+    kwargs.pop("name", None)
+    cls = _class_for(config["class_name"], "optimizers.from_config")
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise TypeError(message("optimizers.from_config", f"{cls.__name__}'s arguments",
+                                f"{sorted(kwargs)} ({error})")) from None

@@ -1,0 +1,1 @@
+"""Test data: the seeds' worked examples (seed_examples.py) and PyTorch golden vectors (*.npz)."""

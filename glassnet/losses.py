@@ -26,6 +26,7 @@ Use :func:`get` to turn a name into a loss instance.
 """
 import numpy as np
 
+from .activations import log_softmax, sigmoid
 from .errors import describe, message
 
 #: Keras's fuzz factor (``keras.backend.epsilon()``) used to clip probabilities.
@@ -45,25 +46,6 @@ def _float_array(values, where):
         return array.astype(np.float64)
     raise TypeError(message(where, "a numeric array", describe(array),
                             "Convert predictions with np.asarray(y, dtype='float32')."))
-
-
-def _log_softmax(logits):
-    """Stable ``log(softmax(z))`` over the last axis, and ``softmax(z)``.
-
-    log softmax(z)_c = (z_c - max z) - log(sum_k exp(z_k - max z)); shifting by the
-    maximum keeps every exponent <= 0, so nothing overflows.
-    """
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    total = exp.sum(axis=-1, keepdims=True)
-    log_probs = shifted - np.log(total)
-    return log_probs, exp / total
-
-
-def _sigmoid(z):
-    """Stable logistic function: ``1/(1+e^-z)`` for z >= 0, ``e^z/(1+e^z)`` for z < 0."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0, e) / (1.0 + e)
 
 
 def _rows(shape):
@@ -259,7 +241,8 @@ def _categorical_from_logits(onehot, logits):
     L = -sum_c y_c log softmax(z)_c;  dL/dz = softmax(z) * sum_c y_c - y
     (= softmax(z) - y for labels that sum to one).
     """
-    log_probs, probs = _log_softmax(logits)
+    log_probs = log_softmax(logits)      # max-shifted log-sum-exp: finite for any logits
+    probs = np.exp(log_probs)
     per_row = -(onehot * log_probs).sum(axis=-1)
     grad = probs * onehot.sum(axis=-1, keepdims=True) - onehot
     rows = _rows(logits.shape)
@@ -389,7 +372,7 @@ class BinaryCrossentropy(Loss):
         y = targets.astype(logits.dtype, copy=False)
         elementwise = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
         count = max(logits.size, 1)
-        return elementwise.sum(dtype=np.float64) / count, (_sigmoid(logits) - y) / count
+        return elementwise.sum(dtype=np.float64) / count, (sigmoid(logits) - y) / count
 
 
 # ---------------------------------------------------------------------------

@@ -23,12 +23,22 @@ def as_float_array(x, where, name="x", dtype="float32"):
         raise ValueError(message(where, f"a non-empty {name}", describe(array)))
     if np.iscomplexobj(array):
         raise TypeError(message(where, f"real-valued {name}", describe(array)))
-    array = array.astype(dtype, copy=False)
-    if not np.isfinite(array).all():
+    _check_finite(array, where, name)
+    with np.errstate(over="ignore"):
+        converted = array.astype(dtype, copy=False)
+    if converted is not array and not np.isfinite(converted).all():
+        # finite before the cast, infinite after: values beyond the range of ``dtype``
+        raise ValueError(message(where, f"values of {name} within the range of {np.dtype(dtype)} "
+                                 f"(|x| <= {np.finfo(dtype).max:.3g})", f"values up to {np.abs(array).max():.3g}",
+                                 "Rescale the data, e.g. x / 255.0 for pixels."))
+    return converted
+
+
+def _check_finite(array, where, name):
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
         bad = int(array.size - np.isfinite(array).sum())
         raise ValueError(message(where, f"finite values in {name}", f"{bad} NaN or inf entries",
                                  "Clean or impute the data before passing it in."))
-    return array
 
 
 def check_input_shape(x, expected, where, name="x"):
@@ -48,3 +58,111 @@ def check_input_shape(x, expected, where, name="x"):
         fix = "The data looks channels-first (N, C, H, W); glassnet is channels-last: x.transpose(0, 2, 3, 1)."
     raise ValueError(message(where, f"input of shape {layout} with per-example shape {expected}",
                              f"shape {tuple(x.shape)}", fix))
+
+
+# -- scalars and choices ------------------------------------------------------------------------
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(value, name, where, minimum=None, fix=None):
+    """An int (NumPy ints too, bools not) ``>= minimum``, returned as a Python int.
+
+    E.g. ``check_int(batch_size, "batch_size", "Sequential.fit", minimum=1)``.
+    Raises TypeError for a non-int, ValueError for an int below ``minimum``.
+    """
+    kind = {None: "an int", 0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+    if not _is_int(value):
+        raise TypeError(message(where, f"{name} as {kind}", describe(value), fix))
+    if minimum is not None and value < minimum:
+        raise ValueError(message(where, f"{name} as {kind}", repr(value), fix))
+    return int(value)
+
+
+def check_real(value, name, where, low=None, high=None, high_open=False, fix=None):
+    """A finite real number in ``[low, high]`` (``[low, high)`` with ``high_open``), returned as float."""
+    interval = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}{')' if high_open else ']'}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(message(where, f"{name} as a real number in {interval}", describe(value), fix))
+    value = float(value)
+    inside = (np.isfinite(value) and (low is None or value >= low)
+              and (high is None or (value < high if high_open else value <= high)))
+    if not inside:
+        raise ValueError(message(where, f"{name} in {interval}", repr(value), fix))
+    return value
+
+
+def check_fraction(value, name, where, fix=None):
+    """A fraction in ``[0, 1)``: dropout rates, ``validation_split``, momenta."""
+    return check_real(value, name, where, low=0, high=1, high_open=True, fix=fix)
+
+
+def check_choice(value, choices, name, where, fix=None):
+    """One of ``choices`` (strings compared case-insensitively); returns the canonical choice."""
+    for choice in choices:
+        if isinstance(value, str) and isinstance(choice, str):
+            if value.lower() == choice.lower():
+                return choice
+        elif not isinstance(value, str) and value == choice:
+            return choice
+    raise ValueError(message(where, f"{name} one of {list(choices)}", repr(value), fix))
+
+
+# -- batches ------------------------------------------------------------------------------------
+def check_same_length(x, y, where, names=("x", "y")):
+    """``x`` and ``y`` are arrays with the same number of samples (first axis)."""
+    nx = x.shape[0] if np.ndim(x) else None
+    ny = y.shape[0] if np.ndim(y) else None
+    if nx is None or ny is None or nx != ny:
+        raise ValueError(message(where, f"{names[0]} and {names[1]} with the same number of samples",
+                                 f"{names[0]} of shape {np.shape(x)} and {names[1]} of shape {np.shape(y)}",
+                                 "Pass one label (row) per input example."))
+
+
+def as_label_array(y, where, name="y"):
+    """Targets as a numeric, non-empty, finite NumPy array (integer labels keep their dtype)."""
+    if isinstance(y, (str, bytes)) or y is None:
+        raise TypeError(message(where, f"{name} as a numeric array", describe(y)))
+    try:
+        array = np.asarray(y)
+    except (ValueError, TypeError) as error:
+        raise TypeError(message(where, f"{name} as a numeric array", f"{type(y).__name__} ({error})",
+                                "Give every example a label of the same shape.")) from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(message(where, f"{name} as a numeric array", describe(array),
+                                f"Convert it first, e.g. np.asarray({name}, dtype='int64')."))
+    if array.size == 0:
+        raise ValueError(message(where, f"a non-empty {name}", describe(array)))
+    _check_finite(array, where, name)
+    return array
+
+
+def check_class_indices(target, n, classes, where, name="target"):
+    """An int or one int per image, each in ``[0, classes)``, as an (n,) intp array.
+
+    For explanation functions (``target=None`` -- the predicted class -- is the caller's business).
+    """
+    fix = f"Use an int in [0, {classes - 1}] or {n} of them (one per image); None picks the predicted class."
+    if _is_int(target):
+        indices = np.full(n, int(target), dtype=np.intp)
+    else:
+        indices = np.asarray(target) if isinstance(target, (list, tuple, np.ndarray)) else None
+        if indices is None or indices.dtype.kind not in "iu":
+            raise TypeError(message(where, f"{name} as None, an int or {n} ints", describe(target), fix))
+        if indices.shape != (n,):
+            raise ValueError(message(where, f"{name} with one class per image, shape ({n},)",
+                                     f"shape {indices.shape}", fix))
+        indices = indices.astype(np.intp)
+    bad = (indices < 0) | (indices >= classes)
+    if bad.any():
+        raise ValueError(message(where, f"{name} class indices in [0, {classes - 1}] ({classes} outputs)",
+                                 repr(int(indices[bad][0])), fix))
+    return indices
+
+
+def check_weight_list(weights, where):
+    """A ``set_weights`` argument: a list or tuple of arrays (as ``get_weights()`` returns)."""
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError(message(where, "a list of NumPy arrays (as get_weights() returns)", describe(weights),
+                                "Wrap a single array in a list: set_weights([kernel, bias])."))
+    return list(weights)

@@ -42,21 +42,47 @@ def positive_pair(value, what, where):
     return (int(pair[0]), int(pair[1]))
 
 
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def check_padding(padding, where):
     """Accept 'valid', 'same', a non-negative int, (ph, pw) or ((top, bottom), (left, right))."""
     if isinstance(padding, str):
         if padding.lower() in ("valid", "same"):
             return padding.lower()
-    elif isinstance(padding, (int, np.integer)) and not isinstance(padding, bool) and padding >= 0:
+    elif _is_int(padding) and padding >= 0:
         return int(padding)
     elif isinstance(padding, (tuple, list)) and len(padding) == 2:
-        flat = [p for part in padding for p in (part if isinstance(part, (tuple, list)) else (part,))]
-        if (len(flat) in (2, 4) and all(isinstance(p, (int, np.integer)) and p >= 0 for p in flat)
-                and all(isinstance(part, (tuple, list)) == isinstance(padding[0], (tuple, list))
-                        for part in padding)):
-            return tuple(tuple(int(q) for q in p) if isinstance(p, (tuple, list)) else int(p) for p in padding)
+        if all(_is_int(p) and p >= 0 for p in padding):
+            return tuple(int(p) for p in padding)
+        if all(isinstance(part, (tuple, list)) and len(part) == 2 and all(_is_int(p) and p >= 0 for p in part)
+               for part in padding):
+            return tuple(tuple(int(p) for p in part) for part in padding)
     raise ValueError(message(where, "padding 'valid', 'same', a non-negative int, (ph, pw) or "
-                             "((top, bottom), (left, right))", repr(padding)))
+                             "((top, bottom), (left, right))", repr(padding),
+                             "For example padding='same' or padding=(1, 2)."))
+
+
+def check_number(value, what, where, valid, expected, fix=None):
+    """A finite real ``value`` (bools and strings refused) with ``valid(value)`` true, as a float.
+
+    Like every hyperparameter check, a wrong type is reported as a ValueError too.
+    """
+    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+            or not np.isfinite(value) or not valid(value)):
+        raise ValueError(message(where, f"{what} {expected}", repr(value), fix))
+    return float(value)
+
+
+def check_initializer(identifier, what, where):
+    """Fail at construction (not at build) on an unknown initializer; returns ``identifier`` unchanged."""
+    try:
+        initializers.get(identifier)
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(message(where, f"{what} as an initializer name or Initializer", repr(identifier),
+                                 "Use e.g. 'glorot_uniform', 'he_normal', 'zeros' or 'ones'.")) from None
+    return identifier
 
 
 def register(cls):
@@ -99,8 +125,13 @@ class Layer:
         where = type(self).__name__
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(message(where, "name as a non-empty str", describe(name)))
-        if str(np.dtype(dtype)) not in _FLOAT_DTYPES:
-            raise ValueError(message(where, "dtype 'float32' or 'float64'", repr(dtype)))
+        try:
+            known = str(np.dtype(dtype)) in _FLOAT_DTYPES
+        except TypeError:
+            known = False
+        if not known:
+            raise ValueError(message(where, "dtype 'float32' or 'float64'", repr(dtype),
+                                     "Use the default float32, or dtype='float64' for exact checks."))
         if input_shape is not None:
             input_shape = self._check_shape_arg(input_shape)
         self.name = name or unique_name(_snake_case(type(self).__name__))
@@ -120,8 +151,7 @@ class Layer:
     def _check_shape_arg(self, shape):
         if isinstance(shape, (int, np.integer)):
             shape = (int(shape),)
-        if not isinstance(shape, (tuple, list)) or not all(
-                isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+        if not isinstance(shape, (tuple, list)) or not shape or not all(_is_int(d) and d > 0 for d in shape):
             raise ValueError(message(type(self).__name__, "input_shape as a tuple of positive ints without "
                                      "the batch dimension, e.g. (28, 28, 1)", repr(shape)))
         return tuple(int(d) for d in shape)
@@ -156,9 +186,45 @@ class Layer:
 
     def _rank_error(self, shape):
         expected = {3: "(N, H, W, C)", 1: "(N, features)"}.get(self.input_rank, f"rank {self.input_rank + 1}")
+        fix = ("Give images as (N, H, W, C): add the channel axis of grayscale images with x[..., None], "
+               "and put no Flatten or Dense before this layer." if self.input_rank == 3 else
+               "Add layers.Flatten() before this layer.")
         return message(type(self).__name__ + f" '{self.name}'", f"input of shape {expected}",
-                       f"(None, {', '.join(map(str, shape))})",
-                       "Add a Flatten() before Dense, or reshape images to (N, H, W, C).")
+                       f"(None, {', '.join(map(str, shape))})", fix)
+
+    def ensure_built(self, x):
+        """Build from the first batch ``x``; afterwards check that a batch of a new shape still fits.
+
+        Cheap (a tuple comparison) when the shape is the one the layer was built for. Otherwise
+        it checks the rank, the window sizes and that the weights fit (``check_weights_fit``), so
+        a wrong input gives glassnet's error rather than a NumPy one from deep inside.
+        """
+        shape = tuple(getattr(x, "shape", ()))
+        if self.built and shape[1:] == self.input_shape[1:]:
+            return
+        where = f"{type(self).__name__} '{self.name}'"
+        if not isinstance(x, np.ndarray):
+            raise TypeError(message(where, "x as a NumPy array", describe(x), "Convert it with np.asarray(x)."))
+        if self.input_rank is not None and x.ndim != self.input_rank + 1:
+            fix = {2: "For one grayscale image use x[None, ..., None].", 3: "For one image add the batch axis: "
+                   "x[None]; for a batch of grayscale images add the channel axis: x[..., None]."}
+            layout = {3: "(N, H, W, C)", 1: "(N, features)"}.get(self.input_rank, f"rank {self.input_rank + 1}")
+            raise ValueError(message(where, f"input of shape {layout}", f"an array of shape {shape}",
+                                     fix.get(x.ndim) if self.input_rank == 3 else None))
+        if not self.built:
+            self.build(shape[1:])
+            return
+        self.check_input_shape(shape[1:])
+        self.check_weights_fit(shape[1:])
+
+    def check_weights_fit(self, shape):
+        """Raise when a built layer's weights cannot take a per-example ``shape`` (default: same
+        last axis, i.e. channels or features, when the layer has weights)."""
+        if self.weights and shape[-1] != self.input_shape[-1]:
+            raise ValueError(message(f"{type(self).__name__} '{self.name}'",
+                                     f"inputs with {self.input_shape[-1]} channels/features on the last axis "
+                                     f"(it was built for {self.input_shape})", f"per-example shape {shape}",
+                                     "Check the data, or create a new layer for this input."))
 
     def create_weights(self, input_shape):
         """Create ``params`` (and ``non_trainable``) for a per-example input shape. Default: none."""
@@ -202,18 +268,29 @@ class Layer:
             raise RuntimeError(message(where, "a built layer", "an unbuilt one",
                                        "Give the layer input_shape=..., call build(input_shape), or add it to "
                                        "a Sequential whose first layer has input_shape."))
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(message(where, f"a list of {len(self.weights)} arrays {self.weight_names}",
+                                    describe(weights), "Pass what get_weights() returns, e.g. [kernel, bias]."))
         weights = list(weights)
         if len(weights) != len(self.weights):
             raise ValueError(message(where, f"{len(self.weights)} arrays {self.weight_names}",
-                                     f"{len(weights)} arrays"))
+                                     f"{len(weights)} arrays", "Pass them in get_weights() order."))
+        checked = []
         for key, new in zip(self.weight_names, weights):
             store = self.params if key in self.params else self.non_trainable
-            new = np.asarray(new)
+            try:
+                new = np.asarray(new)
+            except (ValueError, TypeError):
+                raise ValueError(message(where, f"'{key}' as a numeric array", describe(new))) from None
             if new.shape != store[key].shape:
-                raise ValueError(message(where, f"'{key}' of shape {store[key].shape}", f"shape {new.shape}"))
-            if not np.issubdtype(new.dtype, np.number) or not np.all(np.isfinite(new)):
+                raise ValueError(message(where, f"'{key}' of shape {store[key].shape}", f"shape {new.shape}",
+                                         "Check the order ([kernel, bias], Keras's HWIO conv kernels)."))
+            if not (np.issubdtype(new.dtype, np.number) and np.all(np.isfinite(new))):
                 raise ValueError(message(where, f"finite numbers for '{key}'", describe(new)))
-            store[key][...] = new
+            checked.append((store[key], new))
+        # assign only once every array passed, so a failed call leaves the layer unchanged
+        for target, new in checked:
+            target[...] = new
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))

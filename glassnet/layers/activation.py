@@ -7,7 +7,7 @@ import numpy as np
 
 from glassnet import activations
 from glassnet.errors import message
-from glassnet.layers.base import Layer, register
+from glassnet.layers.base import Layer, check_initializer, check_number, register
 
 
 @register
@@ -24,8 +24,7 @@ class Activation(Layer):
         return self.activation == "relu"
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         y = activations.forward(self.activation, x)
         self._x, self._y = x, y
         return y
@@ -43,19 +42,19 @@ class ReLU(Layer):
 
     def __init__(self, max_value=None, negative_slope=0.0, **kwargs):
         super().__init__(**kwargs)
-        if max_value is not None and not max_value > 0:
-            raise ValueError(message("ReLU", "max_value > 0 or None", repr(max_value)))
-        if not 0 <= negative_slope:
-            raise ValueError(message("ReLU", "negative_slope >= 0", repr(negative_slope)))
-        self.max_value = None if max_value is None else float(max_value)
-        self.negative_slope = float(negative_slope)
+        where = type(self).__name__
+        if max_value is not None:
+            max_value = check_number(max_value, "max_value", where, lambda v: v > 0, "> 0 or None",
+                                     "For example ReLU(max_value=6.0) for ReLU6.")
+        self.max_value = max_value
+        self.negative_slope = check_number(negative_slope, "negative_slope", where, lambda v: v >= 0, ">= 0",
+                                           "For example ReLU(negative_slope=0.1).")
         self.relu_rule = "vanilla"
 
     is_relu = True
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         self._x = x
         y = np.maximum(x, x * self.negative_slope) if self.negative_slope else np.maximum(x, 0)
         if self.max_value is not None:
@@ -77,10 +76,10 @@ class LeakyReLU(ReLU):
     """``x`` for x > 0, ``alpha * x`` otherwise (Keras default alpha = 0.3)."""
 
     def __init__(self, alpha=0.3, **kwargs):
-        if not 0 <= alpha < 1:
-            raise ValueError(message("LeakyReLU", "0 <= alpha < 1", repr(alpha)))
+        alpha = check_number(alpha, "alpha", "LeakyReLU", lambda v: 0 <= v < 1, "in [0, 1)",
+                             "For example LeakyReLU(alpha=0.1).")
         super().__init__(negative_slope=alpha, **kwargs)
-        self.alpha = float(alpha)
+        self.alpha = alpha
 
     def get_config(self):
         config = super().get_config()
@@ -100,21 +99,35 @@ class PReLU(Layer):
 
     def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
         super().__init__(**kwargs)
-        self.alpha_initializer = alpha_initializer
-        self.shared_axes = None if shared_axes is None else [int(a) for a in np.atleast_1d(shared_axes)]
+        self.alpha_initializer = check_initializer(alpha_initializer, "alpha_initializer", "PReLU")
+        axes = [shared_axes] if isinstance(shared_axes, (int, np.integer)) else shared_axes
+        if axes is not None and not (isinstance(axes, (tuple, list)) and all(
+                isinstance(a, (int, np.integer)) and not isinstance(a, bool) and a >= 1 for a in axes)):
+            raise ValueError(message("PReLU", "shared_axes as None, an int or a list of ints >= 1 (1-based "
+                                     "axes of the per-example shape)", repr(shared_axes),
+                                     "For images use shared_axes=[1, 2]: one alpha per channel."))
+        self.shared_axes = None if axes is None else [int(a) for a in axes]
         self.relu_rule = "vanilla"
 
     def create_weights(self, input_shape):
         shape = list(input_shape)
         for axis in self.shared_axes or []:
             if not 1 <= axis <= len(shape):
-                raise ValueError(message("PReLU", f"shared_axes within 1..{len(shape)}", self.shared_axes))
+                raise ValueError(message(f"PReLU '{self.name}'", f"shared_axes within 1..{len(shape)} for an "
+                                         f"input of per-example shape {tuple(shape)}", repr(self.shared_axes),
+                                         "Axes are 1-based and exclude the batch axis."))
             shape[axis - 1] = 1
         self.add_weight("alpha", tuple(shape), self.alpha_initializer)
 
+    def check_weights_fit(self, shape):
+        alpha = self.params["alpha"].shape
+        if len(shape) != len(alpha) or any(a not in (1, n) for a, n in zip(alpha, shape)):
+            raise ValueError(message(f"PReLU '{self.name}'", f"inputs that alpha of shape {alpha} broadcasts "
+                                     f"to (it was built for {self.input_shape})", f"per-example shape {shape}",
+                                     "Share alpha over the axes that vary with shared_axes=[1, 2]."))
+
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         self._x = x
         return np.where(x > 0, x, self.params["alpha"] * x)
 
@@ -139,12 +152,12 @@ class Softmax(Layer):
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         if axis != -1:
-            raise ValueError(message("Softmax", "axis=-1 (the class axis)", repr(axis)))
+            raise ValueError(message("Softmax", "axis=-1 (the class axis)", repr(axis),
+                                     "Move the class axis last (channels-last) and use Softmax()."))
         self.axis = -1
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         self._y = activations.softmax(x)
         return self._y
 

@@ -3,7 +3,7 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
-from glassnet.layers.base import Layer, check_padding, positive_pair, register
+from glassnet.layers.base import Layer, check_initializer, check_padding, positive_pair, register
 from glassnet.ops import conv2d_backward, conv2d_forward, conv_output_size, pad2d, resolve_padding, unpad2d
 
 
@@ -40,8 +40,8 @@ class Conv2D(Activated, Layer):
         self.padding = check_padding(padding, "Conv2D")
         self._init_activation(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer", "Conv2D")
+        self.bias_initializer = check_initializer(bias_initializer, "bias_initializer", "Conv2D")
         self.input_grad = True
 
     def _pads(self, input_hw):
@@ -69,8 +69,7 @@ class Conv2D(Activated, Layer):
             self.add_weight("bias", (self.filters,), self.bias_initializer)
 
     def forward(self, x, training=False, logits=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
                                         self._pads(x.shape[1:3]))
         return self._activate(z, logits)
@@ -100,7 +99,8 @@ class ZeroPadding2D(Layer):
     def __init__(self, padding=1, **kwargs):
         super().__init__(**kwargs)
         if isinstance(padding, str):
-            raise ValueError(message("ZeroPadding2D", "padding as an int or pairs of ints", repr(padding)))
+            raise ValueError(message("ZeroPadding2D", "padding as an int, (ph, pw) or ((top, bottom), (left, right))",
+                                     repr(padding), "For example ZeroPadding2D(1) or ZeroPadding2D(((0, 1), (0, 1)))."))
         self.padding = check_padding(padding, "ZeroPadding2D")
         self.pads = resolve_padding(self.padding, (1, 1), (1, 1), (1, 1))
 
@@ -110,8 +110,7 @@ class ZeroPadding2D(Layer):
         return (H + top + bottom, W + left + right, C)
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         return pad2d(x, self.pads)
 
     def backward(self, dy):

@@ -3,7 +3,7 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
-from glassnet.layers.base import Layer, register
+from glassnet.layers.base import Layer, check_initializer, register
 
 
 @register
@@ -21,8 +21,8 @@ class Dense(Activated, Layer):
         self.units = int(units)
         self._init_activation(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer", "Dense")
+        self.bias_initializer = check_initializer(bias_initializer, "bias_initializer", "Dense")
         self.input_grad = True
 
     def check_input_shape(self, shape):
@@ -43,8 +43,7 @@ class Dense(Activated, Layer):
             self.add_weight("bias", (self.units,), self.bias_initializer)
 
     def forward(self, x, training=False, logits=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         self._x = x
         z = x @ self.params["kernel"]
         if self.use_bias:
@@ -72,8 +71,7 @@ class Flatten(Layer):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
@@ -87,7 +85,13 @@ class Reshape(Layer):
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
-        self.target_shape = tuple(int(d) for d in target_shape)
+        shape = (target_shape,) if isinstance(target_shape, (int, np.integer)) else target_shape
+        if not (isinstance(shape, (tuple, list)) and shape and all(
+                isinstance(d, (int, np.integer)) and not isinstance(d, bool) and (d > 0 or d == -1) for d in shape)
+                and sum(d == -1 for d in shape) <= 1):
+            raise ValueError(message("Reshape", "target_shape as a tuple of positive ints, at most one of them -1, "
+                                     "without the batch axis", repr(target_shape), "For example Reshape((7, 7, 2))."))
+        self.target_shape = tuple(int(d) for d in shape)
 
     def compute_output_shape(self, input_shape):
         size = int(np.prod(input_shape))
@@ -99,10 +103,10 @@ class Reshape(Layer):
         return shape
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         self._shape = x.shape
-        return x.reshape((x.shape[0],) + self.output_shape[1:])
+        shape = self.output_shape[1:] if x.shape[1:] == self.input_shape[1:] else self.compute_output_shape(x.shape[1:])
+        return x.reshape((x.shape[0],) + tuple(shape))
 
     def backward(self, dy):
         return dy.reshape(self._shape)
@@ -125,8 +129,7 @@ class Dropout(Layer):
         self.rate = float(rate)
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         if not training or self.rate == 0:
             self._mask = None
             return x

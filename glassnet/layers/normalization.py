@@ -2,7 +2,7 @@
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.layers.base import Layer, register
+from glassnet.layers.base import Layer, check_initializer, check_number, register
 
 
 @register
@@ -21,16 +21,19 @@ class BatchNormalization(Layer):
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
                  moving_variance_initializer="ones", **kwargs):
         super().__init__(**kwargs)
-        if axis != -1:
-            raise ValueError(message("BatchNormalization", "axis=-1 (channels-last)", repr(axis)))
-        if not 0 <= momentum < 1:
-            raise ValueError(message("BatchNormalization", "momentum in [0, 1)", repr(momentum)))
-        if not epsilon > 0:
-            raise ValueError(message("BatchNormalization", "epsilon > 0", repr(epsilon)))
-        self.axis, self.momentum, self.epsilon = -1, float(momentum), float(epsilon)
+        where = "BatchNormalization"
+        if axis != -1 or isinstance(axis, bool):
+            raise ValueError(message(where, "axis=-1 (channels-last)", repr(axis),
+                                     "glassnet is channels-last: move channels to the last axis."))
+        self.axis = -1
+        self.momentum = check_number(momentum, "momentum", where, lambda v: 0 <= v < 1, "in [0, 1)",
+                                     "Keras's default is 0.99.")
+        self.epsilon = check_number(epsilon, "epsilon", where, lambda v: v > 0, "> 0", "Keras's default is 1e-3.")
         self.center, self.scale = bool(center), bool(scale)
         self.initializers = dict(beta=beta_initializer, gamma=gamma_initializer,
                                  moving_mean=moving_mean_initializer, moving_variance=moving_variance_initializer)
+        for key, value in self.initializers.items():
+            check_initializer(value, f"{key}_initializer", where)
 
     def create_weights(self, input_shape):
         C = (input_shape[-1],)
@@ -42,8 +45,7 @@ class BatchNormalization(Layer):
         self.add_weight("moving_variance", C, self.initializers["moving_variance"], trainable=False)
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         axes = tuple(range(x.ndim - 1))
         if training:
             mean = x.mean(axis=axes, dtype=x.dtype)

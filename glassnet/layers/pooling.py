@@ -18,7 +18,9 @@ class _Pooling2D(Layer):
         self.pool_size = positive_pair(pool_size, "pool_size", where)
         self.strides = self.pool_size if strides is None else positive_pair(strides, "strides", where)
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
-            raise ValueError(message(where, "padding 'valid' or 'same'", repr(padding)))
+            raise ValueError(message(where, "padding 'valid' or 'same'", repr(padding),
+                                     "Pooling takes no explicit padding amounts; add a ZeroPadding2D layer "
+                                     "before it if you need them."))
         self.padding = padding.lower()
 
     def _pads(self, input_hw):
@@ -47,8 +49,7 @@ class MaxPooling2D(_Pooling2D):
     """Max over ``pool_size`` windows; the gradient goes to the (first) maximum of each window."""
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         y, self._cache = max_pool2d_forward(x, self.pool_size, self.strides, self._pads(x.shape[1:3]))
         return y
 
@@ -61,8 +62,7 @@ class AveragePooling2D(_Pooling2D):
     """Mean over ``pool_size`` windows (with "same" padding, padded cells are not counted)."""
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         y, self._cache = avg_pool2d_forward(x, self.pool_size, self.strides, self._pads(x.shape[1:3]))
         return y
 
@@ -80,8 +80,7 @@ class GlobalAveragePooling2D(Layer):
         return (input_shape[-1],)
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         self._hw = x.shape[1:3]
         return x.mean(axis=(1, 2), dtype=x.dtype)
 
@@ -101,8 +100,7 @@ class GlobalMaxPooling2D(Layer):
         return (input_shape[-1],)
 
     def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
+        self.ensure_built(x)
         N, H, W, C = x.shape
         flat = x.reshape(N, H * W, C)
         self._argmax, self._shape = flat.argmax(axis=1), x.shape

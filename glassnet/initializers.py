@@ -84,6 +84,8 @@ class VarianceScaling(Initializer):
         if distribution not in ("truncated_normal", "uniform", "untruncated_normal"):
             raise ValueError(message("VarianceScaling", "distribution 'truncated_normal', 'uniform' or "
                                      "'untruncated_normal'", repr(distribution)))
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or not scale > 0:
+            raise ValueError(message("VarianceScaling", "scale > 0", repr(scale), "Glorot uses 1.0, He 2.0."))
         self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
     def sample(self, shape, dtype, rng):
@@ -140,8 +142,12 @@ def get(identifier):
     """An initializer from a name (``"glorot_uniform"``, ``"he_normal"``, ...), a config dict or an instance."""
     if isinstance(identifier, Initializer):
         return identifier
-    if isinstance(identifier, dict):
-        return _CLASSES[identifier["class_name"]](**identifier.get("config", {}))
+    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
+        try:
+            return _CLASSES[identifier["class_name"]](**identifier.get("config", {}))
+        except TypeError as error:
+            raise ValueError(message("initializers.get", f"a valid config for {identifier['class_name']}",
+                                     repr(identifier.get("config")), str(error))) from None
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
     raise ValueError(message("initializers.get", f"one of {sorted(_BY_NAME)} or an Initializer",

@@ -1,0 +1,363 @@
+"""One self-contained HTML page that opens a trained model up.
+
+:func:`report` gathers the summary table, the architecture diagram, training curves, accuracy and
+confusion, first-layer filters, feature maps, activation maximization per class and, for a sample of
+test images side by side, every gradient/occlusion explanation with its sanity-check verdict.
+Every number comes from :mod:`glassnet.explain` (nothing is re-implemented here); every picture is
+a PNG embedded as a base64 data URI, so the file can be mailed or opened offline.
+"""
+import base64
+import datetime
+import io
+import os
+import time
+from contextlib import contextmanager
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from glassnet.errors import describe, message
+from glassnet.viz._common import DPI, as_images, as_labels, class_name, png_bytes
+from glassnet.viz.diagram import plot_model
+from glassnet.viz.images import (color_scale, plot_activation_maximization, plot_feature_maps,
+                                 plot_filters, plot_heatmaps)
+from glassnet.viz.plots import confusion_matrix, history_dict, plot_confusion_matrix, plot_history, plot_most_confused
+
+
+class Method(NamedTuple):
+    """An explanation column of the report: its key, heading, one-line description and how to compute it."""
+    key: str
+    title: str
+    description: str
+    compute: Callable  # (model, x, target) -> maps (N, H, W) or (N, H, W, C)
+
+
+def _occlusion_window(model):
+    """Occluding patch of about 1/7 of the image side (4 pixels on 28x28, as in seed 000)."""
+    return max(1, round(min(model.input_shape[1:3]) / 7))
+
+
+def _methods():
+    from glassnet import explain
+
+    def gradients(modifier):
+        return lambda model, x, target: explain.input_gradients(model, x, target, modifier=modifier)
+
+    return (
+        Method("saliency", "saliency (vanilla)", "gradient of the score", gradients(None)),
+        Method("guided", "saliency (guided)", "guided backprop", gradients("guided")),
+        Method("rectified", "saliency (rectified)", "deconvnet ReLU rule", gradients("rectified")),
+        Method("grad_cam", "Grad-CAM", "last conv layer", lambda m, x, t: explain.grad_cam(m, x, t)),
+        Method("guided_grad_cam", "guided Grad-CAM", "guided backprop × Grad-CAM",
+               lambda m, x, t: explain.guided_grad_cam(m, x, t)),
+        Method("occlusion", "occlusion", "score drop when a patch is hidden",
+               lambda m, x, t: explain.occlusion(m, x, t, window=_occlusion_window(m))),
+        Method("integrated_gradients", "integrated gradients", "path integral from a black image",
+               lambda m, x, t: explain.integrated_gradients(m, x, t)),
+    )
+
+
+#: the explanation columns, by key (``report(methods=[...])`` picks among them)
+METHOD_KEYS = ("saliency", "guided", "rectified", "grad_cam", "guided_grad_cam", "occlusion",
+               "integrated_gradients")
+_NEEDS_CONV = {"grad_cam", "guided_grad_cam"}
+
+
+# -- progress and timing ---------------------------------------------------------------------
+class Progress:
+    """Reports steps to a callback ``progress(stage, done, total)``, to a tqdm bar, or nowhere.
+
+    Parameters
+    ----------
+    progress : bool or callable
+        True: a tqdm bar on stderr when tqdm is installed (silent otherwise); False/None: silent;
+        a callable receives ``(stage, done, total)`` after every step.
+    total : int
+        Number of steps.
+    """
+
+    def __init__(self, progress, total):
+        self.total, self.done, self.callback, self.bar = total, 0, None, None
+        if callable(progress):
+            self.callback = progress
+        elif progress:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, desc="glassnet report", unit="step")
+
+    def step(self, stage):
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(stage, refresh=False)
+            self.bar.update(1)
+        if self.callback is not None:
+            self.callback(stage, self.done, self.total)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Timer:
+    """Wall-clock seconds per report stage, for the page's footer."""
+
+    def __init__(self):
+        self.stages = {}
+
+    @contextmanager
+    def __call__(self, stage):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[stage] = self.stages.get(stage, 0.0) + time.perf_counter() - start
+
+
+# -- embedding ---------------------------------------------------------------------------------
+def data_uri(png):
+    """``data:image/png;base64,...`` for PNG bytes."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def figure_uri(figure, dpi=DPI):
+    """Render a Figure to an embeddable PNG data URI."""
+    return data_uri(png_bytes(figure, dpi))
+
+
+def image_uri(image, scale=4):
+    """One display-ready image (from ``as_images``) as a PNG data URI, enlarged ``scale`` times, no axes."""
+    import matplotlib.image
+
+    big = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+    buffer = io.BytesIO()
+    matplotlib.image.imsave(buffer, big, cmap="gray" if big.ndim == 2 else None, vmin=0.0, vmax=1.0, format="png")
+    return data_uri(buffer.getvalue())
+
+
+# -- sections ----------------------------------------------------------------------------------
+def _summary(model):
+    lines = []
+    model.summary(print_fn=lines.append)
+    total = model.count_params()
+    trainable = sum(layer.count_trainable_params() for layer in model.layers)
+    rows = [{"name": layer.name, "type": type(layer).__name__, "shape": str(layer.output_shape),
+             "params": layer.count_params()} for layer in model.layers]
+    return {"rows": rows, "total": total, "trainable": trainable, "non_trainable": total - trainable,
+            "text": "\n".join(lines)}
+
+
+def _final_metrics(history):
+    return [(key.replace("_", " "), f"{values[-1]:.4f}") for key, values in history_dict(history).items()
+            if len(values)]
+
+
+def _conv_layers(model):
+    return [layer for layer in model.layers if np.ndim(getattr(layer, "params", {}).get("kernel")) == 4]
+
+
+def _verdict(model, x, method):
+    """``{"passed", "label", "detail"}`` from :func:`glassnet.explain.sanity_check` on ``method``."""
+    from glassnet import explain
+
+    result = explain.sanity_check(model, x, lambda m, images: method.compute(m, images, None))
+    passed = bool(result["passed"])
+    detail = f"similarity to randomized model {result['similarity']:.2f}"
+    return {"passed": passed, "label": "passes sanity check" if passed else "fails sanity check", "detail": detail}
+
+
+def _sample(n_total, n_explain, seed):
+    """Sorted indices of ``n_explain`` examples drawn without replacement."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_total, size=min(n_explain, n_total), replace=False))
+
+
+def _check_inputs(model, x, y, n_explain, methods):
+    if not hasattr(model, "layers") or not hasattr(model, "predict"):
+        raise TypeError(message("viz.report", "a glassnet Sequential model", describe(model)))
+    x = model.check_x(x, "viz.report")
+    if x.ndim != 4:
+        raise ValueError(message("viz.report", "a model on images (N, H, W, C)", f"input shape {x.shape}"))
+    labels = as_labels(y, "viz.report", "y")
+    if len(labels) != len(x):
+        raise ValueError(message("viz.report", "one label per image", f"{len(x)} images and {len(labels)} labels"))
+    if isinstance(n_explain, bool) or not isinstance(n_explain, (int, np.integer)) or n_explain < 1:
+        raise ValueError(message("viz.report", "n_explain as an int >= 1", repr(n_explain)))
+    keys = METHOD_KEYS if methods is None else tuple(methods)
+    unknown = [key for key in keys if key not in METHOD_KEYS]
+    if unknown:
+        raise ValueError(message("viz.report", f"methods among {list(METHOD_KEYS)}", repr(unknown)))
+    return x, labels, keys
+
+
+# -- the report --------------------------------------------------------------------------------
+def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, title=None, methods=None,
+           sanity=True, progress=True, seed=0, filename="report.html", diagram_engine="auto"):
+    """Write one self-contained HTML report about ``model`` on test data ``(x, y)``.
+
+    Parameters
+    ----------
+    model : Sequential
+        A built model on images (N, H, W, C), ending in class scores (N, K).
+    x : array (N, H, W, C)
+        Test images, preprocessed as the model expects (e.g. scaled to [0, 1]).
+    y : array (N,) labels or (N, K) one-hot
+    out_dir : str or path
+        Created when missing; the report is written there as ``filename``.
+    history : History, dict or str, optional
+        Training history (or its JSON) for the learning curves.
+    n_explain : int
+        How many test images get every explanation.
+    class_names : sequence of str, optional
+    title : str, optional
+    methods : sequence of str, optional
+        Explanation columns among :data:`METHOD_KEYS` (default: all).
+    sanity : bool
+        Run :func:`glassnet.explain.sanity_check` for every method (one verdict per column).
+    progress : bool or callable
+        True: a tqdm bar if tqdm is installed; a callable gets ``(stage, done, total)`` per step.
+    seed : int
+        Picks the explained sample.
+    filename : str
+    diagram_engine : {"auto", "graphviz", "matplotlib"}
+
+    Returns
+    -------
+    str
+        Path of the HTML file.
+    """
+    x, labels, keys = _check_inputs(model, x, y, n_explain, methods)
+    convs = _conv_layers(model)
+    notes = []
+    if not convs:
+        skipped = [key for key in keys if key in _NEEDS_CONV]
+        keys = tuple(key for key in keys if key not in _NEEDS_CONV)
+        if skipped:
+            notes.append(f"No convolution layer: skipped {', '.join(skipped)}, filters and feature maps.")
+    chosen = [method for method in _methods() if method.key in keys]
+    feature_layers = convs[:3]
+    total = 6 + bool(convs) + len(feature_layers) + len(chosen) * (1 + bool(sanity)) + 1
+    steps, timer, started = Progress(progress, total), _Timer(), time.perf_counter()
+    try:
+        context = _build(model, x, labels, history, n_explain, class_names, chosen, sanity, seed, convs,
+                         feature_layers, diagram_engine, steps, timer)
+        with timer("page"):
+            context.update(title=title or f"glassnet report: {model.name}", model_name=model.name, notes=notes,
+                           generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                           version=_version(), timings=list(timer.stages.items()),
+                           total_seconds=time.perf_counter() - started)
+            os.makedirs(out_dir, exist_ok=True)
+            path = os.path.join(os.fspath(out_dir), filename)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(render(context))
+        steps.step("written")
+    finally:
+        steps.close()
+    return path
+
+
+def _version():
+    import glassnet
+    return glassnet.__version__
+
+
+def render(context):
+    """The HTML text of the report template filled with ``context`` (autoescaped Jinja2)."""
+    try:
+        import jinja2
+    except ImportError as error:  # pragma: no cover - the dev environment has jinja2
+        raise ImportError(message("viz.report", "jinja2 (glassnet's viz extra)", "no jinja2 installed",
+                                  'Install it with: pip install "glassnet[viz]".')) from error
+    folder = os.path.join(os.path.dirname(__file__), "templates")
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True,
+                                     undefined=jinja2.StrictUndefined)
+    return environment.get_template("report.html").render(**context)
+
+
+def _build(model, x, labels, history, n_explain, class_names, methods, sanity, seed, convs, feature_layers,
+           diagram_engine, steps, timer):
+    """Compute every section; returns the template context (without page metadata)."""
+    context = {"n_examples": len(x), "curves": None, "final_metrics": [], "filters": None, "feature_maps": [],
+               "feature_maps_index": None, "activation_maximization": None}
+    with timer("summary and diagram"):
+        context["summary"] = _summary(model)
+        engine_used = "graphviz" if diagram_engine != "matplotlib" and _has_dot() else "matplotlib"
+        context["diagram"] = {"uri": figure_uri(plot_model(model, engine=diagram_engine), dpi=110),
+                              "engine": engine_used}
+    steps.step("diagram")
+    with timer("training curves"):
+        if history is not None:
+            context["curves"] = figure_uri(plot_history(history))
+            context["final_metrics"] = _final_metrics(history)
+    steps.step("curves")
+    with timer("predictions"):
+        probs = model.predict(x, batch_size=256)
+        predicted = probs.argmax(axis=1)
+    steps.step("predictions")
+    with timer("accuracy and confusion"):
+        counts = confusion_matrix(labels, predicted, probs.shape[1])
+        context.update(accuracy=float(np.mean(predicted == labels)), n_wrong=int(np.sum(predicted != labels)),
+                       per_class=[{"name": class_name(class_names, k), "count": int(counts[k].sum()),
+                                   "recall": counts[k, k] / max(counts[k].sum(), 1)} for k in range(len(counts))],
+                       confusion=figure_uri(plot_confusion_matrix(labels, predicted, class_names)),
+                       confused=figure_uri(plot_most_confused(x, labels, probs, class_names, n=16)))
+    steps.step("confusion")
+    sample = _sample(len(x), n_explain, seed)
+    with timer("filters and feature maps"):
+        if convs:
+            context["filters"] = figure_uri(plot_filters(model, convs[0]))
+            steps.step("filters")
+        context["feature_maps_index"] = int(sample[0])
+        for layer in feature_layers:
+            figure = plot_feature_maps(model, x[sample[0]], layer, max_maps=16)
+            context["feature_maps"].append({"layer": layer.name, "uri": figure_uri(figure)})
+            steps.step(f"feature maps {layer.name}")
+    with timer("activation maximization"):
+        context["activation_maximization"] = _activation_maximization(model, class_names, seed)
+    steps.step("activation maximization")
+    with timer("explanations"):
+        context["explanations"] = _explanations(model, x[sample], labels[sample], probs[sample], sample,
+                                                class_names, methods, sanity, steps, timer)
+    return context
+
+
+def _has_dot():
+    import shutil
+    return shutil.which("dot") is not None
+
+
+def _activation_maximization(model, class_names, seed):
+    """Per-class synthesized inputs (one explain call for all classes) drawn as one figure."""
+    K = int(model.output_shape[-1])
+    figure = plot_activation_maximization(model, -1, range(K), class_names=class_names, max_cols=min(K, 10),
+                                          seed=seed)
+    return figure_uri(figure)
+
+
+def _explanations(model, x, labels, probs, indices, class_names, methods, sanity, steps, timer):
+    """Columns (method, verdict) and rows (input + one heatmap per method) of the explanation table."""
+    shown = as_images(x, "viz.report", "x")
+    predicted = probs.argmax(axis=1)
+    columns, cells = [], []
+    for method in methods:
+        with timer(method.title):
+            maps = np.asarray(method.compute(model, x, None))
+        steps.step(method.title)
+        verdict = None
+        if sanity:
+            with timer("sanity checks"):
+                verdict = _verdict(model, x, method)
+            steps.step(f"sanity check {method.title}")
+        with timer("drawing heatmaps"):
+            signed = color_scale(maps)[2]  # one colour scheme per column: signed if any map is
+            cells.append([figure_uri(plot_heatmaps(x[i:i + 1], maps[i:i + 1], signed=signed, panel_size=1.6))
+                          for i in range(len(x))])
+        columns.append({"key": method.key, "name": method.title, "description": method.description,
+                        "verdict": verdict})
+    rows = [{"index": int(index), "true": class_name(class_names, int(labels[row])),
+             "pred": class_name(class_names, int(predicted[row])), "prob": float(probs[row, predicted[row]]),
+             "correct": bool(predicted[row] == labels[row]), "input": image_uri(shown[row]),
+             "cells": [column[row] for column in cells]} for row, index in enumerate(indices)]
+    return {"methods": columns, "rows": rows}

@@ -178,8 +178,8 @@ def load_idx(path):
         try:
             return _read_gzip(path, f)
         except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
-            _fail(path, f"corrupt or truncated gzip data ({type(exc).__name__}: {exc}); "
-                        f"delete the file and fetch it again")
+            _fail(path, f"expected a complete, intact gzip stream; got corrupt or truncated gzip data "
+                        f"({type(exc).__name__}: {exc}); delete the file and fetch it again")
 
 
 def _check_savable(array):

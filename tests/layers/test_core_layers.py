@@ -1,0 +1,81 @@
+"""Dense, Flatten, Reshape, Dropout: float64 gradient checks and behaviour."""
+import numpy as np
+import pytest
+
+from glassnet import layers
+from glassnet.testing import check_layer_gradients
+from layer_cases import distinct, reseed, smooth_conv_input
+
+ACTIVATIONS = ["relu", "sigmoid", "tanh", "linear", "softmax", None]
+
+
+@pytest.mark.parametrize("use_bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("batch", [1, 4])
+def test_dense_gradients(batch, activation, use_bias):
+    rng = np.random.default_rng(ACTIVATIONS.index(activation) + 10 * batch + use_bias)
+    layer = layers.Dense(4, activation=activation, use_bias=use_bias, bias_initializer="normal",
+                         dtype="float64")
+    layer.build((6,))
+    layer.set_weights([rng.standard_normal(w.shape) for w in layer.get_weights()])
+    x = smooth_conv_input(layer, (batch, 6), rng)
+    errors = check_layer_gradients(layer, x)
+    assert set(errors) == {"x", "kernel"} | ({"bias"} if use_bias else set())
+
+
+def test_dense_values():
+    rng = np.random.default_rng(0)
+    layer = layers.Dense(3, activation="tanh", bias_initializer="normal", dtype="float64")
+    x = rng.standard_normal((5, 4))
+    y = layer.forward(x)
+    kernel, bias = layer.get_weights()
+    assert kernel.shape == (4, 3) and bias.shape == (3,)
+    np.testing.assert_allclose(y, np.tanh(x @ kernel + bias), rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 2), (1, 5), (3, 2, 2, 1)])
+def test_flatten_gradients_and_keras_order(shape):
+    layer = layers.Flatten(dtype="float64")
+    x = distinct(shape, np.random.default_rng(1))
+    check_layer_gradients(layer, x)
+    y = layer.forward(x)
+    assert y.shape == (shape[0], int(np.prod(shape[1:])))
+    np.testing.assert_array_equal(y[0], x[0].ravel(order="C"))      # channels-last, row-major like Keras
+
+
+@pytest.mark.parametrize("target", [(4, -1), (-1,), (2, 12), (6, 2, 2)])
+def test_reshape_gradients(target):
+    layer = layers.Reshape(target, dtype="float64")
+    x = distinct((2, 3, 4, 2), np.random.default_rng(2))
+    check_layer_gradients(layer, x)
+    assert layer.forward(x).shape[1:] == layer.output_shape[1:]
+    assert int(np.prod(layer.output_shape[1:])) == 24
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.25, 0.5, 0.9])
+@pytest.mark.parametrize("shape", [(3, 4, 4, 2), (5, 7)])
+def test_dropout_gradients_with_fixed_mask(rate, shape):
+    layer = layers.Dropout(rate, dtype="float64")
+    x = distinct(shape, np.random.default_rng(3))
+    check_layer_gradients(layer, x, training=True, prepare=reseed(11))
+    check_layer_gradients(layer, x, training=False)
+
+
+def test_dropout_is_inverted_and_seeded():
+    x = np.ones((200, 50), dtype="float32")
+    layer = layers.Dropout(0.3, seed=5)
+    y = layer.forward(x, training=True)
+    kept = y != 0
+    assert abs(kept.mean() - 0.7) < 0.01                                   # 10,000 draws: sd 0.0046
+    np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)                # survivors scaled up
+    np.testing.assert_array_equal(layer.backward(np.ones_like(y)), y)      # same mask in backward
+    again = layers.Dropout(0.3, seed=5).forward(x, training=True)
+    np.testing.assert_array_equal(again, y)                                # reproducible by seed
+    assert not np.array_equal(layer.forward(x, training=True), y)          # fresh mask each step
+    assert layer.forward(x, training=False) is x                           # identity at inference
+
+
+def test_dropout_expected_value_is_preserved():
+    x = np.random.default_rng(0).standard_normal((400, 100))
+    y = layers.Dropout(0.5, seed=0, dtype="float64").forward(x, training=True)
+    assert abs(y.mean() - x.mean()) < 0.03                                 # sd of the difference ~0.01

@@ -3,9 +3,28 @@
 The forward pass threads ``x`` through the layers; the backward pass threads ``dy`` back and
 each layer fills its own ``grads``. ``logits=True`` stops before the final softmax (fused in a
 Dense or a separate Softmax/Activation layer), which is what losses and explanations work on.
+
+Training (``compile`` / ``fit`` / ``evaluate`` / ``train_on_batch``) follows Keras 2:
+
+- When the loss pairs with the model's last activation (softmax + (sparse) categorical
+  cross-entropy, sigmoid + binary cross-entropy) the two are fused: the model runs with
+  ``logits=True`` and the loss differentiates log-softmax / log-sigmoid directly, which is exact
+  and finite for any finite logits.
+- ``fit(seed=s)`` makes the run reproducible: epoch ``e`` shuffles with, and every layer's
+  ``rng`` (Dropout) draws from, streams derived from ``SeedSequence([s, e])``. A run therefore
+  resumes bit for bit from a checkpoint: ``load_model(path).fit(..., initial_epoch=k)``
+  (with ``seed=None`` the seed stored in the checkpoint is reused).
+- A non-finite loss or gradient stops ``fit`` with a ``RuntimeError`` naming the epoch, the
+  batch and the first layer where the non-finite value appeared; the weights are left as they
+  were before that batch. ``fit(check_numerics=False)`` opts out (Keras's behaviour; combine it
+  with ``callbacks.TerminateOnNaN()`` to stop at the first NaN loss instead).
 """
+import math
+import numbers
+
 import numpy as np
 
+from glassnet import activations
 from glassnet.errors import describe, message
 from glassnet.layers import Activation, Layer, Softmax
 from glassnet.layers.base import unique_name
@@ -32,6 +51,16 @@ class Sequential:
         self.optimizer = None
         self.loss = None
         self.compiled = False
+        self.metrics = []
+        self._metric_specs = []
+        self.stop_training = False
+        self.history = None
+        #: Epochs trained so far (saved with the model; ``fit(initial_epoch=...)`` resumes from it).
+        self.completed_epochs = 0
+        #: Base seed of the last ``fit`` (saved, so ``initial_epoch=k`` resumes with the same streams).
+        self.fit_seed = None
+        #: Free-form JSON-able information saved with the model (dataset, class names, scaling).
+        self.metadata = {}
         for layer in layers or []:
             self.add(layer)
 
@@ -207,6 +236,434 @@ class Sequential:
     def __call__(self, x, training=False):
         return self.forward(x, training=training)
 
+    # -- training ------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """Configure training: an optimizer, a loss and optional metrics.
+
+        Parameters
+        ----------
+        optimizer : str or glassnet.optimizers.Optimizer
+            ``"sgd"``, ``"adam"``, ... (Keras's defaults) or an instance.
+        loss : str or glassnet.losses.Loss
+            ``"categorical_crossentropy"``, ``"sparse_categorical_crossentropy"``,
+            ``"binary_crossentropy"``, ``"mse"`` or an instance.
+        metrics : list of str, optional
+            E.g. ``["accuracy"]`` (the variant is chosen from the loss, as Keras does).
+        """
+        from glassnet import losses, optimizers
+        where = "Sequential.compile"
+        if loss is None:
+            raise ValueError(message(where, "a loss", "loss=None",
+                                     "E.g. model.compile('adam', loss='sparse_categorical_crossentropy', "
+                                     "metrics=['accuracy'])."))
+        if metrics is None:
+            specs = []
+        elif isinstance(metrics, (list, tuple)):
+            specs = list(metrics)
+        elif isinstance(metrics, str) or callable(metrics):
+            specs = [metrics]
+        else:
+            raise TypeError(message(where, "metrics as a list such as ['accuracy']", describe(metrics)))
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        self._metric_specs = specs
+        self._resolve_metrics(check_only=not self.built)
+        self.compiled = True
+        self.stop_training = False
+        return self
+
+    def _resolve_metrics(self, check_only=False):
+        """Turn the metric names into Metric objects; the variant depends on the output shape."""
+        from glassnet import metrics as metrics_module
+        shape = self.output_shape[1:] if self.built else None
+        resolved = [metrics_module.get(spec, loss=self.loss, output_shape=shape) for spec in self._metric_specs]
+        names = [m.name for m in resolved]
+        if len(set(names)) != len(names) or "loss" in names:
+            raise ValueError(message("Sequential.compile", "distinct metric names other than 'loss'", repr(names)))
+        if not check_only:
+            self.metrics = resolved
+        return resolved
+
+    @property
+    def metrics_names(self):
+        """Keys of ``evaluate``'s list and of the History: ``["loss", "accuracy", ...]``."""
+        return ["loss"] + [m.name for m in self.metrics]
+
+    def _require_compiled(self, where):
+        if not self.compiled:
+            raise RuntimeError(message(where, "a compiled model", "an uncompiled one",
+                                       "Call model.compile(optimizer='adam', loss='sparse_categorical_crossentropy',"
+                                       " metrics=['accuracy']) first."))
+
+    def check_y(self, y, n, where):
+        """Validate targets for ``n`` inputs against the compiled loss; return them ready to use.
+
+        Returns float targets in the model's dtype, or (sparse loss) integer class indices.
+        """
+        if y is None:
+            raise ValueError(message(where, "targets y", "None",
+                                     "Pass y=..., or a generator yielding (x, y) batches as x."))
+        if isinstance(y, (str, bytes)):
+            raise TypeError(message(where, "y as a numeric array", describe(y)))
+        try:
+            array = np.asarray(y)
+        except (ValueError, TypeError) as error:
+            raise TypeError(message(where, "y as a numeric array", f"{type(y).__name__} ({error})",
+                                    "Make every target the same shape.")) from None
+        if array.dtype == object or array.dtype.kind not in "biuf":
+            raise TypeError(message(where, "y as a numeric array (class indices or one-hot rows)", describe(array),
+                                    "Convert it first, e.g. np.asarray(y, dtype='int64') or "
+                                    "gn.utils.to_categorical(y, num_classes)."))
+        if array.size == 0:
+            raise ValueError(message(where, "a non-empty y", describe(array)))
+        if array.ndim == 0 or len(array) != n:
+            got = "a scalar" if array.ndim == 0 else f"{len(array)} targets (shape {array.shape})"
+            raise ValueError(message(where, f"one target per input ({n}, as x has {n} samples)", got,
+                                     "x and y must have the same length; check how they were sliced."))
+        try:
+            targets = self.loss.check_targets(array, (n,) + tuple(self.output_shape[1:]))
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"{where}: {error}") from None
+        if targets.dtype.kind == "f" or targets.shape != (n,) + tuple(self.output_shape[1:])[:-1]:
+            targets = np.asarray(targets, dtype=self.dtype)
+        return targets
+
+    def _fusable(self):
+        """Whether training can run on logits with the loss's fused activation + cross-entropy."""
+        if not self.loss.fuses_with(self.output_activation):
+            return False
+        count, head_logits = self._head()
+        return head_logits or count == len(self._layers) - 1
+
+    def _outputs(self, z, fused):
+        """Predictions from what the forward pass returned (the activation applied when fused)."""
+        return activations.forward(self.output_activation, z) if fused else z
+
+    def _step(self, xb, yb, fused, update):
+        """One batch: loss and predictions, plus gradients in every layer's ``grads`` when ``update``."""
+        if fused:
+            z = self.forward(xb, training=update, logits=True)
+            loss, dz = self.loss.value_and_grad_logits(yb, z)
+            if update:
+                self.backward(dz, logits=True, input_grad=False)
+            return loss, (self._outputs(z, True) if self.metrics else z)
+        y_pred = self.forward(xb, training=update)
+        if update:
+            loss, dy = self.loss.value_and_grad(yb, y_pred)
+            self.backward(dy, input_grad=False)
+        else:
+            loss = self.loss(yb, y_pred)
+        return loss, y_pred
+
+    def _batch_values(self, loss, yb, y_pred):
+        return [loss] + [metric(yb, y_pred) for metric in self.metrics]
+
+    @staticmethod
+    def _finite_grads(grads):
+        """Cheap test: one sum per gradient; an exact check only when a sum is not finite."""
+        total = 0.0
+        for grad in grads:
+            total += float(grad.sum())
+        return math.isfinite(total) or all(np.isfinite(grad).all() for grad in grads)
+
+    def _prepare_training(self, where):
+        """Resolve metrics after the model is built; return the trainable weights."""
+        self.metrics = self._resolve_metrics()
+        params = self.trainable_weights()
+        if not params:
+            raise ValueError(message(where, "a model with trainable weights", "none",
+                                     "Set trainable=True on some layer, or add a Dense/Conv2D layer."))
+        return params
+
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_split=0.0, validation_data=None,
+            shuffle=True, callbacks=None, seed=None, initial_epoch=0, steps_per_epoch=None, check_numerics=True):
+        """Train for ``epochs - initial_epoch`` epochs; returns a :class:`~glassnet.callbacks.History`.
+
+        Parameters
+        ----------
+        x : array (N, ...) or iterator of (x_batch, y_batch)
+            Inputs (converted once to the model's dtype), or a generator / iterator / Keras-style
+            Sequence of batches, e.g. ``ImageDataGenerator().flow(x, y)``; then ``y`` is None.
+        y : array
+            Targets: one-hot ``(N, C)`` or class indices ``(N,)`` as the loss requires.
+        batch_size : int
+        epochs : int
+            Index of the last epoch (Keras's meaning: with ``initial_epoch=2, epochs=5`` three run).
+        verbose : {0, 1, 2}
+            0 silent, 1 a live bar per epoch (tqdm), 2 one line per epoch.
+        validation_split : float in [0, 1)
+            Fraction of the data held out for validation: the *last* samples, taken before shuffling.
+        validation_data : (x_val, y_val), optional
+            Overrides ``validation_split``.
+        shuffle : bool
+            Shuffle the training samples every epoch.
+        callbacks : list of Callback, optional
+        seed : int or numpy.random.Generator, optional
+            Makes the run reproducible: shuffling and every layer's ``rng`` (Dropout) use streams
+            derived from ``(seed, epoch)``. With None a fresh seed is drawn, except when resuming
+            (``initial_epoch > 0``) a model that remembers one (``model.fit_seed``, saved in checkpoints).
+        initial_epoch : int
+            Epoch to start from (to resume: ``load_model(ckpt).fit(..., initial_epoch=ckpt_epochs)``).
+        steps_per_epoch : int, optional
+            Batches per epoch; for iterators defaults to ``len(x)``; for arrays caps the epoch.
+        check_numerics : bool
+            Stop with a RuntimeError naming the first layer where a NaN/inf appeared when the loss or a
+            gradient is not finite (the weights keep their values from before that batch). False opts
+            out, as Keras does (use ``callbacks.TerminateOnNaN()`` to stop at the first NaN loss).
+
+        Returns
+        -------
+        History
+            ``history.history`` maps ``loss``, each metric, and ``val_*`` to per-epoch lists.
+        """
+        from glassnet.callbacks import CallbackList, History, ProgbarLogger
+        where = "Sequential.fit"
+        self._require_compiled(where)
+        batch_size = _positive_int(batch_size, "batch_size", where)
+        epochs = _non_negative_int(epochs, "epochs", where)
+        initial_epoch = _non_negative_int(initial_epoch, "initial_epoch", where)
+        if steps_per_epoch is not None:
+            steps_per_epoch = _positive_int(steps_per_epoch, "steps_per_epoch", where)
+        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+            raise ValueError(message(where, "verbose 0 (silent), 1 (progress bar) or 2 (one line per epoch)",
+                                     repr(verbose)))
+        if (isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real)
+                or not 0 <= validation_split < 1):
+            raise ValueError(message(where, "validation_split as a float in [0, 1)", repr(validation_split),
+                                     "E.g. validation_split=0.2 keeps the last 20% for validation."))
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(message(where, "shuffle as True or False", describe(shuffle)))
+
+        source = _batch_source(self, x, y, batch_size, shuffle, steps_per_epoch, where)
+        if validation_data is not None:
+            x_val, y_val = self._validation_arrays(validation_data)
+        elif validation_split > 0:
+            x_val, y_val = source.split(validation_split)
+        else:
+            x_val = y_val = None
+        params = self._prepare_training(where)
+        fused = self._fusable()
+        base_seed = self._fit_base_seed(seed, initial_epoch, where)
+        self.fit_seed = base_seed
+
+        history = History()
+        extra = [ProgbarLogger(verbose)] if verbose else []
+        callback_list = CallbackList(list(callbacks or []) + [history] + extra, model=self, params={
+            "epochs": epochs, "steps": source.steps, "samples": source.samples, "batch_size": batch_size,
+            "verbose": verbose, "initial_epoch": initial_epoch,
+            "metrics": self.metrics_names + (["val_" + k for k in self.metrics_names] if x_val is not None else [])})
+        self.history = history
+        self.stop_training = False
+        names = self.metrics_names
+        per_batch = callback_list.wants_batches
+        callback_list.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            rng = self._seed_epoch(base_seed, epoch)
+            callback_list.on_epoch_begin(epoch)
+            totals, seen = [0.0] * len(names), 0
+            for batch, (xb, yb) in enumerate(source.batches(rng)):
+                size = len(xb)
+                if per_batch:
+                    callback_list.on_batch_begin(batch, {"batch": batch, "size": size})
+                loss, y_pred = self._step(xb, yb, fused, update=True)
+                grads = self.gradients()
+                if check_numerics and not (math.isfinite(loss) and self._finite_grads(grads)):
+                    self._raise_non_finite(xb, yb, fused, f"{where} (epoch {epoch + 1}, batch {batch + 1})")
+                self.optimizer.apply(params, grads)
+                values = self._batch_values(loss, yb, y_pred)
+                for i, value in enumerate(values):
+                    totals[i] += value * size
+                seen += size
+                if per_batch:
+                    logs = dict(zip(names, values))
+                    logs.update(batch=batch, size=size)
+                    callback_list.on_batch_end(batch, logs)
+                if self.stop_training:
+                    break
+            if seen == 0:  # an exhausted generator
+                break
+            logs = {name: total / seen for name, total in zip(names, totals)}
+            if x_val is not None:
+                logs.update(("val_" + k, v) for k, v in zip(names, self._evaluate_arrays(x_val, y_val, batch_size,
+                                                                                       fused)))
+            self.completed_epochs = epoch + 1
+            callback_list.on_epoch_end(epoch, logs)
+            if self.stop_training or source.exhausted:
+                break
+        callback_list.on_train_end()
+        return history
+
+    def _validation_arrays(self, validation_data):
+        where = "Sequential.fit(validation_data=...)"
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError(message(where, "a pair (x_val, y_val)", describe(validation_data)
+                                     if not isinstance(validation_data, (tuple, list))
+                                     else f"a sequence of {len(validation_data)} items"))
+        x_val = self.check_x(validation_data[0], where)
+        return x_val, self.check_y(validation_data[1], len(x_val), where)
+
+    def _fit_base_seed(self, seed, initial_epoch, where):
+        """The seed that all of this fit's random streams derive from (see :meth:`fit`)."""
+        if seed is None:
+            if initial_epoch > 0 and self.fit_seed is not None:
+                return self.fit_seed
+            return int(np.random.SeedSequence().entropy)
+        if isinstance(seed, np.random.Generator):
+            return int(seed.integers(2 ** 63))
+        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
+            return int(seed)
+        raise TypeError(message(where, "seed as an int >= 0, a numpy Generator or None", describe(seed)))
+
+    def _seed_epoch(self, base_seed, epoch):
+        """Fresh streams for epoch ``epoch``: the shuffle generator (returned) and each layer's ``rng``."""
+        children = np.random.SeedSequence([base_seed, epoch]).spawn(len(self._layers) + 1)
+        for layer, child in zip(self._layers, children[1:]):
+            layer.rng = np.random.Generator(np.random.PCG64(child))
+        return np.random.Generator(np.random.PCG64(children[0]))
+
+    def _evaluate_arrays(self, x, y, batch_size, fused, on_batch=None):
+        """Sample-weighted means of the loss and metrics over ``x`` (inference mode)."""
+        totals, seen = [0.0] * len(self.metrics_names), 0
+        for batch, start in enumerate(range(0, len(x), batch_size)):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            loss, y_pred = self._step(xb, yb, fused, update=False)
+            for i, value in enumerate(self._batch_values(loss, yb, y_pred)):
+                totals[i] += value * len(xb)
+            seen += len(xb)
+            if on_batch is not None:
+                on_batch(batch, {"batch": batch, "size": len(xb)})
+        return [total / seen for total in totals]
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, steps=None):
+        """Loss and metrics on ``(x, y)`` in inference mode.
+
+        Returns
+        -------
+        float or list of float
+            ``[loss, *metrics]`` (order of :attr:`metrics_names`), or the loss alone without metrics.
+        """
+        from glassnet.callbacks import CallbackList, ProgbarLogger
+        where = "Sequential.evaluate"
+        self._require_compiled(where)
+        batch_size = _positive_int(batch_size, "batch_size", where)
+        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+            raise ValueError(message(where, "verbose 0, 1 or 2", repr(verbose)))
+        if _is_batch_stream(x):
+            source = _batch_source(self, x, y, batch_size, False, steps, where)
+            self.metrics = self._resolve_metrics()
+            batches = list(source.batches(None))
+            x = np.concatenate([b[0] for b in batches])
+            y = np.concatenate([b[1] for b in batches])
+        else:
+            x = self.check_x(x, where)
+            y = self.check_y(y, len(x), where)
+            self.metrics = self._resolve_metrics()
+        progress = CallbackList([ProgbarLogger(verbose)] if verbose else [], model=self,
+                                params={"steps": -(-len(x) // batch_size), "verbose": verbose})
+        progress.on_test_begin()
+        values = self._evaluate_arrays(x, y, batch_size, self._fusable(), on_batch=progress.on_test_batch_end)
+        progress.on_test_end(dict(zip(self.metrics_names, values)))
+        return values if self.metrics else values[0]
+
+    def train_on_batch(self, x, y):
+        """One gradient step on one batch; returns ``[loss, *metrics]`` (or the loss) before the update."""
+        where = "Sequential.train_on_batch"
+        self._require_compiled(where)
+        x = self.check_x(x, where)
+        y = self.check_y(y, len(x), where)
+        params = self._prepare_training(where)
+        fused = self._fusable()
+        loss, y_pred = self._step(x, y, fused, update=True)
+        grads = self.gradients()
+        if not (math.isfinite(loss) and self._finite_grads(grads)):
+            self._raise_non_finite(x, y, fused, where)
+        self.optimizer.apply(params, grads)
+        values = self._batch_values(loss, y, y_pred)
+        return values if self.metrics else values[0]
+
+    def test_on_batch(self, x, y):
+        """Loss and metrics on one batch in inference mode (no update)."""
+        where = "Sequential.test_on_batch"
+        self._require_compiled(where)
+        x = self.check_x(x, where)
+        y = self.check_y(y, len(x), where)
+        self.metrics = self._resolve_metrics()
+        loss, y_pred = self._step(x, y, self._fusable(), update=False)
+        values = self._batch_values(loss, y, y_pred)
+        return values if self.metrics else values[0]
+
+    # -- numerical faults ----------------------------------------------------------------
+    def _raise_non_finite(self, xb, yb, fused, where):
+        """Find where a NaN/inf first appeared in this batch and raise a RuntimeError saying so.
+
+        Replays the batch layer by layer (forward in order, then backward from the top), restoring
+        every layer's random state and moving statistics afterwards, so nothing changes.
+        """
+        found = self._locate_non_finite(xb, yb, fused)
+        raise RuntimeError(message(
+            where, "a finite loss and finite gradients", found,
+            "The weights are left as they were before this batch. Lower the learning rate, scale the "
+            "inputs (e.g. x / 255), or clip gradients (optimizer clipnorm=1.0); pass check_numerics=False "
+            "to train on regardless (callbacks.TerminateOnNaN() then stops at the first NaN loss)."))
+
+    def _locate_non_finite(self, xb, yb, fused):
+        if not np.isfinite(xb).all():
+            return "NaN or inf in the input batch"
+        for layer in self._layers:
+            for key, weight in list(layer.params.items()) + list(layer.non_trainable.items()):
+                if not np.isfinite(weight).all():
+                    return f"non-finite weights '{key}' in layer '{layer.name}' ({type(layer).__name__})"
+        saved = [(layer.rng.bit_generator.state, {k: v.copy() for k, v in layer.non_trainable.items()})
+                 for layer in self._layers]
+        try:
+            return self._replay(xb, yb, fused)
+        finally:
+            for layer, (state, stats) in zip(self._layers, saved):
+                layer.rng.bit_generator.state = state
+                for key, value in stats.items():
+                    layer.non_trainable[key][...] = value
+
+    def _replay(self, xb, yb, fused):
+        count, head_logits = self._head() if fused else (len(self._layers), False)
+        a = xb
+        with np.errstate(all="ignore"):
+            for index in range(count):
+                layer = self._layers[index]
+                if head_logits and index == count - 1:
+                    a = layer.forward(a, training=True, logits=True)
+                else:
+                    a = layer.forward(a, training=True)
+                if not np.isfinite(a).all():
+                    return (f"a non-finite output (NaN or inf) first in layer '{layer.name}' "
+                            f"({type(layer).__name__}, layer {index} in forward order)")
+            loss, dy = (self.loss.value_and_grad_logits(yb, a) if fused else self.loss.value_and_grad(yb, a))
+            if not (math.isfinite(loss) and np.isfinite(dy).all()):
+                return f"a non-finite loss ({loss}) from finite model outputs: check the targets and the loss"
+            for index in range(count - 1, -1, -1):
+                layer = self._layers[index]
+                dy = layer.backward(dy)
+                grads_ok = all(np.isfinite(g).all() for g in layer.grads.values())
+                if not grads_ok or (dy is not None and not np.isfinite(dy).all()):
+                    return (f"a non-finite gradient (NaN or inf) first in layer '{layer.name}' "
+                            f"({type(layer).__name__}, layer {index}) during the backward pass")
+        return "a non-finite loss or gradient that did not reappear when the batch was replayed"
+
+    # -- saving ----------------------------------------------------------------------------
+    def save(self, path, include_optimizer=True):
+        """Write the whole model to one ``.npz`` file (atomically); see :mod:`glassnet.saving`."""
+        from glassnet.saving import save_model
+        save_model(self, path, include_optimizer=include_optimizer)
+
+    def save_weights(self, path):
+        """Write only the weights (atomically) to a ``.npz`` file."""
+        from glassnet.saving import save_weights
+        save_weights(self, path)
+
+    def load_weights(self, path):
+        """Load weights written by :meth:`save_weights` or :meth:`save` (names and shapes must match)."""
+        from glassnet.saving import load_weights
+        load_weights(self, path)
+
     # -- description ---------------------------------------------------------------------
     def summary(self, line_length=65, print_fn=None):
         """Print (or pass to ``print_fn``, line by line) Keras's summary table; returns it as a string.
@@ -260,3 +717,126 @@ class Sequential:
 
     def __repr__(self):
         return f"<Sequential name={self.name!r} layers={len(self._layers)} params={self.count_params():,}>"
+
+
+# -- helpers for fit ---------------------------------------------------------------------------
+def _positive_int(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(message(where, f"{name} as a positive int", repr(value)))
+    return int(value)
+
+
+def _non_negative_int(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(message(where, f"{name} as an int >= 0", repr(value)))
+    return int(value)
+
+
+def _is_batch_stream(x):
+    """True for generators, iterators and Keras-style Sequences of (x, y) batches (not arrays)."""
+    if x is None or isinstance(x, (np.ndarray, list, tuple, str, bytes)) or hasattr(x, "__array__"):
+        return False
+    return hasattr(x, "__next__") or hasattr(x, "__iter__") or (hasattr(x, "__getitem__") and hasattr(x, "__len__"))
+
+
+def _batch_source(model, x, y, batch_size, shuffle, steps, where):
+    if _is_batch_stream(x):
+        if y is not None:
+            raise ValueError(message(where, "y=None when x is a generator of (x, y) batches", describe(y),
+                                     "The generator yields the targets itself."))
+        return _StreamSource(model, x, steps, where)
+    if x is None:
+        raise ValueError(message(where, "inputs x (an array (N, ...) or a generator of batches)", "None"))
+    x = model.check_x(x, where)
+    return _ArraySource(x, model.check_y(y, len(x), where), batch_size, shuffle, steps)
+
+
+class _ArraySource:
+    """Batches of in-memory arrays: one permutation per epoch, gathered into reused buffers."""
+
+    exhausted = False
+
+    def __init__(self, x, y, batch_size, shuffle, steps):
+        self.x, self.y, self.batch_size, self.shuffle, self.max_steps = x, y, batch_size, shuffle, steps
+
+    @property
+    def samples(self):
+        return len(self.x)
+
+    @property
+    def steps(self):
+        full = -(-len(self.x) // self.batch_size)
+        return full if self.max_steps is None else min(full, self.max_steps)
+
+    def split(self, fraction):
+        """Keras's validation_split: hold out the last ``fraction`` of the samples (before shuffling)."""
+        at = int(len(self.x) * (1.0 - fraction))
+        if at == 0 or at == len(self.x):
+            raise ValueError(message("Sequential.fit", f"validation_split={fraction} to leave samples on both "
+                                     "sides", f"{len(self.x)} samples -> {at} for training and "
+                                     f"{len(self.x) - at} for validation", "Use more data or another fraction."))
+        (self.x, x_val), (self.y, y_val) = (self.x[:at], self.x[at:]), (self.y[:at], self.y[at:])
+        return x_val, y_val
+
+    def batches(self, rng):
+        n, size = len(self.x), self.batch_size
+        if not self.shuffle:
+            for start in range(0, n, size)[:self.steps]:
+                yield self.x[start:start + size], self.y[start:start + size]
+            return
+        order = rng.permutation(n)
+        x_buffer = np.empty((min(size, n),) + self.x.shape[1:], dtype=self.x.dtype)
+        y_buffer = np.empty((min(size, n),) + self.y.shape[1:], dtype=self.y.dtype)
+        for start in range(0, n, size)[:self.steps]:
+            index = order[start:start + size]
+            m = len(index)
+            yield (np.take(self.x, index, axis=0, out=x_buffer[:m]),
+                   np.take(self.y, index, axis=0, out=y_buffer[:m]))
+
+
+class _StreamSource:
+    """Batches from a generator, an iterator or a Keras-style Sequence (``seq[i]``, ``len(seq)``).
+
+    Each batch is validated (augmentation already costs far more than the checks).
+    """
+
+    def __init__(self, model, data, steps, where):
+        self.model, self.data, self.where = model, data, where
+        self.exhausted = False
+        self._index = hasattr(data, "__getitem__") and hasattr(data, "__len__") and not hasattr(data, "__next__")
+        if steps is None:
+            if not hasattr(data, "__len__"):
+                raise ValueError(message(where, "steps_per_epoch for a generator without len()", "None",
+                                         "Pass steps_per_epoch = ceil(samples / batch_size)."))
+            steps = len(data)
+            if steps < 1:
+                raise ValueError(message(where, "a generator with at least one batch", f"len() == {steps}"))
+        self.steps = steps
+        self.samples = None
+        self._iterator = None if self._index else (data if hasattr(data, "__next__") else iter(data))
+        self._pending = self._next(0)          # builds the model from the first batch
+
+    def split(self, fraction):
+        raise ValueError(message(self.where, "validation_data=(x_val, y_val) with a generator",
+                                 f"validation_split={fraction}", "A generator cannot be split: pass validation_data."))
+
+    def _next(self, step):
+        try:
+            item = self.data[step % len(self.data)] if self._index else next(self._iterator)
+        except StopIteration:
+            self.exhausted = True
+            return None
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise ValueError(message(self.where, "a generator yielding (x_batch, y_batch) pairs", describe(item)
+                                     if not isinstance(item, (tuple, list)) else f"{len(item)} items per batch"))
+        x = self.model.check_x(item[0], self.where)
+        return x, self.model.check_y(item[1], len(x), self.where)
+
+    def batches(self, rng):
+        for step in range(self.steps):
+            batch, self._pending = (self._pending, None) if self._pending is not None else (self._next(step), None)
+            if batch is None:
+                return
+            yield batch
+        if self._index and hasattr(self.data, "on_epoch_end"):
+            self.data.on_epoch_end()

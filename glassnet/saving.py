@@ -1,0 +1,400 @@
+"""Saving and loading models: one ``.npz`` file, written atomically, read without pickle.
+
+File format (``format_version`` 1)
+----------------------------------
+An uncompressed NumPy ``.npz`` (a zip of ``.npy`` files) with only numeric arrays:
+
+``config``
+    UTF-8 JSON as a uint8 array: ``format`` ("glassnet.model" or "glassnet.weights"),
+    ``format_version``, ``glassnet_version``, ``model`` (``Sequential.get_config()``),
+    ``weights`` (layer, name, shape, dtype of every weight, in order), ``compile`` (loss and
+    optimizer configs, metrics; null for an uncompiled model), ``optimizer_state`` (how many
+    arrays), ``training`` (``completed_epochs``, ``fit_seed``, every layer's ``rng`` state) and
+    ``metadata`` (free-form, e.g. dataset and class names).
+``weight_0000``, ``weight_0001``, ...
+    Every weight, trainable and not (BatchNormalization's moving statistics), in Keras's order.
+``optimizer_0000``, ...
+    ``optimizer.get_state()``: the iteration count, then the slot arrays.
+
+Writing goes to a temporary file in the same folder, which is flushed, fsynced and renamed over
+the target (``os.replace`` is atomic), so a crash at any moment leaves the old file or the new one.
+
+Reading never unpickles: every member is parsed as a ``.npy`` header first (object dtypes refused,
+sizes checked against the archive before anything is allocated), the format version, layer
+names and weight shapes are checked, and any truncated, corrupted or tampered file raises a
+``ValueError`` that says so (never a raw zipfile / NumPy error).
+"""
+import contextlib
+import json
+import math
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from glassnet.errors import describe, message
+
+FORMAT = "glassnet.model"
+WEIGHTS_FORMAT = "glassnet.weights"
+FORMAT_VERSION = 1
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+# -- writing ---------------------------------------------------------------------------------
+def _json_bytes(config):
+    return np.frombuffer(json.dumps(config, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+
+
+def atomic_write(path, write):
+    """Call ``write(file)`` on a temporary file next to ``path``, fsync it, then rename it to ``path``.
+
+    Creates missing parent folders. The folder is fsynced too, so the rename survives a power cut.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _weight_entries(model):
+    return [{"layer": layer.name, "name": key, "shape": list(np.shape(weight)), "dtype": str(weight.dtype)}
+            for layer in model.layers for key, weight in zip(layer.weight_names, layer.weights)]
+
+
+def _metric_config(spec, resolved):
+    if isinstance(spec, str):
+        return spec
+    if hasattr(resolved, "get_config"):
+        return resolved.get_config()
+    raise ValueError(message("save_model", "metrics given by name or as glassnet Metric objects",
+                             describe(spec), "Plain functions cannot be saved; use model.save_weights(path)."))
+
+
+def _compile_config(model):
+    if not model.compiled:
+        return None
+    resolved = model._resolve_metrics(check_only=True) if model.built else [None] * len(model._metric_specs)
+    return {"loss": model.loss.get_config(), "optimizer": model.optimizer.get_config(),
+            "metrics": [_metric_config(spec, metric) for spec, metric in zip(model._metric_specs, resolved)]}
+
+
+def _rng_state(layer):
+    rng = getattr(layer, "rng", None)
+    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+
+
+def save_model(model, path, include_optimizer=True):
+    """Write ``model`` (config, weights, optimizer state, epoch count, RNG states) to ``path`` atomically.
+
+    Parameters
+    ----------
+    model : Sequential
+    path : str or os.PathLike
+        Written exactly as given (conventionally ending in ``.npz``).
+    include_optimizer : bool
+        Save the compile configuration and optimizer state (needed to resume training exactly).
+    """
+    from glassnet import __version__
+    arrays = {}
+    for i, weight in enumerate(model.get_weights()):
+        arrays[f"weight_{i:04d}"] = weight
+    compile_config = _compile_config(model) if include_optimizer else None
+    state = model.optimizer.get_state() if compile_config is not None else []
+    for i, value in enumerate(state):
+        arrays[f"optimizer_{i:04d}"] = np.asarray(value)
+    config = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "glassnet_version": __version__,
+        "model": model.get_config(), "weights": _weight_entries(model), "compile": compile_config,
+        "optimizer_state": len(state),
+        "training": {"completed_epochs": int(model.completed_epochs), "fit_seed": model.fit_seed,
+                     "rng": [_rng_state(layer) for layer in model.layers]},
+        "metadata": model.metadata or {},
+    }
+    arrays["config"] = _json_bytes(config)
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+
+def save_weights(model, path):
+    """Write only the weights (and their names and shapes) to ``path`` atomically."""
+    from glassnet import __version__
+    arrays = {f"weight_{i:04d}": w for i, w in enumerate(model.get_weights())}
+    arrays["config"] = _json_bytes({"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION,
+                                    "glassnet_version": __version__, "weights": _weight_entries(model)})
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+
+# -- reading ---------------------------------------------------------------------------------
+class _Bad(Exception):
+    """Internal: a problem with the file, turned into one ValueError by :func:`_read_archive`."""
+
+
+def _read_member(archive, info, file_size):
+    """Parse one ``.npy`` member safely: header first, sizes checked, then exactly its bytes."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise _Bad(f"member {info.filename!r} is compressed (glassnet writes uncompressed archives)")
+    if info.file_size > file_size:
+        raise _Bad(f"member {info.filename!r} claims {info.file_size} bytes, more than the whole file")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise _Bad(f"member {info.filename!r} has unsupported .npy version {version}")
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise _Bad(f"member {info.filename!r} holds {dtype} data (pickled Python objects or non-numbers); "
+                       "glassnet refuses to load those")
+        count = math.prod(shape)
+        expected = count * dtype.itemsize
+        header = member.tell()
+        if info.file_size - header != expected:
+            raise _Bad(f"member {info.filename!r} declares shape {shape} ({expected} bytes) but holds "
+                       f"{info.file_size - header}")
+        data = member.read(expected)
+        if len(data) != expected or member.read(1):
+            raise _Bad(f"member {info.filename!r} is truncated")
+    array = np.frombuffer(data, dtype=dtype, count=count)
+    return array.reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _read_archive(path, where):
+    """All arrays of an ``.npz`` as a dict, refusing pickles, object arrays and damaged files."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(message(where, "the path of a file written by model.save()",
+                                        f"{path!r}, which does not exist" if not os.path.exists(path)
+                                        else f"{path!r}, which is not a file", "Check the path."))
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    file_size = os.path.getsize(path)
+    if not head.startswith(_ZIP_MAGIC):
+        kind = ("a single .npy array" if head.startswith(_NPY_MAGIC)
+                else "a pickle, which glassnet never loads (it can run arbitrary code)" if head[:1] == b"\x80"
+                else "empty" if not head else "not an .npz archive")
+        raise ValueError(message(where, "a glassnet model file (.npz written by model.save)",
+                                 f"{path!r}: {kind}", "Pass a file written by model.save(path)."))
+    try:
+        arrays = {}
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise _Bad(f"unexpected member {info.filename!r}")
+                key = info.filename[:-4]
+                if key in arrays:
+                    raise _Bad(f"duplicate member {info.filename!r}")
+                arrays[key] = _read_member(archive, info, file_size)
+    except _Bad as error:
+        raise ValueError(message(where, "an intact glassnet model file", f"{path!r}: {error}",
+                                 "The file was damaged or altered; use another checkpoint.")) from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
+            SyntaxError, NotImplementedError, RuntimeError, MemoryError, OverflowError) as error:
+        raise ValueError(message(where, "an intact glassnet model file",
+                                 f"{path!r}: truncated or corrupted ({type(error).__name__}: {error})",
+                                 "The file was cut short or damaged; use another checkpoint.")) from None
+    return arrays
+
+
+def _parse_config(arrays, path, where, formats):
+    def bad(problem):
+        return ValueError(message(where, "a glassnet model file", f"{os.fspath(path)!r}: {problem}",
+                                  "Use a file written by model.save(path)."))
+    raw = arrays.pop("config", None)
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise bad("no glassnet configuration inside")
+    try:
+        config = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise bad(f"its configuration is not valid JSON ({error})") from None
+    if not isinstance(config, dict) or config.get("format") not in formats:
+        raise bad(f"format {config.get('format') if isinstance(config, dict) else None!r}, expected one of "
+                  f"{list(formats)}")
+    version = config.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad(f"invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(message(where, f"format_version <= {FORMAT_VERSION}", f"{version} in {os.fspath(path)!r}",
+                                 "It was written by a newer glassnet: upgrade glassnet to load it."))
+    return config, bad
+
+
+def _check_weights(model, config, arrays, bad, by_name=True):
+    """The model's weights from ``arrays``, checked against the saved entries and the model."""
+    entries = config.get("weights")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise bad("its weight list is missing or malformed")
+    expected = _weight_entries(model)
+    if len(entries) != len(expected):
+        raise bad(f"{len(entries)} weights for a model with {len(expected)}")
+    weights = []
+    for i, (entry, want) in enumerate(zip(entries, expected)):
+        key = f"weight_{i:04d}"
+        if key not in arrays:
+            raise bad(f"weight {i} ({entry.get('layer')}/{entry.get('name')}) is missing")
+        array = arrays.pop(key)
+        if by_name and (entry.get("layer"), entry.get("name")) != (want["layer"], want["name"]):
+            raise bad(f"weight {i} is {entry.get('layer')}/{entry.get('name')}, expected "
+                      f"{want['layer']}/{want['name']}")
+        if list(array.shape) != want["shape"] or entry.get("shape") != want["shape"]:
+            raise bad(f"weight {want['layer']}/{want['name']} has shape {tuple(array.shape)}, expected "
+                      f"{tuple(want['shape'])}")
+        if array.dtype.kind != "f" or not np.isfinite(array).all():
+            raise bad(f"weight {want['layer']}/{want['name']} is not finite floating-point data")
+        weights.append(array)
+    return weights
+
+
+def _restore_compile(model, config, arrays, bad):
+    from glassnet import losses, metrics as metrics_module, optimizers
+    compile_config = config.get("compile")
+    if compile_config is None:
+        return
+    try:
+        loss = losses.from_config(compile_config["loss"])
+        optimizer = optimizers.from_config(compile_config["optimizer"])
+        specs = []
+        for spec in compile_config.get("metrics") or []:
+            if isinstance(spec, dict):
+                cls = getattr(metrics_module, str(spec.get("class_name")), None)
+                if not (isinstance(cls, type) and issubclass(cls, metrics_module.Metric)):
+                    raise ValueError(f"unknown metric class {spec.get('class_name')!r}")
+                spec = cls(**{k: v for k, v in spec.items() if k != "class_name"})
+            specs.append(spec)
+        model.compile(optimizer=optimizer, loss=loss, metrics=specs)
+    except (KeyError, TypeError, ValueError) as error:
+        raise bad(f"its compile configuration is invalid ({error})") from None
+    count = config.get("optimizer_state", 0)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise bad("its optimizer state count is invalid")
+    keys = [f"optimizer_{i:04d}" for i in range(count)]
+    if any(key not in arrays for key in keys):
+        raise bad("optimizer state arrays are missing")
+    state = [arrays.pop(key) for key in keys]
+    if not state:
+        return
+    params = model.trainable_weights()
+    slots = state[1:]
+    if slots and (len(slots) % len(params) or any(
+            s.shape != params[i % len(params)].shape or not np.isfinite(s).all() for i, s in enumerate(slots))):
+        raise bad("its optimizer state does not match the model's trainable weights")
+    try:
+        optimizer.set_state(state)
+    except (TypeError, ValueError) as error:
+        raise bad(f"its optimizer state is invalid ({error})") from None
+
+
+def _restore_training(model, config, bad):
+    training = config.get("training") or {}
+    if not isinstance(training, dict):
+        raise bad("its training state is malformed")
+    epochs, seed = training.get("completed_epochs", 0), training.get("fit_seed")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+        raise bad(f"invalid completed_epochs {epochs!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise bad(f"invalid fit_seed {seed!r}")
+    model.completed_epochs, model.fit_seed = epochs, seed
+    states = training.get("rng") or []
+    if not isinstance(states, list) or (states and len(states) != len(model.layers)):
+        raise bad("its random-number states do not match the layers")
+    for layer, state in zip(model.layers, states):
+        if state is None:
+            continue
+        try:
+            bit_generator = getattr(np.random, state["bit_generator"])
+            if not (isinstance(bit_generator, type) and issubclass(bit_generator, np.random.BitGenerator)):
+                raise ValueError("not a bit generator")
+            generator = bit_generator()
+            generator.state = state
+            layer.rng = np.random.Generator(generator)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
+            raise bad(f"the random state of layer {layer.name!r} is invalid ({error})") from None
+    metadata = config.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise bad("its metadata is not a JSON object")
+    model.metadata = metadata
+
+
+def load_model(path, compile=True):
+    """Rebuild a model written by :func:`save_model` / ``model.save(path)``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    compile : bool
+        Restore the loss, metrics and optimizer state (training then resumes exactly with
+        ``fit(..., initial_epoch=model.completed_epochs)``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a glassnet model file, a newer format, pickled or object data, a truncated or
+        tampered file, or weights whose names or shapes do not match the configuration.
+    """
+    from glassnet.model import Sequential
+    where = "load_model"
+    arrays = _read_archive(path, where)
+    config, bad = _parse_config(arrays, path, where, (FORMAT,))
+    model_config = config.get("model")
+    if not isinstance(model_config, dict) or not isinstance(model_config.get("layers"), list):
+        raise bad("its model configuration is missing")
+    try:
+        model = Sequential.from_config(model_config)
+    except Exception as error:  # any layer constructor error means the configuration was altered
+        raise bad(f"its model configuration is invalid ({type(error).__name__}: {error})") from None
+    model.set_weights(_check_weights(model, config, arrays, bad))
+    if compile:
+        _restore_compile(model, config, arrays, bad)
+    else:
+        for key in [k for k in arrays if k.startswith("optimizer_")]:
+            arrays.pop(key)
+    if arrays:
+        raise bad(f"unexpected entries {sorted(arrays)[:5]}")
+    _restore_training(model, config, bad)
+    return model
+
+
+def load_weights(model, path):
+    """Load weights from a file of :func:`save_weights` or :func:`save_model` into ``model``.
+
+    Weights are matched by position; their count and shapes must agree (names may differ).
+    """
+    where = "Sequential.load_weights"
+    arrays = _read_archive(path, where)
+    config, bad = _parse_config(arrays, path, where, (FORMAT, WEIGHTS_FORMAT))
+    if not model.built:
+        raise RuntimeError(message(where, "a built model", "an unbuilt one",
+                                   "Give the first layer input_shape=... or call model.build(input_shape)."))
+    model.set_weights(_check_weights(model, config, arrays, bad, by_name=False))
+
+
+def read_config(path):
+    """The JSON configuration stored in a model file (no weights loaded), e.g. for ``glassnet summary``."""
+    arrays = _read_archive(path, "read_config")
+    return _parse_config(arrays, path, "read_config", (FORMAT, WEIGHTS_FORMAT))[0]
+
+
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "read_config", "atomic_write",
+           "FORMAT_VERSION"]

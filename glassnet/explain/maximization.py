@@ -1,0 +1,156 @@
+"""Activation maximization: synthesize the input a unit or a filter responds to most (Erhan et al., 2009)."""
+import numpy as np
+
+from glassnet.errors import describe, message
+from glassnet.explain.backprop import (backward_from, check_layer, check_positive_int, check_seed,
+                                       forward_to, preserved, relu_rules)
+
+
+def _check_nonnegative(value, name, where):
+    if isinstance(value, (bool, np.bool_)) or not np.isscalar(value) or not 0 <= value < np.inf:
+        raise ValueError(message(where, f"{name} as a finite number >= 0", describe(value)))
+    return float(value)
+
+
+def _check_indices(index, units, kind, where):
+    """Validate ``index`` (int or sequence of ints) against ``units``; returns (array, was_scalar)."""
+    array = np.asarray(index)
+    if array.dtype == object or array.dtype == bool or not np.issubdtype(array.dtype, np.integer) \
+            or array.ndim > 1 or array.size == 0:
+        raise TypeError(message(where, f"index as an int or a list of ints ({kind})", describe(index)))
+    bad = (array < 0) | (array >= units)
+    if bad.any():
+        raise ValueError(message(where, f"{kind} indices in [0, {units - 1}]", f"{int(array[bad][0])}"))
+    return array.reshape(-1).astype(np.int64), array.ndim == 0
+
+
+def _check_bounds(bounds, where):
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        low = high = None
+    if low is None or not low < high:
+        raise ValueError(message(where, "bounds as (low, high) with low < high, or None", describe(bounds)))
+    return low, high
+
+
+def _tv_gradient(x):
+    """Gradient of TV(x) = sum of squared differences between vertical and horizontal neighbours."""
+    grad = np.zeros_like(x)
+    for axis in (1, 2):
+        d = np.diff(x, axis=axis)
+        head = [slice(None)] * x.ndim
+        tail = [slice(None)] * x.ndim
+        head[axis], tail[axis] = slice(1, None), slice(None, -1)
+        grad[tuple(head)] += 2 * d
+        grad[tuple(tail)] -= 2 * d
+    return grad
+
+
+def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, tv=0.05, jitter=1, lr=1.0,
+                            image=None, bounds=None):
+    """Gradient ascent on the input to maximize one unit's activation.
+
+    Maximizes ``J(x) = a(x) - l2 * sum(x^2) - tv * TV(x)`` by plain gradient ascent
+    ``x += lr * dJ/dx``, where ``a`` is
+
+    - for a layer with a vector output (Dense, ...): unit ``index`` of it; on the final layer (or a
+      separate final Softmax) the class *logit*, since a softmax output is maximized by lowering
+      the other classes;
+    - for a layer with a (N, h, w, F) output (Conv2D, pooling, ...): the mean of channel ``index``.
+
+    and ``TV(x)`` is the sum of squared differences between neighbouring pixels. With ``jitter``
+    the image is rolled by a random shift of up to ``jitter`` pixels before each step (and the
+    gradient rolled back), which discourages high-frequency patterns.
+
+    For a linear unit ``a = w . x + b`` with ``tv=0`` and no jitter the optimum is
+    ``x* = w / (2 l2)``, reached when ``0 < lr < 1 / l2``.
+
+    Jitter and the TV penalty apply to image inputs (N, H, W, C) only.
+
+    Parameters
+    ----------
+    model : Sequential
+    layer : str, int or Layer
+    index : int or sequence of int
+        Unit or filter; a sequence optimizes one image per index at once.
+    steps : int
+        Gradient-ascent steps.
+    seed : int, numpy.random.Generator or None
+        Source of the starting noise and the jitter.
+    l2, tv : float
+        Penalty weights (>= 0).
+    jitter : int
+        Largest random shift in pixels (0 for none).
+    lr : float
+        Step size.
+    image : array (H, W, C), optional
+        Starting image (default: Gaussian noise with standard deviation 0.1).
+    bounds : (low, high), optional
+        Clip the image to this range after every step.
+
+    Returns
+    -------
+    image : ndarray (H, W, C), or (K, H, W, C) for K indices
+    trajectory : ndarray (steps + 1,), or (K, steps + 1)
+        ``a`` at each step (on the jittered image fed forward) and, last, on the final image.
+    """
+    where = "explain.activation_maximization"
+    if not getattr(model, "built", False):
+        raise RuntimeError(message(where, "a built model", "an unbuilt one",
+                                   "Give the first layer input_shape=... or call model.build(input_shape)."))
+    k = check_layer(model, layer, where)
+    steps = check_positive_int(steps, "steps", where, minimum=0)
+    l2, tv = _check_nonnegative(l2, "l2", where), _check_nonnegative(tv, "tv", where)
+    jitter = check_positive_int(jitter, "jitter", where, minimum=0)
+    lr = _check_nonnegative(lr, "lr", where)
+    rng = check_seed(seed, where)
+    shape = model.input_shape[1:]
+    out_shape = model.layers[k].output_shape
+    if len(out_shape) not in (2, 4):
+        raise ValueError(message(where, "a layer with a (N, units) or (N, h, w, F) output",
+                                 f"layer {model.layers[k].name!r} with output shape {out_shape}"))
+    spatial = len(out_shape) == 4
+    indices, scalar = _check_indices(index, out_shape[-1], "filter" if spatial else "unit", where)
+    K = len(indices)
+    if image is None:
+        x = (0.1 * rng.standard_normal((K,) + shape)).astype(model.dtype)
+    else:
+        start = model.check_x(np.asarray(image)[None], where)[0]
+        x = np.repeat(start[None], K, axis=0)
+    if bounds is not None:
+        low, high = _check_bounds(bounds, where)
+        x = np.clip(x, low, high)
+    images = len(shape) == 3
+    jitter, tv = (jitter, tv) if images else (0, 0.0)
+    trajectory = np.empty((K, steps + 1))
+    rows = np.arange(K)
+
+    def activation_and_gradient(inputs):
+        out, source = forward_to(model, inputs, k)
+        seed_grad = np.zeros_like(out)
+        if spatial:
+            h, w = out.shape[1:3]
+            value = out[rows, :, :, indices].mean(axis=(1, 2))
+            seed_grad[rows, :, :, indices] = 1.0 / (h * w)
+        else:
+            value = out[rows, indices]
+            seed_grad[rows, indices] = 1.0
+        return value, backward_from(model, seed_grad, source)
+
+    with preserved(model), relu_rules(model, "vanilla"):
+        for step in range(steps):
+            shift = tuple(rng.integers(-jitter, jitter + 1, size=2)) if jitter else (0, 0)
+            value, grad = activation_and_gradient(np.roll(x, shift, axis=(1, 2)) if jitter else x)
+            trajectory[:, step] = value
+            if jitter:
+                grad = np.roll(grad, (-shift[0], -shift[1]), axis=(1, 2))
+            ascent = grad - 2 * l2 * x
+            if tv:
+                ascent -= tv * _tv_gradient(x)
+            x = x + x.dtype.type(lr) * ascent
+            if bounds is not None:
+                x = np.clip(x, low, high)
+        out, _ = forward_to(model, x, k)
+        trajectory[:, steps] = out[rows, :, :, indices].mean(axis=(1, 2)) if spatial else out[rows, indices]
+    return (x[0], trajectory[0]) if scalar else (x, trajectory)

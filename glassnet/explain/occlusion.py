@@ -1,0 +1,85 @@
+"""Occlusion sensitivity (Zeiler & Fergus, 2014): how much the score drops when a patch is hidden."""
+import numpy as np
+
+from glassnet.errors import message
+from glassnet.explain.backprop import (check_baseline, check_images, check_score, check_target, chunk_size,
+                                       chunks, forward_pass, preserved, target_scores)
+from glassnet.layers.base import positive_pair
+
+
+def window_positions(size, window, stride):
+    """Start offsets of windows along one axis: every ``stride`` pixels, plus one flush with the end
+    when the stride would leave the last pixels uncovered."""
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] + window < size:
+        starts.append(size - window)
+    return starts
+
+
+def occlusion_masks(shape, window, stride):
+    """Boolean masks (P, H, W), one per window position, row-major over the positions."""
+    H, W = shape
+    (wh, ww), (sh, sw) = window, stride
+    masks = []
+    for top in window_positions(H, wh, sh):
+        for left in window_positions(W, ww, sw):
+            mask = np.zeros((H, W), dtype=bool)
+            mask[top:top + wh, left:left + ww] = True
+            masks.append(mask)
+    return np.stack(masks)
+
+
+def occlusion(model, images, target=None, window=4, stride=None, baseline=0.0, score="logits"):
+    """Occlusion map: drop in the target score when a window is replaced by ``baseline``.
+
+    Each pixel gets the mean drop ``S(x) - S(x with the window occluded)`` over the windows that
+    cover it. All channels of a window are occluded together. Occluded copies are evaluated in
+    batches bounded by :data:`glassnet.explain.backprop.MEMORY_BUDGET`.
+
+    Parameters
+    ----------
+    model : Sequential
+    images : array_like (N, H, W, C)
+    target : None, int or array_like (N,)
+        Class to explain (None: the predicted class of the unoccluded image).
+    window : int or (WH, WW)
+        Occluding patch size.
+    stride : int or (SH, SW), optional
+        Step between windows; default ``window`` (non-overlapping, as in seed 000). A last window
+        flush with the border is added when the stride would leave pixels uncovered.
+    baseline : float, array (H, W, C) or (N, H, W, C)
+        What fills an occluded window (seed 000 used grey 0.5).
+    score : {"logits", "probability"}
+
+    Returns
+    -------
+    ndarray (N, H, W)
+        Positive where hiding the pixel lowers the score.
+    """
+    where = "explain.occlusion"
+    x = check_images(model, images, where)
+    if x.ndim != 4:
+        raise ValueError(message(where, "a model on images (N, H, W, C)", f"input shape {x.shape}"))
+    score = check_score(score, where)
+    target = check_target(model, target, len(x), where)
+    window = positive_pair(window, "window", where)
+    stride = window if stride is None else positive_pair(stride, "stride", where)
+    H, W = x.shape[1:3]
+    if window[0] > H or window[1] > W:
+        raise ValueError(message(where, f"a window no larger than the image ({H}, {W})", f"window {window}"))
+    base = check_baseline(baseline, x, where)
+    masks = occlusion_masks((H, W), window, stride)
+    P = len(masks)
+    clean, target = target_scores(model, x, target, score)
+    drops = np.empty((len(x), P), dtype=np.float64)
+    # the N * P occluded copies, flattened image-major, evaluated a chunk at a time
+    with preserved(model):
+        for part in chunks(len(x) * P, chunk_size(model)):
+            flat = np.arange(part.start, part.stop)
+            n, p = flat // P, flat % P
+            batch = np.where(masks[p][..., None], base[n], x[n])
+            scores = forward_pass(model, batch, score == "logits")[0]
+            drops[n, p] = clean[n] - scores[np.arange(len(flat)), target[n]]
+    coverage = masks.sum(axis=0)
+    maps = np.einsum("np,phw->nhw", drops, masks.astype(np.float64)) / coverage
+    return maps.astype(x.dtype)

@@ -131,8 +131,10 @@ def avg_pool2d_backward(dy, cache):
     N, OH, OW, C = dy.shape
     share = dy / (counts if counts is not None else KH * KW)
     if (KH, KW) == tuple(stride) and pads == ((0, 0), (0, 0)) and x_shape[1] == OH * KH and x_shape[2] == OW * KW:
-        dx = np.broadcast_to(share[:, :, None, :, None, :], (N, OH, KH, OW, KW, C))
-        return dx.reshape(x_shape)
+        dx = np.broadcast_to(share[:, :, None, :, None, :], (N, OH, KH, OW, KW, C)).reshape(x_shape)
+        # reshape copies, except when a window spans a whole axis or is 1 wide (OH == 1 or KH == 1, and
+        # likewise for W): then it returns the read-only, self-aliasing broadcast view itself
+        return dx if dx.flags.writeable else dx.copy()
     padded_shape = (N, x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]), C)
     dxp = np.zeros(padded_shape, dtype=dy.dtype)
     for i in range(KH):

@@ -80,10 +80,12 @@ class VarianceScaling(Initializer):
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal"):
         if mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise ValueError(message("VarianceScaling", "mode 'fan_in', 'fan_out' or 'fan_avg'", repr(mode)))
+            raise ValueError(message("VarianceScaling", "mode 'fan_in', 'fan_out' or 'fan_avg'", repr(mode),
+                                     "He uses 'fan_in', Glorot 'fan_avg'."))
         if distribution not in ("truncated_normal", "uniform", "untruncated_normal"):
             raise ValueError(message("VarianceScaling", "distribution 'truncated_normal', 'uniform' or "
-                                     "'untruncated_normal'", repr(distribution)))
+                                     "'untruncated_normal'", repr(distribution),
+                                     "Use 'uniform' for Glorot/He uniform, 'truncated_normal' for the normal ones."))
         if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or not scale > 0:
             raise ValueError(message("VarianceScaling", "scale > 0", repr(scale), "Glorot uses 1.0, He 2.0."))
         self.scale, self.mode, self.distribution = float(scale), mode, distribution

@@ -95,7 +95,8 @@ def deserialize(config):
     """Rebuild a layer from ``{"class_name": ..., "config": {...}}``."""
     name = config.get("class_name")
     if name not in _REGISTRY:
-        raise ValueError(message("layers.deserialize", f"a layer class among {sorted(_REGISTRY)}", repr(name)))
+        raise ValueError(message("layers.deserialize", f"a layer class among {sorted(_REGISTRY)}", repr(name),
+                                 "Pass what layers.serialize(layer) returns; custom layers need @register."))
     return _REGISTRY[name](**config.get("config", {}))
 
 
@@ -124,7 +125,8 @@ class Layer:
     def __init__(self, name=None, dtype="float32", input_shape=None, trainable=True, seed=None):
         where = type(self).__name__
         if name is not None and (not isinstance(name, str) or not name):
-            raise TypeError(message(where, "name as a non-empty str", describe(name)))
+            raise TypeError(message(where, "name as a non-empty str", describe(name),
+                                    "Leave name=None for an automatic one."))
         try:
             known = str(np.dtype(dtype)) in _FLOAT_DTYPES
         except TypeError:
@@ -153,7 +155,8 @@ class Layer:
             shape = (int(shape),)
         if not isinstance(shape, (tuple, list)) or not shape or not all(_is_int(d) and d > 0 for d in shape):
             raise ValueError(message(type(self).__name__, "input_shape as a tuple of positive ints without "
-                                     "the batch dimension, e.g. (28, 28, 1)", repr(shape)))
+                                     "the batch dimension, e.g. (28, 28, 1)", repr(shape),
+                                     "Leave the batch size out: input_shape=(28, 28, 1), not (None, 28, 28, 1)."))
         return tuple(int(d) for d in shape)
 
     def _per_example(self, input_shape):
@@ -286,7 +289,8 @@ class Layer:
                 raise ValueError(message(where, f"'{key}' of shape {store[key].shape}", f"shape {new.shape}",
                                          "Check the order ([kernel, bias], Keras's HWIO conv kernels)."))
             if not (np.issubdtype(new.dtype, np.number) and np.all(np.isfinite(new))):
-                raise ValueError(message(where, f"finite numbers for '{key}'", describe(new)))
+                raise ValueError(message(where, f"finite numbers for '{key}'", describe(new),
+                                         "Check the file or array the weights came from."))
             checked.append((store[key], new))
         # assign only once every array passed, so a failed call leaves the layer unchanged
         for target, new in checked:

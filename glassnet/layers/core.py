@@ -99,7 +99,8 @@ class Reshape(Layer):
         shape = tuple(size // known if d == -1 else d for d in self.target_shape)
         if int(np.prod(shape)) != size:
             raise ValueError(message(f"Reshape '{self.name}'", f"a target shape with {size} elements",
-                                     repr(self.target_shape)))
+                                     repr(self.target_shape), f"Its input has per-example shape "
+                                     f"{tuple(input_shape)}; use -1 for the one size to infer."))
         return shape
 
     def forward(self, x, training=False):

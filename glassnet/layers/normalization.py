@@ -24,7 +24,7 @@ class BatchNormalization(Layer):
         where = "BatchNormalization"
         if axis != -1 or isinstance(axis, bool):
             raise ValueError(message(where, "axis=-1 (channels-last)", repr(axis),
-                                     "glassnet is channels-last: move channels to the last axis."))
+                                     "Move channels to the last axis (glassnet is channels-last)."))
         self.axis = -1
         self.momentum = check_number(momentum, "momentum", where, lambda v: 0 <= v < 1, "in [0, 1)",
                                      "Keras's default is 0.99.")

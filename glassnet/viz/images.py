@@ -56,27 +56,40 @@ def _as_maps(heatmaps, where):
     return array
 
 
-def _overlay(ax, image, heatmap, cmap, norm, alpha):
-    """Draw ``image`` in gray and ``heatmap`` over it; opacity grows with |value|, so zero is see-through.
+def _resize_nearest(array, shape):
+    """Stretch a (h, w) map over (H, W) by nearest neighbour (a coarse map covers the whole image)."""
+    h, w = array.shape
+    H, W = shape
+    if (h, w) == (H, W):
+        return array
+    return array[(np.arange(H) * h) // H][:, (np.arange(W) * w) // W]
 
-    The heatmap is stretched over the image's extent (a coarse Grad-CAM map covers the whole input).
-    Returns the ScalarMappable for a colorbar.
+
+def overlay_rgb(image, heatmap, cmap, norm, alpha=0.85):
+    """Composite ``heatmap`` over a display-ready ``image`` (from ``as_images``): (H, W, 3) in [0, 1].
+
+    The image is shown in dimmed gray (dark pixels lifted, bright ones lowered) so colour shows on
+    both; the heatmap's
+    opacity grows with its distance from zero (or from ``norm.vmin`` when unsigned), so a zero
+    value leaves the image visible and the sign shows as colour.
     """
     from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
 
-    mappable = ScalarMappable(norm=norm, cmap=colormaps[cmap])
-    rgba = mappable.to_rgba(heatmap)
+    gray = image if image.ndim == 2 else image.mean(axis=-1)
+    heatmap = _resize_nearest(np.asarray(heatmap, dtype=np.float64), gray.shape)
     low, high = norm.vmin, norm.vmax
     centre = 0.0 if low < 0 < high else low
-    strength = np.abs(heatmap - centre) / max(high - centre, centre - low, 1e-30)
-    rgba[..., 3] = alpha * np.clip(strength, 0.0, 1.0) ** 0.7  # gamma < 1 keeps weak evidence visible
-    height, width = image.shape[:2]
-    extent = (-0.5, width - 0.5, height - 0.5, -0.5)
-    gray = image if image.ndim == 2 else image.mean(axis=-1)
-    ax.imshow(gray, cmap="gray", vmin=0.0, vmax=1.0, extent=extent, interpolation="nearest", alpha=0.85)
-    ax.imshow(rgba, extent=extent, interpolation="nearest")
-    return mappable
+    strength = np.clip(np.abs(heatmap - centre) / max(high - centre, centre - low, 1e-30), 0.0, 1.0)
+    opacity = (alpha * strength ** 0.7)[..., None]  # gamma < 1 keeps weak evidence visible
+    colour = colormaps[cmap](np.clip(norm(heatmap), 0.0, 1.0))[..., :3]
+    base = (0.12 + 0.6 * gray)[..., None]
+    return (1 - opacity) * base + opacity * colour
+
+
+def _mappable(cmap, norm):
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    return ScalarMappable(norm=norm, cmap=colormaps[cmap])
 
 
 def plot_heatmaps(images, heatmaps, titles=None, signed=None, cmap=None, alpha=0.85, overlay=True,
@@ -123,9 +136,10 @@ def plot_heatmaps(images, heatmaps, titles=None, signed=None, cmap=None, alpha=0
     for index, ax in enumerate(panels(figure, len(maps), max_cols)):
         name, norm, _ = color_scale(maps[index], signed, cmap)
         if overlay:
-            mappable = _overlay(ax, shown[index], maps[index], name, norm, alpha)
+            ax.imshow(overlay_rgb(shown[index], maps[index], name, norm, alpha), interpolation="nearest")
         else:
-            mappable = ax.imshow(maps[index], cmap=name, norm=norm, interpolation="nearest")
+            ax.imshow(maps[index], cmap=name, norm=norm, interpolation="nearest")
+        mappable = _mappable(name, norm)
         bar = figure.colorbar(mappable, ax=ax, orientation="horizontal", fraction=0.07, pad=0.03, aspect=14)
         bar.ax.tick_params(labelsize=6)
         bar.ax.xaxis.get_offset_text().set_fontsize(6)

@@ -19,8 +19,8 @@ import numpy as np
 from glassnet.errors import describe, message
 from glassnet.viz._common import DPI, as_images, as_labels, class_name, png_bytes
 from glassnet.viz.diagram import plot_model
-from glassnet.viz.images import (color_scale, plot_activation_maximization, plot_feature_maps,
-                                 plot_filters, plot_heatmaps)
+from glassnet.viz.images import (color_scale, overlay_rgb, plot_activation_maximization, plot_feature_maps,
+                                 plot_filters)
 from glassnet.viz.plots import confusion_matrix, history_dict, plot_confusion_matrix, plot_history, plot_most_confused
 
 
@@ -158,14 +158,16 @@ def _conv_layers(model):
     return [layer for layer in model.layers if np.ndim(getattr(layer, "params", {}).get("kernel")) == 4]
 
 
-def _verdict(model, x, method):
-    """``{"passed", "label", "detail"}`` from :func:`glassnet.explain.sanity_check` on ``method``."""
+def _verdict(model, x, method, seed):
+    """Badge for :func:`glassnet.explain.sanity_check` (cascading weight randomization) on ``method``."""
     from glassnet import explain
 
-    result = explain.sanity_check(model, x, lambda m, images: method.compute(m, images, None))
-    passed = bool(result["passed"])
-    detail = f"similarity to randomized model {result['similarity']:.2f}"
-    return {"passed": passed, "label": "passes sanity check" if passed else "fails sanity check", "detail": detail}
+    result = explain.sanity_check(model, x, lambda net, images, target=None: method.compute(net, images, target),
+                                  seed=seed)
+    detail = (f"rank corr. {result.mean[-1]:.2f} with {len(result.layers)} layers randomized "
+              f"(pass < {result.threshold:.2f})")
+    return {"passed": result.passed, "label": "passes sanity check" if result.passed else "fails sanity check",
+            "detail": detail, "correlations": [float(value) for value in result.mean]}
 
 
 def _sample(n_total, n_explain, seed):
@@ -194,7 +196,8 @@ def _check_inputs(model, x, y, n_explain, methods):
 
 # -- the report --------------------------------------------------------------------------------
 def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, title=None, methods=None,
-           sanity=True, progress=True, seed=0, filename="report.html", diagram_engine="auto"):
+           sanity=True, progress=True, seed=0, filename="report.html", diagram_engine="auto",
+           maximization_steps=200):
     """Write one self-contained HTML report about ``model`` on test data ``(x, y)``.
 
     Parameters
@@ -222,6 +225,8 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
         Picks the explained sample.
     filename : str
     diagram_engine : {"auto", "graphviz", "matplotlib"}
+    maximization_steps : int
+        Gradient-ascent steps of the activation maximization.
 
     Returns
     -------
@@ -238,11 +243,11 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
             notes.append(f"No convolution layer: skipped {', '.join(skipped)}, filters and feature maps.")
     chosen = [method for method in _methods() if method.key in keys]
     feature_layers = convs[:3]
-    total = 6 + bool(convs) + len(feature_layers) + len(chosen) * (1 + bool(sanity)) + 1
+    total = 6 + bool(convs) + len(feature_layers) + len(chosen) * (1 + bool(sanity))
     steps, timer, started = Progress(progress, total), _Timer(), time.perf_counter()
     try:
         context = _build(model, x, labels, history, n_explain, class_names, chosen, sanity, seed, convs,
-                         feature_layers, diagram_engine, steps, timer)
+                         feature_layers, diagram_engine, maximization_steps, steps, timer)
         with timer("page"):
             context.update(title=title or f"glassnet report: {model.name}", model_name=model.name, notes=notes,
                            generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -277,7 +282,7 @@ def render(context):
 
 
 def _build(model, x, labels, history, n_explain, class_names, methods, sanity, seed, convs, feature_layers,
-           diagram_engine, steps, timer):
+           diagram_engine, maximization_steps, steps, timer):
     """Compute every section; returns the template context (without page metadata)."""
     context = {"n_examples": len(x), "curves": None, "final_metrics": [], "filters": None, "feature_maps": [],
                "feature_maps_index": None, "activation_maximization": None}
@@ -311,15 +316,15 @@ def _build(model, x, labels, history, n_explain, class_names, methods, sanity, s
             steps.step("filters")
         context["feature_maps_index"] = int(sample[0])
         for layer in feature_layers:
-            figure = plot_feature_maps(model, x[sample[0]], layer, max_maps=16)
+            figure = plot_feature_maps(model, x[sample[0]], layer, max_maps=16, max_cols=9)
             context["feature_maps"].append({"layer": layer.name, "uri": figure_uri(figure)})
             steps.step(f"feature maps {layer.name}")
     with timer("activation maximization"):
-        context["activation_maximization"] = _activation_maximization(model, class_names, seed)
+        context["activation_maximization"] = _activation_maximization(model, class_names, seed,
+                                                                   maximization_steps)
     steps.step("activation maximization")
-    with timer("explanations"):
-        context["explanations"] = _explanations(model, x[sample], labels[sample], probs[sample], sample,
-                                                class_names, methods, sanity, steps, timer)
+    context["explanations"] = _explanations(model, x[sample], labels[sample], probs[sample], sample, class_names,
+                                            methods, sanity, seed, steps, timer)
     return context
 
 
@@ -328,16 +333,37 @@ def _has_dot():
     return shutil.which("dot") is not None
 
 
-def _activation_maximization(model, class_names, seed):
+def _activation_maximization(model, class_names, seed, steps):
     """Per-class synthesized inputs (one explain call for all classes) drawn as one figure."""
     K = int(model.output_shape[-1])
     figure = plot_activation_maximization(model, -1, range(K), class_names=class_names, max_cols=min(K, 10),
-                                          seed=seed)
+                                          seed=seed, steps=steps)
     return figure_uri(figure)
 
 
-def _explanations(model, x, labels, probs, indices, class_names, methods, sanity, steps, timer):
-    """Columns (method, verdict) and rows (input + one heatmap per method) of the explanation table."""
+def gradient_css(cmap, stops=11):
+    """A CSS ``linear-gradient`` reproducing a matplotlib colormap, left (low) to right (high)."""
+    from matplotlib import colormaps
+
+    colours = colormaps[cmap](np.linspace(0.0, 1.0, stops))[:, :3]
+    parts = [f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f}) {100 * i / (stops - 1):.0f}%"
+             for i, (r, g, b) in enumerate(colours)]
+    return "linear-gradient(to right, " + ", ".join(parts) + ")"
+
+
+def _heatmap_cell(image, heatmap, signed):
+    """One table cell: the overlay as a PNG and the numbers at the ends and middle of its colorbar.
+
+    The colorbar itself is drawn by the page (a CSS gradient of the same colormap under every cell
+    of the column), which keeps the report quick to build: no matplotlib figure per cell.
+    """
+    name, norm, _ = color_scale(heatmap, signed)
+    return {"uri": image_uri(overlay_rgb(image, heatmap, name, norm)),
+            "ticks": [f"{value:.2g}" for value in (norm.vmin, (norm.vmin + norm.vmax) / 2, norm.vmax)]}
+
+
+def _explanations(model, x, labels, probs, indices, class_names, methods, sanity, seed, steps, timer):
+    """Columns (method, verdict, colormap) and rows (input + one heatmap cell per method)."""
     shown = as_images(x, "viz.report", "x")
     predicted = probs.argmax(axis=1)
     columns, cells = [], []
@@ -348,14 +374,14 @@ def _explanations(model, x, labels, probs, indices, class_names, methods, sanity
         verdict = None
         if sanity:
             with timer("sanity checks"):
-                verdict = _verdict(model, x, method)
+                verdict = _verdict(model, x, method, seed)
             steps.step(f"sanity check {method.title}")
         with timer("drawing heatmaps"):
-            signed = color_scale(maps)[2]  # one colour scheme per column: signed if any map is
-            cells.append([figure_uri(plot_heatmaps(x[i:i + 1], maps[i:i + 1], signed=signed, panel_size=1.6))
-                          for i in range(len(x))])
+            maps = maps.sum(axis=-1) if maps.ndim == 4 else maps  # channels summed, sign kept
+            cmap, _, signed = color_scale(maps)  # one colour scheme per column: signed if any map is
+            cells.append([_heatmap_cell(shown[i], maps[i], signed) for i in range(len(x))])
         columns.append({"key": method.key, "name": method.title, "description": method.description,
-                        "verdict": verdict})
+                        "verdict": verdict, "gradient": gradient_css(cmap), "signed": signed})
     rows = [{"index": int(index), "true": class_name(class_names, int(labels[row])),
              "pred": class_name(class_names, int(predicted[row])), "prob": float(probs[row, predicted[row]]),
              "correct": bool(predicted[row] == labels[row]), "input": image_uri(shown[row]),

@@ -1,0 +1,442 @@
+"""The ``glassnet`` command line: train, evaluate, summary, predict, demo (and more, registered below).
+
+This is the only module of glassnet that prints or exits. Every subcommand is one
+``add_<name>_arguments(parser)`` / ``run_<name>(args) -> exit code`` pair registered in
+:data:`COMMANDS` with :func:`register`; other modules (e.g. the visualization commands) add theirs
+the same way. Bad input prints one line ``glassnet: error: ...`` on stderr and exits non-zero,
+without a traceback.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from collections import namedtuple
+
+import numpy as np
+
+Command = namedtuple("Command", "name help description add_arguments run")
+
+#: Subcommands in the order ``glassnet --help`` lists them.
+COMMANDS = {}
+
+
+def register(name, help, add_arguments, run, description=None):
+    """Add a subcommand: ``add_arguments(parser)`` declares its options, ``run(args)`` returns the exit code."""
+    COMMANDS[name] = Command(name, help, description or help, add_arguments, run)
+
+
+class CommandError(Exception):
+    """A user mistake the CLI reports in one line (exit status 2)."""
+
+
+def say(*parts):
+    """Print a line of normal output (the CLI's only way to write to stdout)."""
+    print(*parts, flush=True)
+
+
+# -- datasets --------------------------------------------------------------------------------
+DATASET_NAMES = ("fashion-mnist", "mnist", "mnist-t10k", "shapes")
+
+Data = namedtuple("Data", "name x_train y_train x_test y_test class_names description")
+
+
+def _images(x):
+    """uint8 (N, H, W) images -> float32 (N, H, W, 1) in [0, 1], the scaling every preset is trained with."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    return (x.astype(np.float32) / 255.0) if x.dtype == np.uint8 else x.astype(np.float32)
+
+
+def load_dataset(name, limit=None, test_limit=None, download=False, seed=0):
+    """Load a dataset by CLI name, scaled to [0, 1] with a channel axis.
+
+    ``fashion-mnist`` and ``mnist`` use the Keras-style loaders (local files, then a download when
+    ``download``); ``mnist-t10k`` splits the 10,000 real MNIST test digits 8,000 / 2,000;
+    ``shapes`` is the synthetic offline set.
+    """
+    from glassnet import datasets
+    if name == "fashion-mnist":
+        (xt, yt), (xv, yv) = datasets.fashion_mnist.load_data(download=download)
+        names, text = datasets.fashion_mnist.CLASS_NAMES, "Fashion-MNIST"
+    elif name == "mnist":
+        (xt, yt), (xv, yv) = datasets.mnist.load_data(download=download)
+        names, text = tuple(str(d) for d in range(10)), "MNIST"
+    elif name == "mnist-t10k":
+        x, y = datasets.mnist.load_t10k()
+        (xt, yt), (xv, yv) = (x[:8000], y[:8000]), (x[8000:], y[8000:])
+        names, text = tuple(str(d) for d in range(10)), "MNIST t10k digits (8,000 train / 2,000 test)"
+    elif name == "shapes":
+        n_train = 6000 if limit is None else limit
+        (xt, yt), (xv, yv) = datasets.shapes.load_data(n_train=n_train, n_test=test_limit or 1000, seed=seed)
+        names, text = datasets.shapes.CLASS_NAMES, "synthetic shapes"
+    else:
+        raise CommandError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+    if limit is not None:
+        xt, yt = xt[:limit], yt[:limit]
+    if test_limit is not None:
+        xv, yv = xv[:test_limit], yv[:test_limit]
+    return Data(name, _images(xt), yt.astype(np.int64), _images(xv), yv.astype(np.int64), tuple(names), text)
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+    return parse
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _add_data_arguments(parser, default="fashion-mnist"):
+    parser.add_argument("--dataset", choices=DATASET_NAMES, default=default,
+                        help=f"dataset (default: {default}); mnist-t10k = the 10,000 real MNIST test digits "
+                             "split 8,000/2,000; shapes = synthetic, always available")
+    parser.add_argument("--limit", type=_positive(int), metavar="N", help="use only the first N training images")
+    parser.add_argument("--test-limit", type=_positive(int), metavar="N", help="use only the first N test images")
+    parser.add_argument("--download", action="store_true",
+                        help="download the dataset when it is not on disk (needs internet)")
+
+
+# -- models ----------------------------------------------------------------------------------
+def _load_model_file(path):
+    from glassnet.saving import load_model
+    return load_model(path)
+
+
+def _model_from_name_or_path(text, input_shape=(28, 28, 1), num_classes=10, seed=None):
+    from glassnet import models
+    if text in models.available():
+        return models.get(text, input_shape=input_shape, num_classes=num_classes, seed=seed)
+    if os.path.exists(text):
+        return _load_model_file(text)
+    raise CommandError(f"--model {text!r} is neither a preset ({', '.join(models.available())}) nor an "
+                       "existing model file")
+
+
+# -- train -----------------------------------------------------------------------------------
+def add_train_arguments(parser):
+    from glassnet import models
+    _add_data_arguments(parser)
+    parser.add_argument("--model", default="fashion", choices=models.available(),
+                        help="preset to train (default: fashion); see 'glassnet summary --model NAME'")
+    parser.add_argument("--epochs", type=_positive(int), help="epochs (default: the preset's recipe)")
+    parser.add_argument("--batch-size", type=_positive(int), help="batch size (default: the preset's recipe)")
+    parser.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop", "adagrad", "adadelta"),
+                        help="optimizer with Keras's defaults (default: the preset's recipe)")
+    parser.add_argument("--lr", type=_positive(float), help="learning rate (default: the recipe's or optimizer's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for initialization, shuffling and dropout "
+                                                            "(default: 0)")
+    parser.add_argument("--validation-split", type=_fraction, default=0.1, metavar="F",
+                        help="fraction of the training data held out for validation curves (default: 0.1)")
+    parser.add_argument("--no-augment", action="store_true", help="turn off the recipe's data augmentation")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT/model.npz (saved after every epoch) instead of starting over")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default: runs/MODEL-DATASET): model.npz, history.json, "
+                             "history.csv, history.png, metrics.json")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                        help="0 quiet, 1 progress bar per epoch (default), 2 one line per epoch")
+
+
+def _write_json(path, data):
+    from glassnet.saving import atomic_write
+    atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=2).encode("utf-8")))
+
+
+def _plot_history(history, path):
+    """Learning curves as a PNG (matplotlib, Agg); returns the path or None when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        from glassnet.viz import plot_history
+    except ImportError:
+        return None
+    import matplotlib.pyplot as plt
+    figure = plot_history(history, to_file=path)
+    plt.close(figure)
+    return path
+
+
+def train(data, model_name, out, epochs=None, batch_size=None, optimizer=None, lr=None, seed=0,
+          validation_split=0.1, augment=True, resume=False, verbose=1):
+    """Train preset ``model_name`` on ``data`` and write everything under ``out``; returns a results dict."""
+    from glassnet import models
+    from glassnet.callbacks import CSVLogger, ModelCheckpoint
+    os.makedirs(out, exist_ok=True)
+    checkpoint = os.path.join(out, "model.npz")
+    recipe = models.recipe(model_name)
+    epochs = epochs or recipe["epochs"]
+    n_val = int(len(data.x_train) * validation_split) if validation_split else 0
+    x_train, y_train = data.x_train[:len(data.x_train) - n_val], data.y_train[:len(data.y_train) - n_val]
+    validation = (data.x_train[len(x_train):], data.y_train[len(y_train):]) if n_val else None
+    if resume and os.path.exists(checkpoint):
+        model = _load_model_file(checkpoint)
+        initial_epoch = model.completed_epochs
+        say(f"Resuming {checkpoint} after epoch {initial_epoch}.")
+    else:
+        model = models.get(model_name, input_shape=data.x_train.shape[1:], num_classes=len(data.class_names),
+                           seed=seed)
+        models.compile_recipe(model, model_name, optimizer=optimizer, learning_rate=lr)
+        initial_epoch = 0
+    model.metadata = {"dataset": data.name, "dataset_description": data.description,
+                      "class_names": list(data.class_names), "preprocessing": "x / 255 (uint8 images to [0, 1])",
+                      "preset": model_name}
+    callbacks = [ModelCheckpoint(checkpoint, save_best_only=False),
+                 CSVLogger(os.path.join(out, "history.csv"), append=initial_epoch > 0)]
+    start = time.perf_counter()
+    history = models.fit_recipe(model, model_name, x_train, y_train, epochs=epochs, batch_size=batch_size,
+                                seed=seed, verbose=verbose, validation_data=validation, callbacks=callbacks,
+                                augment=augment, initial_epoch=initial_epoch)
+    wall = time.perf_counter() - start
+    model.save(checkpoint)
+    loss, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=256)
+    results = {"dataset": data.name, "dataset_description": data.description, "model": model_name,
+               "params": model.count_params(), "train_samples": int(len(x_train)),
+               "validation_samples": int(n_val), "test_samples": int(len(data.x_test)),
+               "epochs": model.completed_epochs, "train_seconds": round(wall, 2),
+               "test_loss": loss, "test_accuracy": accuracy}
+    _write_json(os.path.join(out, "metrics.json"), results)
+    _write_json(os.path.join(out, "history.json"), {"history": history.history, "epoch": history.epoch})
+    if history.epoch:
+        results["plot"] = _plot_history(history.history, os.path.join(out, "history.png"))
+    return model, history, results
+
+
+def run_train(args):
+    data = load_dataset(args.dataset, args.limit, args.test_limit, args.download, args.seed)
+    out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}")
+    say(f"Training {args.model} on {data.description}: {len(data.x_train)} training and "
+        f"{len(data.x_test)} test images.")
+    _, _, results = train(data, args.model, out, args.epochs, args.batch_size, args.optimizer, args.lr, args.seed,
+                          args.validation_split, not args.no_augment, args.resume, args.verbose)
+    say(f"Test accuracy {results['test_accuracy']:.4f} (loss {results['test_loss']:.4f}) after "
+        f"{results['epochs']} epochs, {results['train_seconds']:.0f} s of training. Wrote {out}/.")
+    return 0
+
+
+# -- evaluate --------------------------------------------------------------------------------
+def add_evaluate_arguments(parser):
+    parser.add_argument("--model", required=True, metavar="PATH", help="model file written by train / model.save")
+    _add_data_arguments(parser)
+    parser.add_argument("--batch-size", type=_positive(int), default=256, help="batch size (default: 256)")
+
+
+def run_evaluate(args):
+    model = _load_model_file(args.model)
+    if not model.compiled:
+        model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    data = load_dataset(args.dataset, args.limit, args.test_limit, args.download)
+    values = model.evaluate(data.x_test, data.y_test, batch_size=args.batch_size)
+    values = values if isinstance(values, list) else [values]
+    say(f"{data.description}, {len(data.x_test)} test images: " +
+        ", ".join(f"{name} {value:.4f}" for name, value in zip(model.metrics_names, values)))
+    return 0
+
+
+# -- summary ---------------------------------------------------------------------------------
+def add_summary_arguments(parser):
+    parser.add_argument("--model", required=True, metavar="NAME_OR_PATH",
+                        help="a preset name (see --list) or a saved model file")
+    parser.add_argument("--list", action="store_true", help="also list the presets")
+
+
+def run_summary(args):
+    from glassnet import models
+    model = _model_from_name_or_path(args.model)
+    model.summary(print_fn=say)
+    if args.list:
+        say("Presets: " + ", ".join(models.available()))
+    if getattr(model, "completed_epochs", 0):
+        say(f"Trained for {model.completed_epochs} epochs" +
+            (f" on {model.metadata['dataset']}" if model.metadata.get("dataset") else "") + ".")
+    return 0
+
+
+# -- predict ---------------------------------------------------------------------------------
+def add_predict_arguments(parser):
+    parser.add_argument("--model", required=True, metavar="PATH", help="model file written by train / model.save")
+    parser.add_argument("--input", required=True, metavar="FILE",
+                        help="images: .npy array (N, H, W[, C]), an IDX file (.gz or raw) or a PNG image; "
+                             "uint8 pixels are scaled by 1/255 like the training data")
+    parser.add_argument("--output", metavar="FILE.npy", help="also save the class probabilities there")
+    parser.add_argument("--top", type=_positive(int), default=1, help="how many classes to show per image")
+    parser.add_argument("--max-rows", type=_positive(int), default=20, help="print at most this many images")
+
+
+def _read_images(path):
+    from glassnet.datasets import load_idx
+    if not os.path.isfile(path):
+        raise CommandError(f"--input {path!r} does not exist")
+    lower = path.lower()
+    if lower.endswith(".npy"):
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as error:
+            raise CommandError(f"--input {path!r} is not a numeric .npy array ({error})") from None
+    if lower.endswith(".png"):
+        try:
+            import matplotlib.image as mpimg
+        except ImportError:
+            raise CommandError("reading PNG files needs matplotlib (pip install matplotlib)") from None
+        image = mpimg.imread(path)
+        if image.ndim == 3:
+            image = image[..., :3].mean(axis=-1)
+        return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)[None]
+    return load_idx(path)
+
+
+def run_predict(args):
+    model = _load_model_file(args.model)
+    x = _read_images(args.input)
+    shape = model.input_shape[1:]
+    if x.ndim == len(shape) - 1 and x.shape == shape[:-1]:
+        x = x[None]
+    if x.ndim == len(shape) and x.shape[1:] == shape[:-1] and shape[-1] == 1:
+        x = x[..., None]
+    probabilities = model.predict(_images(x) if x.dtype == np.uint8 else x)
+    names = model.metadata.get("class_names") or [str(i) for i in range(probabilities.shape[-1])]
+    top = np.argsort(-probabilities, axis=-1)[:, :args.top]
+    for i in range(min(len(x), args.max_rows)):
+        say(f"{i}: " + ", ".join(f"{names[k]} ({probabilities[i, k]:.3f})" for k in top[i]))
+    if len(x) > args.max_rows:
+        say(f"... {len(x) - args.max_rows} more")
+    if args.output:
+        np.save(args.output, probabilities)
+        say(f"Wrote probabilities {probabilities.shape} to {args.output}.")
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------------
+DEMO = {"model": "fashion", "train_images": 12000, "test_images": 2000, "epochs": 3, "report_images": 8}
+
+
+def add_demo_arguments(parser):
+    parser.add_argument("--out", default=os.path.join("runs", "demo"), metavar="DIR",
+                        help="output folder (default: runs/demo)")
+    parser.add_argument("--dataset", choices=("auto",) + DATASET_NAMES, default="auto",
+                        help="auto (default): Fashion-MNIST when its files are installed, else synthetic shapes")
+    parser.add_argument("--epochs", type=_positive(int), default=DEMO["epochs"],
+                        help=f"epochs (default: {DEMO['epochs']})")
+    parser.add_argument("--limit", type=_positive(int), default=DEMO["train_images"], metavar="N",
+                        help=f"training images (default: {DEMO['train_images']})")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="progress output (default: 1)")
+
+
+def _demo_data(choice, limit):
+    from glassnet.datasets import DatasetNotFoundError
+    if choice != "auto":
+        return load_dataset(choice, limit, DEMO["test_images"])
+    try:
+        return load_dataset("fashion-mnist", limit, DEMO["test_images"])
+    except (DatasetNotFoundError, OSError, ValueError) as error:
+        say(f"Fashion-MNIST is not available ({str(error).splitlines()[0]}); using the synthetic shapes "
+            "dataset instead.")
+        return load_dataset("shapes", limit, DEMO["test_images"])
+
+
+def _demo_report(model, data, history, out):
+    """The demo's closing step: the HTML report of glassnet.viz (its single call site)."""
+    try:
+        from glassnet.viz import report
+    except ImportError as error:
+        say(f"Skipping the HTML report ({error}).")
+        return None
+    n = DEMO["report_images"]
+    return report(model, data.x_test[:256], data.y_test[:256], out, history=history.history, n_explain=n,
+                  class_names=data.class_names, title=f"glassnet demo: {model.name} on {data.description}",
+                  progress=False, maximization_steps=60)
+
+
+def run_demo(args):
+    started = time.perf_counter()
+    data = _demo_data(args.dataset, args.limit)
+    say(f"Demo: training the '{DEMO['model']}' preset on {data.description} ({len(data.x_train)} training, "
+        f"{len(data.x_test)} test images, {args.epochs} epochs).")
+    model, history, results = train(data, DEMO["model"], args.out, epochs=args.epochs, seed=0,
+                                    validation_split=0.1, augment=False, verbose=args.verbose)
+    say(f"Test accuracy {results['test_accuracy']:.4f} on {len(data.x_test)} test images.")
+    if not args.no_report:
+        path = _demo_report(model, data, history, args.out)
+        if path:
+            say(f"Report: {path}")
+    say(f"Wrote {args.out}/ (model.npz, history.json, history.csv, history.png, metrics.json) in "
+        f"{time.perf_counter() - started:.0f} s.")
+    return 0
+
+
+register("train", "train a preset model on a dataset and save it", add_train_arguments, run_train,
+         "Train a preset (see 'glassnet summary --model NAME --list') with its recipe, checkpointing after every "
+         "epoch. Writes model.npz, history.json/.csv/.png and metrics.json (test accuracy) under --out.")
+register("evaluate", "loss and accuracy of a saved model on a test set", add_evaluate_arguments, run_evaluate)
+register("summary", "print the Keras-style summary of a preset or a saved model", add_summary_arguments,
+         run_summary)
+register("predict", "class predictions of a saved model for images in a file", add_predict_arguments, run_predict)
+register("demo", "train the default model in a few minutes and write model, curves, accuracy and report",
+         add_demo_arguments, run_demo,
+         "Train the 'fashion' preset on a subset of Fashion-MNIST (or, without its files, the synthetic "
+         "shapes set), then write model, history, accuracy and the HTML report under --out.")
+
+
+# -- entry point -----------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, text):
+        # One line, no usage dump: the user asked for a short error; --help has the rest.
+        self.exit(2, f"glassnet: error: {text} (see '{self.prog} --help')\n")
+
+
+def build_parser():
+    from glassnet import __version__
+    parser = _Parser(prog="glassnet", description="glassnet: a CNN library on NumPy that trains fast and "
+                     "explains itself. Run 'glassnet COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version", version=f"glassnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for command in COMMANDS.values():
+        child = sub.add_parser(command.name, help=command.help, description=command.description)
+        command.add_arguments(child)
+        child.set_defaults(_run=command.run)
+    return parser
+
+
+def _one_line(error):
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status (0 success, 1 failure, 2 bad usage, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return args._run(args) or 0
+    except CommandError as error:
+        print(f"glassnet: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("glassnet: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, RuntimeError, OSError, MemoryError) as error:
+        print(f"glassnet: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -104,17 +104,24 @@ def _rngs(seed, n):
     return [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(n)]
 
 
-def _check_args(n, image_size, n_classes, noise, distractors, scale):
-    for name, value, low in (("n", n, 0), ("image_size", image_size, 12), ("distractors", distractors, 0)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise ValueError(f"shapes expects {name} to be an int >= {low}; got {value!r}.")
+def _check_int(name, value, low):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"shapes expects {name} to be an int >= {low}; got {value!r}.")
+
+
+def _check_args(image_size, n_classes, noise, distractors, scale):
+    _check_int("image_size", image_size, 12)
+    _check_int("distractors", distractors, 0)
     if not isinstance(n_classes, (int, np.integer)) or not 2 <= n_classes <= len(_SHAPES):
         raise ValueError(f"shapes expects n_classes to be an int in 2..{len(_SHAPES)}; got {n_classes!r}. "
                          f"The classes are, in order: {', '.join(CLASS_NAMES)}.")
     if not (np.isscalar(noise) and noise >= 0):
         raise ValueError(f"shapes expects noise (the background noise's standard deviation, "
                          f"in units of full brightness) >= 0; got {noise!r}.")
-    lo, hi = scale
+    try:
+        lo, hi = (float(v) for v in scale)
+    except (TypeError, ValueError):
+        lo = hi = -1.0
     if not 0.05 <= lo <= hi <= 0.45:
         raise ValueError(f"shapes expects scale=(low, high) with 0.05 <= low <= high <= 0.45 (object "
                          f"half-extent as a fraction of image_size); got {scale!r}.")
@@ -183,7 +190,8 @@ def generate(n, seed=0, image_size=28, n_classes=10, noise=0.1, distractors=2, s
     ShapesData
         ``(x, y, masks, boxes)``: uint8 (n, S, S), uint8 (n,), bool (n, S, S), int (n, 4).
     """
-    _check_args(n, image_size, n_classes, noise, distractors, scale)
+    _check_int("n", n, 0)
+    _check_args(image_size, n_classes, noise, distractors, scale)
     rng = _rngs(seed, 1)[0] if not isinstance(seed, np.random.Generator) else seed
     S = image_size
     y = rng.permutation(np.arange(n) % n_classes).astype(np.uint8)
@@ -230,6 +238,8 @@ def load_data(n_train=6000, n_test=1000, seed=0, image_size=28, n_classes=10, no
         uint8 images (N, S, S) and uint8 labels (N,); with ``return_masks`` each split is a
         :class:`ShapesData` ``(x, y, masks, boxes)`` instead.
     """
+    _check_int("n_train", n_train, 0)
+    _check_int("n_test", n_test, 0)
     rng_train, rng_test = _rngs(seed, 2)
     options = dict(image_size=image_size, n_classes=n_classes, noise=noise, distractors=distractors,
                    scale=scale)

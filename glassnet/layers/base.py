@@ -186,6 +186,10 @@ class Layer:
         """Raise a clear error when this layer cannot take a per-example ``shape``."""
         if self.input_rank is not None and len(shape) != self.input_rank:
             raise ValueError(self._rank_error(shape))
+        if not shape:
+            raise ValueError(message(f"{type(self).__name__} '{self.name}'", "input of shape (N, ...) with at "
+                                     "least one axis besides the batch axis", "a 1-D input",
+                                     "Give a batch of feature vectors: x[:, None] or x[None, :]."))
 
     def _rank_error(self, shape):
         expected = {3: "(N, H, W, C)", 1: "(N, features)"}.get(self.input_rank, f"rank {self.input_rank + 1}")

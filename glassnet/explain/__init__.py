@@ -8,6 +8,9 @@ array; none changes the model. Conventions:
 - ``layer``: a name, an index or a Layer; CAM-style methods default to the last layer with a
   (N, h, w, C) output.
 - Maps keep their units and signs: nothing is normalized for display (see :mod:`glassnet.viz`).
+- Large batches run in chunks bounded by ``glassnet.explain.backprop.MEMORY_BUDGET`` (bytes);
+  :func:`glassnet.explain.backprop.backprop` is the one forward+backward routine behind the
+  gradient methods.
 
 =========================  ==============================================  ===================
 function                   what                                            returns
@@ -28,7 +31,7 @@ sanity_check               cascading weight randomization test             Sanit
 deletion_insertion         deletion / insertion AUCs vs. a random order    DeletionInsertion
 =========================  ==============================================  ===================
 """
-from glassnet.explain.backprop import backprop, relu_rules
+from glassnet.explain.backprop import relu_rules
 from glassnet.explain.cam import cam, grad_cam, grad_cam_plus_plus, guided_grad_cam, upsample_bilinear
 from glassnet.explain.gradients import input_gradients, integrated_gradients, saliency, smooth_grad
 from glassnet.explain.inspect import feature_maps, filters
@@ -40,6 +43,6 @@ from glassnet.explain.trust import (METHODS, DeletionInsertion, SanityCheck, del
 __all__ = [
     "input_gradients", "saliency", "smooth_grad", "integrated_gradients", "grad_cam", "grad_cam_plus_plus",
     "guided_grad_cam", "cam", "occlusion", "activation_maximization", "feature_maps", "filters",
-    "sanity_check", "deletion_insertion", "rank_correlation", "upsample_bilinear", "backprop", "relu_rules",
+    "sanity_check", "deletion_insertion", "rank_correlation", "upsample_bilinear", "relu_rules",
     "METHODS", "SanityCheck", "DeletionInsertion",
 ]

@@ -454,9 +454,18 @@ class Sequential:
             "metrics": self.metrics_names + (["val_" + k for k in self.metrics_names] if x_val is not None else [])})
         self.history = history
         self.stop_training = False
+        callback_list.on_train_begin()
+        # With the guard on, fit reports NaN/inf itself (naming the layer), so NumPy's warnings are noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore") if check_numerics else _no_context():
+            self._fit_loop(source, callback_list, params, fused, base_seed, initial_epoch, epochs, batch_size,
+                           x_val, y_val, check_numerics, where)
+        callback_list.on_train_end()
+        return history
+
+    def _fit_loop(self, source, callback_list, params, fused, base_seed, initial_epoch, epochs, batch_size,
+                  x_val, y_val, check_numerics, where):
         names = self.metrics_names
         per_batch = callback_list.wants_batches
-        callback_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             rng = self._seed_epoch(base_seed, epoch)
             callback_list.on_epoch_begin(epoch)
@@ -490,8 +499,6 @@ class Sequential:
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training or source.exhausted:
                 break
-        callback_list.on_train_end()
-        return history
 
     def _validation_arrays(self, validation_data):
         where = "Sequential.fit(validation_data=...)"
@@ -573,10 +580,11 @@ class Sequential:
         y = self.check_y(y, len(x), where)
         params = self._prepare_training(where)
         fused = self._fusable()
-        loss, y_pred = self._step(x, y, fused, update=True)
-        grads = self.gradients()
-        if not (math.isfinite(loss) and self._finite_grads(grads)):
-            self._raise_non_finite(x, y, fused, where)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, y_pred = self._step(x, y, fused, update=True)
+            grads = self.gradients()
+            if not (math.isfinite(loss) and self._finite_grads(grads)):
+                self._raise_non_finite(x, y, fused, where)
         self.optimizer.apply(params, grads)
         values = self._batch_values(loss, y, y_pred)
         return values if self.metrics else values[0]
@@ -720,6 +728,11 @@ class Sequential:
 
 
 # -- helpers for fit ---------------------------------------------------------------------------
+def _no_context():
+    import contextlib
+    return contextlib.nullcontext()
+
+
 def _positive_int(value, name, where):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(message(where, f"{name} as a positive int", repr(value)))

@@ -7,7 +7,7 @@ import numpy as np
 
 from glassnet import activations
 from glassnet.errors import message
-from glassnet.layers.base import Layer, check_initializer, check_number, register
+from glassnet.layers.base import Layer, check_initializer, check_number, initializer_config, register
 
 
 @register
@@ -141,7 +141,7 @@ class PReLU(Layer):
         return np.where(negative, dy * self.params["alpha"], dy)
 
     def get_config(self):
-        return {**super().get_config(), "alpha_initializer": self.alpha_initializer,
+        return {**super().get_config(), "alpha_initializer": initializer_config(self.alpha_initializer),
                 "shared_axes": self.shared_axes}
 
 

@@ -75,6 +75,14 @@ def check_number(value, what, where, valid, expected, fix=None):
     return float(value)
 
 
+def initializer_config(identifier):
+    """The JSON-friendly form of an initializer argument: names stay names, instances become config dicts
+    (which ``initializers.get`` accepts back), so a model built with ``Constant(0.1)`` can be saved."""
+    if isinstance(identifier, initializers.Initializer):
+        return initializers.serialize(identifier)
+    return identifier
+
+
 def check_initializer(identifier, what, where):
     """Fail at construction (not at build) on an unknown initializer; returns ``identifier`` unchanged."""
     try:

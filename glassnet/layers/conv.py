@@ -3,7 +3,8 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
-from glassnet.layers.base import Layer, check_initializer, check_padding, positive_pair, register
+from glassnet.layers.base import (Layer, check_initializer, check_padding, initializer_config, positive_pair,
+                                  register)
 from glassnet.ops import conv2d_backward, conv2d_forward, conv_output_size, pad2d, resolve_padding, unpad2d
 
 
@@ -86,8 +87,8 @@ class Conv2D(Activated, Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding, "activation": self.activation,
-                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer}
+                "use_bias": self.use_bias, "kernel_initializer": initializer_config(self.kernel_initializer),
+                "bias_initializer": initializer_config(self.bias_initializer)}
 
 
 @register

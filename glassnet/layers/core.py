@@ -3,7 +3,7 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
-from glassnet.layers.base import Layer, check_initializer, register
+from glassnet.layers.base import Layer, check_initializer, initializer_config, register
 
 
 @register
@@ -59,8 +59,8 @@ class Dense(Activated, Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer}
+                "use_bias": self.use_bias, "kernel_initializer": initializer_config(self.kernel_initializer),
+                "bias_initializer": initializer_config(self.bias_initializer)}
 
 
 @register

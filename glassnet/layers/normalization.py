@@ -2,7 +2,7 @@
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.layers.base import Layer, check_initializer, check_number, register
+from glassnet.layers.base import Layer, check_initializer, check_number, initializer_config, register
 
 
 @register
@@ -85,4 +85,4 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale,
-                **{f"{k}_initializer": v for k, v in self.initializers.items()}}
+                **{f"{k}_initializer": initializer_config(v) for k, v in self.initializers.items()}}

@@ -5,7 +5,7 @@ inputs are built away from the kinks of relu (0), ReLU's cap (max_value) and max
 """
 import numpy as np
 
-from glassnet import layers
+from glassnet import initializers, layers
 
 EPS = 1e-6          # step of the central differences (glassnet.testing's default)
 MARGIN = 1e-3       # distance kept from every kink: 1000 x EPS
@@ -86,5 +86,15 @@ CATALOG = [
     ("softmax", lambda d: layers.Softmax(dtype=d), (5,)),
     ("batchnorm_4d", lambda d: layers.BatchNormalization(dtype=d), (3, 4, 2)),
     ("batchnorm_2d_noscale", lambda d: layers.BatchNormalization(scale=False, dtype=d), (5,)),
+    # initializers given as objects rather than names (their configs must still be JSON)
+    ("conv_initializer_objects", lambda d: layers.Conv2D(2, 2, kernel_initializer=initializers.HeNormal(),
+                                                         bias_initializer=initializers.Constant(0.1), dtype=d),
+     (4, 4, 1)),
+    ("dense_initializer_objects", lambda d: layers.Dense(2, kernel_initializer=initializers.RandomNormal(0, 1),
+                                                         dtype=d), (3,)),
+    ("prelu_initializer_object", lambda d: layers.PReLU(alpha_initializer=initializers.Constant(0.25), dtype=d),
+     (4,)),
+    ("batchnorm_initializer_object", lambda d: layers.BatchNormalization(
+        gamma_initializer=initializers.RandomUniform(0.5, 1.5), dtype=d), (2, 2, 3)),
 ]
 CATALOG_IDS = [case[0] for case in CATALOG]

@@ -12,7 +12,7 @@ Per batch, in Keras's order:
 
 Randomness comes from one ``numpy.random.Generator`` per iterator, seeded by
 ``flow(..., seed=...)``, so a seed reproduces every batch (order and transforms).
-Images are channels-last, ``(N, H, W, C)`` with C in {1, 3, 4}.
+Images are channels-last, ``(N, H, W, C)``; an array that looks channels-first is refused.
 """
 import math
 import numbers
@@ -38,11 +38,9 @@ def _check_images(x, where):
                else " Stack the images into one array of shape (N, H, W, C).")
         raise ValueError(f"{where} expects images of shape (N, H, W, C) (rank 4, channels last); "
                          f"got shape {x.shape} (rank {x.ndim}).{fix}")
-    if x.shape[-1] not in (1, 3, 4):
-        fix = (" It looks channels-first; use x.transpose(0, 2, 3, 1)." if x.shape[1] in (1, 3, 4)
-               else "")
-        raise ValueError(f"{where} expects channels-last images (N, H, W, C) with C in {{1, 3, 4}}; "
-                         f"got shape {x.shape} (C = {x.shape[-1]}).{fix}")
+    if x.shape[-1] > 4 and x.shape[1] in (1, 3, 4):  # (N, 1, 28, 28), (N, 3, 32, 32), ...
+        raise ValueError(f"{where} expects channels-last images (N, H, W, C); got shape {x.shape}, which "
+                         f"looks channels-first (C = {x.shape[1]} in front). Use x.transpose(0, 2, 3, 1).")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise TypeError(f"{where} expects numeric images; got dtype {x.dtype}.")
     return x

@@ -4,11 +4,94 @@ Forward:   y[n, oh, ow, f] = sum_{i, j, c} xp[n, oh*sh + i, ow*sw + j, c] * kern
 With cols = im2col(xp) reshaped to (N*OH*OW, KH*KW*C) this is ``cols @ kernel2d + bias``.
 Backward:  dkernel2d = cols.T @ dy2d,  dbias = sum(dy2d, axis=0),  dcols = dy2d @ kernel2d.T,
            dx = unpad(col2im(dcols)).
+
+The im2col matrix is KH*KW times larger than the input, so it is never built for the whole batch:
+both passes walk the batch in *blocks* of a few images (or, for a huge image, a few output rows),
+whose im2col matrix fits in the CPU cache (:data:`BLOCK_BYTES`) and never exceeds
+``glassnet.ops.MEMORY_BUDGET_BYTES``. The backward pass rebuilds each block's matrix from the
+cached input instead of keeping the whole one from the forward pass: a cheap copy that stays in
+cache, against a large buffer written to memory and read back.
 """
 import numpy as np
 
-from glassnet.ops.im2col import col2im, im2col
+import glassnet.ops as _ops
+from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
+
+#: Preferred size of one block's im2col matrix: a few MiB keeps it in cache between the copy
+#: that builds it and the GEMM that reads it (measured fastest between 2 and 8 MiB).
+BLOCK_BYTES = 4 * 2 ** 20
+
+
+def conv_blocks(N, OH, row_bytes, buffers=1):
+    """Split the output ``(N, OH)`` into blocks whose im2col buffers fit the memory budget.
+
+    Parameters
+    ----------
+    N, OH : int
+        Batch size and output height.
+    row_bytes : int
+        Bytes of one output row's im2col matrix (OW * KH * KW * C * itemsize).
+    buffers : int
+        How many im2col-sized buffers a block holds at once (backward: the matrix and its gradient).
+
+    Returns
+    -------
+    list of (slice, slice)
+        (images, output rows). Whole images when one fits, else rows of one image; at least
+        one output row per block, whatever the budget.
+    """
+    limit = max(1, min(BLOCK_BYTES, _ops.MEMORY_BUDGET_BYTES // buffers))
+    image_bytes = OH * row_bytes
+    if image_bytes <= limit:
+        step = max(1, limit // image_bytes)
+        return [(slice(s, min(s + step, N)), slice(0, OH)) for s in range(0, N, step)]
+    step = max(1, limit // row_bytes)
+    return [(slice(n, n + 1), slice(r, min(r + step, OH))) for n in range(N) for r in range(0, OH, step)]
+
+
+def _input_rows(rows, KH, sh):
+    """Rows of the padded input that output rows ``rows`` read."""
+    return slice(rows.start * sh, (rows.stop - 1) * sh + KH)
+
+
+def _scratch(blocks, row_elems, dtype):
+    """One flat buffer large enough for the im2col matrix of the largest block."""
+    rows = max((images.stop - images.start) * (rows.stop - rows.start) for images, rows in blocks)
+    return np.empty(rows * row_elems, dtype=dtype)
+
+
+def _view(scratch, shape):
+    """A view of the first ``prod(shape)`` elements of a flat scratch array, as ``shape``."""
+    return scratch[:int(np.prod(shape))].reshape(shape)
+
+
+def _cols2d(xp, kernel_size, stride, out_hw, scratch):
+    """The im2col matrix of one block as a 2-D (N*OH*OW, KH*KW*C) array, ready for the GEMMs.
+
+    A single-channel input (a grayscale first layer) would give im2col rows of KH*KW scattered
+    single values, a slow copy; there the matrix is built transposed instead, one contiguous
+    (N, OH, OW) slab per kernel offset, and handed to the GEMMs as a transposed view.
+    """
+    N, C = xp.shape[0], xp.shape[3]
+    (KH, KW), (OH, OW) = kernel_size, out_hw
+    if C > 1:
+        cols = im2col(xp, kernel_size, stride, out=_view(scratch, (N, OH, OW, KH, KW, C)))
+        return cols.reshape(N * OH * OW, KH * KW * C)
+    cols_t = _view(scratch, (KH, KW, N, OH, OW))
+    for i in range(KH):
+        for j in range(KW):
+            rows, cols = window_slices(i, j, stride, OH, OW)
+            cols_t[i, j] = xp[:, rows, cols, 0]
+    return cols_t.reshape(KH * KW, N * OH * OW).T
+
+
+def _matmul_into(a, b, out):
+    """``out[...] = a @ b`` with ``out`` of shape (..., b.shape[1]); no temporary when ``out`` is contiguous."""
+    if out.flags.c_contiguous:
+        np.matmul(a, b, out=out.reshape(-1, b.shape[1]))
+    else:
+        out[...] = (a @ b).reshape(out.shape)
 
 
 def conv2d_forward(x, kernel, bias, stride, pads):
@@ -26,20 +109,38 @@ def conv2d_forward(x, kernel, bias, stride, pads):
     -------
     y : ndarray, shape (N, OH, OW, F)
     cache : tuple
-        What :func:`conv2d_backward` needs: the im2col matrix and the padded input shape.
+        What :func:`conv2d_backward` needs: the padded input (a reference to ``x`` itself when
+        there is no padding, so ``x`` must not be modified before the backward pass), stride, pads.
     """
     KH, KW, C, F = kernel.shape
+    sh, sw = stride
     xp = pad2d(x, pads)
-    cols = im2col(xp, (KH, KW), stride)
-    N, OH, OW = cols.shape[:3]
-    y = cols.reshape(N * OH * OW, KH * KW * C) @ kernel.reshape(KH * KW * C, F)
-    if bias is not None:
-        y += bias
-    return y.reshape(N, OH, OW, F), (cols, xp.shape, stride, pads)
+    N, Hp, Wp, _ = xp.shape
+    OH, OW = (Hp - KH) // sh + 1, (Wp - KW) // sw + 1
+    K = KH * KW * C
+    dtype = np.result_type(x, kernel)
+    kernel2d = kernel.reshape(K, F)
+    y = np.empty((N, OH, OW, F), dtype=dtype)
+    blocks = conv_blocks(N, OH, OW * K * dtype.itemsize)
+    scratch = _scratch(blocks, OW * K, dtype)
+    for images, rows in blocks:
+        n, r = images.stop - images.start, rows.stop - rows.start
+        cols = _cols2d(xp[images, _input_rows(rows, KH, sh)], (KH, KW), stride, (r, OW), scratch)
+        out = y[images, rows]
+        _matmul_into(cols, kernel2d, out)
+        if bias is not None:
+            out += bias          # while the block is still in cache
+    return y, (xp, stride, pads)
 
 
 def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
     """Gradients of :func:`conv2d_forward`.
+
+    The input gradient is computed without col2im: every kernel offset (i, j) contributed
+    ``xp[n, oh*sh + i, ow*sw + j, :] @ kernel[i, j]`` to ``y[n, oh, ow]``, so its share of the input
+    gradient is ``dy @ kernel[i, j].T``, added back at the same shifted positions. That is KH*KW small
+    GEMMs whose (n, OH, OW, C) results are added as whole slabs (long contiguous runs), where
+    col2im would add KH*KW strided slices of one big matrix, C values at a time.
 
     Parameters
     ----------
@@ -48,6 +149,8 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
     kernel : ndarray, shape (KH, KW, C, F)
     need_dx : bool
         Skip the input gradient (e.g. for the first layer while training).
+    need_bias : bool
+        Skip the bias gradient (a layer without bias).
 
     Returns
     -------
@@ -55,16 +158,36 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
     dkernel : ndarray, shape (KH, KW, C, F)
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
-    cols, padded_shape, stride, pads = cache
+    xp, stride, pads = cache
     KH, KW, C, F = kernel.shape
+    N, OH, OW, _ = dy.shape
     K = KH * KW * C
-    dy2d = dy.reshape(-1, F)
-    dkernel = (cols.reshape(-1, K).T @ dy2d).reshape(kernel.shape)
-    dbias = dy2d.sum(axis=0) if need_bias else None
-    dx = None
+    dtype = np.result_type(dy, kernel)
+    dkernel2d = np.zeros((K, F), dtype=dtype)
+    partial = np.empty((K, F), dtype=dtype)
+    blocks = conv_blocks(N, OH, OW * K * dtype.itemsize)
+    scratch = _scratch(blocks, OW * K, dtype)
     if need_dx:
-        dcols = (dy2d @ kernel.reshape(K, F).T).reshape(cols.shape)
-        dx = unpad2d(col2im(dcols, padded_shape, stride), pads)
-        if dx.base is not None:
-            dx = np.ascontiguousarray(dx)
-    return dx, dkernel, dbias
+        dxp = np.zeros(xp.shape, dtype=dtype)
+        kernel_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2))      # (KH, KW, F, C)
+        dx_part = _scratch(blocks, OW * C, dtype)
+    for images, rows in blocks:
+        n, r = images.stop - images.start, rows.stop - rows.start
+        in_rows = _input_rows(rows, KH, stride[0])
+        cols = _cols2d(xp[images, in_rows], (KH, KW), stride, (r, OW), scratch)
+        dy2d = dy[images, rows].reshape(n * r * OW, F)
+        np.matmul(cols.T, dy2d, out=partial)
+        dkernel2d += partial
+        if need_dx:
+            part = _view(dx_part, (n, r, OW, C))
+            target = dxp[images, in_rows]
+            for i in range(KH):
+                for j in range(KW):
+                    np.matmul(dy2d, kernel_t[i, j], out=part.reshape(-1, C))
+                    seen_rows, seen_cols = window_slices(i, j, stride, r, OW)
+                    target[:, seen_rows, seen_cols] += part
+    dbias = dy.sum(axis=(0, 1, 2)) if need_bias else None
+    if not need_dx:
+        return None, dkernel2d.reshape(kernel.shape), dbias
+    dx = np.ascontiguousarray(unpad2d(dxp, pads)) if any(p for pair in pads for p in pair) else dxp
+    return dx, dkernel2d.reshape(kernel.shape), dbias

@@ -1,8 +1,9 @@
 """Max and average pooling on NHWC tensors.
 
 Both loop over the KH * KW window offsets; each step touches one strided view of the whole
-batch. Non-overlapping windows that tile the input take a reshape fast path in the forward pass.
-Max pooling records which offset won (first one on ties, so a tie routes its gradient to a
+batch (a view, not a copy: for 2x2 windows, whole-array ``np.maximum``/``+`` calls run at memory
+speed, several times faster than a reduction over the window axes of a reshaped array).
+Max pooling routes each gradient to the first maximum of its window (so a tie sends it to a
 single element); overlapping windows accumulate gradients.
 """
 import numpy as np
@@ -20,14 +21,12 @@ def _out_hw(shape, pool_size, stride, pads):
             conv_output_size(shape[2], pool_size[1], stride[1], *pads[1]))
 
 
-def _tiles(x, pool_size, stride, pads):
-    """True when windows neither overlap nor need padding: a pure reshape does the pooling."""
-    return (tuple(pool_size) == tuple(stride) and pads == ((0, 0), (0, 0))
-            and x.shape[1] % pool_size[0] == 0 and x.shape[2] % pool_size[1] == 0)
-
-
 def max_pool2d_forward(x, pool_size, stride, pads):
     """Max pooling.
+
+    The running maximum over the KH * KW window offsets, one strided view of the whole batch per
+    offset (for 2x2 windows: three ``np.maximum`` calls). Which offset won is not recorded here:
+    :func:`max_pool2d_backward` finds it from the output, so inference pays nothing for it.
 
     Parameters
     ----------
@@ -38,23 +37,24 @@ def max_pool2d_forward(x, pool_size, stride, pads):
     Returns
     -------
     y : ndarray, shape (N, OH, OW, C)
-    cache : tuple for :func:`max_pool2d_backward` (winning offset per output, shapes)
+    cache : tuple for :func:`max_pool2d_backward`: references to the (padded) input and to ``y``,
+        so neither may be modified before the backward pass.
     """
     KH, KW = pool_size
     OH, OW = _out_hw(x.shape, pool_size, stride, pads)
     xp = pad2d(x, pads, value=-np.inf)
     y = _offset_view(xp, 0, 0, stride, OH, OW).copy()
-    argmax = np.zeros(y.shape, dtype=np.uint16 if KH * KW > 255 else np.uint8)
     for k in range(1, KH * KW):
-        window = _offset_view(xp, k // KW, k % KW, stride, OH, OW)
-        better = window > y
-        np.copyto(y, window, where=better)
-        argmax[better] = k
-    return y, (argmax, x.shape, xp.shape, pool_size, stride, pads)
+        np.maximum(y, _offset_view(xp, k // KW, k % KW, stride, OH, OW), out=y)
+    return y, (xp, y, pool_size, stride, pads)
 
 
 def max_pool2d_backward(dy, cache):
     """Route each output gradient to the input element that won its window.
+
+    The winner of a window is its first element (in row-major window order) equal to the
+    window's maximum, so a tie (common after a ReLU: a window of zeros) routes the gradient
+    to a single element, as PyTorch and TensorFlow do.
 
     Parameters
     ----------
@@ -64,17 +64,24 @@ def max_pool2d_backward(dy, cache):
     -------
     dx : ndarray, shape (N, H, W, C)
     """
-    argmax, x_shape, padded_shape, (KH, KW), stride, pads = cache
+    xp, y, (KH, KW), stride, pads = cache
     OH, OW = dy.shape[1:3]
-    dxp = np.zeros(padded_shape, dtype=dy.dtype)
+    dxp = np.zeros(xp.shape, dtype=dy.dtype)
     overlapping = stride[0] < KH or stride[1] < KW
+    taken = None                      # windows whose winner is already found
     for k in range(KH * KW):
-        target = _offset_view(dxp, k // KW, k % KW, stride, OH, OW)
-        won = argmax == k
-        if overlapping:
-            target += np.where(won, dy, 0)
+        i, j = k // KW, k % KW
+        won = _offset_view(xp, i, j, stride, OH, OW) == y
+        if taken is None:
+            taken = won
         else:
-            np.copyto(target, dy, where=won)
+            won = np.greater(won, taken)          # won and not taken
+            taken |= won
+        target = _offset_view(dxp, i, j, stride, OH, OW)
+        if overlapping:
+            target += dy * won
+        else:                                     # offsets touch disjoint cells: plain writes
+            np.multiply(dy, won, out=target)
     return np.ascontiguousarray(unpad2d(dxp, pads))
 
 
@@ -104,12 +111,9 @@ def avg_pool2d_forward(x, pool_size, stride, pads):
     cache : tuple for :func:`avg_pool2d_backward`
     """
     KH, KW = pool_size
-    N, H, W, C = x.shape
+    N, C = x.shape[0], x.shape[3]
     counts = _window_counts(x.shape, pool_size, stride, pads, x.dtype)
     cache = (x.shape, pool_size, stride, pads, counts)
-    if _tiles(x, pool_size, stride, pads):
-        y = x.reshape(N, H // KH, KH, W // KW, KW, C).mean(axis=(2, 4), dtype=x.dtype)
-        return y, cache
     OH, OW = _out_hw(x.shape, pool_size, stride, pads)
     xp = pad2d(x, pads)
     y = np.zeros((N, OH, OW, C), dtype=x.dtype)

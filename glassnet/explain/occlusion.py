@@ -45,8 +45,9 @@ def occlusion(model, images, target=None, window=4, stride=None, baseline=0.0, s
     window : int or (WH, WW)
         Occluding patch size.
     stride : int or (SH, SW), optional
-        Step between windows; default ``window`` (non-overlapping, as in seed 000). A last window
-        flush with the border is added when the stride would leave pixels uncovered.
+        Step between windows, at most ``window``; default ``window`` (non-overlapping, as in
+        seed 000). A last window flush with the border is added when the stride would leave the
+        last pixels uncovered.
     baseline : float, array (H, W, C) or (N, H, W, C)
         What fills an occluded window (seed 000 used grey 0.5).
     score : {"logits", "probability"}
@@ -67,6 +68,9 @@ def occlusion(model, images, target=None, window=4, stride=None, baseline=0.0, s
     H, W = x.shape[1:3]
     if window[0] > H or window[1] > W:
         raise ValueError(message(where, f"a window no larger than the image ({H}, {W})", f"window {window}"))
+    if stride[0] > window[0] or stride[1] > window[1]:
+        raise ValueError(message(where, f"a stride no larger than the window {window}, so that every pixel "
+                                 "is covered", f"stride {stride}"))
     base = check_baseline(baseline, x, where)
     masks = occlusion_masks((H, W), window, stride)
     P = len(masks)

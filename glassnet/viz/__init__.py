@@ -11,6 +11,7 @@ through pyplot's global state) and saves it when given ``to_file``.
 >>> gn.viz.report(model, x_test, y_test, "runs/report", history=history)  # doctest: +SKIP
 """
 from glassnet.viz.diagram import model_to_dot, plot_model
+from glassnet.viz.explanations import METHODS, load_image, plot_explanation
 from glassnet.viz.images import (plot_activation_maximization, plot_feature_maps, plot_filters,
                                  plot_heatmaps)
 from glassnet.viz.plots import (confusion_matrix, most_confused, plot_confusion_matrix, plot_history,
@@ -20,5 +21,5 @@ from glassnet.viz.report import METHOD_KEYS, report
 __all__ = [
     "plot_model", "model_to_dot", "plot_history", "confusion_matrix", "plot_confusion_matrix", "most_confused",
     "plot_most_confused", "plot_filters", "plot_feature_maps", "plot_heatmaps", "plot_activation_maximization",
-    "report", "METHOD_KEYS",
+    "plot_explanation", "load_image", "METHODS", "report", "METHOD_KEYS",
 ]

@@ -80,7 +80,9 @@ def overlay_rgb(image, heatmap, cmap, norm, alpha=0.85):
     low, high = norm.vmin, norm.vmax
     centre = 0.0 if low < 0 < high else low
     strength = np.clip(np.abs(heatmap - centre) / max(high - centre, centre - low, 1e-30), 0.0, 1.0)
-    opacity = (alpha * strength ** 0.7)[..., None]  # gamma < 1 keeps weak evidence visible
+    # signed maps (gradients) are sparse and spiky: gamma < 1 keeps weak evidence visible; smooth
+    # non-negative ones (Grad-CAM) stay linear so their low plateau does not tint the whole image
+    opacity = (alpha * strength ** (0.7 if centre == 0.0 and low < 0 else 1.0))[..., None]
     colour = colormaps[cmap](np.clip(norm(heatmap), 0.0, 1.0))[..., :3]
     base = (0.12 + 0.6 * gray)[..., None]
     return (1 - opacity) * base + opacity * colour

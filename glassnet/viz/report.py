@@ -12,55 +12,20 @@ import io
 import os
 import time
 from contextlib import contextmanager
-from typing import Callable, NamedTuple
-
 import numpy as np
 
 from glassnet.errors import describe, message
 from glassnet.viz._common import DPI, as_images, as_labels, class_name, png_bytes
 from glassnet.viz.diagram import plot_model
+from glassnet.viz.explanations import METHODS, NEEDS_CONV
 from glassnet.viz.images import (color_scale, overlay_rgb, plot_activation_maximization, plot_feature_maps,
                                  plot_filters)
 from glassnet.viz.plots import confusion_matrix, history_dict, plot_confusion_matrix, plot_history, plot_most_confused
 
 
-class Method(NamedTuple):
-    """An explanation column of the report: its key, heading, one-line description and how to compute it."""
-    key: str
-    title: str
-    description: str
-    compute: Callable  # (model, x, target) -> maps (N, H, W) or (N, H, W, C)
-
-
-def _occlusion_window(model):
-    """Occluding patch of about 1/7 of the image side (4 pixels on 28x28, as in seed 000)."""
-    return max(1, round(min(model.input_shape[1:3]) / 7))
-
-
-def _methods():
-    from glassnet import explain
-
-    def gradients(modifier):
-        return lambda model, x, target: explain.input_gradients(model, x, target, modifier=modifier)
-
-    return (
-        Method("saliency", "saliency (vanilla)", "gradient of the score", gradients(None)),
-        Method("guided", "saliency (guided)", "guided backprop", gradients("guided")),
-        Method("rectified", "saliency (rectified)", "deconvnet ReLU rule", gradients("rectified")),
-        Method("grad_cam", "Grad-CAM", "last conv layer", lambda m, x, t: explain.grad_cam(m, x, t)),
-        Method("guided_grad_cam", "guided Grad-CAM", "guided backprop × Grad-CAM",
-               lambda m, x, t: explain.guided_grad_cam(m, x, t)),
-        Method("occlusion", "occlusion", "score drop when a patch is hidden",
-               lambda m, x, t: explain.occlusion(m, x, t, window=_occlusion_window(m))),
-        Method("integrated_gradients", "integrated gradients", "path integral from a black image",
-               lambda m, x, t: explain.integrated_gradients(m, x, t)),
-    )
-
-
-#: the explanation columns, by key (``report(methods=[...])`` picks among them)
+#: the explanation columns of the report, in order (``report(methods=[...])`` picks among METHODS)
 METHOD_KEYS = ("saliency", "guided", "rectified", "grad_cam", "guided_grad_cam", "occlusion",
                "integrated_gradients")
-_NEEDS_CONV = {"grad_cam", "guided_grad_cam"}
 
 
 # -- progress and timing ---------------------------------------------------------------------
@@ -188,9 +153,9 @@ def _check_inputs(model, x, y, n_explain, methods):
     if isinstance(n_explain, bool) or not isinstance(n_explain, (int, np.integer)) or n_explain < 1:
         raise ValueError(message("viz.report", "n_explain as an int >= 1", repr(n_explain)))
     keys = METHOD_KEYS if methods is None else tuple(methods)
-    unknown = [key for key in keys if key not in METHOD_KEYS]
+    unknown = [key for key in keys if key not in METHODS]
     if unknown:
-        raise ValueError(message("viz.report", f"methods among {list(METHOD_KEYS)}", repr(unknown)))
+        raise ValueError(message("viz.report", f"methods among {list(METHODS)}", repr(unknown)))
     return x, labels, keys
 
 
@@ -216,7 +181,9 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     class_names : sequence of str, optional
     title : str, optional
     methods : sequence of str, optional
-        Explanation columns among :data:`METHOD_KEYS` (default: all).
+        Explanation columns, keys of :data:`glassnet.viz.explanations.METHODS` (default:
+        :data:`METHOD_KEYS`: vanilla/guided/rectified saliency, Grad-CAM, guided Grad-CAM,
+        occlusion, integrated gradients).
     sanity : bool
         Run :func:`glassnet.explain.sanity_check` for every method (one verdict per column).
     progress : bool or callable
@@ -237,11 +204,11 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     convs = _conv_layers(model)
     notes = []
     if not convs:
-        skipped = [key for key in keys if key in _NEEDS_CONV]
-        keys = tuple(key for key in keys if key not in _NEEDS_CONV)
+        skipped = [key for key in keys if key in NEEDS_CONV]
+        keys = tuple(key for key in keys if key not in NEEDS_CONV)
         if skipped:
             notes.append(f"No convolution layer: skipped {', '.join(skipped)}, filters and feature maps.")
-    chosen = [method for method in _methods() if method.key in keys]
+    chosen = [METHODS[key] for key in keys]
     feature_layers = convs[:3]
     total = 6 + bool(convs) + len(feature_layers) + len(chosen) * (1 + bool(sanity))
     steps, timer, started = Progress(progress, total), _Timer(), time.perf_counter()

@@ -393,6 +393,128 @@ register("demo", "train the default model in a few minutes and write model, curv
          "shapes set), then write model, history, accuracy and the HTML report under --out.")
 
 
+# -- report / explain (glassnet.viz) -------------------------------------------------------------
+def _viz():
+    """glassnet.viz, or a one-line error naming the missing extra."""
+    try:
+        import jinja2  # noqa: F401
+        import matplotlib  # noqa: F401
+        from glassnet import viz
+    except ImportError as error:
+        raise CommandError(f"this command needs the viz extra: pip install 'glassnet[viz]' ({error})") from None
+    return viz
+
+
+def _add_saved_model_arguments(parser):
+    parser.add_argument("--model", required=True, metavar="PATH", help="model file written by train / model.save")
+    parser.add_argument("--dataset", choices=DATASET_NAMES, default=None,
+                        help="test data (default: the dataset named in the model file, i.e. the one it was "
+                             "trained on)")
+    parser.add_argument("--test-limit", type=_positive(int), metavar="N", help="use only the first N test images")
+    parser.add_argument("--download", action="store_true",
+                        help="download the dataset when it is not on disk (needs internet)")
+
+
+def _test_data(args, model):
+    """The test split of --dataset (or of the dataset recorded in the model file)."""
+    name = args.dataset or (getattr(model, "metadata", None) or {}).get("dataset")
+    if name not in DATASET_NAMES:
+        raise CommandError("--dataset is required: the model file does not say which dataset it was trained on"
+                           if name is None else f"the model file names dataset {name!r}; pass --dataset")
+    # only the test split is used; limit=1 spares the synthetic set from drawing training images
+    return load_dataset(name, limit=1, test_limit=args.test_limit, download=args.download)
+
+
+def _class_names(model, data=None):
+    names = (getattr(model, "metadata", None) or {}).get("class_names")
+    return tuple(names) if names else (data.class_names if data is not None else None)
+
+
+def add_report_arguments(parser):
+    _add_saved_model_arguments(parser)
+    parser.add_argument("--out", default=os.path.join("runs", "report"), metavar="DIR",
+                        help="folder for report.html (default: runs/report)")
+    parser.add_argument("--n-explain", type=_positive(int), default=16, metavar="N",
+                        help="test images shown with every explanation method (default: 16)")
+    parser.add_argument("--history", metavar="FILE.json",
+                        help="training history for the curves (default: history.json next to the model, if any)")
+    parser.add_argument("--seed", type=int, default=0, help="picks the explained images (default: 0)")
+    parser.add_argument("--no-sanity", action="store_true", help="skip the sanity checks (faster)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_report(args):
+    viz = _viz()
+    model = _load_model_file(args.model)
+    data = _test_data(args, model)
+    history = args.history
+    if history is None:
+        beside = os.path.join(os.path.dirname(os.path.abspath(args.model)), "history.json")
+        history = beside if os.path.exists(beside) else None
+    elif not os.path.isfile(history):
+        raise CommandError(f"--history {history!r} does not exist")
+    say(f"Reporting on {args.model}: {len(data.x_test)} {data.description} test images, "
+        f"{min(args.n_explain, len(data.x_test))} explained by every method.")
+    start = time.perf_counter()
+    path = viz.report(model, data.x_test, data.y_test, args.out, history=history, n_explain=args.n_explain,
+                      class_names=_class_names(model, data), sanity=not args.no_sanity, progress=not args.quiet,
+                      seed=args.seed, title=f"glassnet report: {os.path.basename(args.model)} on {data.description}")
+    say(f"Report: {path} ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+def add_explain_arguments(parser):
+    from glassnet.viz.explanations import METHODS
+    _add_saved_model_arguments(parser)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--index", type=int, default=None, metavar="I", help="test image to explain (default: 0)")
+    which.add_argument("--image", metavar="FILE",
+                       help="explain your own image (PNG, JPEG, ...): converted to grayscale/RGB and resized to "
+                            "the model's input; like MNIST, a light object on a dark background")
+    parser.add_argument("--method", choices=list(METHODS), default="grad_cam", help="default: grad_cam")
+    parser.add_argument("--target", type=int, metavar="K", help="class to explain (default: the predicted one)")
+    parser.add_argument("--out", default="explanation.png", metavar="FILE",
+                        help="picture to write; .png, .svg or .pdf (default: explanation.png)")
+
+
+def run_explain(args):
+    viz = _viz()
+    model = _load_model_file(args.model)
+    names, label = _class_names(model), None
+    if args.image is not None:
+        try:
+            x = viz.load_image(args.image, model.input_shape[1:])
+        except ImportError as error:
+            raise CommandError(_one_line(error)) from None
+        what = args.image
+    else:
+        data = _test_data(args, model)
+        index = 0 if args.index is None else args.index
+        if not 0 <= index < len(data.x_test):
+            raise CommandError(f"--index {index} is out of range: the {data.description} test set has "
+                               f"{len(data.x_test)} images (0 to {len(data.x_test) - 1})")
+        x, label, what = data.x_test[index], int(data.y_test[index]), f"test image #{index}"
+        names = names or data.class_names
+    viz.plot_explanation(model, x, args.method, target=args.target, class_names=names, label=label,
+                         to_file=args.out)
+    probabilities = model.predict(x[None])[0]
+    predicted = int(probabilities.argmax())
+    shown = names[predicted] if names and predicted < len(names) else str(predicted)
+    truth = f"true {names[label] if names and label < len(names) else label}, " if label is not None else ""
+    say(f"{what}: {truth}predicted {shown} ({probabilities[predicted]:.1%}). Wrote {args.method} to {args.out}.")
+    return 0
+
+
+register("report", "one self-contained HTML report: summary, diagram, curves, confusion, explanations",
+         add_report_arguments, run_report,
+         "Write DIR/report.html for a saved model on a test set: summary table, architecture diagram, training "
+         "curves, accuracy and confusion, filters, feature maps, activation maximization per class, and for a "
+         "sample of test images every explanation method with its sanity-check verdict.")
+register("explain", "explain one prediction as a heatmap picture", add_explain_arguments, run_explain,
+         "Explain why a saved model predicts what it does for one test image (--index) or your own image "
+         "(--image), with the chosen method, and write the picture (image and heatmap with colorbar) to --out.")
+
+
 # -- entry point -----------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, text):

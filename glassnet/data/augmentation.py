@@ -269,6 +269,11 @@ class ImageDataGenerator:
         single = x.ndim == 3
         x = np.array(x[None] if single else x, dtype=self.dtype)
         _check_images(x, "ImageDataGenerator.standardize")
+        x = self._standardize_batch(x)
+        return x[0] if single else x
+
+    def _standardize_batch(self, x):
+        """``standardize`` of a float batch of our dtype; may work in place."""
         x = self._samplewise(x)
         needs = [(self.featurewise_center, self.mean, "featurewise_center"),
                  (self.featurewise_std_normalization, self.std, "featurewise_std_normalization"),
@@ -278,7 +283,9 @@ class ImageDataGenerator:
                 raise RuntimeError(f"ImageDataGenerator has {name}=True but no statistics: "
                                    f"call datagen.fit(x_train) before flow() or standardize().")
         if self.featurewise_center:
-            self._check_stat_shape(x, self.mean.shape[-1], "mean")
+            if x.shape[-1] != self.mean.shape[-1]:
+                raise ValueError(f"ImageDataGenerator was fit on images with {self.mean.shape[-1]} channel(s); "
+                                 f"got images with {x.shape[-1]}.")
             x -= self.mean
         if self.featurewise_std_normalization:
             x /= self.std + _STD_EPS
@@ -288,13 +295,7 @@ class ImageDataGenerator:
                 raise ValueError(f"ImageDataGenerator was fit on images of {self.principal_components.shape[0]} "
                                  f"values (H*W*C) for ZCA; got images of shape {x.shape[1:]}.")
             x = (flat @ self.principal_components).reshape(x.shape)
-        return x[0] if single else x
-
-    @staticmethod
-    def _check_stat_shape(x, channels, what):
-        if x.shape[-1] != channels:
-            raise ValueError(f"ImageDataGenerator was fit on images with {channels} channel(s) "
-                             f"(featurewise {what}); got images with {x.shape[-1]}.")
+        return x
 
     # ------------------------------------------------------------------ random transforms
     def _shift(self, value, n, size, rng):
@@ -469,10 +470,8 @@ class NumpyArrayIterator:
 
     def _batch(self, index):
         gen = self.generator
-        x = np.asarray(self.x[index], dtype=gen.dtype)
-        if x is self.x or np.shares_memory(x, self.x):
-            x = x.copy()
-        x = gen.standardize(gen._augment(x, self._rng))
+        x = self.x[index].astype(gen.dtype)  # fancy indexing: a fresh array, safe to modify in place
+        x = gen._standardize_batch(gen._augment(x, self._rng))
         if self.y is None:
             return x
         if self.sample_weight is None:

@@ -109,7 +109,9 @@ def _read_raw(path, f):
         _fail(path, f"{available - expected} trailing byte(s) at byte {offset + expected}: the header says "
                     f"shape {shape} of {dtype.name} = {expected} bytes of data, the file has {available}")
     buf = bytearray(expected)
-    f.readinto(buf)
+    got = f.readinto(buf)
+    if got != expected:  # the file shrank while we read it
+        _fail(path, f"truncated body at byte {offset + got}: expected {expected} bytes of data, read {got}")
     return _to_array(path, buf, dtype, shape)
 
 

@@ -153,6 +153,10 @@ def _load_given(path, n_classes):
     path = Path(path).expanduser()
     if path.is_file() and path.suffix == ".npz":
         return _load_npz(path, n_classes)
+    if path.is_file():
+        raise DatasetNotFoundError(f"load_data expects path to be a folder with the four IDX files "
+                                   f"{', '.join(FILENAMES)} (or a Keras .npz); got the file {str(path)!r}. "
+                                   f"Pass the folder that holds it.")
     if not path.is_dir():
         raise DatasetNotFoundError(f"load_data expects path to be a folder with the four IDX files "
                                    f"{', '.join(FILENAMES)} (or a Keras .npz); got {str(path)!r}, "

@@ -66,6 +66,12 @@ def test_given_path_that_does_not_exist(tmp_path, empty_home):
         datasets.mnist.load_data(tmp_path / "nowhere")
 
 
+def test_given_single_file_asks_for_its_folder(tmp_path, empty_home):
+    _write_set(tmp_path / "given")
+    with pytest.raises(datasets.DatasetNotFoundError, match="Pass the folder"):
+        datasets.mnist.load_data(tmp_path / "given" / "train-images-idx3-ubyte.gz")
+
+
 def test_cache_under_glassnet_data(empty_home):
     arrays = _write_set(empty_home / "mnist", seed=5)
     assert mnist.data_home() == empty_home

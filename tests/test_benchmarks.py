@@ -1,0 +1,148 @@
+"""The benchmark harness (benchmarks/) on tiny settings, and the convolution's im2col memory budget."""
+import json
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import glassnet as gn
+import glassnet.ops as ops
+from benchmarks import common, report
+from benchmarks.run import aggregate
+from glassnet.ops.conv import conv_blocks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- FLOP accounting -------------------------------------------------------------------------------
+def test_flops_follow_the_pytorch_reference_accounting():
+    # 2 x MACs of every Conv2D / Dense, written out by hand per layer.
+    expected = {
+        "seed003_tiny": 26 * 26 * 8 * 9 + 1352 * 10,
+        "keras_mnist": 26 * 26 * 32 * 9 + 24 * 24 * 64 * 288 + 9216 * 128 + 128 * 10,
+        "lenet5": 28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10,
+    }
+    for name, macs in expected.items():
+        model = gn.models.PRESETS[name](seed=0)
+        assert model.count_params() == common.MODELS[name]
+        forward, train, exact = common.flops(model)
+        assert forward == 2 * macs
+        assert train == 3 * forward
+        first = common.layer_macs(model)[0]
+        assert exact == train - 2 * first < train
+    # shared/bench/torch_ref.py prints 23.985 MFLOP/img forward for keras_mnist
+    assert round(common.flops(gn.models.keras_mnist())[0] / 1e6, 3) == 23.985
+
+
+# -- aggregation of alternated rounds ---------------------------------------------------------------
+def _worker_result(train, infer, rss):
+    return {"train": {"ips_median": train, "foreign_cpu": 0.0}, "infer": {"ips_median": infer, "foreign_cpu": 0.1},
+            "peak_rss_mib": rss, "params": 10, "fwd_flops": 1e6, "train_flops": 3e6}
+
+
+def test_ratios_are_medians_of_per_round_ratios():
+    rounds = [{"glassnet": _worker_result(100, 300, 50), "torch": _worker_result(50, 300, 400)},
+              {"glassnet": _worker_result(60, 200, 55), "torch": _worker_result(60, 100, 390)},
+              {"glassnet": _worker_result(90, 300, 52), "torch": _worker_result(30, 150, 410)}]
+    row = aggregate({"model": "lenet5", "batch": 128, "threads": 1, "rounds": rounds}, {"1": 100.0})
+    # per-round training ratios 2, 1, 3 -> median 2 (the ratio of medians would be 90/50 = 1.8)
+    assert row["ratio_train"] == 2.0 and row["ratio_train_range"] == (1.0, 3.0)
+    assert row["ratio_infer"] == 2.0
+    assert row["glassnet_train"] == 90 and row["torch_train"] == 50
+    assert row["glassnet_rss"] == 55 and row["torch_rss"] == 410          # worst round
+    assert row["glassnet_train_gflops"] == pytest.approx(90 * 3e6 / 1e9)
+    assert row["glassnet_train_frac_peak"] == pytest.approx(90 * 3e6 / 1e9 / 100.0)
+    assert row["glassnet_infer_foreign"] == 0.1
+
+
+def test_targets_report_unmet_ones():
+    rows = []
+    for model, ratio in (("keras_mnist", 0.8), ("lenet5", 1.2)):
+        rounds = [{"glassnet": _worker_result(100 * ratio, 100, 50), "torch": _worker_result(100, 100, 400)}]
+        rows.append(aggregate({"model": model, "batch": 128, "threads": 1, "rounds": rounds}, {"1": 1.0}))
+    text = "\n".join(report.targets({"settings": {"unset": {"rows": rows}}}))
+    assert "training >= 1.0x PyTorch at batch 128, 1 and 2 threads: **NOT met**" in text
+    assert "keras_mnist/1t 0.80x" in text and "lenet5/1t 1.20x" in text
+    assert "inference >= 1.0x PyTorch at batch 128, 1 and 2 threads: **met**" in text
+    assert "peak RSS <= PyTorch's in every configuration: **met**" in text
+
+
+# -- the whole harness, tiny settings --------------------------------------------------------------
+def test_quick_run_without_torch(tmp_path):
+    out_json, out_md = tmp_path / "bench.json", tmp_path / "RESULTS.md"
+    out_md.write_text("# Notes kept\n\nhand-written\n\n" + report.MARKER + "\nold generated text\n")
+    cmd = [sys.executable, "-m", "benchmarks.run", "--quick", "--models", "tiny", "--batch-sizes", "16",
+           "--threads", "1", "--blas", "unset", "--epoch-images", "48", "--epochs", "1", "--warmup", "1",
+           "--reference-images", "3", "--no-torch", "--json", str(out_json), "--out", str(out_md)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "reporting glassnet alone" in done.stdout
+    result = json.loads(out_json.read_text())
+    (row,) = result["settings"]["unset"]["rows"]
+    assert row["model"] == "seed003_tiny" and row["batch"] == 16 and row["threads"] == 1
+    assert row["params"] == 13_602 and row["fwd_flops"] == 2 * (26 * 26 * 8 * 9 + 1352 * 10)
+    assert row["glassnet_train"] > 0 and row["glassnet_infer"] > 0 and row["glassnet_rss"] > 10
+    assert row["reference_train"] > 0 and row["ratio_reference"] > 1      # vectorized beats the loops
+    assert "torch_train" not in row and "ratio_train" not in row
+    assert row["blas"]["internal_api"] and row["raw"][0]["glassnet"]["blas"]["num_threads"] == 1
+    assert result["settings"]["unset"]["peak"]["1"] > 0
+    text = out_md.read_text()
+    assert text.startswith("# Notes kept\n\nhand-written\n") and "old generated text" not in text
+    assert "PyTorch was not measured" in text and "seed003_tiny | 16 | 1 |" in text
+
+
+def test_children_can_run_without_the_blas_variables(monkeypatch):
+    from benchmarks.run import child_env
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert "OPENBLAS_CORETYPE" not in child_env("unset")
+    assert child_env("set")["OPENBLAS_CORETYPE"] == "Haswell"
+
+
+# -- im2col memory budget ---------------------------------------------------------------------------
+@pytest.mark.parametrize("N, OH, row_bytes, budget", [(7, 5, 100, 10 ** 9), (3, 9, 1000, 2500), (2, 4, 64, 1)])
+def test_conv_blocks_cover_the_output_once_and_respect_the_budget(monkeypatch, N, OH, row_bytes, budget):
+    monkeypatch.setattr(ops, "MEMORY_BUDGET_BYTES", budget)
+    seen = np.zeros((N, OH), dtype=int)
+    for images, rows in conv_blocks(N, OH, row_bytes):
+        seen[images, rows] += 1
+        block_rows = (images.stop - images.start) * (rows.stop - rows.start)
+        assert block_rows * row_bytes <= max(budget, row_bytes)      # one output row is the smallest block
+    assert (seen == 1).all()
+
+
+def _traced_peak(fn):
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_convolution_stays_within_the_memory_budget(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 40, 40, 16), dtype=np.float32)
+    kernel = rng.standard_normal((3, 3, 16, 8), dtype=np.float32)
+    bias = rng.standard_normal(8, dtype=np.float32)
+    pads = ((1, 1), (1, 1))
+    y_full, cache = ops.conv2d_forward(x, kernel, bias, (1, 1), pads)
+    dy = rng.standard_normal(y_full.shape, dtype=np.float32)
+    full = ops.conv2d_backward(dy, cache, kernel)
+
+    budget = 64 * 1024                     # smaller than one image's im2col (40*40*144*4 = 900 KiB)
+    monkeypatch.setattr(ops, "MEMORY_BUDGET_BYTES", budget)
+    whole_im2col = 6 * 40 * 40 * 3 * 3 * 16 * 4
+    (y, cache), forward_peak = _traced_peak(lambda: ops.conv2d_forward(x, kernel, bias, (1, 1), pads))
+    padded_input = 6 * 42 * 42 * 16 * 4
+    slack = 64 * 1024                      # small arrays: kernel copies, per-offset partial results
+    assert forward_peak <= y.nbytes + padded_input + budget + slack < whole_im2col
+    np.testing.assert_allclose(y, y_full, rtol=1e-5, atol=1e-5)
+
+    (dx, dkernel, dbias), backward_peak = _traced_peak(lambda: ops.conv2d_backward(dy, cache, kernel))
+    assert backward_peak <= 2 * padded_input + budget + slack < whole_im2col    # padded dx, its unpadded copy
+    np.testing.assert_allclose(dx, full[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dkernel, full[1], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(dbias, full[2], rtol=1e-5, atol=1e-4)

@@ -132,17 +132,18 @@ PRESETS = {
 }
 
 #: Training settings per preset: ``optimizer`` (an ``optimizers.get`` config), ``epochs``,
-#: ``batch_size`` and an optional step ``schedule`` ``[(epoch, learning_rate), ...]`` applied
-#: with a LearningRateScheduler (the rate from the last entry whose epoch has been reached).
+#: ``batch_size``, an optional step ``schedule`` ``[(epoch, factor), ...]`` (the learning rate is the
+#: base rate times the factor of the last entry whose epoch has been reached, applied with a
+#: LearningRateScheduler) and optional ``augment`` options for ``ImageDataGenerator``.
 RECIPES = {
     "seed003_tiny": {"optimizer": {"class_name": "SGD", "learning_rate": 0.005}, "epochs": 3, "batch_size": 1},
     "keras_mnist": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 12, "batch_size": 128,
-                    "schedule": [(0, 1e-3), (6, 5e-4), (9, 2.5e-4), (11, 1e-4)]},
+                    "schedule": [(0, 1.0), (6, 0.5), (9, 0.25), (11, 0.1)]},
     "seed000_tanh": {"optimizer": {"class_name": "SGD", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True,
                                    "decay": 1e-6}, "epochs": 10, "batch_size": 100},
     "lenet5": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 3, "batch_size": 32},
     "fashion": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 12, "batch_size": 128,
-                "schedule": [(0, 1e-3), (6, 3e-4), (9, 1e-4)],
+                "schedule": [(0, 1.0), (6, 0.3), (9, 0.1)],
                 "augment": {"horizontal_flip": True, "width_shift_range": 2, "height_shift_range": 2}},
 }
 
@@ -170,13 +171,15 @@ def recipe(name):
 
 def compile_recipe(model, name, optimizer=None, learning_rate=None):
     """Compile ``model`` with preset ``name``'s optimizer (or ``optimizer``), sparse categorical
-    cross-entropy and accuracy. ``learning_rate`` overrides the optimizer's rate."""
+    cross-entropy and accuracy. ``learning_rate`` overrides the optimizer's rate; the rate is kept in
+    ``model.metadata["base_learning_rate"]`` (saved with the model) as the base of the recipe's schedule."""
     from glassnet import optimizers
     settings = recipe(name)
     optimizer = optimizers.get(optimizer if optimizer is not None else settings["optimizer"])
     if learning_rate is not None:
         optimizer.learning_rate = learning_rate
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.metadata = {**(model.metadata or {}), "base_learning_rate": optimizer.learning_rate}
     return model
 
 
@@ -199,7 +202,8 @@ def fit_recipe(model, name, x, y, epochs=None, batch_size=None, seed=None, verbo
     batch_size = settings["batch_size"] if batch_size is None else batch_size
     callbacks = list(callbacks)
     if settings["schedule"]:
-        callbacks.append(LearningRateScheduler(step_schedule(settings["schedule"])))
+        base = (model.metadata or {}).get("base_learning_rate", model.optimizer.learning_rate)
+        callbacks.append(LearningRateScheduler(step_schedule([(e, base * f) for e, f in settings["schedule"]])))
     options = settings.get("augment")
     if options and (augment is None or augment):
         from glassnet.preprocessing import ImageDataGenerator

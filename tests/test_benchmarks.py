@@ -12,7 +12,7 @@ import glassnet as gn
 import glassnet.ops as ops
 from benchmarks import common, report
 from benchmarks.run import aggregate
-from glassnet.ops.conv import conv_blocks
+from glassnet.ops.conv import clear_workspace, conv_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,6 +134,7 @@ def test_convolution_stays_within_the_memory_budget(monkeypatch):
 
     budget = 64 * 1024                     # smaller than one image's im2col (40*40*144*4 = 900 KiB)
     monkeypatch.setattr(ops, "MEMORY_BUDGET_BYTES", budget)
+    clear_workspace()                      # scratch kept from the calls above would hide new allocations
     whole_im2col = 6 * 40 * 40 * 3 * 3 * 16 * 4
     (y, cache), forward_peak = _traced_peak(lambda: ops.conv2d_forward(x, kernel, bias, (1, 1), pads))
     padded_input = 6 * 42 * 42 * 16 * 4

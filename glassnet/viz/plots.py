@@ -119,7 +119,7 @@ def plot_confusion_matrix(y_true, y_pred, class_names=None, normalize=False, to_
     accuracy = np.trace(counts) / max(counts.sum(), 1)
     ax.set_title(f"confusion matrix (accuracy {accuracy:.1%}, {counts.sum():,} examples)", fontsize="medium")
     threshold = values.max() / 2 if values.size else 0
-    font = max(5, 10 - K // 4)
+    font = max(6, 12 - K // 3)
     for i in range(K):
         for j in range(K):
             text = f"{values[i, j]:.2f}" if normalize else f"{values[i, j]:d}"

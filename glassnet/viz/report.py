@@ -141,6 +141,12 @@ def _sample(n_total, n_explain, seed):
     return np.sort(rng.choice(n_total, size=min(n_explain, n_total), replace=False))
 
 
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(message("viz.report", f"{name} as an int >= 1", repr(value)))
+    return int(value)
+
+
 def _check_inputs(model, x, y, n_explain, methods):
     if not hasattr(model, "layers") or not hasattr(model, "predict"):
         raise TypeError(message("viz.report", "a glassnet Sequential model", describe(model)))
@@ -150,8 +156,7 @@ def _check_inputs(model, x, y, n_explain, methods):
     labels = as_labels(y, "viz.report", "y")
     if len(labels) != len(x):
         raise ValueError(message("viz.report", "one label per image", f"{len(x)} images and {len(labels)} labels"))
-    if isinstance(n_explain, bool) or not isinstance(n_explain, (int, np.integer)) or n_explain < 1:
-        raise ValueError(message("viz.report", "n_explain as an int >= 1", repr(n_explain)))
+    _positive_int(n_explain, "n_explain")
     keys = METHOD_KEYS if methods is None else tuple(methods)
     unknown = [key for key in keys if key not in METHODS]
     if unknown:
@@ -161,7 +166,7 @@ def _check_inputs(model, x, y, n_explain, methods):
 
 # -- the report --------------------------------------------------------------------------------
 def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, title=None, methods=None,
-           sanity=True, progress=True, seed=0, filename="report.html", diagram_engine="auto",
+           sanity=True, sanity_images=4, progress=True, seed=0, filename="report.html", diagram_engine="auto",
            maximization_steps=200):
     """Write one self-contained HTML report about ``model`` on test data ``(x, y)``.
 
@@ -186,6 +191,9 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
         occlusion, integrated gradients).
     sanity : bool
         Run :func:`glassnet.explain.sanity_check` for every method (one verdict per column).
+    sanity_images : int
+        How many of the explained images the sanity checks use (each check recomputes the method
+        once per weighted layer, so this bounds their cost).
     progress : bool or callable
         True: a tqdm bar if tqdm is installed; a callable gets ``(stage, done, total)`` per step.
     seed : int
@@ -201,6 +209,7 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
         Path of the HTML file.
     """
     x, labels, keys = _check_inputs(model, x, y, n_explain, methods)
+    sanity = _positive_int(sanity_images, "sanity_images") if sanity else 0
     convs = _conv_layers(model)
     notes = []
     if not convs:
@@ -341,7 +350,7 @@ def _explanations(model, x, labels, probs, indices, class_names, methods, sanity
         verdict = None
         if sanity:
             with timer("sanity checks"):
-                verdict = _verdict(model, x, method, seed)
+                verdict = _verdict(model, x[:sanity], method, seed)
             steps.step(f"sanity check {method.title}")
         with timer("drawing heatmaps"):
             maps = maps.sum(axis=-1) if maps.ndim == 4 else maps  # channels summed, sign kept
@@ -353,4 +362,4 @@ def _explanations(model, x, labels, probs, indices, class_names, methods, sanity
              "pred": class_name(class_names, int(predicted[row])), "prob": float(probs[row, predicted[row]]),
              "correct": bool(predicted[row] == labels[row]), "input": image_uri(shown[row]),
              "cells": [column[row] for column in cells]} for row, index in enumerate(indices)]
-    return {"methods": columns, "rows": rows}
+    return {"methods": columns, "rows": rows, "sanity_images": min(sanity, len(x))}

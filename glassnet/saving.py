@@ -34,6 +34,7 @@ import zipfile
 import numpy as np
 
 from glassnet.errors import describe, message
+from glassnet.validation import planned_weight_shapes
 
 FORMAT = "glassnet.model"
 WEIGHTS_FORMAT = "glassnet.weights"
@@ -211,7 +212,7 @@ def _read_archive(path, where):
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
             SyntaxError, NotImplementedError, RuntimeError, MemoryError, OverflowError) as error:
         raise ValueError(message(where, "an intact glassnet model file",
-                                 f"{path!r}: truncated or corrupted ({type(error).__name__}: {error})",
+                                 f"{path!r}: truncated or corrupted ({type(error).__name__}: {str(error)[:200]})",
                                  "The file was cut short or damaged; use another checkpoint.")) from None
     return arrays
 
@@ -287,6 +288,8 @@ def _restore_compile(model, config, arrays, bad):
     count = config.get("optimizer_state", 0)
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise bad("its optimizer state count is invalid")
+    if count > len(arrays):  # checked before building ``count`` key names: the count may be absurd
+        raise bad(f"it announces {count} optimizer state arrays but holds {len(arrays)} more arrays")
     keys = [f"optimizer_{i:04d}" for i in range(count)]
     if any(key not in arrays for key in keys):
         raise bad("optimizer state arrays are missing")
@@ -360,6 +363,14 @@ def load_model(path, compile=True):
     model_config = config.get("model")
     if not isinstance(model_config, dict) or not isinstance(model_config.get("layers"), list):
         raise bad("its model configuration is missing")
+    try:
+        # weight shapes worked out without allocating: a tampered units=10**9 must not allocate gigabytes
+        planned = planned_weight_shapes(model_config["layers"], model_config.get("input_shape"))
+    except Exception as error:  # any layer constructor error means the configuration was altered
+        raise bad(f"its model configuration is invalid ({type(error).__name__}: {error})") from None
+    held = [arrays[key].shape for key in sorted(arrays) if key.startswith("weight_")]
+    if planned is not None and planned != held:
+        raise bad(f"its model configuration needs weights of shapes {planned[:6]}, the file holds {held[:6]}")
     try:
         model = Sequential.from_config(model_config)
     except Exception as error:  # any layer constructor error means the configuration was altered

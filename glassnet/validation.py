@@ -166,3 +166,43 @@ def check_weight_list(weights, where):
         raise TypeError(message(where, "a list of NumPy arrays (as get_weights() returns)", describe(weights),
                                 "Wrap a single array in a list: set_weights([kernel, bias])."))
     return list(weights)
+
+
+# -- files ----------------------------------------------------------------------------------------
+def planned_weight_shapes(layer_configs, input_shape=None):
+    """The weight shapes a Sequential configuration would create, worked out without allocating them.
+
+    Used before rebuilding a model from a file: a tampered configuration (``units=10**9``) must be
+    refused by comparing these shapes with the arrays the file actually holds, not discovered by
+    allocating gigabytes. Each layer is constructed (constructors allocate nothing) and its
+    ``create_weights`` runs with ``add_weight`` recording shapes instead of creating arrays.
+
+    Parameters
+    ----------
+    layer_configs : list of dict
+        ``{"class_name": ..., "config": {...}}`` per layer, as in ``Sequential.get_config()["layers"]``.
+    input_shape : tuple, optional
+        Per-example input shape; default the first layer's ``input_shape``.
+
+    Returns
+    -------
+    list of tuple or None
+        Shapes in Keras's weight order, or None when the model would not be built (no input shape).
+        Errors of the layer constructors and shape checks propagate unchanged.
+    """
+    from glassnet.layers import deserialize
+    built = [deserialize(config) for config in layer_configs]
+    shape = built[0].input_shape_arg if built and built[0].input_shape_arg is not None else input_shape
+    if shape is None:
+        return None
+    shape = tuple(int(d) for d in shape)
+    shapes = []
+    for layer in built:
+        recorded = []
+        layer.add_weight = lambda key, weight_shape, *args, _out=recorded, **kwargs: _out.append(
+            tuple(int(d) for d in weight_shape))
+        layer.check_input_shape(shape)
+        layer.create_weights(shape)
+        shapes += recorded
+        shape = tuple(layer.compute_output_shape(shape))
+    return shapes

@@ -9,6 +9,7 @@ is allocated (for gzip, against the deflate ratio bound of 1032:1).
 Run with ``-s`` to see how many mutated files were tried.
 """
 import gzip
+import os
 import struct
 import tracemalloc
 import zlib
@@ -22,7 +23,9 @@ from glassnet import datasets
 
 CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
          np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+#: examples per property; raise it for a long hunt, e.g. GLASSNET_FUZZ_EXAMPLES=5000
+FUZZ = settings(max_examples=int(os.environ.get("GLASSNET_FUZZ_EXAMPLES", 150)),
+                deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 COUNTS = {}
 MiB = 1 << 20
 

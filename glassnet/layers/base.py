@@ -210,16 +210,19 @@ class Layer:
     def ensure_built(self, x):
         """Build from the first batch ``x``; afterwards check that a batch of a new shape still fits.
 
-        Cheap (a tuple comparison) when the shape is the one the layer was built for. Otherwise
+        Cheap (a dtype check and a tuple comparison) when the shape is the one the layer was built for. Otherwise
         it checks the rank, the window sizes and that the weights fit (``check_weights_fit``), so
         a wrong input gives glassnet's error rather than a NumPy one from deep inside.
         """
-        shape = tuple(getattr(x, "shape", ()))
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+            # integer images would silently compute in integers (or fail inside NumPy, e.g. -inf padding)
+            raise TypeError(message(f"{type(self).__name__} '{self.name}'", "x as a float NumPy array",
+                                    describe(x), "Convert it first, e.g. x.astype('float32') / 255 for uint8 "
+                                    "images, or call model.predict, which converts."))
+        shape = x.shape
         if self.built and shape[1:] == self.input_shape[1:]:
             return
         where = f"{type(self).__name__} '{self.name}'"
-        if not isinstance(x, np.ndarray):
-            raise TypeError(message(where, "x as a NumPy array", describe(x), "Convert it with np.asarray(x)."))
         if self.input_rank is not None and x.ndim != self.input_rank + 1:
             fix = {2: "For one grayscale image use x[None, ..., None].", 3: "For one image add the batch axis: "
                    "x[None]; for a batch of grayscale images add the channel axis: x[..., None]."}

@@ -21,6 +21,7 @@ Training (``compile`` / ``fit`` / ``evaluate`` / ``train_on_batch``) follows Ker
 """
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -838,6 +839,9 @@ class _StreamSource:
             item = self.data[step % len(self.data)] if self._index else next(self._iterator)
         except StopIteration:
             self.exhausted = True
+            warnings.warn(f"{self.where}: the generator ran out of batches (after {step} in this epoch); training "
+                          "stops here. Pass an endless generator, or steps_per_epoch no larger than its length.",
+                          RuntimeWarning, stacklevel=4)
             return None
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise ValueError(message(self.where, "a generator yielding (x_batch, y_batch) pairs", describe(item)

@@ -303,7 +303,8 @@ def test_fit_accepts_python_generators_with_steps_per_epoch():
 def test_a_finite_generator_that_runs_out_ends_training():
     x, y = blobs(40)
     finite = iter([(x[:20], y[:20]), (x[20:], y[20:]), (x[:20], y[:20])])
-    history = compiled(dense_model()).fit(finite, steps_per_epoch=2, epochs=5, verbose=0)
+    with pytest.warns(RuntimeWarning, match="ran out"):
+        history = compiled(dense_model()).fit(finite, steps_per_epoch=2, epochs=5, verbose=0)
     assert history.epoch == [0, 1]
 
 

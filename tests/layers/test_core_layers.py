@@ -79,3 +79,27 @@ def test_dropout_expected_value_is_preserved():
     x = np.random.default_rng(0).standard_normal((400, 100))
     y = layers.Dropout(0.5, seed=0, dtype="float64").forward(x, training=True)
     assert abs(y.mean() - x.mean()) < 0.03                                 # sd of the difference ~0.01
+
+
+@pytest.mark.parametrize("rule", ["vanilla", "guided", "rectified"])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "linear", "softmax"])
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_fused_activation_equals_a_separate_activation_layer(kind, activation, rule):
+    """Conv2D/Dense(activation=a) == Conv2D/Dense() + Activation(a), forward and backward, under every
+    ReLU backward rule that explanations switch on (the fused relu gates on its output)."""
+    rng = np.random.default_rng(9)
+    make = (lambda **kw: layers.Dense(4, dtype="float64", **kw)) if kind == "dense" else \
+        (lambda **kw: layers.Conv2D(3, 2, padding="same", dtype="float64", **kw))
+    x = rng.standard_normal((3, 5) if kind == "dense" else (2, 4, 4, 2))
+    fused, linear = make(activation=activation, bias_initializer="normal"), make()
+    fused.build(x.shape[1:])
+    linear.build(x.shape[1:])
+    linear.set_weights(fused.get_weights())
+    act = layers.Activation(activation, dtype="float64")
+    fused.relu_rule = act.relu_rule = rule
+    y = fused.forward(x)
+    np.testing.assert_allclose(y, act.forward(linear.forward(x)), rtol=1e-14, atol=1e-15)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(fused.backward(dy), linear.backward(act.backward(dy)), rtol=1e-13, atol=1e-15)
+    for key in fused.params:
+        np.testing.assert_allclose(fused.grads[key], linear.grads[key], rtol=1e-13, atol=1e-15)

@@ -194,3 +194,14 @@ def test_forward_on_a_new_batch_size_and_input_size(case):
     else:
         assert y.shape[1:] == tuple(layer.compute_output_shape(bigger))
         assert layer.backward(np.ones_like(y)).shape == (2,) + bigger
+
+
+@pytest.mark.parametrize("case", CATALOG, ids=CATALOG_IDS)
+def test_non_contiguous_input_gives_the_same_result(case):
+    """A strided view (e.g. every other example of a batch, or a transposed array) is read correctly."""
+    _, factory, shape = case
+    layer = _built(factory, shape, dtype="float64")
+    x = _input(shape, batch=6, dtype="float64")
+    strided = np.stack([x, x + 1], axis=-1)[..., 0][::2]           # neither C- nor F-contiguous
+    assert not strided.flags.c_contiguous
+    np.testing.assert_array_equal(layer.forward(strided), layer.forward(np.ascontiguousarray(x[::2])))

@@ -135,7 +135,7 @@ class PReLU(Layer):
         x = self._x
         negative = x <= 0
         reduce_axes = (0,) + tuple(i + 1 for i, n in enumerate(self.params["alpha"].shape) if n == 1)
-        self.grads["alpha"][...] = np.where(negative, dy * x, 0).sum(axis=reduce_axes, keepdims=True)[0]
+        self.grads["alpha"] = np.where(negative, dy * x, 0).sum(axis=reduce_axes, keepdims=True)[0]
         if self.relu_rule != "vanilla":
             return activations.relu_gate(dy, x, self.relu_rule)
         return np.where(negative, dy * self.params["alpha"], dy)

@@ -205,3 +205,27 @@ def test_non_contiguous_input_gives_the_same_result(case):
     strided = np.stack([x, x + 1], axis=-1)[..., 0][::2]           # neither C- nor F-contiguous
     assert not strided.flags.c_contiguous
     np.testing.assert_array_equal(layer.forward(strided), layer.forward(np.ascontiguousarray(x[::2])))
+
+
+@pytest.mark.parametrize("case", CATALOG, ids=CATALOG_IDS)
+def test_returned_arrays_are_not_overwritten_by_later_calls(case):
+    """Outputs, dx and grads stay valid after more calls of this layer or of another layer of the same
+    kind (no scratch buffer handed out twice), and forward/backward leave their inputs untouched."""
+    _, factory, shape = case
+    first, second = _built(factory, shape, seed=1), _built(factory, shape, seed=2)
+    x1, x2 = _input(shape, seed=1), _input(shape, seed=2)
+    x1_copy = x1.copy()
+    y1 = first.forward(x1, training=True)
+    y1_copy = y1.copy()
+    dy = np.random.default_rng(3).standard_normal(y1.shape).astype("float32")
+    dx1 = first.backward(dy)
+    dx1_copy = dx1.copy()
+    grads1 = {key: (value, value.copy()) for key, value in first.grads.items()}
+    for layer in (second, first):                  # another layer of this kind, then this layer again
+        y = layer.forward(x2, training=True)
+        layer.backward(np.ones_like(y))
+    np.testing.assert_array_equal(x1, x1_copy)
+    np.testing.assert_array_equal(y1, y1_copy)
+    np.testing.assert_array_equal(dx1, dx1_copy)
+    for key, (value, saved) in grads1.items():
+        np.testing.assert_array_equal(value, saved, err_msg=key)

@@ -87,3 +87,20 @@ def test_activation_is_case_insensitive_and_none_is_linear():
     assert layers.Activation("ReLU").activation == "relu"
     assert layers.Activation(None).activation == "linear"
     assert layers.Dense(2).activation == "linear"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_saturating_layers_stay_finite_at_plus_minus_1000(dtype):
+    x = np.array([[-1000.0, -30.0, 0.0, 30.0, 1000.0]], dtype=dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        for layer in (layers.Activation("sigmoid", dtype=dtype), layers.Activation("softmax", dtype=dtype),
+                      layers.Softmax(dtype=dtype), layers.Activation("tanh", dtype=dtype)):
+            y = layer.forward(x)
+            dx = layer.backward(np.ones_like(y))
+            assert y.dtype == dx.dtype == dtype and np.isfinite(y).all() and np.isfinite(dx).all()
+        dense = layers.Dense(2, activation="softmax", dtype=dtype).build((5,))
+        dense.set_weights([np.eye(5, 2, dtype=dtype) * 1000, np.zeros(2, dtype=dtype)])
+        y = dense.forward(x)
+        assert np.isfinite(dense.backward(np.ones_like(y))).all()
+    np.testing.assert_allclose(layers.Activation("sigmoid").forward(x.astype("float32"))[0, [0, 4]], [0, 1])
+    np.testing.assert_allclose(layers.Softmax().forward(x.astype("float32"))[0], [0, 0, 0, 0, 1], atol=1e-7)

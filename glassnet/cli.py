@@ -293,7 +293,10 @@ def _read_images(path):
             import matplotlib.image as mpimg
         except ImportError:
             raise CommandError("reading PNG files needs matplotlib (pip install matplotlib)") from None
-        image = mpimg.imread(path)
+        try:
+            image = mpimg.imread(path)
+        except (OSError, ValueError, SyntaxError) as error:  # PIL reports broken PNG chunks as SyntaxError
+            raise CommandError(f"--input {path!r} is not a readable PNG image ({_one_line(error)})") from None
         if image.ndim == 3:
             image = image[..., :3].mean(axis=-1)
         return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)[None]
@@ -309,7 +312,9 @@ def run_predict(args):
     if x.ndim == len(shape) and x.shape[1:] == shape[:-1] and shape[-1] == 1:
         x = x[..., None]
     probabilities = model.predict(_images(x) if x.dtype == np.uint8 else x)
-    names = model.metadata.get("class_names") or [str(i) for i in range(probabilities.shape[-1])]
+    names = model.metadata.get("class_names")
+    if not isinstance(names, (list, tuple)) or len(names) != probabilities.shape[-1]:  # absent or tampered
+        names = [str(i) for i in range(probabilities.shape[-1])]
     top = np.argsort(-probabilities, axis=-1)[:, :args.top]
     for i in range(min(len(x), args.max_rows)):
         say(f"{i}: " + ", ".join(f"{names[k]} ({probabilities[i, k]:.3f})" for k in top[i]))
@@ -557,7 +562,15 @@ def main(argv=None):
         print("glassnet: interrupted", file=sys.stderr)
         return 130
     except (ValueError, TypeError, RuntimeError, OSError, MemoryError) as error:
+        if os.environ.get("GLASSNET_DEBUG"):
+            raise
         print(f"glassnet: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug, not bad input: still one line, the traceback on request
+        if os.environ.get("GLASSNET_DEBUG"):
+            raise
+        print(f"glassnet: internal error: {type(error).__name__}: {_one_line(error)} (set GLASSNET_DEBUG=1 "
+              "for the traceback)", file=sys.stderr)
         return 1
 
 

@@ -29,7 +29,7 @@ from glassnet import activations
 from glassnet.errors import describe, message
 from glassnet.layers import Activation, Layer, Softmax
 from glassnet.layers.base import unique_name
-from glassnet.validation import as_float_array, check_input_shape
+from glassnet.validation import as_float_array, check_input_shape, check_shape
 
 
 class Sequential:
@@ -100,7 +100,7 @@ class Sequential:
                 raise ValueError(message("Sequential.build", "an input_shape (or a first layer with input_shape)",
                                          "neither", "Call model.build((None, 28, 28, 1))."))
             input_shape = first
-        shape = tuple(input_shape)
+        shape = check_shape(input_shape, "Sequential.build")
         if shape and shape[0] is None:
             shape = shape[1:]
         self.input_shape = (None,) + tuple(int(d) for d in shape)

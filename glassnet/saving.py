@@ -34,7 +34,7 @@ import zipfile
 import numpy as np
 
 from glassnet.errors import describe, message
-from glassnet.validation import planned_weight_shapes
+from glassnet.validation import check_path, planned_weight_shapes
 
 FORMAT = "glassnet.model"
 WEIGHTS_FORMAT = "glassnet.weights"
@@ -53,7 +53,10 @@ def atomic_write(path, write):
 
     Creates missing parent folders. The folder is fsynced too, so the rename survives a power cut.
     """
-    path = os.fspath(path)
+    path = check_path(path, "save")
+    if os.path.isdir(path):
+        raise ValueError(message("save", "the path of a file to write", f"{path!r}, which is a folder",
+                                 "Add a file name, e.g. os.path.join(folder, 'model.npz')."))
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
@@ -182,7 +185,7 @@ def _read_member(archive, info, file_size):
 
 def _read_archive(path, where):
     """All arrays of an ``.npz`` as a dict, refusing pickles, object arrays and damaged files."""
-    path = os.fspath(path)
+    path = check_path(path, where)
     if not os.path.isfile(path):
         raise FileNotFoundError(message(where, "the path of a file written by model.save()",
                                         f"{path!r}, which does not exist" if not os.path.exists(path)

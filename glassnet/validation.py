@@ -2,6 +2,8 @@
 
 Each raises glassnet's own error saying what was expected, what was received and how to fix it.
 """
+import os
+
 import numpy as np
 
 from glassnet.errors import describe, message
@@ -168,7 +170,26 @@ def check_weight_list(weights, where):
     return list(weights)
 
 
-# -- files ----------------------------------------------------------------------------------------
+# -- shapes and files -----------------------------------------------------------------------------
+def check_shape(shape, where, name="input_shape"):
+    """A shape given by the user: a tuple or list of positive ints, optionally led by None (the batch).
+
+    Returned as a tuple, the leading None kept.
+    """
+    dims = list(shape[1:]) if isinstance(shape, (tuple, list)) and len(shape) and shape[0] is None else shape
+    if not isinstance(shape, (tuple, list)) or not dims or not all(_is_int(d) and d > 0 for d in dims):
+        raise ValueError(message(where, f"{name} as a tuple of positive ints (a leading None for the batch "
+                                 "is allowed)", repr(shape), "For example (None, 28, 28, 1) or (28, 28, 1)."))
+    return tuple(shape)
+
+
+def check_path(path, where, name="path"):
+    """A file-system path (str, bytes or os.PathLike), returned as ``os.fspath(path)``."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(message(where, f"{name} as a file path (str or pathlib.Path)", describe(path)))
+    return os.fspath(path)
+
+
 def planned_weight_shapes(layer_configs, input_shape=None):
     """The weight shapes a Sequential configuration would create, worked out without allocating them.
 

@@ -149,3 +149,15 @@ def test_the_installed_entry_point_has_no_traceback(tmp_path):
                              "--dataset", "shapes"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and result.stderr.startswith("glassnet: error:")
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_an_internal_bug_is_one_line_unless_debugging(capsys, monkeypatch):
+    def broken(args):
+        raise KeyError("oops")
+    monkeypatch.setitem(cli.COMMANDS, "summary", cli.COMMANDS["summary"]._replace(run=broken))
+    code, _, err = run(capsys, "summary", "--model", "lenet5")
+    assert code == 1 and err.startswith("glassnet: internal error: KeyError") and "GLASSNET_DEBUG" in err
+    assert len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("GLASSNET_DEBUG", "1")
+    with pytest.raises(KeyError):
+        cli.main(["summary", "--model", "lenet5"])

@@ -21,6 +21,8 @@ import zlib
 
 import numpy as np
 
+from glassnet.validation import check_path
+
 # type code -> big-endian dtype as stored in the file
 TYPE_CODES = {
     0x08: np.dtype(">u1"),
@@ -171,7 +173,7 @@ def load_idx(path):
     FileNotFoundError
         If the file does not exist.
     """
-    path = os.fspath(path)
+    path = check_path(path, "load_idx")
     with open(path, "rb") as f:
         head = f.read(2)
         f.seek(0)
@@ -215,7 +217,7 @@ def save_idx(path, array, compress=None):
         If the dtype has no IDX type code (e.g. int64, float16, bool).
     """
     array, code = _check_savable(array)
-    path = os.fspath(path)
+    path = check_path(path, "save_idx")
     if compress is None:
         compress = str(path).endswith(".gz")
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)

@@ -90,6 +90,23 @@ def saved_model(tmp_path):
     return path
 
 
+def edited_model_file(tmp_path, edit):
+    """A saved model whose JSON configuration ``edit(config)`` has altered."""
+    import json
+    with np.load(saved_model(tmp_path)) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    config = json.loads(arrays["config"].tobytes())
+    edit(config)
+    arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+    return npz_file(tmp_path, **arrays)
+
+
+def weights_file(tmp_path):
+    path = tmp_path / "weights.npz"
+    gn.saving.save_weights(model(), path)
+    return path
+
+
 def npz_file(tmp_path, **arrays):
     path = tmp_path / "forged.npz"
     np.savez(path, **arrays)
@@ -356,6 +373,101 @@ CASES = [
          lambda tmp: gn.load_model(npz_file(tmp, kernel=np.zeros(3))), "model file", "configuration"),
     case("load_model", "object array (pickle) inside",
          lambda tmp: gn.load_model(npz_file(tmp, config=np.array([{"a": 1}], dtype=object))), "pickle", "object"),
+
+    # ---- more of fit, compile, build ----------------------------------------------------------
+    case("fit", "validation_split leaving no training data",
+         lambda: compiled().fit(X[:2], Y[:2], epochs=1, validation_split=0.9, verbose=0), "both sides", "0 for training"),
+    case("fit", "callbacks a string", lambda: compiled().fit(X, Y, epochs=1, callbacks="x", verbose=0), "Callback",
+         "'x'"),
+    case("fit", "verbose 5", lambda: compiled().fit(X, Y, epochs=1, verbose=5), "verbose", "5"),
+    case("fit", "batch_size True", lambda: compiled().fit(X, Y, batch_size=True, epochs=1, verbose=0), "batch_size",
+         "True"),
+    case("fit", "initial_epoch -1", lambda: compiled().fit(X, Y, epochs=1, initial_epoch=-1, verbose=0),
+         "initial_epoch", "-1"),
+    case("fit", "shuffle 'yes'", lambda: compiled().fit(X, Y, epochs=1, shuffle="yes", verbose=0), "shuffle", "'yes'"),
+    case("fit", "seed a string", lambda: compiled().fit(X, Y, epochs=1, seed="abc", verbose=0), "seed", "'abc'"),
+    case("fit", "x None", lambda: compiled().fit(None, Y, epochs=1, verbose=0), "inputs x", "None"),
+    case("fit", "one-hot labels given to a sparse loss",
+         lambda: compiled("sparse_categorical_crossentropy").fit(X, Y, epochs=1, verbose=0), "integer class labels",
+         "(4, 3)"),
+    case("train_on_batch", "y None", lambda: compiled().train_on_batch(X, None), "targets y", "None"),
+    case("Sequential", "build with a string", lambda: gn.Sequential([layers.Dense(3)]).build("abc"), "input_shape",
+         "'abc'"),
+    case("Sequential", "predict with no layers", lambda: gn.Sequential().predict(X), "with layers", "empty",
+         errors=RT),
+    case("Sequential", "summary of an unbuilt model", lambda: gn.Sequential([layers.Dense(3)]).summary(), "built",
+         "unbuilt", errors=RT),
+    case("optimizers", "SGD learning_rate -1", lambda: gn.optimizers.SGD(learning_rate=-1), ">= 0", "-1"),
+    case("optimizers", "SGD momentum 1.5", lambda: gn.optimizers.SGD(momentum=1.5), "[0.0, 1.0)", "1.5"),
+
+    # ---- more layers ----------------------------------------------------------------------------
+    case("Conv2D", "unknown kernel_initializer", lambda: layers.Conv2D(2, 3, kernel_initializer="glorot_unifrom"),
+         "initializer", "glorot_unifrom"),
+    case("Conv2D", "on 1-D inputs", lambda: gn.Sequential([layers.Conv2D(2, 3, input_shape=(8,))]), "(N, H, W, C)",
+         "(None, 8)"),
+    case("BatchNormalization", "epsilon 0", lambda: layers.BatchNormalization(epsilon=0), "epsilon > 0", "0"),
+    case("ZeroPadding2D", "padding -1", lambda: layers.ZeroPadding2D(-1), "non-negative", "-1"),
+    case("GlobalAveragePooling2D", "after a Dense layer",
+         lambda: gn.Sequential([layers.Dense(3, input_shape=(4,)), layers.GlobalAveragePooling2D()]), "(N, H, W, C)",
+         "(None, 3)"),
+
+    # ---- ImageDataGenerator -----------------------------------------------------------------------
+    case("ImageDataGenerator", "unknown fill_mode", lambda: gn.preprocessing.ImageDataGenerator(fill_mode="wrap2"),
+         "nearest", "'wrap2'"),
+    case("ImageDataGenerator", "negative rotation_range",
+         lambda: gn.preprocessing.ImageDataGenerator(rotation_range=-5), ">= 0", "-5"),
+    case("ImageDataGenerator", "flow x/y length mismatch",
+         lambda: gn.preprocessing.ImageDataGenerator().flow(X, Y[:3]), "(4)", "3"),
+    case("ImageDataGenerator", "flow on images without channels",
+         lambda: gn.preprocessing.ImageDataGenerator().flow(X[..., 0], Y), "(N, H, W, C)", "(4, 8, 8)"),
+    case("ImageDataGenerator", "flow batch_size 0",
+         lambda: gn.preprocessing.ImageDataGenerator().flow(X, Y, batch_size=0), "batch_size", "0"),
+
+    # ---- more explanations ------------------------------------------------------------------------
+    case("explain", "grad_cam_plus_plus target out of range",
+         lambda: explain("grad_cam_plus_plus")(model(), X, target=5), "[0, 2]", "5"),
+    case("explain", "guided_grad_cam unknown layer", lambda: explain("guided_grad_cam")(model(), X, layer="nope"),
+         "layer", "'nope'"),
+    case("explain", "sanity_check unknown method", lambda: explain("sanity_check")(model(), X, method="nope"),
+         "grad_cam", "nope"),
+    case("explain", "deletion_insertion maps of the wrong size",
+         lambda: explain("deletion_insertion")(model(), X, np.zeros((4, 5, 5))), "(4, 8, 8)", "(4, 5, 5)"),
+    case("explain", "occlusion baseline of the wrong shape",
+         lambda: explain("occlusion")(model(), X, baseline=np.zeros((3, 3))), "(8, 8, 1)", "(3, 3)"),
+    case("explain", "smooth_grad negative noise", lambda: explain("smooth_grad")(model(), X, noise=-1), ">= 0", "-1"),
+    case("explain", "feature_maps images without channels",
+         lambda: explain("feature_maps")(model(), X[..., 0], "conv"), "(8, 8, 1)", "(4, 8, 8)"),
+    case("explain", "filters of a model without Conv2D",
+         lambda: explain("filters")(gn.Sequential([layers.Dense(3, input_shape=(4,))])), "Conv2D", "none"),
+
+    # ---- more datasets and files -------------------------------------------------------------------
+    case("load_idx", "path None", lambda: gn.datasets.load_idx(None), "file path", "None"),
+    case("save_idx", "int64 array", lambda tmp: gn.datasets.save_idx(tmp / "x.idx", np.zeros(3, dtype=np.int64)),
+         "uint8", "int64"),
+    case("shapes.load_data", "n_train -1", lambda: gn.datasets.shapes.load_data(n_train=-1), ">= 0", "-1"),
+    case("mnist.load_data", "folder that does not exist",
+         lambda tmp: gn.datasets.mnist.load_data(path=tmp / "nowhere", download=False), "four IDX files", "nowhere",
+         errors=(FileNotFoundError,)),
+    case("to_categorical", "num_classes 0", lambda: gn.utils.to_categorical([0], 0), ">= 1", "0"),
+    case("load_model", "path an int", lambda: gn.load_model(123), "file path", "123"),
+    case("load_model", "a folder", lambda tmp: gn.load_model(tmp), "file", "not a file", errors=(FileNotFoundError,)),
+    case("load_model", "a weights-only file", lambda tmp: gn.load_model(weights_file(tmp)), "glassnet.model",
+         "glassnet.weights"),
+    case("load_model", "newer format_version",
+         lambda tmp: gn.load_model(edited_model_file(tmp, lambda c: c.update(format_version=99))), "<= 1", "99"),
+    case("load_model", "unknown layer class",
+         lambda tmp: gn.load_model(edited_model_file(tmp, lambda c: c["model"]["layers"][0].update(
+             class_name="Lambda"))), "layer class", "'Lambda'"),
+    case("load_model", "layer renamed",
+         lambda tmp: gn.load_model(edited_model_file(tmp, lambda c: c["model"]["layers"][0]["config"].update(
+             name="renamed"))), "conv", "renamed"),
+    case("load_model", "units tampered",
+         lambda tmp: gn.load_model(edited_model_file(tmp, lambda c: c["model"]["layers"][3]["config"].update(
+             units=10 ** 9))), "1000000000", "(18, 3)"),
+    case("save", "to a folder", lambda tmp: model().save(tmp), "file", "folder"),
+    case("load_weights", "weights of another architecture",
+         lambda tmp: gn.Sequential([layers.Dense(3, input_shape=(5,))]).load_weights(weights_file(tmp)),
+         "model file", "4 weights"),
 ]
 
 

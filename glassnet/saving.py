@@ -378,7 +378,9 @@ def load_model(path, compile=True):
         model = Sequential.from_config(model_config)
     except Exception as error:  # any layer constructor error means the configuration was altered
         raise bad(f"its model configuration is invalid ({type(error).__name__}: {error})") from None
-    model.set_weights(_check_weights(model, config, arrays, bad))
+    weights = _check_weights(model, config, arrays, bad)
+    if model.built:  # a model saved before it was built has no weights to restore
+        model.set_weights(weights)
     if compile:
         _restore_compile(model, config, arrays, bad)
     else:

@@ -12,6 +12,7 @@ import io
 import os
 import time
 from contextlib import contextmanager
+
 import numpy as np
 
 from glassnet.errors import describe, message
@@ -264,9 +265,9 @@ def _build(model, x, labels, history, n_explain, class_names, methods, sanity, s
                "feature_maps_index": None, "activation_maximization": None}
     with timer("summary and diagram"):
         context["summary"] = _summary(model)
-        engine_used = "graphviz" if diagram_engine != "matplotlib" and _has_dot() else "matplotlib"
-        context["diagram"] = {"uri": figure_uri(plot_model(model, engine=diagram_engine), dpi=110),
-                              "engine": engine_used}
+        diagram = plot_model(model, engine=diagram_engine)
+        context["diagram"] = {"uri": figure_uri(diagram, dpi=110),
+                              "engine": "graphviz" if hasattr(diagram, "dot_source") else "matplotlib"}
     steps.step("diagram")
     with timer("training curves"):
         if history is not None:
@@ -302,11 +303,6 @@ def _build(model, x, labels, history, n_explain, class_names, methods, sanity, s
     context["explanations"] = _explanations(model, x[sample], labels[sample], probs[sample], sample, class_names,
                                             methods, sanity, seed, steps, timer)
     return context
-
-
-def _has_dot():
-    import shutil
-    return shutil.which("dot") is not None
 
 
 def _activation_maximization(model, class_names, seed, steps):

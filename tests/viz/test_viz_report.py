@@ -2,6 +2,7 @@
 import os
 import pathlib
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -97,8 +98,8 @@ def test_sanity_verdicts_are_explain_sanity_check(trained, report):
     model, x, y, _ = trained
     text = path.read_text(encoding="utf-8")
     sample = np.sort(np.random.default_rng(0).choice(len(x), N_EXPLAIN, replace=False))
-    check = explain.sanity_check(model, x[sample[:2]], lambda net, images, target=None: explain.grad_cam(net, images, target),
-                                 seed=0)
+    check = explain.sanity_check(model, x[sample[:2]],
+                                 lambda net, images, target=None: explain.grad_cam(net, images, target), seed=0)
     header = re.search(r"<th>Grad-CAM(.*?)</th>", text, flags=re.S).group(1)
     assert ("passes sanity check" if check.passed else "fails sanity check") in header
     assert f"rank corr. {check.mean[-1]:.2f}" in header
@@ -110,9 +111,11 @@ def test_sanity_verdicts_are_explain_sanity_check(trained, report):
 def test_model_without_convolutions_skips_cam_with_a_note(tmp_path):
     x = np.random.default_rng(0).random((12, 8, 8, 1)).astype(np.float32)
     path = gn.viz.report(_dense_model(), x, np.arange(12) % 3, tmp_path, n_explain=2, sanity=False, progress=False,
-                         methods=["saliency", "grad_cam", "occlusion"], maximization_steps=2)
+                         methods=["saliency", "grad_cam", "occlusion"], maximization_steps=2,
+                         diagram_engine="matplotlib")
     text = pathlib.Path(path).read_text(encoding="utf-8")
     assert "skipped grad_cam" in text
+    assert "(matplotlib drawing)" in text
     assert 'id="filters"' not in text and 'id="feature-maps"' not in text and 'id="training"' not in text
     headers = re.findall(r"<th>(saliency \(vanilla\)|Grad-CAM|occlusion)\s", text)
     assert headers == ["saliency (vanilla)", "occlusion"]
@@ -162,6 +165,7 @@ def test_report_renders_in_headless_chromium(report):
             rows = page.evaluate("document.querySelectorAll('#explanations tbody tr').length")
             badges = page.evaluate("Array.from(document.querySelectorAll('#explanations .badge'))"
                                    ".map(b => b.innerText)")
+            architecture = page.evaluate("document.querySelector('#architecture p').innerText")
             summary = page.evaluate("Array.from(document.querySelectorAll('#summary tbody tr'))"
                                     ".map(tr => tr.innerText)")
             broken_layout = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
@@ -173,6 +177,7 @@ def test_report_renders_in_headless_chromium(report):
         [img["alt"] for img in images if not img["width"]]
     assert sections == SECTIONS
     assert "Model summary" in headings and "Explanations" in headings
+    assert architecture.endswith("(graphviz drawing).") == (shutil.which("dot") is not None)
     assert len(summary) == 6 and "preds" in summary[-1]
     assert [column.split("\n")[0] for column in columns] == [
         "input", "saliency (vanilla)", "saliency (guided)", "saliency (rectified)", "Grad-CAM", "guided Grad-CAM",

@@ -109,7 +109,11 @@ def plot_confusion_matrix(y_true, y_pred, class_names=None, normalize=False, to_
     figure = new_figure((size + 1.0, size), "plot_confusion_matrix")
     ax = figure.subplots()
     image = ax.imshow(values, cmap="Blues", vmin=0)
-    figure.colorbar(image, ax=ax, shrink=0.8, label="fraction of true class" if normalize else "count")
+    bar = figure.colorbar(image, ax=ax, shrink=0.8, label="fraction of true class" if normalize else "count")
+    if not normalize:
+        from matplotlib.ticker import MaxNLocator
+        bar.locator = MaxNLocator(integer=True)
+        bar.update_ticks()
     labels = [class_name(class_names, k) for k in range(K)]
     ax.set_xticks(range(K), labels, rotation=45 if class_names is not None else 0, ha="right"
                   if class_names is not None else "center", fontsize="small")

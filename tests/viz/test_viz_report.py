@@ -11,7 +11,7 @@ pytest.importorskip("matplotlib", reason="matplotlib (the viz extra) is not inst
 pytest.importorskip("jinja2", reason="jinja2 (the viz extra) is not installed")
 
 import glassnet as gn  # noqa: E402
-from glassnet import datasets, explain, layers  # noqa: E402
+from glassnet import datasets, explain, layers, optimizers  # noqa: E402
 from glassnet.viz.report import METHOD_KEYS  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -37,7 +37,8 @@ def trained():
         layers.Flatten(),
         layers.Dense(10, activation="softmax", name="preds"),
     ], seed=0)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=optimizers.Adam(learning_rate=0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])  # ~90% test accuracy in 3 short epochs
     history = model.fit(x_train, y_train, batch_size=32, epochs=3, validation_split=0.1, verbose=0, seed=0)
     return model, x_test, y_test, history
 

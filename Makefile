@@ -21,14 +21,17 @@ venv: $(VENV)/.installed-all
 
 ## make demo: train the default model on the default dataset, write runs/demo/ (model, history, plot, report)
 demo: $(VENV)/.installed-all
+	bash scripts/system-deps.sh
 	$(BIN)/glassnet demo --out runs/demo
 
 ## make test: install the dev extras and run the whole suite (slow accuracy runs excluded)
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q -x --timeout=900
+	bash scripts/system-deps.sh
+	$(BIN)/python -m pytest -q --timeout=900
 
 ## make test-slow: the long accuracy runs only
 test-slow: $(VENV)/.installed-dev
+	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest -q -m slow --timeout=5400
 
 ## make bench: glassnet vs PyTorch CPU speed (installs the bench extra)

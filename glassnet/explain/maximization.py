@@ -34,6 +34,39 @@ def _check_bounds(bounds, where):
     return low, high
 
 
+class _GradientAscent:
+    """Plain gradient ascent: ``x += lr * g``."""
+
+    def __init__(self, lr):
+        self.lr = lr
+
+    def step(self, g):
+        return self.lr * g
+
+
+class _Adam:
+    """Adam (Kingma & Ba) steps for ascent: each pixel moves about ``lr`` per step whatever the
+    scale of the gradient, which is what makes one ``lr`` work across models and layers."""
+
+    def __init__(self, lr, beta1=0.9, beta2=0.999, epsilon=1e-8):
+        self.lr, self.beta1, self.beta2, self.epsilon = lr, beta1, beta2, epsilon
+        self.m = self.v = None
+        self.t = 0
+
+    def step(self, g):
+        if self.m is None:
+            self.m, self.v = np.zeros_like(g), np.zeros_like(g)
+        self.t += 1
+        self.m = self.beta1 * self.m + (1 - self.beta1) * g
+        self.v = self.beta2 * self.v + (1 - self.beta2) * g * g
+        m_hat = self.m / (1 - self.beta1 ** self.t)
+        v_hat = self.v / (1 - self.beta2 ** self.t)
+        return (self.lr * m_hat / (np.sqrt(v_hat) + self.epsilon)).astype(g.dtype, copy=False)
+
+
+OPTIMIZERS = {"adam": _Adam, "sgd": _GradientAscent}
+
+
 def _tv_gradient(x):
     """Gradient of TV(x) = sum of squared differences between vertical and horizontal neighbours."""
     grad = np.zeros_like(x)
@@ -47,12 +80,13 @@ def _tv_gradient(x):
     return grad
 
 
-def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, tv=0.05, jitter=1, lr=1.0,
-                            image=None, bounds=None):
+def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, tv=0.05, jitter=1, lr=0.05,
+                            image=None, bounds=None, optimizer="adam"):
     """Gradient ascent on the input to maximize one unit's activation.
 
-    Maximizes ``J(x) = a(x) - l2 * sum(x^2) - tv * TV(x)`` by plain gradient ascent
-    ``x += lr * dJ/dx``, where ``a`` is
+    Maximizes ``J(x) = a(x) - l2 * sum(x^2) - tv * TV(x)`` by gradient ascent on ``x`` with Adam
+    steps (``optimizer="adam"``: about ``lr`` per pixel per step) or plain steps
+    ``x += lr * dJ/dx`` (``optimizer="sgd"``), where ``a`` is
 
     - for a layer with a vector output (Dense, ...): unit ``index`` of it; on the final layer (or a
       separate final Softmax) the class *logit*, since a softmax output is maximized by lowering
@@ -64,7 +98,8 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
     gradient rolled back), which discourages high-frequency patterns.
 
     For a linear unit ``a = w . x + b`` with ``tv=0`` and no jitter the optimum is
-    ``x* = w / (2 l2)``, reached when ``0 < lr < 1 / l2``.
+    ``x* = w / (2 l2)``: plain steps reach it exactly (geometrically, for ``0 < lr < 1 / l2``),
+    Adam steps to about 1e-4 once ``lr * steps`` covers the distance.
 
     Jitter and the TV penalty apply to image inputs (N, H, W, C) only.
 
@@ -83,11 +118,12 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
     jitter : int
         Largest random shift in pixels (0 for none).
     lr : float
-        Step size.
+        Step size (for Adam, roughly the change of a pixel per step).
     image : array (H, W, C), optional
         Starting image (default: Gaussian noise with standard deviation 0.1).
     bounds : (low, high), optional
-        Clip the image to this range after every step.
+        Clip the image to this range after every step (e.g. ``(0, 1)``, keras-vis's ``input_range``).
+    optimizer : {"adam", "sgd"}
 
     Returns
     -------
@@ -105,6 +141,9 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
     jitter = check_positive_int(jitter, "jitter", where, minimum=0)
     lr = _check_nonnegative(lr, "lr", where)
     rng = check_seed(seed, where)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(message(where, f"optimizer one of {sorted(OPTIMIZERS)}", repr(optimizer)))
+    stepper = OPTIMIZERS[optimizer](lr)
     shape = model.input_shape[1:]
     out_shape = model.layers[k].output_shape
     if len(out_shape) not in (2, 4):
@@ -148,7 +187,7 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
             ascent = grad - 2 * l2 * x
             if tv:
                 ascent -= tv * _tv_gradient(x)
-            x = x + x.dtype.type(lr) * ascent
+            x = x + stepper.step(ascent)
             if bounds is not None:
                 x = np.clip(x, low, high)
         out, _ = forward_to(model, x, k)

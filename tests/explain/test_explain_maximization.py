@@ -28,7 +28,7 @@ def test_linear_logit_with_l2_converges_to_w_over_2_l2():
     w, b = linear_weights(model, 1)
     l2 = 0.5
     image, trajectory = explain.activation_maximization(model, -1, 1, steps=80, seed=0, l2=l2, tv=0.0,
-                                                        jitter=0, lr=0.5)
+                                                        jitter=0, lr=0.5, optimizer="sgd")
     assert image.shape == (4, 4, 1) and trajectory.shape == (81,)
     # J = w.x + b - l2 |x|^2 is maximized at x* = w / (2 l2); the step contracts by 1 - 2 lr l2 = 0.5
     np.testing.assert_allclose(image, w / (2 * l2), atol=1e-12)
@@ -36,12 +36,22 @@ def test_linear_logit_with_l2_converges_to_w_over_2_l2():
     assert np.all(np.diff(trajectory) >= -1e-12)       # the logit rises monotonically towards it
 
 
+@pytest.mark.parametrize("l2, lr", [(0.5, 0.05), (0.1, 0.05), (2.0, 0.01)])
+def test_adam_steps_reach_the_same_optimum(l2, lr):
+    model = linear_net(seed=3, size=4, classes=3)
+    w, b = linear_weights(model, 2)
+    image, trajectory = explain.activation_maximization(model, -1, 2, steps=300, seed=1, l2=l2, tv=0.0,
+                                                        jitter=0, lr=lr)
+    np.testing.assert_allclose(image, w / (2 * l2), rtol=0, atol=1e-3 * np.abs(w / (2 * l2)).max())
+    np.testing.assert_allclose(trajectory[-1], (w * w).sum() / (2 * l2) + b, rtol=1e-3)
+
+
 def test_total_variation_penalty_solves_the_regularized_linear_system():
     model = linear_net(seed=1, size=4, classes=2)
     w, _ = linear_weights(model, 0)
     l2, tv = 0.5, 0.1
     image, _ = explain.activation_maximization(model, -1, 0, steps=400, seed=1, l2=l2, tv=tv, jitter=0,
-                                               lr=0.25)
+                                               lr=0.25, optimizer="sgd")
     # stationary point of w.x - l2 |x|^2 - tv x^T L x:  (2 l2 I + 2 tv L) x = w
     expected = np.linalg.solve(2 * l2 * np.eye(16) + 2 * tv * grid_laplacian(4, 4), w.reshape(-1))
     np.testing.assert_allclose(image.reshape(-1), expected, atol=1e-10)
@@ -56,7 +66,7 @@ def test_conv_filter_mean_activation_optimum():
         for j in range(3):
             grad[i:i + 3, j:j + 3, :] += kernel[:, :, :, 1] / 9
     image, trajectory = explain.activation_maximization(model, "conv", 1, steps=60, l2=1.0, tv=0.0, jitter=0,
-                                                        lr=0.25, seed=0)
+                                                        lr=0.25, seed=0, optimizer="sgd")
     np.testing.assert_allclose(image, grad / 2.0, atol=1e-12)
     out = model.predict(image[None])[0, :, :, 1].mean()
     np.testing.assert_allclose(trajectory[-1], out, rtol=1e-12)
@@ -101,3 +111,5 @@ def test_activation_maximization_argument_errors():
         explain.activation_maximization(model, 0, 0, l2=-1)
     with pytest.raises(ValueError, match="bounds"):
         explain.activation_maximization(model, 0, 0, bounds=(1, 0))
+    with pytest.raises(ValueError, match="optimizer"):
+        explain.activation_maximization(model, 0, 0, optimizer="rmsprop")

@@ -81,6 +81,15 @@ def _parse_header(path, read):
         _fail(path, f"truncated header at byte 4: the magic number announces {ndim} dimension(s) "
                     f"({4 * ndim} bytes) but only {len(raw_dims)} byte(s) follow")
     shape = struct.unpack(f">{ndim}I", raw_dims)
+    # NumPy refuses shapes whose non-zero dimensions overflow its index type, even when one
+    # dimension is 0 and the file is rightly empty; refuse them here with the file's name.
+    span = 1
+    for d in shape:
+        span *= max(d, 1)
+    if span * TYPE_CODES[code].itemsize > np.iinfo(np.intp).max:
+        _fail(path, f"absurd dimensions at byte 4: shape {shape} of {TYPE_CODES[code].name} spans "
+                    f"{span * TYPE_CODES[code].itemsize} bytes, more than any array can address "
+                    f"({np.iinfo(np.intp).max}); the header is corrupt")
     return TYPE_CODES[code], shape, 4 + 4 * ndim
 
 

@@ -217,6 +217,17 @@ def test_gigantic_header_fails_before_allocating(tmp_path, compress):
         assert str(shape) in text and ("bytes" in text), text
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_zero_dimension_with_huge_others_is_refused_by_glassnet(tmp_path, compress):
+    """Found by this fuzzer: shape (318767104, 6, 1207959552, 0) holds 0 bytes, so the size checks pass,
+    but NumPy cannot even describe it ("array is too big"); load_idx must say so itself."""
+    shape = (0x13000000, 6, 0x48000000, 0)
+    data = bytes([0, 0, 0x0C, 4]) + struct.pack(">4I", *shape)
+    path = write(tmp_path, "zero.gz" if compress else "zero.idx", gz(data) if compress else data)
+    error = load_guarded(path, path.stat().st_size)
+    assert isinstance(error, ValueError) and "absurd dimensions" in str(error)
+
+
 def test_gzip_bomb_within_ratio_is_read_in_bounded_chunks(tmp_path):
     """A legitimately highly compressible file (8 MiB of zeros) loads; memory follows the data, not a claim."""
     array = np.zeros((2048, 4096), dtype=np.uint8)

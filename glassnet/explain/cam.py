@@ -10,15 +10,22 @@ from glassnet.errors import message
 from glassnet.explain.backprop import (backprop, check_images, check_layer, check_modifier, check_score,
                                        check_target, chunk_size, chunks, forward_pass, last_spatial_layer)
 from glassnet.layers import Activation, Dense, Dropout, GlobalAveragePooling2D, Softmax
+from glassnet.ops import resolve_padding
 
 
-def _interpolation_matrix(size_in, size_out, dtype):
-    """(size_out, size_in) matrix of linear interpolation with half-pixel centres.
+def _interpolation_matrix(size_in, size_out, dtype, grid=None):
+    """(size_out, size_in) matrix of linear interpolation along one axis.
 
-    Output pixel i samples the input at ``(i + 0.5) * size_in / size_out - 0.5``, clamped to the
-    edges; this is ``cv2.resize(INTER_LINEAR)`` and PyTorch's ``align_corners=False``.
+    By default output pixel i samples the input at ``(i + 0.5) * size_in / size_out - 0.5`` (half-pixel
+    centres: ``cv2.resize(INTER_LINEAR)``, PyTorch's ``align_corners=False``). With
+    ``grid = (offset, step)``, input cell j sits at pixel ``offset + step * j`` and pixel i samples
+    it at ``(i - offset) / step``. Positions are clamped to the edges.
     """
-    src = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
+    if grid is None:
+        src = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
+    else:
+        offset, step = grid
+        src = (np.arange(size_out) - offset) / step
     src = np.clip(src, 0, size_in - 1)
     low = np.floor(src).astype(int)
     high = np.minimum(low + 1, size_in - 1)
@@ -30,13 +37,16 @@ def _interpolation_matrix(size_in, size_out, dtype):
     return matrix.astype(dtype)
 
 
-def upsample_bilinear(maps, size):
-    """Resize maps (N, h, w) to (N, H, W) by bilinear interpolation (half-pixel centres).
+def upsample_bilinear(maps, size, grid=None):
+    """Resize maps (N, h, w) to (N, H, W) by bilinear interpolation.
 
     Parameters
     ----------
     maps : ndarray (N, h, w)
     size : (H, W)
+    grid : ((offset_y, step_y), (offset_x, step_x)), optional
+        Where each map cell sits in output pixels (see :func:`receptive_field_grid`); default
+        half-pixel centres, as ``cv2.resize`` and PyTorch's ``interpolate(align_corners=False)``.
 
     Returns
     -------
@@ -47,29 +57,77 @@ def upsample_bilinear(maps, size):
         raise ValueError(message("explain.upsample_bilinear", "maps of shape (N, h, w)", f"shape {maps.shape}"))
     H, W = (int(s) for s in size)
     dtype = maps.dtype if np.issubdtype(maps.dtype, np.floating) else np.float64
-    rows = _interpolation_matrix(maps.shape[1], H, dtype)
-    cols = _interpolation_matrix(maps.shape[2], W, dtype)
+    grid = (None, None) if grid is None else grid
+    rows = _interpolation_matrix(maps.shape[1], H, dtype, grid[0])
+    cols = _interpolation_matrix(maps.shape[2], W, dtype, grid[1])
     # separable: out = Ry @ m @ Rx^T for every map
     return (rows @ maps.astype(dtype, copy=False) @ cols.T).astype(dtype, copy=False)
 
 
-def _finish(maps, x, relu, upsample):
+def _window(layer):
+    """(kernel, strides, padding) of a windowed layer, or None."""
+    for size_name in ("kernel_size", "pool_size"):
+        if hasattr(layer, size_name) and hasattr(layer, "strides") and hasattr(layer, "padding"):
+            return getattr(layer, size_name), layer.strides, layer.padding
+    return None
+
+
+def receptive_field_grid(model, index):
+    """Where the cells of layer ``index``'s (N, h, w, C) output are centred in the input.
+
+    Returns ``((offset_y, step_y), (offset_x, step_x))``: cell (i, j) is centred on input pixel
+    ``(offset_y + step_y * i, offset_x + step_x * j)``. A window layer with kernel k, stride s and
+    leading padding p maps its output cell j to ``s * j - p + (k - 1) / 2`` of its input; layers
+    that keep the spatial size map j to j. Returns None when a layer's geometry is unknown.
+    """
+    grid = [(0.0, 1.0), (0.0, 1.0)]
+    for layer in model.layers[:index + 1]:
+        in_hw = layer.input_shape[1:3]
+        window = _window(layer)
+        if window is not None:
+            kernel, strides, padding = window
+            pads = resolve_padding(padding, kernel, strides, in_hw)
+            maps = [(-pads[a][0] + (kernel[a] - 1) / 2, strides[a]) for a in range(2)]
+        elif getattr(layer, "pads", None) is not None and len(layer.output_shape) == 4:     # ZeroPadding2D
+            maps = [(-layer.pads[a][0], 1) for a in range(2)]
+        elif len(layer.output_shape) == 4 and layer.output_shape[1:3] == layer.input_shape[1:3]:
+            continue
+        else:
+            return None
+        # compose: input = offset + step * u with u = a + b * j
+        grid = [(offset + step * a, step * b) for (offset, step), (a, b) in zip(grid, maps)]
+    return tuple(grid)
+
+
+def _check_upsample(upsample, where):
+    if upsample is True or upsample is False or upsample == "aligned":
+        return upsample
+    raise ValueError(message(where, "upsample True (bilinear, half-pixel centres), 'aligned' (bilinear, "
+                             "each cell at the centre of its receptive field) or False", repr(upsample)))
+
+
+def _finish(maps, x, relu, upsample, model=None, index=None):
     if relu:
         maps = np.maximum(maps, 0)
     if upsample:
-        maps = upsample_bilinear(maps, x.shape[1:3])
+        grid = receptive_field_grid(model, index) if upsample == "aligned" else None
+        maps = upsample_bilinear(maps, x.shape[1:3], grid)
     return maps
 
 
-def _layer_gradients(model, images, target, layer, score, modifier, where):
-    """Validated inputs, then activations A and gradients dS/dA at ``layer`` (default: last 4-D)."""
+def _layer_gradients(model, images, target, layer, score, modifier, upsample, where):
+    """Validated inputs, then activations A and gradients dS/dA at ``layer`` (default: last 4-D).
+
+    Returns (x, Backprop, index of the layer).
+    """
     x = check_images(model, images, where)
     score = check_score(score, where)
     target = check_target(model, target, len(x), where)
     check_modifier(modifier, where)
+    _check_upsample(upsample, where)
     index = last_spatial_layer(model, where) if layer is None else check_layer(model, layer, where, rank=4)
     result = backprop(model, x, target, score, modifier, layer=index, input_grads=False)
-    return x, result
+    return x, result, index
 
 
 def grad_cam(model, images, target=None, layer=None, relu=True, upsample=True, score="logits", modifier=None):
@@ -88,8 +146,11 @@ def grad_cam(model, images, target=None, layer=None, relu=True, upsample=True, s
         A layer with a 4-D output; default the last such layer.
     relu : bool
         Keep only positive evidence (the paper's ReLU). False returns the signed map.
-    upsample : bool
-        Resize to (H, W) bilinearly; False returns the layer's (h, w) resolution.
+    upsample : {True, "aligned", False}
+        Resize to (H, W) bilinearly: True with half-pixel centres (``cv2.resize``, PyTorch's
+        ``align_corners=False``); "aligned" puts each cell at the centre of its receptive field in
+        the input (exact for "valid" convolutions, which shift the map by (k - 1) / 2 per layer);
+        False returns the layer's (h, w) resolution.
     score : {"logits", "probability"}
     modifier : {None, "guided", "rectified"}
         Backward rule for the gradient above ``layer`` (keras-vis's ``backprop_modifier``).
@@ -98,10 +159,10 @@ def grad_cam(model, images, target=None, layer=None, relu=True, upsample=True, s
     -------
     ndarray (N, H, W), or (N, h, w) when ``upsample=False``
     """
-    x, r = _layer_gradients(model, images, target, layer, score, modifier, "explain.grad_cam")
+    x, r, index = _layer_gradients(model, images, target, layer, score, modifier, upsample, "explain.grad_cam")
     weights = r.layer_grads.mean(axis=(1, 2))
     maps = np.einsum("nhwk,nk->nhw", r.activations, weights)
-    return _finish(maps, x, relu, upsample)
+    return _finish(maps, x, relu, upsample, model, index)
 
 
 def grad_cam_plus_plus(model, images, target=None, layer=None, relu=True, upsample=True, score="logits"):
@@ -112,7 +173,8 @@ def grad_cam_plus_plus(model, images, target=None, layer=None, relu=True, upsamp
     the paper's higher derivatives, taken for an exponential of the score, as in
     pytorch-grad-cam). Parameters and result as :func:`grad_cam`.
     """
-    x, r = _layer_gradients(model, images, target, layer, score, None, "explain.grad_cam_plus_plus")
+    x, r, index = _layer_gradients(model, images, target, layer, score, None, upsample,
+                                   "explain.grad_cam_plus_plus")
     A, G = r.activations, r.layer_grads
     G2 = G * G
     denominator = 2 * G2 + A.sum(axis=(1, 2), keepdims=True) * G2 * G
@@ -120,11 +182,14 @@ def grad_cam_plus_plus(model, images, target=None, layer=None, relu=True, upsamp
     alpha = np.where((G != 0) & (denominator != 0), G2 / safe, 0)
     weights = (alpha * np.maximum(G, 0)).sum(axis=(1, 2))
     maps = np.einsum("nhwk,nk->nhw", A, weights)
-    return _finish(maps, x, relu, upsample)
+    return _finish(maps, x, relu, upsample, model, index)
 
 
-def guided_grad_cam(model, images, target=None, layer=None, score="logits"):
+def guided_grad_cam(model, images, target=None, layer=None, score="logits", upsample=True):
     """Guided Grad-CAM: guided-backprop input gradients times the upsampled Grad-CAM.
+
+    Parameters as :func:`grad_cam`; ``upsample`` is True or "aligned" (the map must reach the
+    input's resolution).
 
     Returns
     -------
@@ -133,8 +198,12 @@ def guided_grad_cam(model, images, target=None, layer=None, score="logits"):
         (``saliency``-style maps: ``np.abs(m).max(axis=-1)``).
     """
     where = "explain.guided_grad_cam"
-    x, r = _layer_gradients(model, images, target, layer, score, None, where)
-    maps = _finish(np.einsum("nhwk,nk->nhw", r.activations, r.layer_grads.mean(axis=(1, 2))), x, True, True)
+    if upsample is False:
+        raise ValueError(message(where, "upsample True or 'aligned'", "False",
+                                 "Guided Grad-CAM multiplies input-resolution gradients by the map."))
+    x, r, index = _layer_gradients(model, images, target, layer, score, None, upsample, where)
+    maps = _finish(np.einsum("nhwk,nk->nhw", r.activations, r.layer_grads.mean(axis=(1, 2))), x, True,
+                   upsample, model, index)
     # the same targets for both passes, so a predicted class is resolved only once
     guided = backprop(model, x, r.targets, score, "guided").input_grads
     return guided * maps[..., None]
@@ -177,6 +246,7 @@ def cam(model, images, target=None, relu=True, upsample=True):
     """
     where = "explain.cam"
     x = check_images(model, images, where)
+    _check_upsample(upsample, where)
     g, d = _cam_layers(model, where)
     target = check_target(model, target, len(x), where)
     kernel = model.layers[d].params["kernel"]
@@ -189,4 +259,4 @@ def cam(model, images, target=None, relu=True, upsample=True):
         chosen = scores.argmax(axis=1) if target is None else target[part]
         # contract channels with each image's own class column of W
         maps.append(np.einsum("nhwk,kn->nhw", A, kernel[:, chosen]))
-    return _finish(np.concatenate(maps), x, relu, upsample)
+    return _finish(np.concatenate(maps), x, relu, upsample, model, g - 1)

@@ -124,3 +124,49 @@ def test_upsample_bilinear_known_values():
     ramp = np.arange(4.0)[None, None, :].repeat(2, axis=1)
     np.testing.assert_allclose(explain.upsample_bilinear(ramp, (2, 8))[0, 0, 1:-1],
                                np.arange(1, 7) * 0.5 - 0.25)
+
+
+def test_receptive_field_grid_follows_kernels_strides_and_padding():
+    from glassnet import models
+    keras_mnist = models.keras_mnist(seed=0)
+    # two valid 3x3 convs shift by 1 pixel each, then 2x2 pooling: cell j is centred on 2 j + 0.5 + 2
+    assert explain.receptive_field_grid(keras_mnist, 3) == ((2.5, 2), (2.5, 2))
+    assert explain.receptive_field_grid(keras_mnist, 0) == ((1.0, 1), (1.0, 1))
+    same = gn.Sequential([
+        layers.Conv2D(2, 3, padding="same", input_shape=(28, 28, 1)), layers.MaxPooling2D(2),
+        layers.Conv2D(2, 3, padding="same"), layers.MaxPooling2D(2), layers.ReLU(),
+        layers.ZeroPadding2D(1), layers.Conv2D(2, 3),
+        layers.Conv2D(2, 3, strides=2, padding="same"),
+    ])
+    # "same" convs keep centres; each 2x2 pool maps j to 2 j + 0.5: 4 j + 1.5 after two
+    assert explain.receptive_field_grid(same, 4) == ((1.5, 4), (1.5, 4))
+    # zero padding by 1 then a valid 3x3 conv: back to the same centres
+    assert explain.receptive_field_grid(same, 6) == ((1.5, 4), (1.5, 4))
+    # stride 2 "same" on 7 pixels pads (1, 1): j -> 2 j - 1 + 1 = 2 j
+    assert explain.receptive_field_grid(same, 7) == ((1.5, 8), (1.5, 8))
+
+
+def test_aligned_upsampling():
+    # a 2x2 map of a valid 3x3 conv on 4x4 pixels: cells sit on pixels 1 and 2, so pixel p samples p - 1
+    m = np.array([[[1.0, 2.0], [3.0, 4.0]]])
+    got = explain.upsample_bilinear(m, (4, 4), grid=((1.0, 1.0), (1.0, 1.0)))
+    np.testing.assert_allclose(got[0], [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]])
+    # half-pixel centres would blend instead
+    assert not np.allclose(explain.upsample_bilinear(m, (4, 4)), got)
+    model = gn.Sequential([layers.Conv2D(2, 3, activation="relu", input_shape=(4, 4, 1)), layers.Flatten(),
+                           layers.Dense(2)], seed=1)
+    x = images(3, (4, 4, 1), seed=2)
+    small = explain.grad_cam(model, x, upsample=False)
+    np.testing.assert_allclose(explain.grad_cam(model, x, upsample="aligned"),
+                               explain.upsample_bilinear(small, (4, 4), ((1.0, 1.0), (1.0, 1.0))), rtol=1e-6)
+    # for "same" padding and pooling the two conventions agree
+    net = gn.Sequential([layers.Conv2D(3, 3, padding="same", activation="relu", input_shape=(8, 8, 1)),
+                         layers.MaxPooling2D(2), layers.GlobalAveragePooling2D(), layers.Dense(2)], seed=3)
+    x = images(2, (8, 8, 1), seed=4)
+    np.testing.assert_allclose(explain.grad_cam(net, x, upsample="aligned"), explain.grad_cam(net, x), rtol=1e-6)
+    np.testing.assert_allclose(explain.cam(net, x, upsample="aligned"), explain.cam(net, x), rtol=1e-6)
+    assert explain.guided_grad_cam(net, x, upsample="aligned").shape == (2, 8, 8, 1)
+    with pytest.raises(ValueError, match="upsample"):
+        explain.grad_cam(net, x, upsample="nearest")
+    with pytest.raises(ValueError, match="upsample"):
+        explain.guided_grad_cam(net, x, upsample=False)

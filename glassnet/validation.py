@@ -19,7 +19,8 @@ def as_float_array(x, where, name="x", dtype="float32"):
         raise TypeError(message(where, f"{name} as a numeric array", f"{type(x).__name__} ({error})",
                                 "Make every example the same shape.")) from None
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise TypeError(message(where, f"{name} as a numeric array", describe(array),
+        # a 0-d object array wraps something that is no array at all (a dict, a generator): name that
+        raise TypeError(message(where, f"{name} as a numeric array", describe(x if array.ndim == 0 else array),
                                 f"Convert it first, e.g. np.asarray({name}, dtype='float32')."))
     if array.size == 0:
         raise ValueError(message(where, f"a non-empty {name}", describe(array)))

@@ -19,6 +19,7 @@ from glassnet.explain.backprop import (check_baseline, check_images, check_posit
 from glassnet.explain.cam import cam, grad_cam, grad_cam_plus_plus, guided_grad_cam
 from glassnet.explain.gradients import input_gradients, integrated_gradients, saliency, smooth_grad
 from glassnet.explain.occlusion import occlusion
+from glassnet.validation import check_real
 
 #: Methods :func:`sanity_check` accepts by name, each a function ``(model, images, target=..., **kwargs)``.
 METHODS = {
@@ -143,12 +144,14 @@ def sanity_check(model, images, method="grad_cam", target=None, threshold=0.5, s
     x = check_images(model, images, where)
     explain = _method(method, where)
     target = check_target(model, target, len(x), where)
-    if isinstance(threshold, (bool, np.bool_)) or not np.isscalar(threshold) or not -1 <= threshold <= 1:
-        raise ValueError(message(where, "threshold in [-1, 1] (a rank correlation)", describe(threshold)))
+    threshold = check_real(threshold, "threshold (a rank correlation)", where, low=-1, high=1)
     rng = check_seed(seed, where)
     if target is None:
         target = target_scores(model, x, None)[1]
-    parameters = inspect.signature(explain).parameters
+    try:
+        parameters = inspect.signature(explain).parameters
+    except (TypeError, ValueError):      # some callables (builtins, C functions) have no signature
+        parameters = {}
     if "seed" in parameters and "seed" not in kwargs:
         kwargs["seed"] = int(rng.integers(2 ** 31))  # the same noise before and after randomizing
 

@@ -437,6 +437,12 @@ CASES = [
     case("explain", "smooth_grad negative noise", lambda: explain("smooth_grad")(model(), X, noise=-1), ">= 0", "-1"),
     case("explain", "feature_maps images without channels",
          lambda: explain("feature_maps")(model(), X[..., 0], "conv"), "(8, 8, 1)", "(4, 8, 8)"),
+    case("explain", "sanity_check threshold a string", lambda: explain("sanity_check")(model(), X, threshold="x"),
+         "[-1, 1]", "'x'"),
+    case("explain", "sanity_check threshold 2", lambda: explain("sanity_check")(model(), X, threshold=2),
+         "[-1, 1]", "2"),
+    case("predict", "a dict instead of an array", lambda: model().predict({"x": X}), "numeric", "dict"),
+    case("predict", "a generator of non-batches", lambda: model().predict(iter([1, 2])), "numeric", "iterator"),
     case("explain", "filters of a model without Conv2D",
          lambda: explain("filters")(gn.Sequential([layers.Dense(3, input_shape=(4,))])), "Conv2D", "none"),
 

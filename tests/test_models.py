@@ -7,7 +7,7 @@ from glassnet import callbacks, layers, models
 
 @pytest.mark.parametrize("name, params", [
     ("seed003_tiny", 13_602), ("keras_mnist", 1_199_882), ("seed000_tanh", 35_754), ("lenet5", 61_706),
-    ("fashion", 871_978)])
+    ("fashion", 331_306)])
 def test_presets_have_the_documented_sizes_and_shapes(name, params):
     model = models.get(name, seed=0)
     assert model.count_params() == params and model.built and not model.compiled

@@ -385,6 +385,7 @@ def test_a_non_finite_gradient_names_the_layer_where_it_appeared():
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # without the guard NumPy warns about the overflow
 def test_opting_out_trains_on_and_terminate_on_nan_stops():
     x, y = images(32)
     model = compiled(small_cnn(dropout=0.0, dtype="float32"), optimizers.SGD(1e12))

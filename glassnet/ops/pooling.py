@@ -21,32 +21,61 @@ def _out_hw(shape, pool_size, stride, pads):
             conv_output_size(shape[2], pool_size[1], stride[1], *pads[1]))
 
 
-def max_pool2d_forward(x, pool_size, stride, pads):
+def _winner_dtype(window_size):
+    return np.uint8 if window_size < 256 else np.int32
+
+
+def _record_win(winner, better, k):
+    """``winner[better] = k`` for an offset k larger than every earlier one, as a fast maximum."""
+    np.maximum(winner, better.astype(winner.dtype, copy=False) * winner.dtype.type(k), out=winner)
+
+
+def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
     """Max pooling.
 
-    The running maximum over the KH * KW window offsets, one strided view of the whole batch per
-    offset (for 2x2 windows: three ``np.maximum`` calls). Which offset won is not recorded here:
-    :func:`max_pool2d_backward` finds it from the output, so inference pays nothing for it.
+    A running maximum over the KH * KW window offsets, one strided view of the whole batch per
+    offset. With ``record_winners`` it also notes which offset won each window (the first one on
+    ties) while the input is still in cache, so the backward pass never reads the input again;
+    inference can leave that out (the backward pass then finds the winners itself).
 
     Parameters
     ----------
     x : ndarray, shape (N, H, W, C)
     pool_size, stride : (int, int)
     pads : ((top, bottom), (left, right)); padded cells hold -inf and never win.
+    record_winners : bool
 
     Returns
     -------
     y : ndarray, shape (N, OH, OW, C)
-    cache : tuple for :func:`max_pool2d_backward`: references to the (padded) input and to ``y``,
-        so neither may be modified before the backward pass.
+    cache : tuple for :func:`max_pool2d_backward`. Without recorded winners it refers to the
+        (padded) input and to ``y``, so neither may be modified before the backward pass.
     """
     KH, KW = pool_size
     OH, OW = _out_hw(x.shape, pool_size, stride, pads)
     xp = pad2d(x, pads, value=-np.inf)
-    y = _offset_view(xp, 0, 0, stride, OH, OW).copy()
+    windows = [_offset_view(xp, k // KW, k % KW, stride, OH, OW) for k in range(KH * KW)]
+    y = windows[0].copy()
+    winner = np.zeros(y.shape, dtype=_winner_dtype(KH * KW)) if record_winners else None
+    for k, window in enumerate(windows[1:], start=1):
+        if record_winners:
+            _record_win(winner, window > y, k)       # strictly greater: a tie keeps the earlier offset
+        np.maximum(y, window, out=y)
+    inputs = None if record_winners else (xp, y)
+    return y, (winner, inputs, xp.shape, pool_size, stride, pads)
+
+
+def _find_winners(xp, y, pool_size, stride):
+    """The first offset of every window whose value equals the window's maximum ``y``."""
+    KH, KW = pool_size
+    OH, OW = y.shape[1:3]
+    winner = np.zeros(y.shape, dtype=_winner_dtype(KH * KW))
+    found = _offset_view(xp, 0, 0, stride, OH, OW) == y
     for k in range(1, KH * KW):
-        np.maximum(y, _offset_view(xp, k // KW, k % KW, stride, OH, OW), out=y)
-    return y, (xp, y, pool_size, stride, pads)
+        won = np.greater(_offset_view(xp, k // KW, k % KW, stride, OH, OW) == y, found)   # equal and not found
+        _record_win(winner, won, k)
+        found |= won
+    return winner
 
 
 def max_pool2d_backward(dy, cache):
@@ -64,24 +93,18 @@ def max_pool2d_backward(dy, cache):
     -------
     dx : ndarray, shape (N, H, W, C)
     """
-    xp, y, (KH, KW), stride, pads = cache
+    winner, inputs, padded_shape, (KH, KW), stride, pads = cache
+    if winner is None:
+        winner = _find_winners(*inputs, (KH, KW), stride)
     OH, OW = dy.shape[1:3]
-    dxp = np.zeros(xp.shape, dtype=dy.dtype)
+    dxp = np.zeros(padded_shape, dtype=dy.dtype)
     overlapping = stride[0] < KH or stride[1] < KW
-    taken = None                      # windows whose winner is already found
     for k in range(KH * KW):
-        i, j = k // KW, k % KW
-        won = _offset_view(xp, i, j, stride, OH, OW) == y
-        if taken is None:
-            taken = won
-        else:
-            won = np.greater(won, taken)          # won and not taken
-            taken |= won
-        target = _offset_view(dxp, i, j, stride, OH, OW)
+        target = _offset_view(dxp, k // KW, k % KW, stride, OH, OW)
         if overlapping:
-            target += dy * won
+            target += dy * (winner == k)
         else:                                     # offsets touch disjoint cells: plain writes
-            np.multiply(dy, won, out=target)
+            np.multiply(dy, winner == k, out=target)
     return np.ascontiguousarray(unpad2d(dxp, pads))
 
 

@@ -50,7 +50,9 @@ class MaxPooling2D(_Pooling2D):
 
     def forward(self, x, training=False):
         self.ensure_built(x)
-        y, self._cache = max_pool2d_forward(x, self.pool_size, self.strides, self._pads(x.shape[1:3]))
+        # while training, note each window's winner now (the backward pass follows); inference skips it
+        y, self._cache = max_pool2d_forward(x, self.pool_size, self.strides, self._pads(x.shape[1:3]),
+                                            record_winners=training)
         return y
 
     def backward(self, dy):

@@ -2,8 +2,9 @@
 
 Forward:   y[n, oh, ow, f] = sum_{i, j, c} xp[n, oh*sh + i, ow*sw + j, c] * kernel[i, j, c, f] + bias[f]
 With cols = im2col(xp) reshaped to (N*OH*OW, KH*KW*C) this is ``cols @ kernel2d + bias``.
-Backward:  dkernel2d = cols.T @ dy2d,  dbias = sum(dy2d, axis=0),  dcols = dy2d @ kernel2d.T,
-           dx = unpad(col2im(dcols)).
+Backward:  dkernel2d = cols.T @ dy2d,  dbias = sum(dy2d, axis=0),
+           dxp[n, oh*sh + i, ow*sw + j, :] += dy[n, oh, ow, :] @ kernel[i, j].T  for every offset (i, j),
+           dx = unpad(dxp)  (the same sum as col2im(dy2d @ kernel2d.T), grouped by offset).
 
 The im2col matrix is KH*KW times larger than the input, so it is never built for the whole batch:
 both passes walk the batch in *blocks* of a few images (or, for a huge image, a few output rows),

@@ -161,3 +161,17 @@ def test_an_internal_bug_is_one_line_unless_debugging(capsys, monkeypatch):
     monkeypatch.setenv("GLASSNET_DEBUG", "1")
     with pytest.raises(KeyError):
         cli.main(["summary", "--model", "lenet5"])
+
+
+def test_predict_reads_idx_and_png_images(capsys, trained, tmp_path):
+    from glassnet.datasets import save_idx
+    images = (np.random.default_rng(1).random((2, 28, 28)) * 255).astype(np.uint8)
+    save_idx(tmp_path / "x.idx.gz", images)
+    status, out, _ = run(capsys, "predict", "--model", str(trained / "model.npz"), "--input", str(tmp_path / "x.idx.gz"))
+    assert status == 0 and len(out.strip().splitlines()) == 2
+    import matplotlib.image as mpimg
+    mpimg.imsave(tmp_path / "one.png", images[0], cmap="gray", vmin=0, vmax=255)
+    status, out, _ = run(capsys, "predict", "--model", str(trained / "model.npz"), "--input", str(tmp_path / "one.png"))
+    expected = load_model(trained / "model.npz").predict(images[:1, ..., None] / 255.0).argmax()
+    names = load_model(trained / "model.npz").metadata["class_names"]
+    assert status == 0 and out.startswith(f"0: {names[expected]} (")

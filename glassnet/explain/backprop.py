@@ -10,7 +10,7 @@ The model is borrowed, never changed: :func:`preserved` saves and restores every
 backward pass touches (ReLU rules, the first layer's ``input_grad`` switch, the weight gradients).
 
 Batches larger than what :data:`MEMORY_BUDGET` allows are split into chunks; the estimate counts
-every layer's output and gradient and each convolution's im2col buffer (see :func:`chunk_size`).
+every layer's output, its gradient and one temporary of that size (see :func:`bytes_per_example`).
 """
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -24,7 +24,8 @@ from glassnet.errors import describe, message
 MEMORY_BUDGET = 256 * 2 ** 20
 
 SCORES = ("logits", "probability")
-MODIFIERS = (None, "guided", "rectified")
+#: backprop modifiers and the ReLU rule each sets; "relu" is keras-vis's name for the deconvnet rule
+#: (seed 000 draws ``[None, 'guided', 'relu']``)
 _RULE_OF_MODIFIER = {None: "vanilla", "vanilla": "vanilla", "guided": "guided", "rectified": "rectified",
                      "relu": "rectified", "deconvnet": "rectified"}
 
@@ -110,8 +111,8 @@ def check_modifier(modifier, where):
     """Map a backprop ``modifier`` (None, "guided", "rectified"; "relu"/"deconvnet" alias the latter)
     to its ReLU rule."""
     if not (modifier is None or isinstance(modifier, str)) or modifier not in _RULE_OF_MODIFIER:
-        raise ValueError(message(where, "modifier None, 'guided' or 'rectified'", repr(modifier),
-                                 "'guided' is guided backprop, 'rectified' the deconvnet rule."))
+        raise ValueError(message(where, "modifier None, 'guided' or 'rectified' (alias 'relu' or 'deconvnet')",
+                                 repr(modifier), "'guided' is guided backprop, 'rectified' the deconvnet rule."))
     return _RULE_OF_MODIFIER[modifier]
 
 
@@ -241,6 +242,20 @@ def _head(model, logits):
     return model._head() if logits else (len(model.layers), False)
 
 
+def _run_layers(model, x, count, fused, capture=None):
+    """Run layers [0, count) in inference mode, the last without its activation when ``fused``;
+    returns (output, output of layer ``capture`` or None)."""
+    activation = None
+    for index, layer in enumerate(model.layers[:count]):
+        if fused and index == count - 1:
+            x = layer.forward(x, training=False, logits=True)
+        else:
+            x = layer.forward(x, training=False)
+        if index == capture:
+            activation = x
+    return x, activation
+
+
 def forward_pass(model, x, logits=True, capture=None):
     """Forward ``x`` to the scores; also return the output of layer ``capture`` (index) if given.
 
@@ -251,15 +266,7 @@ def forward_pass(model, x, logits=True, capture=None):
         Output of layer ``capture``, shape ``layer.output_shape``.
     """
     count, fused = _head(model, logits)
-    activation = None
-    for index, layer in enumerate(model.layers[:count]):
-        if fused and index == count - 1:
-            x = layer.forward(x, training=False, logits=True)
-        else:
-            x = layer.forward(x, training=False)
-        if index == capture:
-            activation = x
-    return x, activation
+    return _run_layers(model, x, count, fused, capture)
 
 
 def backward_pass(model, seed, logits=True, capture=None, to_input=True):
@@ -289,12 +296,7 @@ def forward_to(model, x, index):
     separate softmax after it). Returns (output, index of the layer it came from)."""
     count, fused = _head(model, True)
     stop = min(index + 1, count)
-    for position, layer in enumerate(model.layers[:stop]):
-        if fused and position == count - 1:
-            x = layer.forward(x, training=False, logits=True)
-        else:
-            x = layer.forward(x, training=False)
-    return x, stop - 1
+    return _run_layers(model, x, stop, fused and stop == count)[0], stop - 1
 
 
 def backward_from(model, dy, index):

@@ -163,3 +163,9 @@ def test_integrated_gradients_relu_net_completeness_within_tolerance():
     scale = np.abs(attributions).sum(axis=(1, 2, 3))
     assert np.all(np.abs(gap) <= 0.02 * scale)
     assert np.abs(gap).sum() < np.abs(gap_few).sum()
+
+
+def test_keras_vis_relu_modifier_is_the_rectified_rule():
+    # seed 000 draws saliency with backprop_modifier in [None, 'guided', 'relu']
+    np.testing.assert_allclose(explain.input_gradients(dense_net(), DENSE_X, 0, modifier="relu").reshape(-1),
+                               DENSE_EXPECTED["rectified"], atol=1e-6)

@@ -16,17 +16,23 @@ def window_positions(size, window, stride):
     return starts
 
 
-def occlusion_masks(shape, window, stride):
-    """Boolean masks (P, H, W), one per window position, row-major over the positions."""
-    H, W = shape
-    (wh, ww), (sh, sw) = window, stride
-    masks = []
-    for top in window_positions(H, wh, sh):
-        for left in window_positions(W, ww, sw):
-            mask = np.zeros((H, W), dtype=bool)
-            mask[top:top + wh, left:left + ww] = True
-            masks.append(mask)
-    return np.stack(masks)
+def window_corners(shape, window, stride):
+    """Top-left corners (P, 2) of the window positions, row-major over the positions."""
+    tops = window_positions(shape[0], window[0], stride[0])
+    lefts = window_positions(shape[1], window[1], stride[1])
+    return np.array([(top, left) for top in tops for left in lefts], dtype=np.intp)
+
+
+def corner_masks(corners, shape, window):
+    """Boolean masks (B, H, W) for a few window corners, built by broadcasting row and column tests.
+
+    Only a chunk's masks ever exist at once, so memory does not grow with (H * W) ** 2.
+    """
+    rows = np.arange(shape[0])
+    cols = np.arange(shape[1])
+    in_rows = (rows >= corners[:, :1]) & (rows < corners[:, :1] + window[0])
+    in_cols = (cols >= corners[:, 1:]) & (cols < corners[:, 1:] + window[1])
+    return in_rows[:, :, None] & in_cols[:, None, :]
 
 
 def occlusion(model, images, target=None, window=4, stride=None, baseline=0.0, score="logits"):
@@ -72,8 +78,8 @@ def occlusion(model, images, target=None, window=4, stride=None, baseline=0.0, s
         raise ValueError(message(where, f"a stride no larger than the window {window}, so that every pixel "
                                  "is covered", f"stride {stride}"))
     base = check_baseline(baseline, x, where)
-    masks = occlusion_masks((H, W), window, stride)
-    P = len(masks)
+    corners = window_corners((H, W), window, stride)
+    P = len(corners)
     clean, target = target_scores(model, x, target, score)
     drops = np.empty((len(x), P), dtype=np.float64)
     # the N * P occluded copies, flattened image-major, evaluated a chunk at a time
@@ -81,9 +87,13 @@ def occlusion(model, images, target=None, window=4, stride=None, baseline=0.0, s
         for part in chunks(len(x) * P, chunk_size(model)):
             flat = np.arange(part.start, part.stop)
             n, p = flat // P, flat % P
-            batch = np.where(masks[p][..., None], base[n], x[n])
+            batch = np.where(corner_masks(corners[p], (H, W), window)[..., None], base[n], x[n])
             scores = forward_pass(model, batch, score == "logits")[0]
             drops[n, p] = clean[n] - scores[np.arange(len(flat)), target[n]]
-    coverage = masks.sum(axis=0)
-    maps = np.einsum("np,phw->nhw", drops, masks.astype(np.float64)) / coverage
-    return maps.astype(x.dtype)
+    # each pixel: mean drop over the windows covering it (a loop over window positions, not pixels)
+    maps = np.zeros((len(x), H, W), dtype=np.float64)
+    coverage = np.zeros((H, W), dtype=np.float64)
+    for p, (top, left) in enumerate(corners):
+        maps[:, top:top + window[0], left:left + window[1]] += drops[:, p, None, None]
+        coverage[top:top + window[0], left:left + window[1]] += 1
+    return (maps / coverage).astype(x.dtype)

@@ -8,6 +8,11 @@ Loops run over kernel offsets (KH * KW iterations), never over pixels.
 #: trade a little speed for memory, e.g. ``glassnet.ops.MEMORY_BUDGET_BYTES = 64 * 2**20``.
 MEMORY_BUDGET_BYTES = 256 * 2 ** 20
 
+#: Threads for glassnet's own blocks of work (convolution, pooling). None follows NumPy's BLAS
+#: (e.g. ``threadpoolctl.threadpool_limits(2)``; read through threadpoolctl when installed,
+#: else 1); an int fixes it; 1 keeps everything on the calling thread. See :mod:`glassnet.ops.parallel`.
+NUM_THREADS = None
+
 from glassnet.ops.padding import conv_output_size, pad2d, resolve_padding, unpad2d
 from glassnet.ops.im2col import col2im, im2col
 from glassnet.ops.conv import conv2d_backward, conv2d_forward
@@ -15,7 +20,7 @@ from glassnet.ops.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_p
                                   max_pool2d_forward)
 
 __all__ = [
-    "MEMORY_BUDGET_BYTES",
+    "MEMORY_BUDGET_BYTES", "NUM_THREADS",
     "conv_output_size", "pad2d", "resolve_padding", "unpad2d", "im2col", "col2im",
     "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",

@@ -14,22 +14,32 @@ cached input instead of keeping the whole one from the forward pass: a cheap cop
 cache, against a large buffer written to memory and read back.
 """
 import threading
+import weakref
 
 import numpy as np
 
 import glassnet.ops as _ops
 from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
+from glassnet.ops.parallel import num_threads, run_blocks
 
 #: Preferred size of one block's im2col matrix: a few MiB keeps it in cache between the copy
 #: that builds it and the GEMM that reads it (measured fastest between 2 and 8 MiB).
 BLOCK_BYTES = 4 * 2 ** 20
 
-_WORKSPACE = threading.local()
+class _Pool:
+    """One thread's scratch arrays: ``arrays[(name, dtype)]`` is a flat array."""
+
+    def __init__(self):
+        self.arrays = {}
 
 
-def conv_blocks(N, OH, row_bytes):
-    """Split the output ``(N, OH)`` into blocks whose im2col matrix fits the memory budget.
+_LOCAL = threading.local()        # each thread's _Pool, dropped with its thread
+_POOLS = weakref.WeakSet()        # every live _Pool, for clear_workspace
+
+
+def conv_blocks(N, OH, row_bytes, threads=1):
+    """Split the output ``(N, OH)`` into blocks whose im2col matrices fit the memory budget.
 
     Parameters
     ----------
@@ -37,17 +47,22 @@ def conv_blocks(N, OH, row_bytes):
         Batch size and output height.
     row_bytes : int
         Bytes of one output row's im2col matrix (OW * KH * KW * C * itemsize).
+    threads : int
+        Blocks processed at once: each gets ``1 / threads`` of the budget, and whole-image
+        blocks come in a multiple of ``threads`` when the batch allows, to keep every thread busy.
 
     Returns
     -------
     list of (slice, slice)
-        (images, output rows). Whole images when one fits, else rows of one image; at least
-        one output row per block, whatever the budget.
+        (images, output rows). Whole images when one fits, in blocks of equal size (to within
+        one image), else rows of one image; at least one output row per block, whatever the budget.
     """
-    limit = max(1, min(BLOCK_BYTES, _ops.MEMORY_BUDGET_BYTES))
+    limit = max(1, min(BLOCK_BYTES, _ops.MEMORY_BUDGET_BYTES // threads))
     image_bytes = OH * row_bytes
     if image_bytes <= limit:
-        step = max(1, limit // image_bytes)
+        count = -(-N // max(1, limit // image_bytes))              # fewest blocks that fit
+        count = min(N, -(-count // threads) * threads)             # ... in a multiple of threads
+        step = -(-N // count)
         return [(slice(s, min(s + step, N)), slice(0, OH)) for s in range(0, N, step)]
     step = max(1, limit // row_bytes)
     return [(slice(n, n + 1), slice(r, min(r + step, OH))) for n in range(N) for r in range(0, OH, step)]
@@ -66,17 +81,21 @@ def _scratch(name, blocks, row_elems, dtype):
     Their size is bounded by the block size, so this holds a few MiB at most.
     """
     size = max((images.stop - images.start) * (rows.stop - rows.start) for images, rows in blocks) * row_elems
-    pool = _WORKSPACE.__dict__.setdefault("pool", {})
-    key = (name, np.dtype(dtype).str)
-    if key not in pool or pool[key].size < size:
-        pool[key] = None                      # let the old one go before allocating the new one
-        pool[key] = np.empty(size, dtype=dtype)
-    return pool[key][:size]
+    pool = getattr(_LOCAL, "pool", None)
+    if pool is None:
+        pool = _LOCAL.pool = _Pool()
+        _POOLS.add(pool)
+    key, arrays = (name, np.dtype(dtype).str), pool.arrays
+    if key not in arrays or arrays[key].size < size:
+        arrays[key] = None                    # let the old one go before allocating the new one
+        arrays[key] = np.empty(size, dtype=dtype)
+    return arrays[key][:size]
 
 
 def clear_workspace():
-    """Free the scratch arrays this thread keeps between convolution calls (a few MiB)."""
-    _WORKSPACE.__dict__.pop("pool", None)
+    """Free the scratch arrays kept between convolution calls (a few MiB per thread)."""
+    for pool in list(_POOLS):
+        pool.arrays.clear()
 
 
 def _view(scratch, shape):
@@ -102,6 +121,11 @@ def _cols2d(xp, kernel_size, stride, out_hw, scratch):
             rows, cols = window_slices(i, j, stride, OH, OW)
             cols_t[i, j] = xp[:, rows, cols, 0]
     return cols_t.reshape(KH * KW, N * OH * OW).T
+
+
+def _add_into(total, part):
+    total += part
+    return total
 
 
 def _matmul_into(a, b, out):
@@ -131,23 +155,30 @@ def conv2d_forward(x, kernel, bias, stride, pads):
         there is no padding, so ``x`` must not be modified before the backward pass), stride, pads.
     """
     KH, KW, C, F = kernel.shape
-    sh, sw = stride
     xp = pad2d(x, pads)
     N, Hp, Wp, _ = xp.shape
-    OH, OW = (Hp - KH) // sh + 1, (Wp - KW) // sw + 1
+    OH, OW = (Hp - KH) // stride[0] + 1, (Wp - KW) // stride[1] + 1
     K = KH * KW * C
     dtype = np.result_type(x, kernel)
     kernel2d = kernel.reshape(K, F)
     y = np.empty((N, OH, OW, F), dtype=dtype)
-    blocks = conv_blocks(N, OH, OW * K * dtype.itemsize)
-    scratch = _scratch("cols", blocks, OW * K, dtype)
-    for images, rows in blocks:
-        n, r = images.stop - images.start, rows.stop - rows.start
-        cols = _cols2d(xp[images, _input_rows(rows, KH, sh)], (KH, KW), stride, (r, OW), scratch)
-        out = y[images, rows]
+    threads = num_threads(N * OH * OW * K * dtype.itemsize)
+    blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)
+    # The bias repeated along a whole output row: adding it row by row runs over OW*F values at a
+    # time instead of F (NumPy's inner loop is the broadcast axis; F may be as small as 6).
+    bias_row = None if bias is None else np.tile(bias.astype(dtype, copy=False), OW)
+
+    def forward_block(block):
+        images, rows = block
+        cols = _cols2d(xp[images, _input_rows(rows, KH, stride[0])], (KH, KW), stride, (rows.stop - rows.start, OW),
+                       _scratch("cols", blocks, OW * K, dtype))
+        out = y[images, rows]                 # contiguous: whole images, or rows of one image
         _matmul_into(cols, kernel2d, out)
-        if bias is not None:
-            out += bias          # while the block is still in cache
+        if bias_row is not None:
+            out_rows = out.reshape(-1, OW * F)                 # a view
+            out_rows += bias_row                               # while the block is still in cache
+
+    run_blocks(forward_block, blocks, threads)
     return y, (xp, stride, pads)
 
 
@@ -181,29 +212,32 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
     N, OH, OW, _ = dy.shape
     K = KH * KW * C
     dtype = np.result_type(dy, kernel)
-    dkernel2d = np.zeros((K, F), dtype=dtype)
-    partial = np.empty((K, F), dtype=dtype)
-    blocks = conv_blocks(N, OH, OW * K * dtype.itemsize)
-    scratch = _scratch("cols", blocks, OW * K, dtype)
+    threads = num_threads(N * OH * OW * K * dtype.itemsize)
+    blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)
     if need_dx:
         dxp = np.zeros(xp.shape, dtype=dtype)
         kernel_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2))      # (KH, KW, F, C)
-        dx_part = _scratch("dx_part", blocks, OW * C, dtype)
-    for images, rows in blocks:
+        if blocks[0][1].stop - blocks[0][1].start < OH:
+            threads = 1          # row blocks of one image add into overlapping input rows
+
+    def backward_block(block):
+        """This block's share of dkernel; adds its input gradient into dxp."""
+        images, rows = block
         n, r = images.stop - images.start, rows.stop - rows.start
         in_rows = _input_rows(rows, KH, stride[0])
-        cols = _cols2d(xp[images, in_rows], (KH, KW), stride, (r, OW), scratch)
+        cols = _cols2d(xp[images, in_rows], (KH, KW), stride, (r, OW), _scratch("cols", blocks, OW * K, dtype))
         dy2d = dy[images, rows].reshape(n * r * OW, F)
-        np.matmul(cols.T, dy2d, out=partial)
-        dkernel2d += partial
         if need_dx:
-            part = _view(dx_part, (n, r, OW, C))
+            part = _view(_scratch("dx_part", blocks, OW * C, dtype), (n, r, OW, C))
             target = dxp[images, in_rows]
             for i in range(KH):
                 for j in range(KW):
                     np.matmul(dy2d, kernel_t[i, j], out=part.reshape(-1, C))
                     seen_rows, seen_cols = window_slices(i, j, stride, r, OW)
                     target[:, seen_rows, seen_cols] += part
+        return cols.T @ dy2d
+
+    dkernel2d = run_blocks(backward_block, blocks, threads, fold=_add_into)      # sum of the blocks' shares
     # The bias gradient sums dy over N, OH, OW: a GEMV with a vector of ones runs several times
     # faster than .sum(axis=0) on such a tall, narrow matrix (and accumulates more accurately).
     dbias = np.ones(N * OH * OW, dtype=dtype) @ dy.reshape(-1, F) if need_bias else None

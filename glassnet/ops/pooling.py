@@ -9,6 +9,7 @@ single element); overlapping windows accumulate gradients.
 import numpy as np
 
 from glassnet.ops.padding import conv_output_size, pad2d, unpad2d
+from glassnet.ops.parallel import batch_shares, num_threads, run_blocks
 
 
 def _offset_view(xp, i, j, stride, OH, OW):
@@ -33,8 +34,8 @@ def _record_win(winner, better, k):
 def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
     """Max pooling.
 
-    A running maximum over the KH * KW window offsets, one strided view of the whole batch per
-    offset. With ``record_winners`` it also notes which offset won each window (the first one on
+    A running maximum over the KH * KW window offsets, one strided view of the batch per offset
+    (the batch split between worker threads, see :mod:`glassnet.ops.parallel`). With ``record_winners`` it also notes which offset won each window (the first one on
     ties) while the input is still in cache, so the backward pass never reads the input again;
     inference can leave that out (the backward pass then finds the winners itself).
 
@@ -54,13 +55,20 @@ def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
     KH, KW = pool_size
     OH, OW = _out_hw(x.shape, pool_size, stride, pads)
     xp = pad2d(x, pads, value=-np.inf)
-    windows = [_offset_view(xp, k // KW, k % KW, stride, OH, OW) for k in range(KH * KW)]
-    y = windows[0].copy()
+    y = np.empty((x.shape[0], OH, OW, x.shape[3]), dtype=x.dtype)
     winner = np.zeros(y.shape, dtype=_winner_dtype(KH * KW)) if record_winners else None
-    for k, window in enumerate(windows[1:], start=1):
-        if record_winners:
-            _record_win(winner, window > y, k)       # strictly greater: a tie keeps the earlier offset
-        np.maximum(y, window, out=y)
+
+    def pool_images(images):
+        windows = [_offset_view(xp[images], k // KW, k % KW, stride, OH, OW) for k in range(KH * KW)]
+        out = y[images]
+        out[...] = windows[0]
+        for k, window in enumerate(windows[1:], start=1):
+            if record_winners:
+                _record_win(winner[images], window > out, k)   # strictly greater: a tie keeps the earlier offset
+            np.maximum(out, window, out=out)
+
+    threads = num_threads(x.nbytes)
+    run_blocks(pool_images, batch_shares(x.shape[0], threads), threads, blas=False)
     inputs = None if record_winners else (xp, y)
     return y, (winner, inputs, xp.shape, pool_size, stride, pads)
 
@@ -99,12 +107,17 @@ def max_pool2d_backward(dy, cache):
     OH, OW = dy.shape[1:3]
     dxp = np.zeros(padded_shape, dtype=dy.dtype)
     overlapping = stride[0] < KH or stride[1] < KW
-    for k in range(KH * KW):
-        target = _offset_view(dxp, k // KW, k % KW, stride, OH, OW)
-        if overlapping:
-            target += dy * (winner == k)
-        else:                                     # offsets touch disjoint cells: plain writes
-            np.multiply(dy, winner == k, out=target)
+
+    def route_images(images):
+        for k in range(KH * KW):
+            target = _offset_view(dxp[images], k // KW, k % KW, stride, OH, OW)
+            if overlapping:
+                target += dy[images] * (winner[images] == k)
+            else:                                 # offsets touch disjoint cells: plain writes
+                np.multiply(dy[images], winner[images] == k, out=target)
+
+    threads = num_threads(dxp.nbytes)
+    run_blocks(route_images, batch_shares(dy.shape[0], threads), threads, blas=False)
     return np.ascontiguousarray(unpad2d(dxp, pads))
 
 

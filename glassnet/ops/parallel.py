@@ -1,0 +1,137 @@
+"""Spread independent blocks of work over threads (NumPy releases the GIL inside its loops).
+
+BLAS already runs each GEMM on several threads, but everything around the GEMMs (im2col copies,
+slab additions, pooling) runs on one. Here the blocks of a convolution or of a pooling layer go
+to a small pool of worker threads instead, each running its GEMMs single-threaded, so all of the
+work, not just the GEMMs, is spread over the cores.
+
+How many threads: ``glassnet.ops.NUM_THREADS`` when set, else as many as NumPy's BLAS may use
+right now (``threadpoolctl.threadpool_limits(n)``, ``OPENBLAS_NUM_THREADS``, ...), read through
+threadpoolctl when it is installed; without threadpoolctl glassnet stays on one thread.
+While the workers run, BLAS is limited to one thread (and put back afterwards), so n workers
+use n cores, not n * n. The BLAS setting is process-wide: another thread of the program calling
+BLAS during those milliseconds runs single-threaded too. ``glassnet.ops.NUM_THREADS = 1``
+turns all of this off.
+"""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import glassnet.ops as _ops
+
+#: Work smaller than this (bytes touched) stays on the calling thread: handing it to the workers
+#: costs ~0.1 ms, more than splitting it saves.
+MIN_PARALLEL_BYTES = 1 << 20
+
+_LOCK = threading.Lock()
+_STATE = {"blas": None, "executor": None, "workers": 0, "active": 0, "saved": []}
+_IN_WORKER = threading.local()
+
+
+def _blas_controllers():
+    """threadpoolctl's handles on the BLAS libraries NumPy loaded ([] without threadpoolctl)."""
+    if _STATE["blas"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            controllers = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        except Exception:          # not installed, or an unknown BLAS: stay single-threaded
+            controllers = []
+        _STATE["blas"] = controllers
+    return _STATE["blas"]
+
+
+def num_threads(nbytes=None):
+    """Threads glassnet's own blocks may use: ``ops.NUM_THREADS``, else BLAS's current limit.
+
+    With ``nbytes`` (the size of the work), 1 when the work is too small to be worth splitting.
+    """
+    if getattr(_IN_WORKER, "active", False) or (nbytes is not None and nbytes < MIN_PARALLEL_BYTES):
+        return 1
+    if _ops.NUM_THREADS is not None:
+        return max(1, int(_ops.NUM_THREADS))
+    blas = _blas_controllers()
+    if not blas:
+        return 1
+    return max(1, min(blas[0].get_num_threads(), os.cpu_count() or 1))
+
+
+def _executor(workers):
+    with _LOCK:
+        if _STATE["workers"] < workers:
+            if _STATE["executor"] is not None:
+                _STATE["executor"].shutdown(wait=True)
+            _STATE["executor"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="glassnet")
+            _STATE["workers"] = workers
+        return _STATE["executor"]
+
+
+def _run_share(fn, share, fold):
+    """``fn`` over the items of one share: all results, or (with ``fold``) one folded value."""
+    if fold is None:
+        return [fn(item) for item in share]
+    return [_folded(fn, share, fold)]
+
+
+def _folded(fn, items, fold):
+    total = fn(items[0])
+    for item in items[1:]:
+        total = fold(total, fn(item))
+    return total
+
+
+def _worker(fn, fold):
+    """Run ``fn`` over one share of the items inside a worker thread."""
+    def run(share):
+        _IN_WORKER.active = True           # nested parallel calls stay sequential
+        try:
+            return _run_share(fn, share, fold)
+        finally:
+            _IN_WORKER.active = False
+    return run
+
+
+def _limit_blas(entering):
+    """Hold BLAS at one thread while any run_blocks call is active (nested or concurrent ones too)."""
+    with _LOCK:
+        blas = _blas_controllers()
+        if entering:
+            if _STATE["active"] == 0:
+                _STATE["saved"] = [c.get_num_threads() for c in blas]
+                for c in blas:
+                    c.set_num_threads(1)
+            _STATE["active"] += 1
+        else:
+            _STATE["active"] -= 1
+            if _STATE["active"] == 0:
+                for c, n in zip(blas, _STATE["saved"]):
+                    c.set_num_threads(n)
+
+
+def batch_shares(N, threads):
+    """``threads`` contiguous slices covering range(N) as evenly as possible (none empty)."""
+    threads = max(1, min(threads, N))
+    return [slice(N * t // threads, N * (t + 1) // threads) for t in range(threads)]
+
+
+def run_blocks(fn, items, threads, fold=None, blas=True):
+    """``[fn(item) for item in items]``, on ``threads`` worker threads when that is more than one.
+
+    Each thread takes one contiguous share of the items. ``fn`` must only write to memory no
+    other item writes to. Results come back in the order of ``items``; with ``fold`` (e.g. an
+    in-place add) they are folded into one value as they come, shares in order, so memory does
+    not grow with the number of items. ``blas=False`` says ``fn`` calls no BLAS (nothing to limit).
+    """
+    threads = min(threads, len(items))
+    if threads <= 1:
+        return _run_share(fn, items, None) if fold is None else _folded(fn, items, fold)
+    bounds = [len(items) * t // threads for t in range(threads + 1)]
+    shares = [items[bounds[t]:bounds[t + 1]] for t in range(threads)]
+    executor = _executor(threads)
+    if blas:
+        _limit_blas(True)
+    try:
+        results = [result for part in executor.map(_worker(fn, fold), shares) for result in part]
+    finally:
+        if blas:
+            _limit_blas(False)
+    return results if fold is None else _folded(lambda r: r, results, fold)

@@ -123,8 +123,11 @@ def _cols2d(xp, kernel_size, stride, out_hw, scratch):
     return cols_t.reshape(KH * KW, N * OH * OW).T
 
 
-def _add_into(total, part):
-    total += part
+def _add_shares(total, part):
+    """Add one block's (dkernel, dbias) shares into the running totals (dbias may be None)."""
+    total[0][...] += part[0]
+    if part[1] is not None:
+        total[1][...] += part[1]
     return total
 
 
@@ -136,8 +139,8 @@ def _matmul_into(a, b, out):
         out[...] = (a @ b).reshape(out.shape)
 
 
-def conv2d_forward(x, kernel, bias, stride, pads):
-    """Convolve an NHWC batch with an HWIO kernel.
+def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
+    """Convolve an NHWC batch with an HWIO kernel (and optionally apply a ReLU).
 
     Parameters
     ----------
@@ -146,6 +149,9 @@ def conv2d_forward(x, kernel, bias, stride, pads):
     bias : ndarray, shape (F,) or None
     stride : (int, int)
     pads : ((top, bottom), (left, right))
+    relu : bool
+        Return ``max(y, 0)``, applied block by block while each block is in cache (one pass
+        over the output saved); the backward pass then takes ``relu_output``.
 
     Returns
     -------
@@ -177,12 +183,14 @@ def conv2d_forward(x, kernel, bias, stride, pads):
         if bias_row is not None:
             out_rows = out.reshape(-1, OW * F)                 # a view
             out_rows += bias_row                               # while the block is still in cache
+        if relu:
+            np.maximum(out, 0, out=out)
 
     run_blocks(forward_block, blocks, threads)
     return y, (xp, stride, pads)
 
 
-def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
+def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output=None):
     """Gradients of :func:`conv2d_forward`.
 
     The input gradient is computed without col2im: every kernel offset (i, j) contributed
@@ -200,6 +208,9 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
         Skip the input gradient (e.g. for the first layer while training).
     need_bias : bool
         Skip the bias gradient (a layer without bias).
+    relu_output : ndarray, shape (N, OH, OW, F), optional
+        The output of a ``relu=True`` forward pass: ``dy`` is then the gradient after the ReLU and
+        is gated by ``relu_output > 0`` block by block (``dy`` itself is not modified).
 
     Returns
     -------
@@ -221,12 +232,14 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
             threads = 1          # row blocks of one image add into overlapping input rows
 
     def backward_block(block):
-        """This block's share of dkernel; adds its input gradient into dxp."""
+        """This block's shares of dkernel and dbias; adds its input gradient into dxp."""
         images, rows = block
         n, r = images.stop - images.start, rows.stop - rows.start
         in_rows = _input_rows(rows, KH, stride[0])
         cols = _cols2d(xp[images, in_rows], (KH, KW), stride, (r, OW), _scratch("cols", blocks, OW * K, dtype))
         dy2d = dy[images, rows].reshape(n * r * OW, F)
+        if relu_output is not None:
+            dy2d = dy2d * (relu_output[images, rows].reshape(n * r * OW, F) > 0)
         if need_dx:
             part = _view(_scratch("dx_part", blocks, OW * C, dtype), (n, r, OW, C))
             target = dxp[images, in_rows]
@@ -235,12 +248,12 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
                     np.matmul(dy2d, kernel_t[i, j], out=part.reshape(-1, C))
                     seen_rows, seen_cols = window_slices(i, j, stride, r, OW)
                     target[:, seen_rows, seen_cols] += part
-        return cols.T @ dy2d
+        # The bias gradient sums dy over N, OH, OW: a GEMV with a vector of ones runs several times
+        # faster than .sum(axis=0) on such a tall, narrow matrix (and accumulates more accurately).
+        dbias = np.ones(len(dy2d), dtype=dtype) @ dy2d if need_bias else None
+        return cols.T @ dy2d, dbias
 
-    dkernel2d = run_blocks(backward_block, blocks, threads, fold=_add_into)      # sum of the blocks' shares
-    # The bias gradient sums dy over N, OH, OW: a GEMV with a vector of ones runs several times
-    # faster than .sum(axis=0) on such a tall, narrow matrix (and accumulates more accurately).
-    dbias = np.ones(N * OH * OW, dtype=dtype) @ dy.reshape(-1, F) if need_bias else None
+    dkernel2d, dbias = run_blocks(backward_block, blocks, threads, fold=_add_shares)   # sums of the blocks' shares
     if not need_dx:
         return None, dkernel2d.reshape(kernel.shape), dbias
     dx = np.ascontiguousarray(unpad2d(dxp, pads)) if any(p for pair in pads for p in pair) else dxp

@@ -17,11 +17,16 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 import glassnet.ops as _ops
 
 #: Work smaller than this (bytes touched) stays on the calling thread: handing it to the workers
 #: costs ~0.1 ms, more than splitting it saves.
 MIN_PARALLEL_BYTES = 1 << 20
+
+#: The same threshold for :func:`matmul`, in floating-point operations.
+MIN_PARALLEL_FLOPS = 50_000_000
 
 _LOCK = threading.Lock()
 _STATE = {"blas": None, "executor": None, "workers": 0, "active": 0, "saved": []}
@@ -135,3 +140,24 @@ def run_blocks(fn, items, threads, fold=None, blas=True):
         if blas:
             _limit_blas(False)
     return results if fold is None else _folded(lambda r: r, results, fold)
+
+
+def matmul(a, b):
+    """``a @ b`` for 2-D arrays, the rows of ``a`` split between the worker threads when large.
+
+    The layers call this instead of ``@`` so that every GEMM of a training step runs on
+    glassnet's workers with single-threaded BLAS, as the convolutions do: on a busy machine a
+    multi-threaded BLAS call can stall for a whole scheduler slice waiting for its second thread.
+    """
+    M, K = a.shape
+    N = b.shape[1]
+    threads = num_threads() if 2 * M * K * N >= MIN_PARALLEL_FLOPS else 1
+    if threads <= 1:
+        return a @ b
+    out = np.empty((M, N), dtype=np.result_type(a, b))
+
+    def rows_product(rows):
+        np.matmul(a[rows], b, out=out[rows])
+
+    run_blocks(rows_product, batch_shares(M, threads), threads)
+    return out

@@ -4,6 +4,7 @@ import numpy as np
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
 from glassnet.layers.base import Layer, check_initializer, initializer_config, register
+from glassnet.ops import matmul
 
 
 @register
@@ -45,17 +46,17 @@ class Dense(Activated, Layer):
     def forward(self, x, training=False, logits=False):
         self.ensure_built(x)
         self._x = x
-        z = x @ self.params["kernel"]
+        z = matmul(x, self.params["kernel"])        # ops.matmul: a @ b on glassnet's worker threads
         if self.use_bias:
             z += self.params["bias"]
         return self._activate(z, logits)
 
     def backward(self, dy):
         dz = self._deactivate(dy)
-        self.grads["kernel"] = self._x.T @ dz
+        self.grads["kernel"] = matmul(self._x.T, dz)
         if self.use_bias:
             self.grads["bias"] = dz.sum(axis=0)
-        return dz @ self.params["kernel"].T if self.input_grad else None
+        return matmul(dz, self.params["kernel"].T) if self.input_grad else None
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,

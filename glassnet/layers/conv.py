@@ -71,14 +71,22 @@ class Conv2D(Activated, Layer):
 
     def forward(self, x, training=False, logits=False):
         self.ensure_built(x)
+        # A ReLU is applied inside the convolution, block by block while each block is in cache.
+        relu = self.activation == "relu" and not logits
         z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
-                                        self._pads(x.shape[1:3]))
+                                        self._pads(x.shape[1:3]), relu=relu)
+        if relu:
+            self._y = z
+            return z
         return self._activate(z, logits)
 
     def backward(self, dy):
-        dz = self._deactivate(dy)
+        # Under the vanilla rule the ReLU's gate is applied inside the convolution's blocks as well;
+        # explanations' guided/rectified rules go through the activation's own backward pass.
+        fused = self.activation == "relu" and self._y is not None and self.relu_rule == "vanilla"
+        dz = dy if fused else self._deactivate(dy)
         dx, dkernel, dbias = conv2d_backward(dz, self._cache, self.params["kernel"], need_dx=self.input_grad,
-                                             need_bias=self.use_bias)
+                                             need_bias=self.use_bias, relu_output=self._y if fused else None)
         self.grads["kernel"] = dkernel
         if self.use_bias:
             self.grads["bias"] = dbias

@@ -197,3 +197,30 @@ def test_workers_hold_blas_at_one_thread_and_put_it_back(monkeypatch):
     inside = parallel.run_blocks(blas_threads, [0, 1], threads=2)
     assert inside == [[1] * len(before)] * 2
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def test_matmul_on_worker_threads_equals_the_blas_product(monkeypatch):
+    from glassnet.ops import parallel
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((37, 50)), rng.standard_normal((50, 9))
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_FLOPS", 0)
+    monkeypatch.setattr(ops, "NUM_THREADS", 3)
+    np.testing.assert_allclose(ops.matmul(a, b), a @ b, rtol=1e-12)
+    np.testing.assert_allclose(ops.matmul(a.T[:20], a[:, :7]), a.T[:20] @ a[:, :7], rtol=1e-12)
+
+
+def test_fused_relu_matches_relu_after_the_convolution():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 7, 6, 3))
+    kernel, bias = rng.standard_normal((3, 2, 3, 5)), rng.standard_normal(5)
+    pads = ((1, 0), (0, 1))
+    z, cache = ops.conv2d_forward(x, kernel, bias, (1, 1), pads)
+    y, fused_cache = ops.conv2d_forward(x, kernel, bias, (1, 1), pads, relu=True)
+    np.testing.assert_array_equal(y, np.maximum(z, 0))
+    dy = rng.standard_normal(y.shape)
+    dy_before = dy.copy()
+    expected = ops.conv2d_backward(dy * (z > 0), cache, kernel)
+    got = ops.conv2d_backward(dy, fused_cache, kernel, relu_output=y)
+    np.testing.assert_array_equal(dy, dy_before)                           # dy is not modified
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)

@@ -102,14 +102,16 @@ def _limit_blas(entering):
         if entering:
             if _STATE["active"] == 0:
                 _STATE["saved"] = [c.get_num_threads() for c in blas]
-                for c in blas:
-                    c.set_num_threads(1)
+                for c, n in zip(blas, _STATE["saved"]):
+                    if n != 1:
+                        c.set_num_threads(1)
             _STATE["active"] += 1
         else:
             _STATE["active"] -= 1
             if _STATE["active"] == 0:
                 for c, n in zip(blas, _STATE["saved"]):
-                    c.set_num_threads(n)
+                    if n != 1:
+                        c.set_num_threads(n)
 
 
 def batch_shares(N, threads):
@@ -124,20 +126,24 @@ def run_blocks(fn, items, threads, fold=None, blas=True):
     Each thread takes one contiguous share of the items. ``fn`` must only write to memory no
     other item writes to. Results come back in the order of ``items``; with ``fold`` (e.g. an
     in-place add) they are folded into one value as they come, shares in order, so memory does
-    not grow with the number of items. ``blas=False`` says ``fn`` calls no BLAS (nothing to limit).
+    not grow with the number of items. ``blas=False`` says ``fn`` calls no BLAS.
+
+    Whenever glassnet's workers are on (``num_threads() > 1``), BLAS is held at one thread for
+    the duration, even when this call is too small to split and runs on the calling thread.
     """
     threads = min(threads, len(items))
-    if threads <= 1:
-        return _run_share(fn, items, None) if fold is None else _folded(fn, items, fold)
-    bounds = [len(items) * t // threads for t in range(threads + 1)]
-    shares = [items[bounds[t]:bounds[t + 1]] for t in range(threads)]
-    executor = _executor(threads)
-    if blas:
+    limit = blas and num_threads() > 1
+    if limit:
         _limit_blas(True)
     try:
-        results = [result for part in executor.map(_worker(fn, fold), shares) for result in part]
+        if threads <= 1:
+            return _run_share(fn, items, None) if fold is None else _folded(fn, items, fold)
+        bounds = [len(items) * t // threads for t in range(threads + 1)]
+        shares = [items[bounds[t]:bounds[t + 1]] for t in range(threads)]
+        parts = _executor(threads).map(_worker(fn, fold), shares)
+        results = [result for part in parts for result in part]
     finally:
-        if blas:
+        if limit:
             _limit_blas(False)
     return results if fold is None else _folded(lambda r: r, results, fold)
 
@@ -152,8 +158,6 @@ def matmul(a, b):
     M, K = a.shape
     N = b.shape[1]
     threads = num_threads() if 2 * M * K * N >= MIN_PARALLEL_FLOPS else 1
-    if threads <= 1:
-        return a @ b
     out = np.empty((M, N), dtype=np.result_type(a, b))
 
     def rows_product(rows):

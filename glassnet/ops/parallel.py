@@ -28,6 +28,7 @@ MIN_PARALLEL_BYTES = 1 << 20
 #: The same threshold for :func:`matmul`, in floating-point operations.
 MIN_PARALLEL_FLOPS = 50_000_000
 
+_CPUS = os.cpu_count() or 1
 _LOCK = threading.Lock()
 _STATE = {"blas": None, "executor": None, "workers": 0, "active": 0, "saved": []}
 _IN_WORKER = threading.local()
@@ -57,7 +58,7 @@ def num_threads(nbytes=None):
     blas = _blas_controllers()
     if not blas:
         return 1
-    return max(1, min(blas[0].get_num_threads(), os.cpu_count() or 1))
+    return max(1, min(blas[0].get_num_threads(), _CPUS))
 
 
 def _executor(workers):

@@ -29,7 +29,7 @@ from glassnet import activations
 from glassnet.errors import describe, message
 from glassnet.layers import Activation, Layer, Softmax
 from glassnet.layers.base import unique_name
-from glassnet.validation import as_float_array, check_input_shape, check_shape
+from glassnet.validation import as_float_array, check_input_shape, check_int, check_shape
 
 
 class Sequential:
@@ -682,6 +682,11 @@ class Sequential:
         if not self.built:
             raise RuntimeError(message("Sequential.summary", "a built model", "an unbuilt one",
                                        "Give the first layer input_shape=... or call model.build(input_shape)."))
+        line_length = check_int(line_length, "line_length", "Sequential.summary", minimum=40,
+                                fix="The default, 65, matches Keras.")
+        if print_fn is not None and not callable(print_fn):
+            raise TypeError(message("Sequential.summary", "print_fn as a callable taking one line (or None to "
+                                    "print)", describe(print_fn), "For example print_fn=lines.append."))
         positions = [int(line_length * p) for p in (0.45, 0.85, 1.0)]
 
         def row(fields):

@@ -58,6 +58,9 @@ def parse_args(argv=None):
     ap.add_argument("--scaling", choices=("auto", "yes", "no"), default="auto",
                     help="run the batch/image-size sweep (auto: yes unless --quick)")
     ap.add_argument("--no-torch", action="store_true", help="measure glassnet alone even if torch is installed")
+    ap.add_argument("--channels-last", choices=("auto", "yes", "no"), default="auto",
+                    help="also compare with PyTorch in its channels-last memory format at the largest batch, "
+                         "BLAS variables unset (auto: yes unless --quick)")
     ap.add_argument("--out", help="markdown file to write (default benchmarks/RESULTS.md; --quick writes none)")
     ap.add_argument("--json", help="also write every measurement to this JSON file")
     a = ap.parse_args(argv)
@@ -67,6 +70,7 @@ def parse_args(argv=None):
     a.rounds = a.rounds or (1 if quick else 3)
     a.reference_images = a.reference_images or (100 if quick else 300)
     a.scaling = a.scaling == "yes" or (a.scaling == "auto" and not quick)
+    a.channels_last = a.channels_last == "yes" or (a.channels_last == "auto" and not quick)
     a.out = a.out or (None if quick else str(RESULTS))
     a.models = [ALIASES.get(m, m) for m in a.models.split(",")]
     unknown = [m for m in a.models if m not in MODELS]
@@ -107,7 +111,7 @@ def torch_version():
 
 
 # -- one configuration ----------------------------------------------------------------------------
-def measure_config(a, setting, model, batch, threads, use_torch, with_reference):
+def measure_config(a, setting, model, batch, threads, use_torch, with_reference, layout="nchw"):
     """Alternate glassnet and torch (and the loop reference) for ``a.rounds`` rounds."""
     spec = {"model": model, "batch": batch, "threads": threads, "epoch_images": a.epoch_images,
             "epochs": a.epochs, "warmup": a.warmup}
@@ -115,7 +119,7 @@ def measure_config(a, setting, model, batch, threads, use_torch, with_reference)
     for _ in range(a.rounds):
         entry = {"glassnet": run_worker({**spec, "job": "glassnet"}, setting)}
         if use_torch:
-            entry["torch"] = run_worker({**spec, "job": "torch"}, setting)
+            entry["torch"] = run_worker({**spec, "job": "torch", "layout": layout}, setting)
         if with_reference:
             entry["reference"] = run_worker({"job": "reference", "images": a.reference_images}, setting)
         rounds.append(entry)
@@ -247,6 +251,18 @@ def main(argv=None):
                     rows.append(row)
                     print(format_row(row), flush=True)
         report["settings"][setting] = {"peak": peak, "blas": peak_run["blas"], "rows": rows}
+        if use_torch and a.channels_last and setting == "unset":
+            print(f"\nPyTorch in channels-last memory format, batch {max(a.batch_sizes)}:")
+            print(ROW_HEADER)
+            report["settings"][setting]["channels_last_rows"] = extra = []
+            for model in a.models:
+                for threads in a.threads:
+                    config = measure_config(a, setting, model, max(a.batch_sizes), threads, use_torch,
+                                            with_reference=False, layout="channels_last")
+                    row = aggregate(config, peak)
+                    row["raw"] = config["rounds"]
+                    extra.append(row)
+                    print(format_row(row), flush=True)
     if a.scaling:
         report["scaling"] = run_scaling(a, use_torch)
     info["load_end"] = load_average()

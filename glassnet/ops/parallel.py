@@ -86,7 +86,7 @@ def _folded(fn, items, fold):
 
 
 def _worker(fn, fold):
-    """Run ``fn`` over one share of the items inside a worker thread."""
+    """Run ``fn`` over one share of the items as a worker (the caller's share too)."""
     def run(share):
         _IN_WORKER.active = True           # nested parallel calls stay sequential
         try:
@@ -141,7 +141,10 @@ def run_blocks(fn, items, threads, fold=None, blas=True):
             return _run_share(fn, items, None) if fold is None else _folded(fn, items, fold)
         bounds = [len(items) * t // threads for t in range(threads + 1)]
         shares = [items[bounds[t]:bounds[t + 1]] for t in range(threads)]
-        parts = _executor(threads).map(_worker(fn, fold), shares)
+        run_share = _worker(fn, fold)
+        # the calling thread takes the first share itself: one thread hand-off fewer per call
+        pending = [_executor(threads - 1).submit(run_share, share) for share in shares[1:]]
+        parts = [run_share(shares[0])] + [future.result() for future in pending]
         results = [result for part in parts for result in part]
     finally:
         if limit:

@@ -355,6 +355,18 @@ class EarlyStopping(Callback):
                 _say(self.stream, f"Epoch {epoch + 1}: early stopping")
 
 
+def _file_path(value, where, name, example):
+    """``value`` as a str path to a file (not an existing folder), or glassnet's own error."""
+    try:
+        path = os.fspath(value)
+    except TypeError:
+        raise TypeError(message(where, f"{name} as a str or path", describe(value))) from None
+    if os.path.isdir(path):
+        raise ValueError(message(where, f"{name} naming a file", f"{path!r}, an existing folder",
+                                 f"Name a file inside it, e.g. {os.path.join(path, example)!r}."))
+    return path
+
+
 class ModelCheckpoint(Callback):
     """Save the model (atomically: temporary file, fsync, rename) after every epoch or when it improves.
 
@@ -382,10 +394,7 @@ class ModelCheckpoint(Callback):
                  mode="auto", period=1, stream=None):
         super().__init__()
         where = "ModelCheckpoint"
-        try:
-            self.filepath = os.fspath(filepath)
-        except TypeError:
-            raise TypeError(message(where, "filepath as a str or path", describe(filepath))) from None
+        self.filepath = _file_path(filepath, where, "filepath", "model.npz")
         self.monitor = _check_monitor(monitor, where)
         self.mode = _monitor_mode(mode, self.monitor, where)
         if isinstance(period, bool) or not isinstance(period, numbers.Integral) or period < 1:
@@ -486,10 +495,7 @@ class CSVLogger(Callback):
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
-        try:
-            self.filename = os.fspath(filename)
-        except TypeError:
-            raise TypeError(message("CSVLogger", "filename as a str or path", describe(filename))) from None
+        self.filename = _file_path(filename, "CSVLogger", "filename", "history.csv")
         self.separator = separator
         self.append = bool(append)
         self._file = self._writer = self._keys = None

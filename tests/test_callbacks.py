@@ -243,3 +243,9 @@ def test_history_resets_for_every_fit():
     first = m.fit(X, Y, epochs=2, verbose=0)
     second = m.fit(X, Y, epochs=1, verbose=0)
     assert len(first.history["loss"]) == 2 and len(second.history["loss"]) == 1 and m.history is second
+
+
+@pytest.mark.parametrize("make", [lambda p: callbacks.CSVLogger(p), lambda p: callbacks.ModelCheckpoint(p)])
+def test_a_folder_given_as_the_file_is_refused_with_a_suggested_file(tmp_path, make):
+    with pytest.raises(ValueError, match="an existing folder.*Name a file inside it"):
+        make(tmp_path)

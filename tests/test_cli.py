@@ -111,13 +111,14 @@ def test_demo_falls_back_to_shapes_and_writes_everything(capsys, tmp_path, monke
     monkeypatch.setattr(cli, "load_dataset", no_fashion)
     monkeypatch.setitem(cli.DEMO, "test_images", 60)
     monkeypatch.setitem(cli.DEMO, "model", "seed003_tiny")      # the flow, not the (slower) default net
-    reports = []
-    monkeypatch.setattr(cli, "_demo_report", lambda model, data, history, out: reports.append(data.name) or
-                        os.path.join(out, "report.html"))
+    monkeypatch.setitem(cli.DEMO, "report_images", 2)
     status, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--limit", "200", "--epochs", "1",
                          "--verbose", "0")
-    assert status == 0 and "synthetic shapes" in out and reports == ["shapes"]
-    assert {"model.npz", "history.json", "history.png", "metrics.json"} <= set(os.listdir(tmp_path))
+    assert status == 0 and "synthetic shapes" in out
+    assert {"model.npz", "history.json", "history.png", "metrics.json", "report.html"} <= set(os.listdir(tmp_path))
+    assert str(tmp_path / "report.html") in out                  # the demo ends by printing the report's path
+    page = (tmp_path / "report.html").read_text()
+    assert "synthetic shapes" in page and "Grad-CAM" in page and page.count("data:image/png;base64,") >= 10
 
 
 @pytest.mark.parametrize("argv, status, text", [

@@ -23,9 +23,11 @@ def as_float_array(x, where, name="x", dtype="float32"):
         raise TypeError(message(where, f"{name} as a numeric array", describe(x if array.ndim == 0 else array),
                                 f"Convert it first, e.g. np.asarray({name}, dtype='float32')."))
     if array.size == 0:
-        raise ValueError(message(where, f"a non-empty {name}", describe(array)))
+        raise ValueError(message(where, f"a non-empty {name}", describe(array),
+                                 "Check the slicing or loading that produced it: it holds no examples."))
     if np.iscomplexobj(array):
-        raise TypeError(message(where, f"real-valued {name}", describe(array)))
+        raise TypeError(message(where, f"real-valued {name}", describe(array),
+                                f"Keep the real part ({name}.real) or the magnitude (np.abs({name}))."))
     _check_finite(array, where, name)
     with np.errstate(over="ignore"):
         converted = array.astype(dtype, copy=False)
@@ -59,8 +61,30 @@ def check_input_shape(x, expected, where, name="x"):
         fix = "For one image add the batch axis: x[None]."
     elif x.ndim == len(expected) + 1 and len(expected) == 3 and x.shape[1] == expected[2] and x.shape[-1] != expected[2]:
         fix = "The data looks channels-first (N, C, H, W); glassnet is channels-last: x.transpose(0, 2, 3, 1)."
+    else:
+        fix = _shape_fix(x.shape, expected)
     raise ValueError(message(where, f"input of shape {layout} with per-example shape {expected}",
                              f"shape {tuple(x.shape)}", fix))
+
+
+def _shape_fix(shape, expected):
+    """A hint for the mismatches the special cases above do not name."""
+    if len(shape) > len(expected) + 1:
+        extra = [axis for axis in range(1, len(shape)) if shape[axis] == 1]
+        if len(shape) - len(expected) - 1 <= len(extra):
+            return f"Drop the extra length-1 axes, e.g. np.squeeze(x, axis={extra[-1]})."
+        return f"Reshape each example to {expected}."
+    if len(shape) != len(expected) + 1:
+        return f"Reshape the data to (N,) + {expected}."
+    if len(expected) == 3 and shape[1:3] == expected[:2]:
+        have, want = shape[3], expected[2]
+        if (have, want) == (3, 1):
+            return "Convert RGB to grayscale, e.g. x @ [0.299, 0.587, 0.114] then x[..., None]."
+        return f"Give images with {want} channel(s), or build a model with input_shape={shape[1:]}."
+    if len(expected) == 3:
+        return (f"Resize or crop the images to {expected[0]}x{expected[1]}, or build a model with "
+                f"input_shape={tuple(shape[1:])}.")
+    return f"Build a model with input_shape={tuple(shape[1:])}, or reshape the data to (N,) + {expected}."
 
 
 # -- scalars and choices ------------------------------------------------------------------------

@@ -563,3 +563,23 @@ def test_catalogue_size():
     for entry in ("predict", "fit", "evaluate", "train_on_batch", "compile", "set_weights", "explain",
                   "load_idx", "mnist.load_data", "load_model", "Conv2D", "Dense", "Dropout", "MaxPooling2D"):
         assert entries[entry] > 0, entry
+
+
+@pytest.mark.parametrize("shape, expected, fix", [
+    ((28, 28), (28, 28, 1), "x[None, ..., None]"),
+    ((5, 28, 28), (28, 28, 1), "x[..., None]"),
+    ((28, 28, 1), (28, 28, 1), "x[None]"),
+    ((5, 1, 28, 28), (28, 28, 1), "transpose(0, 2, 3, 1)"),
+    ((5, 28, 28, 1, 1), (28, 28, 1), "np.squeeze(x, axis=4)"),
+    ((5, 32, 32, 1), (28, 28, 1), "Resize or crop the images to 28x28, or build a model with input_shape=(32, 32, 1)"),
+    ((5, 28, 28, 3), (28, 28, 1), "Convert RGB to grayscale"),
+    ((5, 28, 28, 2), (28, 28, 1), "input_shape=(28, 28, 2)"),
+    ((5, 28, 28, 1), (784,), "Reshape each example to (784,)"),
+    ((5, 10), (784,), "input_shape=(10,)"),
+])
+def test_every_input_shape_mismatch_says_how_to_fix_it(shape, expected, fix):
+    from glassnet.validation import check_input_shape
+    with pytest.raises(ValueError) as error:
+        check_input_shape(np.zeros(shape, dtype=np.float32), expected, "Sequential.predict")
+    text = str(error.value)
+    assert f"got shape {shape}" in text and str(expected) in text and fix in text, text

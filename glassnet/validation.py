@@ -52,39 +52,36 @@ def check_input_shape(x, expected, where, name="x"):
     if x.ndim == len(expected) + 1 and tuple(x.shape[1:]) == expected:
         return x
     layout = "(N, H, W, C)" if len(expected) == 3 else f"(N, {', '.join(map(str, expected))})"
-    fix = None
-    if len(expected) == 3 and x.ndim == 2 and tuple(x.shape) == expected[:2] and expected[2] == 1:
-        fix = "For one grayscale image use x[None, ..., None]."
-    elif len(expected) == 3 and x.ndim == 3 and tuple(x.shape[1:]) == expected[:2] and expected[2] == 1:
-        fix = "For a batch of grayscale images add the channel axis: x[..., None]."
-    elif len(expected) == 3 and x.ndim == 3 and tuple(x.shape) == expected:
-        fix = "For one image add the batch axis: x[None]."
-    elif x.ndim == len(expected) + 1 and len(expected) == 3 and x.shape[1] == expected[2] and x.shape[-1] != expected[2]:
-        fix = "The data looks channels-first (N, C, H, W); glassnet is channels-last: x.transpose(0, 2, 3, 1)."
-    else:
-        fix = _shape_fix(x.shape, expected)
     raise ValueError(message(where, f"input of shape {layout} with per-example shape {expected}",
-                             f"shape {tuple(x.shape)}", fix))
+                             f"shape {tuple(x.shape)}", _shape_fix(tuple(x.shape), expected)))
 
 
 def _shape_fix(shape, expected):
-    """A hint for the mismatches the special cases above do not name."""
-    if len(shape) > len(expected) + 1:
-        extra = [axis for axis in range(1, len(shape)) if shape[axis] == 1]
-        if len(shape) - len(expected) - 1 <= len(extra):
-            return f"Drop the extra length-1 axes, e.g. np.squeeze(x, axis={extra[-1]})."
-        return f"Reshape each example to {expected}."
+    """How to turn a batch of shape ``shape`` into one of per-example shape ``expected``."""
+    image = len(expected) == 3
+    if image and expected[2] == 1 and shape == expected[:2]:
+        return "For one grayscale image use x[None, ..., None]."
+    if image and expected[2] == 1 and len(shape) == 3 and shape[1:] == expected[:2]:
+        return "For a batch of grayscale images add the channel axis: x[..., None]."
+    if shape == expected:
+        return "For one example add the batch axis: x[None]."
+    if len(shape) == len(expected) + 2:
+        # one axis too many: name the length-1 axis whose removal gives the expected shape
+        for axis in range(1, len(shape)):
+            if shape[axis] == 1 and shape[1:axis] + shape[axis + 1:] == expected:
+                return f"Drop the extra length-1 axis: np.squeeze(x, axis={axis})."
     if len(shape) != len(expected) + 1:
-        return f"Reshape the data to (N,) + {expected}."
-    if len(expected) == 3 and shape[1:3] == expected[:2]:
-        have, want = shape[3], expected[2]
-        if (have, want) == (3, 1):
+        return f"Reshape each example to {expected}."
+    if image and shape[1] == expected[2] and shape[3] != expected[2]:
+        return "The data looks channels-first (N, C, H, W); glassnet is channels-last: x.transpose(0, 2, 3, 1)."
+    if image and shape[1:3] == expected[:2]:
+        if (shape[3], expected[2]) == (3, 1):
             return "Convert RGB to grayscale, e.g. x @ [0.299, 0.587, 0.114] then x[..., None]."
-        return f"Give images with {want} channel(s), or build a model with input_shape={shape[1:]}."
-    if len(expected) == 3:
+        return f"Give images with {expected[2]} channel(s), or build a model with input_shape={shape[1:]}."
+    if image:
         return (f"Resize or crop the images to {expected[0]}x{expected[1]}, or build a model with "
-                f"input_shape={tuple(shape[1:])}.")
-    return f"Build a model with input_shape={tuple(shape[1:])}, or reshape the data to (N,) + {expected}."
+                f"input_shape={shape[1:]}.")
+    return f"Build a model with input_shape={shape[1:]}, or reshape the data to (N,) + {expected}."
 
 
 # -- scalars and choices ------------------------------------------------------------------------

@@ -256,7 +256,7 @@ def test_compressed_or_oversized_members_are_refused_before_reading(saved, tmp_p
 
 # -- SIGKILL at random moments -----------------------------------------------------------------
 WORKER = r'''
-import os, sys
+import os, sys, time
 import numpy as np
 import glassnet as gn
 from glassnet import callbacks, layers, optimizers
@@ -291,7 +291,6 @@ def train(path, extra_callbacks=()):
 class Pace(callbacks.Callback):
     """Sleep after each epoch (weights untouched) so a life lasts long enough to be killed on a fast machine."""
     def on_epoch_end(self, epoch, logs=None):
-        import time
         time.sleep(0.02)
 
 if __name__ == "__main__":

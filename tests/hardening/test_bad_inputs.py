@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from glassnet import layers
+from glassnet import layers, validation
 
 GLASSNET_DIR = str(Path(gn.__file__).resolve().parent)
 VT = (ValueError, TypeError)
@@ -538,7 +538,6 @@ def _key_error():
 
 def _vague_error():
     # raised from glassnet's own code path (a validation helper) but with a bare NumPy-style message
-    from glassnet import validation
     return validation.check_input_shape(np.zeros((2, 3)), (3, 3), "x")
 
 
@@ -570,7 +569,8 @@ def test_catalogue_size():
     ((5, 28, 28), (28, 28, 1), "x[..., None]"),
     ((28, 28, 1), (28, 28, 1), "x[None]"),
     ((5, 1, 28, 28), (28, 28, 1), "transpose(0, 2, 3, 1)"),
-    ((5, 28, 28, 1, 1), (28, 28, 1), "np.squeeze(x, axis=4)"),
+    ((5, 28, 28, 1, 1), (28, 28, 1), "np.squeeze(x, axis=3)"),
+    ((5, 1, 28, 28, 1), (28, 28, 1), "np.squeeze(x, axis=1)"),
     ((5, 32, 32, 1), (28, 28, 1), "Resize or crop the images to 28x28, or build a model with input_shape=(32, 32, 1)"),
     ((5, 28, 28, 3), (28, 28, 1), "Convert RGB to grayscale"),
     ((5, 28, 28, 2), (28, 28, 1), "input_shape=(28, 28, 2)"),
@@ -578,8 +578,10 @@ def test_catalogue_size():
     ((5, 10), (784,), "input_shape=(10,)"),
 ])
 def test_every_input_shape_mismatch_says_how_to_fix_it(shape, expected, fix):
-    from glassnet.validation import check_input_shape
     with pytest.raises(ValueError) as error:
-        check_input_shape(np.zeros(shape, dtype=np.float32), expected, "Sequential.predict")
+        validation.check_input_shape(np.zeros(shape, dtype=np.float32), expected, "Sequential.predict")
     text = str(error.value)
     assert f"got shape {shape}" in text and str(expected) in text and fix in text, text
+    if "np.squeeze" in fix:                                   # the named axis really is the one to drop
+        axis = int(re.search(r"axis=(\d+)", text).group(1))
+        assert np.squeeze(np.zeros(shape), axis=axis).shape[1:] == expected

@@ -13,29 +13,19 @@ whose im2col matrix fits in the CPU cache (:data:`BLOCK_BYTES`) and never exceed
 cached input instead of keeping the whole one from the forward pass: a cheap copy that stays in
 cache, against a large buffer written to memory and read back.
 """
-import threading
-import weakref
-
 import numpy as np
 
 import glassnet.ops as _ops
+from glassnet.ops import conv_rows
+from glassnet.ops.conv_rows import add_shares
 from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
 from glassnet.ops.parallel import num_threads, run_blocks
+from glassnet.ops.workspace import clear_workspace, scratch_array as _scratch, view as _view  # noqa: F401
 
 #: Preferred size of one block's im2col matrix: a few MiB keeps it in cache between the copy
 #: that builds it and the GEMM that reads it (measured fastest between 2 and 8 MiB).
 BLOCK_BYTES = 4 * 2 ** 20
-
-class _Pool:
-    """One thread's scratch arrays: ``arrays[(name, dtype)]`` is a flat array."""
-
-    def __init__(self):
-        self.arrays = {}
-
-
-_LOCAL = threading.local()        # each thread's _Pool, dropped with its thread
-_POOLS = weakref.WeakSet()        # every live _Pool, for clear_workspace
 
 
 def conv_blocks(N, OH, row_bytes, threads=1):
@@ -78,35 +68,6 @@ def _block_rows(blocks):
     return max((images.stop - images.start) * (rows.stop - rows.start) for images, rows in blocks)
 
 
-def _scratch(name, size, dtype):
-    """This thread's flat scratch array ``name`` of ``size`` elements.
-
-    Scratch arrays are kept between calls (one per name and dtype, per thread) and only grow:
-    a fresh multi-MiB array per call would be mapped and page-faulted in again every batch.
-    Their size is bounded by the block size, so this holds a few MiB at most.
-    """
-    pool = getattr(_LOCAL, "pool", None)
-    if pool is None:
-        pool = _LOCAL.pool = _Pool()
-        _POOLS.add(pool)
-    key, arrays = (name, np.dtype(dtype).str), pool.arrays
-    if key not in arrays or arrays[key].size < size:
-        arrays[key] = None                    # let the old one go before allocating the new one
-        arrays[key] = np.empty(size, dtype=dtype)
-    return arrays[key][:size]
-
-
-def clear_workspace():
-    """Free the scratch arrays kept between convolution calls (a few MiB per thread)."""
-    for pool in list(_POOLS):
-        pool.arrays.clear()
-
-
-def _view(scratch, shape):
-    """A view of the first ``prod(shape)`` elements of a flat scratch array, as ``shape``."""
-    return scratch[:int(np.prod(shape))].reshape(shape)
-
-
 def _cols2d(xp, kernel_size, stride, out_hw, scratch):
     """The im2col matrix of one block as a 2-D (N*OH*OW, KH*KW*C) array, ready for the GEMMs.
 
@@ -125,14 +86,6 @@ def _cols2d(xp, kernel_size, stride, out_hw, scratch):
             rows, cols = window_slices(i, j, stride, OH, OW)
             cols_t[i, j] = xp[:, rows, cols, 0]
     return cols_t.reshape(KH * KW, N * OH * OW).T
-
-
-def _add_shares(total, part):
-    """Add one block's (dkernel, dbias) shares into the running totals (dbias may be None)."""
-    total[0][...] += part[0]
-    if part[1] is not None:
-        total[1][...] += part[1]
-    return total
 
 
 def _matmul_into(a, b, out):
@@ -173,6 +126,10 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
     kernel2d = kernel.reshape(K, F)
     y = np.empty((N, OH, OW, F), dtype=dtype)
     threads = num_threads(N * OH * OW * K * dtype.itemsize)
+    row_blocks = _row_window_blocks(xp.shape, kernel.shape, stride, OW, dtype, threads)
+    if row_blocks is not None:
+        conv_rows.forward(xp, kernel, bias, stride, relu, y, row_blocks, threads)
+        return y, (xp, stride, pads)
     blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)
     cols_size = _block_rows(blocks) * OW * K
     # The bias repeated along a whole output row: adding it row by row runs over OW*F values at a
@@ -229,6 +186,11 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     K = KH * KW * C
     dtype = np.result_type(dy, kernel)
     threads = num_threads(N * OH * OW * K * dtype.itemsize)
+    row_blocks = _row_window_blocks(xp.shape, kernel.shape, stride, OW, dtype, threads)
+    if row_blocks is not None:
+        dxp = np.zeros(xp.shape, dtype=dtype) if need_dx else None
+        dkernel, dbias = conv_rows.backward(dy, xp, kernel, stride, dxp, need_bias, relu_output, row_blocks, threads)
+        return (_unpadded(dxp, pads) if need_dx else None), dkernel, dbias
     blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)
     cols_size, part_size = _block_rows(blocks) * OW * K, _block_rows(blocks) * OW * C
     if need_dx:
@@ -259,8 +221,20 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
         dbias = np.ones(len(dy2d), dtype=dtype) @ dy2d if need_bias else None
         return cols.T @ dy2d, dbias
 
-    dkernel2d, dbias = run_blocks(backward_block, blocks, threads, fold=_add_shares)   # sums of the blocks' shares
+    dkernel2d, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)   # sums of the blocks' shares
     if not need_dx:
         return None, dkernel2d.reshape(kernel.shape), dbias
-    dx = np.ascontiguousarray(unpad2d(dxp, pads)) if any(p for pair in pads for p in pair) else dxp
-    return dx, dkernel2d.reshape(kernel.shape), dbias
+    return _unpadded(dxp, pads), dkernel2d.reshape(kernel.shape), dbias
+
+
+def _unpadded(dxp, pads):
+    """The input gradient from the padded one (``dxp`` itself when there is no padding)."""
+    return np.ascontiguousarray(unpad2d(dxp, pads)) if any(p for pair in pads for p in pair) else dxp
+
+
+def _row_window_blocks(padded_shape, kernel_shape, stride, OW, dtype, threads):
+    """Blocks of whole images for :mod:`glassnet.ops.conv_rows`, or None where it does not apply."""
+    N, Hp, _, C = padded_shape
+    KH, KW = kernel_shape[:2]
+    blocks = conv_blocks(N, Hp, OW * KW * C * dtype.itemsize, threads)
+    return blocks if conv_rows.applicable(C, stride, dtype, blocks, Hp) else None

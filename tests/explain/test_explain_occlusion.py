@@ -61,9 +61,10 @@ def test_occlusion_default_stride_is_the_window_and_predicted_class_is_default(m
     predicted = model.predict(x).argmax(axis=1)
     a = explain.occlusion(model, x, window=4)
     np.testing.assert_array_equal(a, explain.occlusion(model, x, target=predicted, window=4, stride=4))
-    # copies evaluated in tiny chunks give the same maps
+    # copies evaluated in tiny chunks give the same maps (to float32 rounding: BLAS may order a
+    # product's sums differently for a different number of rows)
     monkeypatch.setattr(backprop, "MEMORY_BUDGET", 1)
-    np.testing.assert_allclose(explain.occlusion(model, x, window=4), a, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(explain.occlusion(model, x, window=4), a, rtol=1e-5, atol=1e-6)
 
 
 def test_occlusion_argument_errors():

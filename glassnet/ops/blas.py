@@ -1,0 +1,148 @@
+"""``out += a @ b`` in one BLAS call, through the BLAS library NumPy itself uses.
+
+NumPy's ``matmul`` always overwrites its output, so a sum of products ``a1 @ b1 + a2 @ b2 + ...``
+costs a temporary and an extra pass over memory per term. BLAS's GEMM computes
+``C = alpha * op(A) @ B + beta * C`` and accumulates for free with ``beta = 1``. The
+row-window convolution (:mod:`glassnet.ops.conv_rows`) is such a sum, with one term per
+kernel row, so it calls GEMM directly.
+
+The GEMM comes from the OpenBLAS that NumPy's wheels bundle (``scipy_cblas_sgemm64_`` and
+``scipy_cblas_dgemm64_``, 64-bit integers; or the 32-bit ``scipy_cblas_sgemm``). It is bound with
+:mod:`ctypes` the first time it is needed and checked against ``np.matmul`` on a small product;
+when no such library is found, or the check fails, :func:`gemm` falls back to NumPy (a
+temporary and an add) and gives the same results. ``available()`` says which one is in use.
+"""
+import ctypes
+import glob
+import os
+import threading
+
+import numpy as np
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_SYMBOLS = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("scipy_cblas_{}gemm", ctypes.c_int32))
+_LOCK = threading.Lock()
+_STATE = {"loaded": False, "gemm": {}}
+
+
+def _library_paths():
+    """Paths of the OpenBLAS NumPy loaded: from threadpoolctl when installed, else NumPy's wheel folders."""
+    paths = []
+    try:
+        from threadpoolctl import threadpool_info
+        paths += [info["filepath"] for info in threadpool_info() if info.get("internal_api") == "openblas"]
+    except Exception:              # threadpoolctl is optional
+        pass
+    root = os.path.dirname(np.__file__)
+    for folder in (os.path.join(root, os.pardir, "numpy.libs"), os.path.join(root, ".dylibs")):
+        paths += sorted(glob.glob(os.path.join(folder, "*openblas*")))
+    return paths
+
+
+def _bind(library, dtype_char):
+    """The row-major cblas GEMM for ``dtype_char`` ('s' or 'd') in ``library``, or None."""
+    scalar = ctypes.c_float if dtype_char == "s" else ctypes.c_double
+    for pattern, integer in _SYMBOLS:
+        function = getattr(library, pattern.format(dtype_char), None)
+        if function is None:
+            continue
+        function.restype = None
+        function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer, scalar,
+                             ctypes.c_void_p, integer, ctypes.c_void_p, integer, scalar, ctypes.c_void_p, integer]
+        return function
+    return None
+
+
+def _self_test(dtype):
+    """True when the bound GEMM accumulates a transposed and a plain product as NumPy computes them."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(7, 5)).astype(dtype), rng.normal(size=(7, 3)).astype(dtype)
+    out = rng.normal(size=(5, 3)).astype(dtype)
+    expected = out + a.T @ b
+    _blas_gemm(a.T, b, out, True)
+    c = rng.normal(size=(4, 7)).astype(dtype)
+    expected2 = c @ b
+    out2 = np.full((4, 3), np.nan, dtype=dtype)
+    _blas_gemm(c, b, out2, False)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    return np.allclose(out, expected, rtol=tolerance, atol=tolerance) and np.allclose(out2, expected2, rtol=tolerance,
+                                                                                      atol=tolerance)
+
+
+def _load():
+    with _LOCK:
+        if _STATE["loaded"]:
+            return
+        for path in _library_paths():
+            try:
+                library = ctypes.CDLL(path)
+            except OSError:
+                continue
+            functions = {np.dtype(np.float32): _bind(library, "s"), np.dtype(np.float64): _bind(library, "d")}
+            if all(functions.values()):
+                _STATE["gemm"] = functions
+                break
+        _STATE["loaded"] = True
+        for dtype in list(_STATE["gemm"]):
+            if not _self_test(dtype):
+                _STATE["gemm"].pop(dtype)
+
+
+def available(dtype=np.float32):
+    """Whether :func:`gemm` calls BLAS directly for ``dtype`` (else it goes through NumPy)."""
+    _load()
+    return np.dtype(dtype) in _STATE["gemm"]
+
+
+def _operand(a):
+    """(transpose flag, leading dimension) of a 2-D array BLAS can read in place, or None."""
+    item = a.itemsize
+    row, col = a.strides
+    if col == item and row % item == 0 and row // item >= max(1, a.shape[1]):
+        return _NO_TRANS, row // item
+    if row == item and col % item == 0 and col // item >= max(1, a.shape[0]):
+        return _TRANS, col // item
+    return None
+
+
+def _blas_gemm(a, b, out, accumulate):
+    """``out (+)= a @ b`` by one GEMM call; False when an operand's layout does not allow it."""
+    function = _STATE["gemm"].get(out.dtype)
+    layouts = [_operand(a), _operand(b)]
+    if (function is None or None in layouts or layouts[1][0] != _NO_TRANS or a.dtype != out.dtype
+            or b.dtype != out.dtype or out.strides[1] != out.itemsize or out.strides[0] % out.itemsize
+            or out.strides[0] // out.itemsize < out.shape[1] or not out.flags.writeable):
+        return False
+    (M, K), N = a.shape, b.shape[1]
+    (trans_a, lda), (_, ldb) = layouts
+    function(_ROW_MAJOR, trans_a, _NO_TRANS, M, N, K, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb,
+             1.0 if accumulate else 0.0, out.ctypes.data, out.strides[0] // out.itemsize)
+    return True
+
+
+def gemm(a, b, out, accumulate=False):
+    """``out[...] = a @ b``, or ``out += a @ b`` with ``accumulate``, with no temporary where BLAS allows.
+
+    Parameters
+    ----------
+    a : ndarray, shape (M, K)
+        C-contiguous rows (any row stride) or a transposed view of such an array.
+    b : ndarray, shape (K, N)
+        C-contiguous rows (any row stride).
+    out : ndarray, shape (M, N)
+        Written in place; same dtype as ``a`` and ``b``.
+    accumulate : bool
+        Add the product to ``out`` instead of overwriting it.
+    """
+    if a.shape[0] != out.shape[0] or b.shape[1] != out.shape[1] or a.shape[1] != b.shape[0]:
+        raise ValueError(f"gemm: shapes {a.shape} @ {b.shape} do not give out's shape {out.shape}")
+    if a.shape[0] == 0 or b.shape[1] == 0:
+        return out
+    _load()
+    if a.shape[1] and _blas_gemm(a, b, out, accumulate):
+        return out
+    if accumulate:
+        out += a @ b
+    else:
+        np.matmul(a, b, out=out)
+    return out

@@ -1,0 +1,115 @@
+"""Convolution by row windows: im2col along the width only, one accumulating GEMM per kernel row.
+
+For a stride of 1 along the height, write ``xw[n, h, ow] = xp[n, h, ow*sw : ow*sw + KW, :]``
+(the KW * C values a kernel row sees; ``xw`` is KW times the input, where full im2col is
+KH * KW times). With ``K3[i] = kernel[i].reshape(KW * C, F)``:
+
+    y[n, oh, ow]  = sum_i xw[n, oh + i, ow] @ K3[i]
+    dK3[i]        = sum_{n, oh, ow} xw[n, oh + i, ow]^T dy[n, oh, ow]
+    dxw[n, h, ow] = sum_i dy[n, h - i, ow] @ K3[i]^T,   dxp[n, h, ow*sw + j] += dxw[n, h, ow, j]
+
+Flattened to rows ``r = (n * Hp + h) * OW + ow``, "``oh + i``" is the row ``r + i * OW``: every
+term is one GEMM over a shifted slice of the same matrix, summed in place by BLAS (``beta = 1``,
+:func:`glassnet.ops.blas.gemm`). Outputs are computed on the full ``(Hp, OW)`` frame of each image;
+the last KH - 1 rows of each image's frame are dropped (forward) or held at zero (``dy``, backward),
+so a shifted slice never mixes two images' valid rows. The cost of the frame: Hp / OH more GEMM rows.
+"""
+import numpy as np
+
+from glassnet.ops import blas
+from glassnet.ops.parallel import run_blocks
+from glassnet.ops.workspace import scratch_array, view
+
+
+def applicable(C, stride, dtype, blocks, Hp):
+    """Whether the row-window method applies: stride 1 down the rows, several channels, BLAS
+    accumulation available, and blocks of whole images (see :func:`glassnet.ops.conv.conv_blocks`)."""
+    whole_images = all(rows.stop - rows.start == Hp for _, rows in blocks)
+    return stride[0] == 1 and C > 1 and whole_images and blas.available(dtype)
+
+
+def _row_windows(xp, KW, sw, OW, name):
+    """``xw`` of a block as a 2-D (n * Hp * OW, KW * C) scratch matrix."""
+    n, Hp, _, C = xp.shape
+    windows = np.lib.stride_tricks.sliding_window_view(xp, KW, axis=2)[:, :, ::sw][:, :, :OW]
+    xw = view(scratch_array(name, n * Hp * OW * KW * C, xp.dtype), (n, Hp, OW, KW, C))
+    xw[...] = windows.transpose(0, 1, 2, 4, 3)
+    return xw.reshape(-1, KW * C)
+
+
+def forward(xp, kernel, bias, stride, relu, y, blocks, threads):
+    """Fill ``y`` (N, OH, OW, F) with the convolution of ``xp`` (N, Hp, Wp, C), block by block."""
+    KH, KW, C, F = kernel.shape
+    OH, OW = y.shape[1:3]
+    k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=y.dtype)
+    bias_row = None if bias is None else np.tile(bias.astype(y.dtype, copy=False), OW)
+
+    def forward_block(block):
+        images = block[0]
+        xw = _row_windows(xp[images], KW, stride[1], OW, "rows_x")
+        rows = len(xw)
+        frame = view(scratch_array("rows_y", rows * F, y.dtype), (rows, F))
+        for i in range(KH):
+            blas.gemm(xw[i * OW:], k3[i], frame[:rows - i * OW], accumulate=i > 0)
+        valid = frame.reshape(-1, xp.shape[1], OW * F)[:, :OH]          # (n, OH, OW * F)
+        out = y[images].reshape(valid.shape)
+        if bias_row is None:
+            out[...] = valid
+        else:
+            np.add(valid, bias_row, out=out)
+        if relu:
+            np.maximum(out, 0, out=out)
+
+    run_blocks(forward_block, blocks, threads)
+
+
+def add_shares(total, part):
+    """Add one block's (dkernel, dbias) shares into the running totals (dbias may be None)."""
+    total[0][...] += part[0]
+    if part[1] is not None:
+        total[1][...] += part[1]
+    return total
+
+
+def backward(dy, xp, kernel, stride, dxp, need_bias, relu_output, blocks, threads):
+    """dkernel and dbias of the row-window convolution; adds the input gradient into ``dxp`` (if given).
+
+    Returns
+    -------
+    dkernel : ndarray, shape (KH, KW, C, F)
+    dbias : ndarray, shape (F,), or None when ``need_bias`` is False
+    """
+    KH, KW, C, F = kernel.shape
+    N, OH, OW, _ = dy.shape
+    Hp, sw = xp.shape[1], stride[1]
+    k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=dy.dtype)
+    k3_t = np.ascontiguousarray(k3.transpose(0, 2, 1))                     # (KH, F, KW * C)
+
+    def backward_block(block):
+        images = block[0]
+        xw = _row_windows(xp[images], KW, sw, OW, "rows_x")
+        rows = len(xw)
+        # dy on the (Hp, OW) frame: the KH - 1 extra rows of each image stay zero
+        frame = view(scratch_array("rows_dy", rows * F, dy.dtype), (rows // (Hp * OW), Hp, OW, F))
+        frame[:, OH:] = 0
+        if relu_output is None:
+            frame[:, :OH] = dy[images]
+        else:
+            np.multiply(dy[images], relu_output[images] > 0, out=frame[:, :OH])
+        frame = frame.reshape(rows, F)
+        dk3 = np.empty(k3.shape, dtype=dy.dtype)
+        for i in range(KH):
+            blas.gemm(xw[i * OW:].T, frame[:rows - i * OW], dk3[i])
+        if dxp is not None:
+            dxw = view(scratch_array("rows_x", rows * KW * C, dy.dtype), (rows, KW * C))    # xw is used up
+            for i in range(KH):
+                blas.gemm(frame[:rows - i * OW], k3_t[i], dxw[i * OW:], accumulate=i > 0)
+            dxw = dxw.reshape(-1, Hp, OW, KW, C)
+            target = dxp[images]
+            for j in range(KW):
+                target[:, :, j:j + sw * (OW - 1) + 1:sw] += dxw[:, :, :, j]
+        dbias = np.ones(rows, dtype=dy.dtype) @ frame if need_bias else None
+        return dk3, dbias
+
+    dk3, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)
+    return dk3.reshape(kernel.shape), dbias

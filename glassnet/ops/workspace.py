@@ -1,0 +1,45 @@
+"""Scratch arrays kept between calls, one set per thread (the convolutions' im2col blocks).
+
+A fresh multi-MiB array per call would be mapped and page-faulted in again every batch, so the
+convolutions borrow flat arrays from here instead. They are sized by the block size
+(:data:`glassnet.ops.conv.BLOCK_BYTES`), so this holds a few MiB per thread at most.
+"""
+import threading
+import weakref
+
+import numpy as np
+
+
+class _Pool:
+    """One thread's scratch arrays: ``arrays[(name, dtype)]`` is a flat array."""
+
+    def __init__(self):
+        self.arrays = {}
+
+
+_LOCAL = threading.local()        # each thread's _Pool, dropped with its thread
+_POOLS = weakref.WeakSet()        # every live _Pool, for clear_workspace
+
+
+def scratch_array(name, size, dtype):
+    """This thread's flat scratch array ``name`` of ``size`` elements (kept, and only grown, between calls)."""
+    pool = getattr(_LOCAL, "pool", None)
+    if pool is None:
+        pool = _LOCAL.pool = _Pool()
+        _POOLS.add(pool)
+    key, arrays = (name, np.dtype(dtype).str), pool.arrays
+    if key not in arrays or arrays[key].size < size:
+        arrays[key] = None                    # let the old one go before allocating the new one
+        arrays[key] = np.empty(size, dtype=dtype)
+    return arrays[key][:size]
+
+
+def clear_workspace():
+    """Free the scratch arrays kept between convolution calls (a few MiB per thread)."""
+    for pool in list(_POOLS):
+        pool.arrays.clear()
+
+
+def view(scratch, shape):
+    """A view of the first ``prod(shape)`` elements of a flat scratch array, as ``shape``."""
+    return scratch[:int(np.prod(shape))].reshape(shape)

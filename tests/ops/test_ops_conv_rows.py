@@ -1,0 +1,91 @@
+"""The row-window convolution (glassnet.ops.conv_rows) against the im2col path, and when it is used."""
+import numpy as np
+import pytest
+
+from glassnet import ops
+from glassnet.ops import blas, conv_rows
+
+needs_blas = pytest.mark.skipif(not blas.available(np.float32), reason="no BLAS GEMM bound: the row path is off")
+
+# (N, H, W, C, F), kernel, stride, pads: every one has stride 1 down the rows and C > 1
+CONFIGS = [
+    ((2, 5, 5, 2, 3), (3, 3), (1, 1), ((0, 0), (0, 0))),
+    ((3, 7, 6, 3, 2), (3, 2), (1, 2), ((1, 1), (0, 1))),
+    ((1, 6, 9, 4, 5), (1, 4), (1, 3), ((0, 0), (2, 1))),
+    ((5, 10, 10, 6, 16), (5, 5), (1, 1), ((2, 2), (2, 2))),
+    ((2, 3, 3, 2, 2), (3, 3), (1, 1), ((0, 0), (0, 0))),
+]
+
+
+def _both_paths(monkeypatch, x, kernel, bias, stride, pads, dy, relu):
+    """(forward, backward) results of the row-window path and of the im2col path."""
+    results = []
+    for use_rows in (True, False):
+        if not use_rows:
+            monkeypatch.setattr(conv_rows, "applicable", lambda *args: False)
+        y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=relu)
+        grads = ops.conv2d_backward(dy, cache, kernel, need_bias=bias is not None,
+                                    relu_output=y if relu else None)
+        results.append((y, grads))
+    return results
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("shape, kernel_hw, stride, pads", CONFIGS)
+def test_row_windows_match_im2col(monkeypatch, dtype, relu, shape, kernel_hw, stride, pads):
+    N, H, W, C, F = shape
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    kernel = rng.standard_normal(kernel_hw + (C, F)).astype(dtype)
+    bias = rng.standard_normal(F).astype(dtype) if F % 2 else None
+    y_shape = ops.conv2d_forward(x, kernel, bias, stride, pads)[0].shape
+    dy = rng.standard_normal(y_shape).astype(dtype)
+    (y_rows, grads_rows), (y_cols, grads_cols) = _both_paths(monkeypatch, x, kernel, bias, stride, pads, dy, relu)
+    tolerance = 1e-12 if dtype == "float64" else 2e-5
+    np.testing.assert_allclose(y_rows, y_cols, rtol=tolerance, atol=tolerance)
+    for got, expected in zip(grads_rows, grads_cols):
+        if expected is None:
+            assert got is None
+        else:
+            assert got.dtype == expected.dtype and got.shape == expected.shape
+            np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance * 10)
+
+
+@needs_blas
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_row_windows_over_many_blocks_and_threads(monkeypatch, threads):
+    """Small blocks (one image each) spread over threads sum the kernel gradient exactly once."""
+    monkeypatch.setattr(ops, "NUM_THREADS", threads)
+    monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 1)
+    monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
+    rng = np.random.default_rng(7)
+    x, kernel = rng.standard_normal((7, 9, 8, 3)), rng.standard_normal((3, 3, 3, 4))
+    bias, dy = rng.standard_normal(4), rng.standard_normal((7, 9, 8, 4))
+    pads = ((1, 1), (1, 1))
+    (y_rows, grads_rows), (y_cols, grads_cols) = _both_paths(monkeypatch, x, kernel, bias, (1, 1), pads, dy, True)
+    np.testing.assert_allclose(y_rows, y_cols, rtol=1e-12, atol=1e-12)
+    for got, expected in zip(grads_rows, grads_cols):
+        np.testing.assert_allclose(got, expected, rtol=1e-11, atol=1e-11)
+
+
+@needs_blas
+def test_row_path_is_taken_where_it_applies_and_only_there(monkeypatch):
+    calls = []
+    real_forward = conv_rows.forward
+    monkeypatch.setattr(conv_rows, "forward", lambda *args: calls.append(args[1].shape) or real_forward(*args))
+    x = np.zeros((2, 12, 12, 32), dtype="float32")
+    ops.conv2d_forward(x, np.zeros((3, 3, 32, 64), dtype="float32"), None, (1, 1), ((0, 0), (0, 0)))
+    ops.conv2d_forward(x, np.zeros((3, 3, 32, 8), dtype="float32"), None, (2, 1), ((0, 0), (0, 0)))  # row stride 2
+    ops.conv2d_forward(x[..., :1], np.zeros((3, 3, 1, 8), dtype="float32"), None, (1, 1), ((0, 0), (0, 0)))  # C = 1
+    assert calls == [(3, 3, 32, 64)]
+
+
+def test_im2col_path_when_blas_is_not_bound(monkeypatch):
+    monkeypatch.setattr(blas, "available", lambda dtype=None: False)
+    monkeypatch.setattr(conv_rows, "forward", lambda *args: pytest.fail("the row path needs BLAS accumulation"))
+    rng = np.random.default_rng(3)
+    x, kernel = rng.standard_normal((2, 6, 6, 3)), rng.standard_normal((3, 3, 3, 2))
+    y, _ = ops.conv2d_forward(x, kernel, None, (1, 1), ((0, 0), (0, 0)))
+    assert y.shape == (2, 4, 4, 2)

@@ -135,8 +135,11 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self._mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.rate
-        self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
+        # 16-bit uniform draws: half the cost of float draws; P(drop) = round(rate * 2**16) / 2**16,
+        # exact for rates such as 0.25 or 0.5 and within 8e-6 of ``rate`` otherwise
+        draws = self.rng.integers(0, 2 ** 16, size=x.shape, dtype=np.uint16)
+        keep = draws >= np.uint16(min(round(self.rate * 2 ** 16), 2 ** 16 - 1))
+        self._mask = np.multiply(keep, x.dtype.type(1.0 / (1.0 - self.rate)), dtype=x.dtype)
         return x * self._mask
 
     def backward(self, dy):

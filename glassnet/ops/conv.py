@@ -188,7 +188,7 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     threads = num_threads(N * OH * OW * K * dtype.itemsize)
     row_blocks = _row_window_blocks(xp.shape, kernel.shape, stride, OW, dtype, threads)
     if row_blocks is not None:
-        dxp = np.zeros(xp.shape, dtype=dtype) if need_dx else None
+        dxp = np.empty(xp.shape, dtype=dtype) if need_dx else None           # every element is written
         dkernel, dbias = conv_rows.backward(dy, xp, kernel, stride, dxp, need_bias, relu_output, row_blocks, threads)
         return (_unpadded(dxp, pads) if need_dx else None), dkernel, dbias
     blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)

@@ -37,6 +37,22 @@ def _row_windows(xp, KW, sw, OW, name):
     return xw.reshape(-1, KW * C)
 
 
+def _scatter_columns(dxw, target, sw):
+    """``target[:, :, ow*sw + j] = sum_j dxw[:, :, ow, j]``: col2im along the width (overwrites ``target``).
+
+    With stride 1 the first kernel column covers columns 0..OW-1 on its own, so it is copied
+    rather than added onto zeros; only the KW - 1 columns beyond it are cleared first.
+    """
+    OW, KW = dxw.shape[2:4]
+    if sw == 1:
+        target[:, :, :OW] = dxw[:, :, :, 0]
+        target[:, :, OW:] = 0
+    else:
+        target[...] = 0
+    for j in range(1 if sw == 1 else 0, KW):
+        target[:, :, j:j + sw * (OW - 1) + 1:sw] += dxw[:, :, :, j]
+
+
 def forward(xp, kernel, bias, stride, relu, y, blocks, threads):
     """Fill ``y`` (N, OH, OW, F) with the convolution of ``xp`` (N, Hp, Wp, C), block by block."""
     KH, KW, C, F = kernel.shape
@@ -72,7 +88,7 @@ def add_shares(total, part):
 
 
 def backward(dy, xp, kernel, stride, dxp, need_bias, relu_output, blocks, threads):
-    """dkernel and dbias of the row-window convolution; adds the input gradient into ``dxp`` (if given).
+    """dkernel and dbias of the row-window convolution; writes the input gradient into ``dxp`` (if given).
 
     Returns
     -------
@@ -104,10 +120,7 @@ def backward(dy, xp, kernel, stride, dxp, need_bias, relu_output, blocks, thread
             dxw = view(scratch_array("rows_x", rows * KW * C, dy.dtype), (rows, KW * C))    # xw is used up
             for i in range(KH):
                 blas.gemm(frame[:rows - i * OW], k3_t[i], dxw[i * OW:], accumulate=i > 0)
-            dxw = dxw.reshape(-1, Hp, OW, KW, C)
-            target = dxp[images]
-            for j in range(KW):
-                target[:, :, j:j + sw * (OW - 1) + 1:sw] += dxw[:, :, :, j]
+            _scatter_columns(dxw.reshape(-1, Hp, OW, KW, C), dxp[images], sw)
         dbias = np.ones(rows, dtype=dy.dtype) @ frame if need_bias else None
         return dk3, dbias
 

@@ -86,6 +86,17 @@ def _find_winners(xp, y, pool_size, stride):
     return winner
 
 
+def _gradient_buffer(padded_shape, dtype, covered_hw, tiled):
+    """The (padded) input gradient to route into: zeros, except that where the windows tile the
+    input (stride == pool size) the ``covered_hw`` cells they overwrite anyway are left unset."""
+    if not tiled:
+        return np.zeros(padded_shape, dtype=dtype)
+    dxp = np.empty(padded_shape, dtype=dtype)
+    dxp[:, covered_hw[0]:] = 0
+    dxp[:, :, covered_hw[1]:] = 0
+    return dxp
+
+
 def max_pool2d_backward(dy, cache):
     """Route each output gradient to the input element that won its window.
 
@@ -105,8 +116,8 @@ def max_pool2d_backward(dy, cache):
     if winner is None:
         winner = _find_winners(*inputs, (KH, KW), stride)
     OH, OW = dy.shape[1:3]
-    dxp = np.zeros(padded_shape, dtype=dy.dtype)
     overlapping = stride[0] < KH or stride[1] < KW
+    dxp = _gradient_buffer(padded_shape, dy.dtype, (OH * KH, OW * KW), tuple(stride) == (KH, KW))
 
     def route_images(images):
         for k in range(KH * KW):

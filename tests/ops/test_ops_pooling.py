@@ -105,3 +105,16 @@ def test_same_average_excludes_padding_and_max_never_picks_it():
     assert y[0, 0, 0, 0] == pytest.approx(2.5)               # (1 + 2 + 3 + 4) / 4 real cells, not / 9
     dx = ops.avg_pool2d_backward(np.ones(y.shape), cache)
     np.testing.assert_allclose(dx, 0.25)
+
+
+def test_tiled_max_pool_gradient_is_zero_in_the_rows_and_columns_no_window_covers():
+    """Tiled windows overwrite their cells without zeroing the buffer first; the leftover last row
+    and column (7 = 3 * 2 + 1) must still come back as zeros, whatever memory was reused."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 7, 7, 16))
+    y, cache = ops.max_pool2d_forward(x, (2, 2), (2, 2), ((0, 0), (0, 0)))
+    for _ in range(3):
+        np.full(x.shape, np.nan).sum()          # leave freed memory full of NaNs
+        dx = ops.max_pool2d_backward(np.ones_like(y), cache)
+        assert not dx[:, 6].any() and not dx[:, :, 6].any()
+        assert dx[:, :6, :6].sum() == y.size    # every window routed its gradient once

@@ -10,9 +10,10 @@ KH * KW times). With ``K3[i] = kernel[i].reshape(KW * C, F)``:
 
 Flattened to rows ``r = (n * Hp + h) * OW + ow``, "``oh + i``" is the row ``r + i * OW``: every
 term is one GEMM over a shifted slice of the same matrix, summed in place by BLAS (``beta = 1``,
-:func:`glassnet.ops.blas.gemm`). Outputs are computed on the full ``(Hp, OW)`` frame of each image;
-the last KH - 1 rows of each image's frame are dropped (forward) or held at zero (``dy``, backward),
-so a shifted slice never mixes two images' valid rows. The cost of the frame: Hp / OH more GEMM rows.
+:func:`glassnet.ops.blas.gemm`). The forward pass runs these per image, straight into ``y``. The
+backward pass runs them over a block of images at once, on the full ``(Hp, OW)`` frame of each
+image whose last KH - 1 rows hold zeros in ``dy``, so a shifted slice never mixes two images'
+valid rows; the cost of the frame is Hp / OH more GEMM rows.
 """
 import numpy as np
 
@@ -62,17 +63,17 @@ def forward(xp, kernel, bias, stride, relu, y, blocks, threads):
 
     def forward_block(block):
         images = block[0]
-        xw = _row_windows(xp[images], KW, stride[1], OW, "rows_x")
-        rows = len(xw)
-        frame = view(scratch_array("rows_y", rows * F, y.dtype), (rows, F))
-        for i in range(KH):
-            blas.gemm(xw[i * OW:], k3[i], frame[:rows - i * OW], accumulate=i > 0)
-        valid = frame.reshape(-1, xp.shape[1], OW * F)[:, :OH]          # (n, OH, OW * F)
-        out = y[images].reshape(valid.shape)
-        if bias_row is None:
-            out[...] = valid
-        else:
-            np.add(valid, bias_row, out=out)
+        xw = _row_windows(xp[images], KW, stride[1], OW, "rows_x").reshape(-1, xp.shape[1] * OW, KW * C)
+        out = y[images]
+        # one image at a time, straight into y: a GEMM over several images would have to skip the
+        # KH - 1 frame rows between them
+        for n, image_rows in enumerate(xw):
+            out_rows = out[n].reshape(OH * OW, F)
+            for i in range(KH):
+                blas.gemm(image_rows[i * OW:i * OW + OH * OW], k3[i], out_rows, accumulate=i > 0)
+        out = out.reshape(-1, OW * F)
+        if bias_row is not None:
+            out += bias_row
         if relu:
             np.maximum(out, 0, out=out)
 

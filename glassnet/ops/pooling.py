@@ -31,6 +31,38 @@ def _record_win(winner, better, k):
     np.maximum(winner, better.astype(winner.dtype, copy=False) * winner.dtype.type(k), out=winner)
 
 
+def _tiled_max(xp, KH, KW, out):
+    """``out`` = the maximum of each window when the windows tile the input (stride == pool size).
+
+    Rows first: the KH rows of a window row are whole contiguous image rows, so their maximum runs
+    over long runs of memory; only the last step, across the KW columns, reads C values at a time.
+    """
+    OH, OW = out.shape[1:3]
+    rows = [xp[:, i:OH * KH:KH, :OW * KW] for i in range(KH)]        # (n, OH, OW * KW, C) each
+    row_max = rows[0] if KH == 1 else np.maximum(rows[0], rows[1])
+    for more in rows[2:]:
+        np.maximum(row_max, more, out=row_max)
+    out[...] = row_max[:, :, 0::KW]
+    for j in range(1, KW):
+        np.maximum(out, row_max[:, :, j::KW], out=out)
+
+
+def _first_winners(windows, y, winner):
+    """``winner`` = the first offset k (row-major) whose window value equals the maximum ``y``.
+
+    With ``ne_k = windows[k] != y``, the first equal offset is
+    ``ne_0 * (1 + ne_1 * (1 + ... * (1 + ne_{K-2})))``: a product that stops at the first equal one.
+    """
+    if len(windows) == 1:
+        winner[...] = 0
+        return
+    # into a bool view of the uint8 array: a bool result written as uint8 would go through a cast
+    np.not_equal(windows[-2], y, out=winner.view(np.bool_) if winner.itemsize == 1 else winner)
+    for window in reversed(windows[:-2]):
+        winner += 1
+        winner *= np.not_equal(window, y)
+
+
 def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
     """Max pooling.
 
@@ -56,11 +88,17 @@ def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
     OH, OW = _out_hw(x.shape, pool_size, stride, pads)
     xp = pad2d(x, pads, value=-np.inf)
     y = np.empty((x.shape[0], OH, OW, x.shape[3]), dtype=x.dtype)
-    winner = np.zeros(y.shape, dtype=_winner_dtype(KH * KW)) if record_winners else None
+    tiled = tuple(stride) == (KH, KW)
+    winner = (np.empty if tiled else np.zeros)(y.shape, dtype=_winner_dtype(KH * KW)) if record_winners else None
 
     def pool_images(images):
         windows = [_offset_view(xp[images], k // KW, k % KW, stride, OH, OW) for k in range(KH * KW)]
         out = y[images]
+        if tiled:
+            _tiled_max(xp[images], KH, KW, out)
+            if record_winners:
+                _first_winners(windows, out, winner[images])
+            return
         out[...] = windows[0]
         for k, window in enumerate(windows[1:], start=1):
             if record_winners:

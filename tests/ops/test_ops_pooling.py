@@ -118,3 +118,30 @@ def test_tiled_max_pool_gradient_is_zero_in_the_rows_and_columns_no_window_cover
         dx = ops.max_pool2d_backward(np.ones_like(y), cache)
         assert not dx[:, 6].any() and not dx[:, :, 6].any()
         assert dx[:, :6, :6].sum() == y.size    # every window routed its gradient once
+
+
+def _first_max_routing(x, dy, pool, stride, pads):
+    """Loop oracle: each window's gradient goes to its first maximum in row-major window order."""
+    (top, bottom), (left, right) = pads
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-np.inf)
+    dxp = np.zeros_like(xp)
+    N, OH, OW, C = dy.shape
+    for n, oh, ow, c in np.ndindex(N, OH, OW, C):
+        window = xp[n, oh * stride[0]:oh * stride[0] + pool[0], ow * stride[1]:ow * stride[1] + pool[1], c]
+        i, j = np.unravel_index(np.argmax(window), window.shape)      # argmax: the first maximum
+        dxp[n, oh * stride[0] + i, ow * stride[1] + j, c] += dy[n, oh, ow, c]
+    return dxp[:, top:xp.shape[1] - bottom, left:xp.shape[2] - right]
+
+
+@pytest.mark.parametrize("record", [True, False], ids=["recorded", "found-later"])
+@pytest.mark.parametrize("pool, stride, pads", [
+    ((2, 2), (2, 2), ((0, 0), (0, 0))), ((3, 3), (3, 3), ((0, 0), (0, 0))), ((2, 3), (2, 3), ((1, 0), (0, 2))),
+    ((1, 2), (1, 2), ((0, 0), (0, 0))), ((3, 3), (2, 2), ((1, 1), (1, 1))), ((2, 2), (1, 1), ((0, 0), (0, 0)))])
+def test_max_pool_routes_to_the_first_maximum_among_ties(record, pool, stride, pads):
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 3, size=(3, 7, 8, 5)).astype("float32")      # values 0..2: ties in most windows
+    y, cache = ops.max_pool2d_forward(x, pool, stride, pads, record_winners=record)
+    dy = rng.standard_normal(y.shape).astype("float32")
+    # overlapping windows add several gradients into one cell, in another order than the loop
+    np.testing.assert_allclose(ops.max_pool2d_backward(dy, cache), _first_max_routing(x, dy, pool, stride, pads),
+                               rtol=1e-6, atol=1e-6)

@@ -10,10 +10,11 @@ KH * KW times). With ``K3[i] = kernel[i].reshape(KW * C, F)``:
 
 Flattened to rows ``r = (n * Hp + h) * OW + ow``, "``oh + i``" is the row ``r + i * OW``: every
 term is one GEMM over a shifted slice of the same matrix, summed in place by BLAS (``beta = 1``,
-:func:`glassnet.ops.blas.gemm`). The forward pass runs these per image, straight into ``y``. The
-backward pass runs them over a block of images at once, on the full ``(Hp, OW)`` frame of each
-image whose last KH - 1 rows hold zeros in ``dy``, so a shifted slice never mixes two images'
-valid rows; the cost of the frame is Hp / OH more GEMM rows.
+:func:`glassnet.ops.blas.gemm`). The GEMMs run over a block of images at once, on the full
+``(Hp, OW)`` frame of each image: the last KH - 1 rows of each image's frame are dropped (forward)
+or hold zeros in ``dy`` (backward), so a shifted slice never mixes two images' valid rows; the cost
+of the frame is Hp / OH more GEMM rows. Large images run the forward GEMMs per image instead,
+straight into ``y``.
 """
 import numpy as np
 
@@ -54,26 +55,46 @@ def _scatter_columns(dxw, target, sw):
         target[:, :, j:j + sw * (OW - 1) + 1:sw] += dxw[:, :, :, j]
 
 
+#: Per-image GEMMs (straight into ``y``) when one image's product has at least this many FLOPs;
+#: smaller images go through a shared frame, so that one call serves a whole block: a call costs
+#: a few microseconds, a 10x10 image's product less than that.
+PER_IMAGE_FLOPS = 4_000_000
+
+
+def _accumulate_rows(xw, k3, out, OW, onto=False):
+    """``out (+)= sum_i xw[i*OW : i*OW + len(out)] @ k3[i]``: one accumulating GEMM per kernel row
+    (added onto ``out``'s values with ``onto``)."""
+    for i in range(len(k3)):
+        blas.gemm(xw[i * OW:i * OW + len(out)], k3[i], out, accumulate=onto or i > 0)
+
+
 def forward(xp, kernel, bias, stride, relu, y, blocks, threads):
     """Fill ``y`` (N, OH, OW, F) with the convolution of ``xp`` (N, Hp, Wp, C), block by block."""
     KH, KW, C, F = kernel.shape
-    OH, OW = y.shape[1:3]
+    Hp, (OH, OW) = xp.shape[1], y.shape[1:3]
     k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=y.dtype)
     bias_row = None if bias is None else np.tile(bias.astype(y.dtype, copy=False), OW)
+    per_image = 2 * OH * OW * KW * C * F >= PER_IMAGE_FLOPS
 
     def forward_block(block):
         images = block[0]
-        xw = _row_windows(xp[images], KW, stride[1], OW, "rows_x").reshape(-1, xp.shape[1] * OW, KW * C)
-        out = y[images]
-        # one image at a time, straight into y: a GEMM over several images would have to skip the
-        # KH - 1 frame rows between them
-        for n, image_rows in enumerate(xw):
-            out_rows = out[n].reshape(OH * OW, F)
-            for i in range(KH):
-                blas.gemm(image_rows[i * OW:i * OW + OH * OW], k3[i], out_rows, accumulate=i > 0)
-        out = out.reshape(-1, OW * F)
-        if bias_row is not None:
-            out += bias_row
+        xw = _row_windows(xp[images], KW, stride[1], OW, "rows_x")
+        out = y[images].reshape(-1, OH, OW * F)
+        if per_image:
+            if bias_row is not None:
+                out[...] = bias_row                  # the GEMMs add onto the bias: no pass of its own
+            for image_rows, out_rows in zip(xw.reshape(-1, Hp * OW, KW * C), out):
+                _accumulate_rows(image_rows, k3, out_rows.reshape(OH * OW, F), OW, onto=bias_row is not None)
+        else:
+            # the whole block in one frame of Hp rows per image; its last KH - 1 rows per image,
+            # which mix two images, are never read
+            frame = view(scratch_array("rows_y", len(xw) * F, y.dtype), (len(xw), F))
+            _accumulate_rows(xw, k3, frame[:len(xw) - (KH - 1) * OW], OW)
+            valid = frame.reshape(-1, Hp, OW * F)[:, :OH]
+            if bias_row is None:
+                out[...] = valid
+            else:
+                np.add(valid, bias_row, out=out)
         if relu:
             np.maximum(out, 0, out=out)
 

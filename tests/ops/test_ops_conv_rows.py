@@ -31,10 +31,12 @@ def _both_paths(monkeypatch, x, kernel, bias, stride, pads, dy, relu):
 
 
 @needs_blas
+@pytest.mark.parametrize("per_image", [False, True], ids=["frame", "per-image"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("shape, kernel_hw, stride, pads", CONFIGS)
-def test_row_windows_match_im2col(monkeypatch, dtype, relu, shape, kernel_hw, stride, pads):
+def test_row_windows_match_im2col(monkeypatch, per_image, dtype, relu, shape, kernel_hw, stride, pads):
+    monkeypatch.setattr(conv_rows, "PER_IMAGE_FLOPS", 0 if per_image else float("inf"))
     N, H, W, C, F = shape
     rng = np.random.default_rng(sum(shape))
     x = rng.standard_normal((N, H, W, C)).astype(dtype)

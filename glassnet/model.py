@@ -190,13 +190,24 @@ class Sequential:
         count, head_logits = self._head() if logits else (len(self._layers), False)
         if stop is not None:
             count, head_logits = stop, head_logits and stop == len(self._layers)
-        for index in range(count):
+        index = 0
+        while index < count:
             layer = self._layers[index]
             if head_logits and index == count - 1:
                 x = layer.forward(x, training=training, logits=True)
+            elif training and self._fusable_pair(index, count - (1 if head_logits else 0), x):
+                x = layer.forward_pooled(x, self._layers[index + 1])
+                index += 1
             else:
                 x = layer.forward(x, training=training)
+            index += 1
         return x
+
+    def _fusable_pair(self, index, end, x):
+        """Whether layers ``index`` and ``index + 1`` (both before ``end``) train as one fused
+        Conv2D + ReLU + MaxPooling2D step (see :meth:`glassnet.layers.Conv2D.fuses_with`)."""
+        layer = self._layers[index]
+        return index + 1 < end and hasattr(layer, "fuses_with") and layer.fuses_with(self._layers[index + 1], x)
 
     def backward(self, dy, logits=False, stop=0, input_grad=True):
         """Backpropagate ``dy`` (w.r.t. the output, or the logits) down to the input of layer ``stop``.
@@ -207,8 +218,19 @@ class Sequential:
         first = self._layers[0]
         if hasattr(first, "input_grad"):
             first.input_grad = input_grad or stop > 0
-        for index in range(count - 1, stop - 1, -1):
-            dy = self._layers[index].backward(dy)
+        index = count - 1
+        while index >= stop:
+            layer, below = self._layers[index], self._layers[index - 1] if index > 0 else None
+            if hasattr(below, "pooled_with") and below.pooled_with(layer):
+                if index - 1 < stop:
+                    raise RuntimeError(message("Sequential.backward", f"a stop below layer {index - 1}",
+                                               f"stop={stop}, inside the fused pair '{below.name}' + '{layer.name}'",
+                                               "Run the forward pass with training=False to stop between them."))
+                dy = below.backward_pooled(dy)
+                index -= 2
+            else:
+                dy = layer.backward(dy)
+                index -= 1
         return dy
 
     def check_x(self, x, where):

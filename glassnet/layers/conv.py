@@ -5,7 +5,8 @@ from glassnet.errors import message
 from glassnet.layers.activated import Activated
 from glassnet.layers.base import (Layer, check_initializer, check_padding, initializer_config, positive_pair,
                                   register)
-from glassnet.ops import conv2d_backward, conv2d_forward, conv_output_size, pad2d, resolve_padding, unpad2d
+from glassnet.ops import (conv2d_backward, conv2d_forward, conv2d_relu_maxpool_backward, conv2d_relu_maxpool_forward,
+                          conv_output_size, conv_pool, pad2d, resolve_padding, unpad2d)
 
 
 @register
@@ -71,6 +72,7 @@ class Conv2D(Activated, Layer):
 
     def forward(self, x, training=False, logits=False):
         self.ensure_built(x)
+        self._pooled_with = None
         # A ReLU is applied inside the convolution, block by block while each block is in cache.
         relu = self.activation == "relu" and not logits
         z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
@@ -91,6 +93,41 @@ class Conv2D(Activated, Layer):
         if self.use_bias:
             self.grads["bias"] = dbias
         return dx
+
+    def fuses_with(self, pool, x):
+        """Whether a training step may run this layer and ``pool``, the MaxPooling2D after it, as one
+        (:func:`glassnet.ops.conv2d_relu_maxpool_forward`): a ReLU under the vanilla rule, pooling
+        windows that tile the input without padding, and a convolution the fused op supports."""
+        from glassnet.layers.pooling import MaxPooling2D
+        if not (self.activation == "relu" and self.relu_rule == "vanilla" and type(pool) is MaxPooling2D
+                and pool.strides == pool.pool_size and pool.padding == "valid"):
+            return False
+        return conv_pool.fusable(x, self.params["kernel"], self.strides, self._pads(x.shape[1:3]), pool.pool_size)
+
+    def forward_pooled(self, x, pool):
+        """``pool.forward(self.forward(x, training=True), training=True)`` in one pass (see :meth:`fuses_with`).
+
+        Neither layer keeps the convolution's output; :meth:`backward_pooled` takes the gradient
+        w.r.t. the pooled output. ``x`` (N, H, W, C) -> (N, OH // PH, OW // PW, F).
+        """
+        self.ensure_built(x)
+        y, self._cache = conv2d_relu_maxpool_forward(x, self.params["kernel"], self.params.get("bias"),
+                                                     self.strides, self._pads(x.shape[1:3]), pool.pool_size)
+        self._y, self._pooled_with, pool._cache = None, pool, None
+        return y
+
+    def backward_pooled(self, dy):
+        """Gradient w.r.t. this layer's input from the gradient w.r.t. the pooled output of :meth:`forward_pooled`."""
+        dx, dkernel, dbias = conv2d_relu_maxpool_backward(dy, self._cache, self.params["kernel"],
+                                                          need_dx=self.input_grad, need_bias=self.use_bias)
+        self.grads["kernel"] = dkernel
+        if self.use_bias:
+            self.grads["bias"] = dbias
+        return dx
+
+    def pooled_with(self, pool):
+        """Whether the last forward pass ran fused with ``pool`` (and ``pool`` has not run alone since)."""
+        return getattr(self, "_pooled_with", None) is pool and getattr(pool, "_cache", None) is None
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),

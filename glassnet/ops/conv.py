@@ -126,9 +126,10 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
     kernel2d = kernel.reshape(K, F)
     y = np.empty((N, OH, OW, F), dtype=dtype)
     threads = num_threads(N * OH * OW * K * dtype.itemsize)
-    row_blocks = _row_window_blocks(xp.shape, kernel.shape, stride, OW, dtype, threads)
+    row_blocks = row_window_blocks(xp, kernel.shape, stride, OW, dtype, threads)
     if row_blocks is not None:
-        conv_rows.forward(xp, kernel, bias, stride, relu, y, row_blocks, threads)
+        conv_rows.forward(xp, kernel, bias, stride, relu, (OH, OW), row_blocks, threads,
+                          target=lambda images: y[images].reshape(-1, OH, OW * F))
         return y, (xp, stride, pads)
     blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)
     cols_size = _block_rows(blocks) * OW * K
@@ -186,11 +187,17 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     K = KH * KW * C
     dtype = np.result_type(dy, kernel)
     threads = num_threads(N * OH * OW * K * dtype.itemsize)
-    row_blocks = _row_window_blocks(xp.shape, kernel.shape, stride, OW, dtype, threads)
+    row_blocks = row_window_blocks(xp, kernel.shape, stride, OW, dtype, threads)
     if row_blocks is not None:
+        def fill(images, target):
+            if relu_output is None:
+                target[...] = dy[images]
+            else:
+                np.multiply(dy[images], relu_output[images] > 0, out=target)
+
         dxp = np.empty(xp.shape, dtype=dtype) if need_dx else None           # every element is written
-        dkernel, dbias = conv_rows.backward(dy, xp, kernel, stride, dxp, need_bias, relu_output, row_blocks, threads)
-        return (_unpadded(dxp, pads) if need_dx else None), dkernel, dbias
+        dkernel, dbias = conv_rows.backward(fill, xp, kernel, stride, (OH, OW), dxp, need_bias, row_blocks, threads)
+        return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias
     blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)
     cols_size, part_size = _block_rows(blocks) * OW * K, _block_rows(blocks) * OW * C
     if need_dx:
@@ -224,17 +231,18 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     dkernel2d, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)   # sums of the blocks' shares
     if not need_dx:
         return None, dkernel2d.reshape(kernel.shape), dbias
-    return _unpadded(dxp, pads), dkernel2d.reshape(kernel.shape), dbias
+    return unpadded(dxp, pads), dkernel2d.reshape(kernel.shape), dbias
 
 
-def _unpadded(dxp, pads):
+def unpadded(dxp, pads):
     """The input gradient from the padded one (``dxp`` itself when there is no padding)."""
     return np.ascontiguousarray(unpad2d(dxp, pads)) if any(p for pair in pads for p in pair) else dxp
 
 
-def _row_window_blocks(padded_shape, kernel_shape, stride, OW, dtype, threads):
-    """Blocks of whole images for :mod:`glassnet.ops.conv_rows`, or None where it does not apply."""
-    N, Hp, _, C = padded_shape
+def row_window_blocks(xp, kernel_shape, stride, OW, dtype, threads):
+    """Blocks of whole images for :mod:`glassnet.ops.conv_rows`, or None where it does not apply
+    (including an input whose dtype is not the computation's ``dtype``)."""
+    N, Hp, _, C = xp.shape
     KH, KW = kernel_shape[:2]
     blocks = conv_blocks(N, Hp, OW * KW * C * dtype.itemsize, threads)
-    return blocks if conv_rows.applicable(C, stride, dtype, blocks, Hp) else None
+    return blocks if xp.dtype == dtype and conv_rows.applicable(C, stride, dtype, blocks, Hp) else None

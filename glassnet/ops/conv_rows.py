@@ -68,18 +68,23 @@ def _accumulate_rows(xw, k3, out, OW, onto=False):
         blas.gemm(xw[i * OW:i * OW + len(out)], k3[i], out, accumulate=onto or i > 0)
 
 
-def forward(xp, kernel, bias, stride, relu, y, blocks, threads):
-    """Fill ``y`` (N, OH, OW, F) with the convolution of ``xp`` (N, Hp, Wp, C), block by block."""
+def forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish=None):
+    """The convolution (+ bias, + ReLU) of ``xp`` (N, Hp, Wp, C), block by block.
+
+    ``target(images)`` gives the (n, OH, OW * F) array a block's output goes to (a view of the
+    layer's output, or a scratch array); ``finish(images, out)``, when given, is called with the
+    finished block while it is still in cache (a fused max pooling reads it there).
+    """
     KH, KW, C, F = kernel.shape
-    Hp, (OH, OW) = xp.shape[1], y.shape[1:3]
-    k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=y.dtype)
-    bias_row = None if bias is None else np.tile(bias.astype(y.dtype, copy=False), OW)
+    Hp, (OH, OW) = xp.shape[1], out_hw
+    k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=xp.dtype)
+    bias_row = None if bias is None else np.tile(bias.astype(xp.dtype, copy=False), OW)
     per_image = 2 * OH * OW * KW * C * F >= PER_IMAGE_FLOPS
 
     def forward_block(block):
         images = block[0]
         xw = _row_windows(xp[images], KW, stride[1], OW, "rows_x")
-        out = y[images].reshape(-1, OH, OW * F)
+        out = target(images)
         if per_image:
             if bias_row is not None:
                 out[...] = bias_row                  # the GEMMs add onto the bias: no pass of its own
@@ -88,7 +93,7 @@ def forward(xp, kernel, bias, stride, relu, y, blocks, threads):
         else:
             # the whole block in one frame of Hp rows per image; its last KH - 1 rows per image,
             # which mix two images, are never read
-            frame = view(scratch_array("rows_y", len(xw) * F, y.dtype), (len(xw), F))
+            frame = view(scratch_array("rows_y", len(xw) * F, xp.dtype), (len(xw), F))
             _accumulate_rows(xw, k3, frame[:len(xw) - (KH - 1) * OW], OW)
             valid = frame.reshape(-1, Hp, OW * F)[:, :OH]
             if bias_row is None:
@@ -97,6 +102,8 @@ def forward(xp, kernel, bias, stride, relu, y, blocks, threads):
                 np.add(valid, bias_row, out=out)
         if relu:
             np.maximum(out, 0, out=out)
+        if finish is not None:
+            finish(images, out)
 
     run_blocks(forward_block, blocks, threads)
 
@@ -109,8 +116,11 @@ def add_shares(total, part):
     return total
 
 
-def backward(dy, xp, kernel, stride, dxp, need_bias, relu_output, blocks, threads):
+def backward(fill, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads):
     """dkernel and dbias of the row-window convolution; writes the input gradient into ``dxp`` (if given).
+
+    ``fill(images, target)`` writes the gradient w.r.t. the output of those images (after any
+    ReLU gating) into ``target``, a (n, OH, OW, F) view of the frame the GEMMs read.
 
     Returns
     -------
@@ -118,9 +128,9 @@ def backward(dy, xp, kernel, stride, dxp, need_bias, relu_output, blocks, thread
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
     KH, KW, C, F = kernel.shape
-    N, OH, OW, _ = dy.shape
-    Hp, sw = xp.shape[1], stride[1]
-    k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=dy.dtype)
+    OH, OW = out_hw
+    Hp, sw, dtype = xp.shape[1], stride[1], xp.dtype
+    k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=dtype)
     k3_t = np.ascontiguousarray(k3.transpose(0, 2, 1))                     # (KH, F, KW * C)
 
     def backward_block(block):
@@ -128,22 +138,19 @@ def backward(dy, xp, kernel, stride, dxp, need_bias, relu_output, blocks, thread
         xw = _row_windows(xp[images], KW, sw, OW, "rows_x")
         rows = len(xw)
         # dy on the (Hp, OW) frame: the KH - 1 extra rows of each image stay zero
-        frame = view(scratch_array("rows_dy", rows * F, dy.dtype), (rows // (Hp * OW), Hp, OW, F))
+        frame = view(scratch_array("rows_dy", rows * F, dtype), (rows // (Hp * OW), Hp, OW, F))
         frame[:, OH:] = 0
-        if relu_output is None:
-            frame[:, :OH] = dy[images]
-        else:
-            np.multiply(dy[images], relu_output[images] > 0, out=frame[:, :OH])
+        fill(images, frame[:, :OH])
         frame = frame.reshape(rows, F)
-        dk3 = np.empty(k3.shape, dtype=dy.dtype)
+        dk3 = np.empty(k3.shape, dtype=dtype)
         for i in range(KH):
             blas.gemm(xw[i * OW:].T, frame[:rows - i * OW], dk3[i])
         if dxp is not None:
-            dxw = view(scratch_array("rows_x", rows * KW * C, dy.dtype), (rows, KW * C))    # xw is used up
+            dxw = view(scratch_array("rows_x", rows * KW * C, dtype), (rows, KW * C))    # xw is used up
             for i in range(KH):
                 blas.gemm(frame[:rows - i * OW], k3_t[i], dxw[i * OW:], accumulate=i > 0)
             _scatter_columns(dxw.reshape(-1, Hp, OW, KW, C), dxp[images], sw)
-        dbias = np.ones(rows, dtype=dy.dtype) @ frame if need_bias else None
+        dbias = np.ones(rows, dtype=dtype) @ frame if need_bias else None
         return dk3, dbias
 
     dk3, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)

@@ -47,6 +47,16 @@ def _tiled_max(xp, KH, KW, out):
         np.maximum(out, row_max[:, :, j::KW], out=out)
 
 
+def tiled_max_pool(xp, pool_size, out, winner=None):
+    """Max pooling with stride == pool size, into ``out`` (n, OH, OW, C), and the first winning
+    offset of every window into ``winner`` when given (see :func:`max_pool2d_forward`)."""
+    KH, KW = pool_size
+    OH, OW = out.shape[1:3]
+    _tiled_max(xp, KH, KW, out)
+    if winner is not None:
+        _first_winners([_offset_view(xp, k // KW, k % KW, pool_size, OH, OW) for k in range(KH * KW)], out, winner)
+
+
 def _first_winners(windows, y, winner):
     """``winner`` = the first offset k (row-major) whose window value equals the maximum ``y``.
 
@@ -95,9 +105,7 @@ def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
         windows = [_offset_view(xp[images], k // KW, k % KW, stride, OH, OW) for k in range(KH * KW)]
         out = y[images]
         if tiled:
-            _tiled_max(xp[images], KH, KW, out)
-            if record_winners:
-                _first_winners(windows, out, winner[images])
+            tiled_max_pool(xp[images], (KH, KW), out, winner[images] if record_winners else None)
             return
         out[...] = windows[0]
         for k, window in enumerate(windows[1:], start=1):
@@ -135,6 +143,23 @@ def _gradient_buffer(padded_shape, dtype, covered_hw, tiled):
     return dxp
 
 
+def route_to_winners(dy, winner, target, pool_size, stride):
+    """Send each gradient ``dy[n, oh, ow, c]`` to its window's winning cell of ``target`` (n, H, W, C).
+
+    Disjoint windows write their cells (cells of no window are left as they are); overlapping
+    windows add into them, so ``target`` must then start at zero.
+    """
+    KH, KW = pool_size
+    OH, OW = dy.shape[1:3]
+    overlapping = stride[0] < KH or stride[1] < KW
+    for k in range(KH * KW):
+        cells = _offset_view(target, k // KW, k % KW, stride, OH, OW)
+        if overlapping:
+            cells += dy * (winner == k)
+        else:
+            np.multiply(dy, winner == k, out=cells)
+
+
 def max_pool2d_backward(dy, cache):
     """Route each output gradient to the input element that won its window.
 
@@ -154,16 +179,10 @@ def max_pool2d_backward(dy, cache):
     if winner is None:
         winner = _find_winners(*inputs, (KH, KW), stride)
     OH, OW = dy.shape[1:3]
-    overlapping = stride[0] < KH or stride[1] < KW
     dxp = _gradient_buffer(padded_shape, dy.dtype, (OH * KH, OW * KW), tuple(stride) == (KH, KW))
 
     def route_images(images):
-        for k in range(KH * KW):
-            target = _offset_view(dxp[images], k // KW, k % KW, stride, OH, OW)
-            if overlapping:
-                target += dy[images] * (winner[images] == k)
-            else:                                 # offsets touch disjoint cells: plain writes
-                np.multiply(dy[images], winner[images] == k, out=target)
+        route_to_winners(dy[images], winner[images], dxp[images], (KH, KW), stride)
 
     threads = num_threads(dxp.nbytes)
     run_blocks(route_images, batch_shares(dy.shape[0], threads), threads, blas=False)

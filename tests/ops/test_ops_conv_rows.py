@@ -60,13 +60,17 @@ def test_row_windows_match_im2col(monkeypatch, per_image, dtype, relu, shape, ke
 def test_row_windows_over_many_blocks_and_threads(monkeypatch, threads):
     """Small blocks (one image each) spread over threads sum the kernel gradient exactly once."""
     monkeypatch.setattr(ops, "NUM_THREADS", threads)
-    monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 1)
+    monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 11 * 8 * 3 * 3 * 8)    # one padded image's xw: a block each
     monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
+    blocks_seen = []
+    real_backward = conv_rows.backward
+    monkeypatch.setattr(conv_rows, "backward", lambda *args: blocks_seen.append(len(args[7])) or real_backward(*args))
     rng = np.random.default_rng(7)
     x, kernel = rng.standard_normal((7, 9, 8, 3)), rng.standard_normal((3, 3, 3, 4))
     bias, dy = rng.standard_normal(4), rng.standard_normal((7, 9, 8, 4))
     pads = ((1, 1), (1, 1))
     (y_rows, grads_rows), (y_cols, grads_cols) = _both_paths(monkeypatch, x, kernel, bias, (1, 1), pads, dy, True)
+    assert blocks_seen == [7]                   # the row path ran, one image per block
     np.testing.assert_allclose(y_rows, y_cols, rtol=1e-12, atol=1e-12)
     for got, expected in zip(grads_rows, grads_cols):
         np.testing.assert_allclose(got, expected, rtol=1e-11, atol=1e-11)
@@ -76,7 +80,8 @@ def test_row_windows_over_many_blocks_and_threads(monkeypatch, threads):
 def test_row_path_is_taken_where_it_applies_and_only_there(monkeypatch):
     calls = []
     real_forward = conv_rows.forward
-    monkeypatch.setattr(conv_rows, "forward", lambda *args: calls.append(args[1].shape) or real_forward(*args))
+    monkeypatch.setattr(conv_rows, "forward",
+                        lambda *args, **kwargs: calls.append(args[1].shape) or real_forward(*args, **kwargs))
     x = np.zeros((2, 12, 12, 32), dtype="float32")
     ops.conv2d_forward(x, np.zeros((3, 3, 32, 64), dtype="float32"), None, (1, 1), ((0, 0), (0, 0)))
     ops.conv2d_forward(x, np.zeros((3, 3, 32, 8), dtype="float32"), None, (2, 1), ((0, 0), (0, 0)))  # row stride 2
@@ -86,7 +91,7 @@ def test_row_path_is_taken_where_it_applies_and_only_there(monkeypatch):
 
 def test_im2col_path_when_blas_is_not_bound(monkeypatch):
     monkeypatch.setattr(blas, "available", lambda dtype=None: False)
-    monkeypatch.setattr(conv_rows, "forward", lambda *args: pytest.fail("the row path needs BLAS accumulation"))
+    monkeypatch.setattr(conv_rows, "forward", lambda *args, **kwargs: pytest.fail("the row path needs BLAS accumulation"))
     rng = np.random.default_rng(3)
     x, kernel = rng.standard_normal((2, 6, 6, 3)), rng.standard_normal((3, 3, 3, 2))
     y, _ = ops.conv2d_forward(x, kernel, None, (1, 1), ((0, 0), (0, 0)))

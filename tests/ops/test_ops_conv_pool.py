@@ -1,0 +1,73 @@
+"""Fused convolution + ReLU + max pooling (glassnet.ops.conv_pool) against the two separate ops."""
+import numpy as np
+import pytest
+
+from glassnet import ops
+from glassnet.ops import blas, conv_pool
+
+pytestmark = pytest.mark.skipif(not blas.available(np.float32), reason="no BLAS GEMM bound: no fused path")
+
+# (N, H, W, C, F), kernel, conv stride, conv pads, pool
+CONFIGS = [
+    ((3, 8, 8, 2, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 2)),
+    ((2, 9, 10, 3, 4), (3, 3), (1, 1), ((1, 1), (1, 1)), (2, 2)),      # 9x10 output: a leftover row
+    ((2, 11, 11, 2, 5), (2, 3), (1, 2), ((0, 1), (2, 0)), (3, 2)),
+    ((4, 14, 14, 6, 16), (5, 5), (1, 1), ((0, 0), (0, 0)), (2, 2)),    # LeNet's second convolution
+    ((2, 7, 7, 4, 2), (3, 3), (1, 1), ((0, 0), (0, 0)), (5, 5)),       # one window, most cells left over
+]
+
+
+def _separate(x, kernel, bias, stride, pads, pool, dy):
+    z, conv_cache = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=True)
+    y, pool_cache = ops.max_pool2d_forward(z, pool, pool, ((0, 0), (0, 0)))
+    dz = ops.max_pool2d_backward(dy, pool_cache)
+    return y, ops.conv2d_backward(dz, conv_cache, kernel, need_bias=bias is not None, relu_output=z)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape, kernel_hw, stride, pads, pool", CONFIGS)
+def test_fused_equals_conv_relu_then_max_pool(dtype, shape, kernel_hw, stride, pads, pool):
+    N, H, W, C, F = shape
+    rng = np.random.default_rng(sum(shape))
+    # small integers: many ReLU zeros and exact ties inside windows
+    x = rng.integers(-2, 3, size=(N, H, W, C)).astype(dtype)
+    kernel = rng.integers(-1, 2, size=kernel_hw + (C, F)).astype(dtype)
+    bias = rng.integers(-1, 2, size=F).astype(dtype) if F % 2 else None
+    assert conv_pool.fusable(x, kernel, stride, pads, pool)
+    y, cache = ops.conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected_y, expected_grads = _separate(x, kernel, bias, stride, pads, pool, dy)
+    np.testing.assert_array_equal(y, expected_y)
+    grads = ops.conv2d_relu_maxpool_backward(dy, cache, kernel, need_bias=bias is not None)
+    tolerance = 1e-12 if dtype == "float64" else 1e-5
+    for got, expected in zip(grads, expected_grads):
+        if expected is None:
+            assert got is None
+        else:
+            assert got.shape == expected.shape and got.dtype == expected.dtype
+            np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+    dx, dkernel, _ = ops.conv2d_relu_maxpool_backward(dy, cache, kernel, need_dx=False)
+    assert dx is None
+    np.testing.assert_allclose(dkernel, expected_grads[1], rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_fused_over_many_blocks_and_threads(monkeypatch, threads):
+    monkeypatch.setattr(ops, "NUM_THREADS", threads)
+    monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 12 * 10 * 3 * 3 * 8)   # one padded image's xw: a block each
+    monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
+    rng = np.random.default_rng(4)
+    x, kernel, bias = rng.standard_normal((7, 10, 10, 3)), rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
+    y, cache = ops.conv2d_relu_maxpool_forward(x, kernel, bias, (1, 1), ((1, 1), (1, 1)), (2, 2))
+    dy = rng.standard_normal(y.shape)
+    expected_y, expected_grads = _separate(x, kernel, bias, (1, 1), ((1, 1), (1, 1)), (2, 2), dy)
+    np.testing.assert_array_equal(y, expected_y)
+    for got, expected in zip(ops.conv2d_relu_maxpool_backward(dy, cache, kernel), expected_grads):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_not_fusable_where_the_row_path_does_not_apply():
+    x = np.zeros((2, 10, 10, 3))
+    assert not conv_pool.fusable(x, np.zeros((3, 3, 3, 4)), (2, 1), ((0, 0), (0, 0)), (2, 2))   # row stride
+    assert not conv_pool.fusable(x[..., :1], np.zeros((3, 3, 1, 4)), (1, 1), ((0, 0), (0, 0)), (2, 2))  # C = 1
+    assert not conv_pool.fusable(x, np.zeros((3, 3, 3, 4)), (1, 1), ((0, 0), (0, 0)), (9, 2))   # 8 rows < 9

@@ -1,0 +1,86 @@
+"""Training steps fuse Conv2D(relu) + MaxPooling2D (glassnet.ops.conv_pool); everything else sees two layers."""
+import numpy as np
+import pytest
+
+import glassnet as gn
+from glassnet import explain, layers
+from glassnet.ops import blas
+from glassnet.testing import check_model_gradients
+
+pytestmark = pytest.mark.skipif(not blas.available(np.float64), reason="no BLAS GEMM bound: no fused path")
+
+
+def _net(dtype="float64", seed=0, pool=2, pool_strides=None, second_activation="relu"):
+    return gn.Sequential([
+        layers.Conv2D(3, 3, activation="relu", input_shape=(9, 9, 2), dtype=dtype),
+        layers.Conv2D(4, 3, padding="same", activation=second_activation, dtype=dtype),
+        layers.MaxPooling2D(pool, strides=pool_strides, dtype=dtype),
+        layers.Flatten(dtype=dtype),
+        layers.Dense(3, activation="softmax", dtype=dtype)], seed=seed)
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    calls = []
+    real = layers.Conv2D.forward_pooled
+    monkeypatch.setattr(layers.Conv2D, "forward_pooled", lambda self, x, pool: calls.append(self.name) or
+                        real(self, x, pool))
+    return calls
+
+
+def _images(n=5, seed=1, dtype="float64"):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 9, 9, 2)).astype(dtype), rng.integers(0, 3, n)
+
+
+def test_training_fuses_the_pair_and_gives_the_unfused_gradients(monkeypatch, fused_calls):
+    x, y = _images()
+    fused, separate = _net(), _net()
+    for model in (fused, separate):
+        model.compile(gn.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+    for _ in range(3):
+        fused.train_on_batch(x, y)
+    assert fused_calls == [fused.layers[1].name] * 3
+    monkeypatch.setattr(layers.Conv2D, "fuses_with", lambda self, pool, x: False)
+    for _ in range(3):
+        separate.train_on_batch(x, y)
+    assert len(fused_calls) == 3
+    for a, b in zip(fused.get_weights(), separate.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_fused_training_step_passes_the_finite_difference_check(fused_calls):
+    x, _ = _images(3)
+    errors = check_model_gradients(_net(), x, training=True)
+    assert fused_calls and max(errors.values()) < 1e-7
+
+
+@pytest.mark.parametrize("kwargs", [dict(pool_strides=1), dict(second_activation="tanh")])
+def test_pairs_that_cannot_fuse_run_as_two_layers(fused_calls, kwargs):
+    x, _ = _images(2)
+    model = _net(**kwargs)
+    model.forward(x, training=True)
+    assert fused_calls == []
+
+
+def test_inference_and_explanations_never_fuse_and_still_work_after_training(fused_calls):
+    x, y = _images()
+    model = _net()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.train_on_batch(x, y)
+    calls_after_training = len(fused_calls)
+    model.predict(x)
+    saliency = explain.saliency(model, x[:2])
+    cam = explain.grad_cam(model, x[:2], layer=model.layers[1].name)
+    assert len(fused_calls) == calls_after_training
+    assert saliency.shape == (2, 9, 9) and np.isfinite(saliency).all() and cam.shape[0] == 2
+
+
+def test_backward_cannot_stop_inside_a_fused_pair():
+    x, _ = _images(2)
+    model = _net()
+    out = model.forward(x, training=True)
+    with pytest.raises(RuntimeError, match="fused pair"):
+        model.backward(np.ones_like(out), stop=2)
+    model.forward(x, training=False)                            # an unfused pass: any stop works
+    assert model.backward(np.ones_like(out), stop=2).shape == (2, 7, 7, 4)

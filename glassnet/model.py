@@ -182,11 +182,15 @@ class Sequential:
             return "softmax"
         return getattr(last, "activation", "linear") if isinstance(getattr(last, "activation", None), str) else "linear"
 
-    def forward(self, x, training=False, logits=False, stop=None):
+    def forward(self, x, training=False, logits=False, stop=None, fuse=None):
         """Run layers ``[0, stop)`` (all by default) on an already validated batch.
 
-        With ``logits=True`` the final softmax/sigmoid is left out.
+        With ``logits=True`` the final softmax/sigmoid is left out. ``fuse`` (default: ``training``)
+        runs each Conv2D(relu) + MaxPooling2D pair that allows it as one fused step
+        (:meth:`glassnet.layers.Conv2D.forward_pooled`); a fused inference pass (``fuse=True``,
+        ``training=False``, as in :meth:`predict`) keeps nothing for a backward pass.
         """
+        fuse = training if fuse is None else fuse
         count, head_logits = self._head() if logits else (len(self._layers), False)
         if stop is not None:
             count, head_logits = stop, head_logits and stop == len(self._layers)
@@ -195,8 +199,8 @@ class Sequential:
             layer = self._layers[index]
             if head_logits and index == count - 1:
                 x = layer.forward(x, training=training, logits=True)
-            elif training and self._fusable_pair(index, count - (1 if head_logits else 0), x):
-                x = layer.forward_pooled(x, self._layers[index + 1])
+            elif fuse and self._fusable_pair(index, count - (1 if head_logits else 0), x):
+                x = layer.forward_pooled(x, self._layers[index + 1], training=training)
                 index += 1
             else:
                 x = layer.forward(x, training=training)
@@ -249,7 +253,7 @@ class Sequential:
         x = self.check_x(x, "Sequential.predict")
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(message("Sequential.predict", "batch_size as a positive int", repr(batch_size)))
-        outputs = [self.forward(x[start:start + batch_size], logits=logits)
+        outputs = [self.forward(x[start:start + batch_size], logits=logits, fuse=True)
                    for start in range(0, len(x), batch_size)]
         return np.concatenate(outputs, axis=0)
 
@@ -365,12 +369,12 @@ class Sequential:
     def _step(self, xb, yb, fused, update):
         """One batch: loss and predictions, plus gradients in every layer's ``grads`` when ``update``."""
         if fused:
-            z = self.forward(xb, training=update, logits=True)
+            z = self.forward(xb, training=update, logits=True, fuse=True)
             loss, dz = self.loss.value_and_grad_logits(yb, z)
             if update:
                 self.backward(dz, logits=True, input_grad=False)
             return loss, (self._outputs(z, True) if self.metrics else z)
-        y_pred = self.forward(xb, training=update)
+        y_pred = self.forward(xb, training=update, fuse=True)
         if update:
             loss, dy = self.loss.value_and_grad(yb, y_pred)
             self.backward(dy, input_grad=False)

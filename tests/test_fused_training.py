@@ -23,8 +23,8 @@ def _net(dtype="float64", seed=0, pool=2, pool_strides=None, second_activation="
 def fused_calls(monkeypatch):
     calls = []
     real = layers.Conv2D.forward_pooled
-    monkeypatch.setattr(layers.Conv2D, "forward_pooled", lambda self, x, pool: calls.append(self.name) or
-                        real(self, x, pool))
+    monkeypatch.setattr(layers.Conv2D, "forward_pooled", lambda self, x, pool, training=True:
+                        calls.append((self.name, training)) or real(self, x, pool, training))
     return calls
 
 
@@ -40,7 +40,7 @@ def test_training_fuses_the_pair_and_gives_the_unfused_gradients(monkeypatch, fu
         model.compile(gn.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
     for _ in range(3):
         fused.train_on_batch(x, y)
-    assert fused_calls == [fused.layers[1].name] * 3
+    assert fused_calls == [(fused.layers[1].name, True)] * 3
     monkeypatch.setattr(layers.Conv2D, "fuses_with", lambda self, pool, x: False)
     for _ in range(3):
         separate.train_on_batch(x, y)
@@ -63,16 +63,31 @@ def test_pairs_that_cannot_fuse_run_as_two_layers(fused_calls, kwargs):
     assert fused_calls == []
 
 
-def test_inference_and_explanations_never_fuse_and_still_work_after_training(fused_calls):
+def test_predict_and_evaluate_fuse_without_winners_and_match_the_layers(fused_calls):
+    x, y = _images()
+    model = _net()
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    model.train_on_batch(x, y)
+    del fused_calls[:]
+    loss = model.evaluate(x, y, batch_size=5)[0]
+    predicted = model.predict(x, batch_size=2)
+    assert fused_calls == [(model.layers[1].name, False)] * 4
+    for layer in model.layers[1:3]:                          # after predict, nothing to differentiate
+        with pytest.raises(RuntimeError, match="forward pass first"):
+            layer.backward(np.ones((5, 3, 3, 4)))
+    np.testing.assert_allclose(predicted, model.forward(x), rtol=1e-12)        # the two layers, unfused
+    assert loss == pytest.approx(float(model.loss(y, model.forward(x))), rel=1e-12)
+
+
+def test_explanations_never_fuse_and_work_after_training(fused_calls):
     x, y = _images()
     model = _net()
     model.compile("adam", "sparse_categorical_crossentropy")
     model.train_on_batch(x, y)
-    calls_after_training = len(fused_calls)
-    model.predict(x)
+    del fused_calls[:]
     saliency = explain.saliency(model, x[:2])
     cam = explain.grad_cam(model, x[:2], layer=model.layers[1].name)
-    assert len(fused_calls) == calls_after_training
+    assert fused_calls == []
     assert saliency.shape == (2, 9, 9) and np.isfinite(saliency).all() and cam.shape[0] == 2
 
 

@@ -326,3 +326,12 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} output_shape={self.output_shape}>"
+
+
+def require_forward(layer):
+    """A clear error for a backward pass with nothing to differentiate (no forward pass, or only a
+    fused inference pass, which keeps no caches)."""
+    if getattr(layer, "_cache", None) is None:
+        raise RuntimeError(message(f"{type(layer).__name__} '{layer.name}'.backward", "a forward pass first",
+                                   "no cached forward pass", "Call forward(x, training=True) (or the model's "
+                                   "forward) before backward; predict() keeps nothing for a backward pass."))

@@ -4,7 +4,7 @@ import numpy as np
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
 from glassnet.layers.base import (Layer, check_initializer, check_padding, initializer_config, positive_pair,
-                                  register)
+                                  register, require_forward)
 from glassnet.ops import (conv2d_backward, conv2d_forward, conv2d_relu_maxpool_backward, conv2d_relu_maxpool_forward,
                           conv_output_size, conv_pool, pad2d, resolve_padding, unpad2d)
 
@@ -83,6 +83,7 @@ class Conv2D(Activated, Layer):
         return self._activate(z, logits)
 
     def backward(self, dy):
+        require_forward(self)
         # Under the vanilla rule the ReLU's gate is applied inside the convolution's blocks as well;
         # explanations' guided/rectified rules go through the activation's own backward pass.
         fused = self.activation == "relu" and self._y is not None and self.relu_rule == "vanilla"
@@ -104,16 +105,18 @@ class Conv2D(Activated, Layer):
             return False
         return conv_pool.fusable(x, self.params["kernel"], self.strides, self._pads(x.shape[1:3]), pool.pool_size)
 
-    def forward_pooled(self, x, pool):
-        """``pool.forward(self.forward(x, training=True), training=True)`` in one pass (see :meth:`fuses_with`).
+    def forward_pooled(self, x, pool, training=True):
+        """``pool.forward(self.forward(x, training), training)`` in one pass (see :meth:`fuses_with`).
 
-        Neither layer keeps the convolution's output; :meth:`backward_pooled` takes the gradient
-        w.r.t. the pooled output. ``x`` (N, H, W, C) -> (N, OH // PH, OW // PW, F).
+        Neither layer keeps the convolution's output; after a training pass :meth:`backward_pooled`
+        takes the gradient w.r.t. the pooled output (after an inference pass neither layer has a
+        backward pass). ``x`` (N, H, W, C) -> (N, OH // PH, OW // PW, F).
         """
         self.ensure_built(x)
         y, self._cache = conv2d_relu_maxpool_forward(x, self.params["kernel"], self.params.get("bias"),
-                                                     self.strides, self._pads(x.shape[1:3]), pool.pool_size)
-        self._y, self._pooled_with, pool._cache = None, pool, None
+                                                     self.strides, self._pads(x.shape[1:3]), pool.pool_size,
+                                                     record_winners=training)
+        self._y, self._pooled_with, pool._cache = None, (pool if training else None), None
         return y
 
     def backward_pooled(self, dy):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.layers.base import Layer, positive_pair, register
+from glassnet.layers.base import Layer, positive_pair, register, require_forward
 from glassnet.ops import (avg_pool2d_backward, avg_pool2d_forward, conv_output_size, max_pool2d_backward,
                           max_pool2d_forward, resolve_padding)
 
@@ -56,6 +56,7 @@ class MaxPooling2D(_Pooling2D):
         return y
 
     def backward(self, dy):
+        require_forward(self)
         return max_pool2d_backward(dy, self._cache)
 
 

@@ -41,7 +41,7 @@ def fusable(x, kernel, stride, pads, pool_size):
     return plan is not None and plan[2][0] >= pool_size[0] and plan[2][1] >= pool_size[1]
 
 
-def conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool_size):
+def conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool_size, record_winners=True):
     """``max_pool(relu(conv(x)))`` with stride == pool size, without the convolution's full output.
 
     Parameters
@@ -51,18 +51,21 @@ def conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool_size):
     bias : ndarray, shape (F,) or None
     stride, pads : the convolution's (see :func:`glassnet.ops.conv2d_forward`); stride[0] must be 1
     pool_size : (PH, PW)
+    record_winners : bool
+        Note each window's winner for the backward pass (inference leaves it out).
 
     Returns
     -------
     y : ndarray, shape (N, OH // PH, OW // PW, F)
-    cache : tuple for :func:`conv2d_relu_maxpool_backward` (refers to ``x`` and ``y``)
+    cache : tuple for :func:`conv2d_relu_maxpool_backward` (refers to ``x`` and ``y``), or None
+        without ``record_winners``
     """
     dtype = np.result_type(x, kernel)
     xp = pad2d(x, pads)
     threads, blocks, (OH, OW) = _plan(xp, kernel, stride, dtype)
     F, (PH, PW) = kernel.shape[3], pool_size
     y = np.empty((x.shape[0], OH // PH, OW // PW, F), dtype=dtype)
-    winner = np.empty(y.shape, dtype=np.uint8 if PH * PW < 256 else np.int32)
+    winner = np.empty(y.shape, dtype=np.uint8 if PH * PW < 256 else np.int32) if record_winners else None
     block_images = max(images.stop - images.start for images, _ in blocks)
 
     def target(images):
@@ -70,10 +73,10 @@ def conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool_size):
         return view(scratch_array("pooled_conv", block_images * OH * OW * F, dtype), (n, OH, OW * F))
 
     def finish(images, out):
-        tiled_max_pool(out.reshape(-1, OH, OW, F), pool_size, y[images], winner[images])
+        tiled_max_pool(out.reshape(-1, OH, OW, F), pool_size, y[images], None if winner is None else winner[images])
 
     conv_rows.forward(xp, kernel, bias, stride, True, (OH, OW), blocks, threads, target, finish)
-    return y, (xp, stride, pads, y, winner, pool_size)
+    return y, ((xp, stride, pads, y, winner, pool_size) if record_winners else None)
 
 
 def conv2d_relu_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True):

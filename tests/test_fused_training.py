@@ -4,10 +4,7 @@ import pytest
 
 import glassnet as gn
 from glassnet import explain, layers
-from glassnet.ops import blas
 from glassnet.testing import check_model_gradients
-
-pytestmark = pytest.mark.skipif(not blas.available(np.float64), reason="no BLAS GEMM bound: no fused path")
 
 
 def _net(dtype="float64", seed=0, pool=2, pool_strides=None, second_activation="relu"):

@@ -96,6 +96,62 @@ def _matmul_into(a, b, out):
         out[...] = (a @ b).reshape(out.shape)
 
 
+def conv_plan(xp, kernel_shape, stride, dtype, whole_images=False):
+    """How to run a convolution of the padded input ``xp``: (method, blocks, threads).
+
+    ``method`` is "rows" (:mod:`glassnet.ops.conv_rows`) where it applies, else "im2col";
+    ``blocks`` are :func:`conv_blocks`'s. With ``whole_images``, None when the blocks would have
+    to split an image (an image whose im2col matrix exceeds the memory budget).
+    """
+    KH, KW, C, F = kernel_shape
+    N, Hp, Wp, _ = xp.shape
+    OH, OW = (Hp - KH) // stride[0] + 1, (Wp - KW) // stride[1] + 1
+    threads = num_threads(N * OH * OW * KH * KW * C * dtype.itemsize)
+    rows = row_window_blocks(xp, kernel_shape, stride, OW, dtype, threads)
+    if rows is not None:
+        return "rows", rows, threads
+    blocks = conv_blocks(N, OH, OW * KH * KW * C * dtype.itemsize, threads)
+    if whole_images and _block_rows(blocks) < OH:
+        return None
+    return "im2col", blocks, threads
+
+
+def forward_blocks(xp, kernel, bias, stride, relu, out_hw, dtype, plan, target, finish=None):
+    """Run the convolution (+ bias, + ReLU) of the padded input ``xp`` block by block.
+
+    ``target(images, rows)`` gives the contiguous (n, r, OW, F) array a block's output is written
+    to; ``finish(images, out)``, when given, is called with each finished block while it is in cache.
+    """
+    method, blocks, threads = plan
+    KH, KW, C, F = kernel.shape
+    OW = out_hw[1]
+    if method == "rows":
+        conv_rows.forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish)
+        return
+    K = KH * KW * C
+    kernel2d = kernel.reshape(K, F)
+    cols_size = _block_rows(blocks) * OW * K
+    # The bias repeated along a whole output row: adding it row by row runs over OW*F values at a
+    # time instead of F (NumPy's inner loop is the broadcast axis; F may be as small as 6).
+    bias_row = None if bias is None else np.tile(bias.astype(dtype, copy=False), OW)
+
+    def forward_block(block):
+        images, rows = block
+        cols = _cols2d(xp[images, _input_rows(rows, KH, stride[0])], (KH, KW), stride, (rows.stop - rows.start, OW),
+                       _scratch("cols", cols_size, dtype))
+        out = target(images, rows)
+        _matmul_into(cols, kernel2d, out)
+        if bias_row is not None:
+            out_rows = out.reshape(-1, OW * F)                 # a view
+            out_rows += bias_row                               # while the block is still in cache
+        if relu:
+            np.maximum(out, 0, out=out)
+        if finish is not None:
+            finish(images, out)
+
+    run_blocks(forward_block, blocks, threads)
+
+
 def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
     """Convolve an NHWC batch with an HWIO kernel (and optionally apply a ReLU).
 
@@ -121,36 +177,63 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
     xp = pad2d(x, pads)
     N, Hp, Wp, _ = xp.shape
     OH, OW = (Hp - KH) // stride[0] + 1, (Wp - KW) // stride[1] + 1
-    K = KH * KW * C
     dtype = np.result_type(x, kernel)
-    kernel2d = kernel.reshape(K, F)
     y = np.empty((N, OH, OW, F), dtype=dtype)
-    threads = num_threads(N * OH * OW * K * dtype.itemsize)
-    row_blocks = row_window_blocks(xp, kernel.shape, stride, OW, dtype, threads)
-    if row_blocks is not None:
-        conv_rows.forward(xp, kernel, bias, stride, relu, (OH, OW), row_blocks, threads,
-                          target=lambda images: y[images].reshape(-1, OH, OW * F))
-        return y, (xp, stride, pads)
-    blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)
-    cols_size = _block_rows(blocks) * OW * K
-    # The bias repeated along a whole output row: adding it row by row runs over OW*F values at a
-    # time instead of F (NumPy's inner loop is the broadcast axis; F may be as small as 6).
-    bias_row = None if bias is None else np.tile(bias.astype(dtype, copy=False), OW)
-
-    def forward_block(block):
-        images, rows = block
-        cols = _cols2d(xp[images, _input_rows(rows, KH, stride[0])], (KH, KW), stride, (rows.stop - rows.start, OW),
-                       _scratch("cols", cols_size, dtype))
-        out = y[images, rows]                 # contiguous: whole images, or rows of one image
-        _matmul_into(cols, kernel2d, out)
-        if bias_row is not None:
-            out_rows = out.reshape(-1, OW * F)                 # a view
-            out_rows += bias_row                               # while the block is still in cache
-        if relu:
-            np.maximum(out, 0, out=out)
-
-    run_blocks(forward_block, blocks, threads)
+    forward_blocks(xp, kernel, bias, stride, relu, (OH, OW), dtype, conv_plan(xp, kernel.shape, stride, dtype),
+                   target=lambda images, rows: y[images, rows])
     return y, (xp, stride, pads)
+
+
+def backward_blocks(gradient, xp, kernel, stride, out_hw, need_dx, need_bias, dtype, plan):
+    """dkernel, dbias and the padded input gradient of a convolution, block by block.
+
+    ``gradient(images, rows, scratch)`` returns the gradient w.r.t. the output of a block (after
+    any ReLU gating), shape (n, r, OW, F): a view of a full array, or ``scratch`` filled in.
+
+    Returns
+    -------
+    dxp : ndarray, shape of ``xp``, or None when ``need_dx`` is False
+    dkernel : ndarray, shape (KH, KW, C, F)
+    dbias : ndarray, shape (F,), or None when ``need_bias`` is False
+    """
+    method, blocks, threads = plan
+    KH, KW, C, F = kernel.shape
+    OH, OW = out_hw
+    if method == "rows":
+        dxp = np.empty(xp.shape, dtype=dtype) if need_dx else None           # every element is written
+        dkernel, dbias = conv_rows.backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads)
+        return dxp, dkernel, dbias
+    K = KH * KW * C
+    cols_size, part_size = _block_rows(blocks) * OW * K, _block_rows(blocks) * OW * C
+    dxp = np.zeros(xp.shape, dtype=dtype) if need_dx else None
+    if need_dx:
+        kernel_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2))      # (KH, KW, F, C)
+        if blocks[0][1].stop - blocks[0][1].start < OH:
+            threads = 1          # row blocks of one image add into overlapping input rows
+
+    def backward_block(block):
+        """This block's shares of dkernel and dbias; adds its input gradient into dxp."""
+        images, rows = block
+        n, r = images.stop - images.start, rows.stop - rows.start
+        in_rows = _input_rows(rows, KH, stride[0])
+        cols = _cols2d(xp[images, in_rows], (KH, KW), stride, (r, OW), _scratch("cols", cols_size, dtype))
+        dy2d = gradient(images, rows, _view(_scratch("dy_block", n * r * OW * F, dtype), (n, r, OW, F)))
+        dy2d = dy2d.reshape(n * r * OW, F)
+        if need_dx:
+            part = _view(_scratch("dx_part", part_size, dtype), (n, r, OW, C))
+            target = dxp[images, in_rows]
+            for i in range(KH):
+                for j in range(KW):
+                    np.matmul(dy2d, kernel_t[i, j], out=part.reshape(-1, C))
+                    seen_rows, seen_cols = window_slices(i, j, stride, r, OW)
+                    target[:, seen_rows, seen_cols] += part
+        # The bias gradient sums dy over N, OH, OW: a GEMV with a vector of ones runs several times
+        # faster than .sum(axis=0) on such a tall, narrow matrix (and accumulates more accurately).
+        dbias = np.ones(len(dy2d), dtype=dtype) @ dy2d if need_bias else None
+        return cols.T @ dy2d, dbias
+
+    dkernel2d, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)   # sums of the blocks' shares
+    return dxp, dkernel2d.reshape(kernel.shape), dbias
 
 
 def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output=None):
@@ -160,7 +243,8 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     ``xp[n, oh*sh + i, ow*sw + j, :] @ kernel[i, j]`` to ``y[n, oh, ow]``, so its share of the input
     gradient is ``dy @ kernel[i, j].T``, added back at the same shifted positions. That is KH*KW small
     GEMMs whose (n, OH, OW, C) results are added as whole slabs (long contiguous runs), where
-    col2im would add KH*KW strided slices of one big matrix, C values at a time.
+    col2im would add KH*KW strided slices of one big matrix, C values at a time. (The row-window
+    method, :mod:`glassnet.ops.conv_rows`, does it with KH GEMMs where it applies.)
 
     Parameters
     ----------
@@ -182,56 +266,16 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
     xp, stride, pads = cache
-    KH, KW, C, F = kernel.shape
-    N, OH, OW, _ = dy.shape
-    K = KH * KW * C
     dtype = np.result_type(dy, kernel)
-    threads = num_threads(N * OH * OW * K * dtype.itemsize)
-    row_blocks = row_window_blocks(xp, kernel.shape, stride, OW, dtype, threads)
-    if row_blocks is not None:
-        def fill(images, target):
-            if relu_output is None:
-                target[...] = dy[images]
-            else:
-                np.multiply(dy[images], relu_output[images] > 0, out=target)
 
-        dxp = np.empty(xp.shape, dtype=dtype) if need_dx else None           # every element is written
-        dkernel, dbias = conv_rows.backward(fill, xp, kernel, stride, (OH, OW), dxp, need_bias, row_blocks, threads)
-        return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias
-    blocks = conv_blocks(N, OH, OW * K * dtype.itemsize, threads)
-    cols_size, part_size = _block_rows(blocks) * OW * K, _block_rows(blocks) * OW * C
-    if need_dx:
-        dxp = np.zeros(xp.shape, dtype=dtype)
-        kernel_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2))      # (KH, KW, F, C)
-        if blocks[0][1].stop - blocks[0][1].start < OH:
-            threads = 1          # row blocks of one image add into overlapping input rows
+    def gradient(images, rows, scratch):
+        if relu_output is None:
+            return dy[images, rows]
+        return np.multiply(dy[images, rows], relu_output[images, rows] > 0, out=scratch)
 
-    def backward_block(block):
-        """This block's shares of dkernel and dbias; adds its input gradient into dxp."""
-        images, rows = block
-        n, r = images.stop - images.start, rows.stop - rows.start
-        in_rows = _input_rows(rows, KH, stride[0])
-        cols = _cols2d(xp[images, in_rows], (KH, KW), stride, (r, OW), _scratch("cols", cols_size, dtype))
-        dy2d = dy[images, rows].reshape(n * r * OW, F)
-        if relu_output is not None:
-            dy2d = dy2d * (relu_output[images, rows].reshape(n * r * OW, F) > 0)
-        if need_dx:
-            part = _view(_scratch("dx_part", part_size, dtype), (n, r, OW, C))
-            target = dxp[images, in_rows]
-            for i in range(KH):
-                for j in range(KW):
-                    np.matmul(dy2d, kernel_t[i, j], out=part.reshape(-1, C))
-                    seen_rows, seen_cols = window_slices(i, j, stride, r, OW)
-                    target[:, seen_rows, seen_cols] += part
-        # The bias gradient sums dy over N, OH, OW: a GEMV with a vector of ones runs several times
-        # faster than .sum(axis=0) on such a tall, narrow matrix (and accumulates more accurately).
-        dbias = np.ones(len(dy2d), dtype=dtype) @ dy2d if need_bias else None
-        return cols.T @ dy2d, dbias
-
-    dkernel2d, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)   # sums of the blocks' shares
-    if not need_dx:
-        return None, dkernel2d.reshape(kernel.shape), dbias
-    return unpadded(dxp, pads), dkernel2d.reshape(kernel.shape), dbias
+    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, dy.shape[1:3], need_dx, need_bias, dtype,
+                                          conv_plan(xp, kernel.shape, stride, dtype))
+    return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias
 
 
 def unpadded(dxp, pads):

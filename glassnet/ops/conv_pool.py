@@ -6,7 +6,8 @@ that output is written to memory, read back by the pooling, and in the backward 
 writes a gradient of the same size which the convolution reads back with its ReLU mask. Here each
 block of images is pooled as soon as it is computed, while it is still in cache, and only the
 pooled output and the winners are kept; the backward pass routes the pooled gradient straight
-into the frame the convolution's GEMMs read (:mod:`glassnet.ops.conv_rows`).
+into the block the convolution's GEMMs read (the frame of :mod:`glassnet.ops.conv_rows`, or a
+block buffer of the im2col method).
 
 The ReLU's gate needs no array of its own: only a window's winner receives a gradient, and the
 winner's ReLU output is the pooled value, so the gate is ``pooled > 0``. The results equal the
@@ -14,31 +15,35 @@ two layers' to rounding (bit for bit in practice: the same GEMMs run in the same
 """
 import numpy as np
 
-from glassnet.ops import conv_rows
-from glassnet.ops.conv import row_window_blocks, unpadded
+from glassnet.ops.conv import backward_blocks, conv_plan, forward_blocks, unpadded
 from glassnet.ops.padding import pad2d
-from glassnet.ops.parallel import num_threads
 from glassnet.ops.pooling import route_to_winners, tiled_max_pool
 from glassnet.ops.workspace import scratch_array, view
 
 
 def _plan(xp, kernel, stride, dtype):
-    """(threads, blocks of whole images, (OH, OW)) for the row-window convolution, or None."""
-    KH, KW, C, F = kernel.shape
-    N, Hp, Wp, _ = xp.shape
-    OH, OW = Hp - KH + 1, (Wp - KW) // stride[1] + 1
-    threads = num_threads(N * OH * OW * KH * KW * C * dtype.itemsize)
-    blocks = row_window_blocks(xp, kernel.shape, stride, OW, dtype, threads)
-    return None if blocks is None else (threads, blocks, (OH, OW))
+    """(plan, (OH, OW)) for a convolution that runs in blocks of whole images, or None."""
+    KH, KW = kernel.shape[:2]
+    OH, OW = (xp.shape[1] - KH) // stride[0] + 1, (xp.shape[2] - KW) // stride[1] + 1
+    plan = conv_plan(xp, kernel.shape, stride, dtype, whole_images=True)
+    return None if plan is None else (plan, (OH, OW))
 
 
 def fusable(x, kernel, stride, pads, pool_size):
-    """Whether :func:`conv2d_relu_maxpool_forward` applies: the row-window convolution, and at
-    least one pooling window along each side of its output."""
-    if stride[0] != 1:
-        return False
-    plan = _plan(pad2d(x[:1], pads), kernel, stride, np.result_type(x, kernel))
-    return plan is not None and plan[2][0] >= pool_size[0] and plan[2][1] >= pool_size[1]
+    """Whether :func:`conv2d_relu_maxpool_forward` applies: blocks of whole images (any image whose
+    im2col matrix fits the memory budget) and at least one pooling window along each side."""
+    found = _plan(pad2d(x[:1], pads), kernel, stride, np.result_type(x, kernel))
+    return found is not None and found[1][0] >= pool_size[0] and found[1][1] >= pool_size[1]
+
+
+def _block_array(name, blocks, shape, dtype):
+    """A scratch array for one block of images, (n, *shape)."""
+    most = max(images.stop - images.start for images, _ in blocks)
+
+    def block_array(images):
+        n = images.stop - images.start
+        return view(scratch_array(name, most * int(np.prod(shape)), dtype), (n,) + tuple(shape))
+    return block_array
 
 
 def conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool_size, record_winners=True):
@@ -49,7 +54,7 @@ def conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool_size, record
     x : ndarray, shape (N, H, W, C)
     kernel : ndarray, shape (KH, KW, C, F)
     bias : ndarray, shape (F,) or None
-    stride, pads : the convolution's (see :func:`glassnet.ops.conv2d_forward`); stride[0] must be 1
+    stride, pads : the convolution's (see :func:`glassnet.ops.conv2d_forward`)
     pool_size : (PH, PW)
     record_winners : bool
         Note each window's winner for the backward pass (inference leaves it out).
@@ -62,20 +67,17 @@ def conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool_size, record
     """
     dtype = np.result_type(x, kernel)
     xp = pad2d(x, pads)
-    threads, blocks, (OH, OW) = _plan(xp, kernel, stride, dtype)
+    plan, (OH, OW) = _plan(xp, kernel, stride, dtype)
     F, (PH, PW) = kernel.shape[3], pool_size
     y = np.empty((x.shape[0], OH // PH, OW // PW, F), dtype=dtype)
     winner = np.empty(y.shape, dtype=np.uint8 if PH * PW < 256 else np.int32) if record_winners else None
-    block_images = max(images.stop - images.start for images, _ in blocks)
-
-    def target(images):
-        n = images.stop - images.start
-        return view(scratch_array("pooled_conv", block_images * OH * OW * F, dtype), (n, OH, OW * F))
+    block_output = _block_array("pooled_conv", plan[1], (OH, OW, F), dtype)
 
     def finish(images, out):
         tiled_max_pool(out.reshape(-1, OH, OW, F), pool_size, y[images], None if winner is None else winner[images])
 
-    conv_rows.forward(xp, kernel, bias, stride, True, (OH, OW), blocks, threads, target, finish)
+    forward_blocks(xp, kernel, bias, stride, True, (OH, OW), dtype, plan,
+                   target=lambda images, rows: block_output(images), finish=finish)
     return y, ((xp, stride, pads, y, winner, pool_size) if record_winners else None)
 
 
@@ -94,15 +96,15 @@ def conv2d_relu_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True
     """
     xp, stride, pads, y, winner, pool_size = cache
     dtype = np.result_type(dy, kernel)
-    threads, blocks, out_hw = _plan(xp, kernel, stride, dtype)
+    plan, out_hw = _plan(xp, kernel, stride, dtype)
     covered = (y.shape[1] * pool_size[0], y.shape[2] * pool_size[1])
 
-    def fill(images, target):
-        target[:, covered[0]:] = 0                   # rows and columns no window covers
-        target[:, :, covered[1]:] = 0
+    def gradient(images, rows, scratch):
+        scratch[:, covered[0]:] = 0                  # rows and columns no window covers
+        scratch[:, :, covered[1]:] = 0
         gated = dy[images] * (y[images] > 0)         # the ReLU's gate at each window's winner
-        route_to_winners(gated, winner[images], target, pool_size, pool_size)
+        route_to_winners(gated, winner[images], scratch, pool_size, pool_size)
+        return scratch
 
-    dxp = np.empty(xp.shape, dtype=dtype) if need_dx else None
-    dkernel, dbias = conv_rows.backward(fill, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads)
+    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, out_hw, need_dx, need_bias, dtype, plan)
     return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias

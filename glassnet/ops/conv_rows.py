@@ -71,9 +71,10 @@ def _accumulate_rows(xw, k3, out, OW, onto=False):
 def forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish=None):
     """The convolution (+ bias, + ReLU) of ``xp`` (N, Hp, Wp, C), block by block.
 
-    ``target(images)`` gives the (n, OH, OW * F) array a block's output goes to (a view of the
-    layer's output, or a scratch array); ``finish(images, out)``, when given, is called with the
-    finished block while it is still in cache (a fused max pooling reads it there).
+    ``target(images, rows)`` gives the contiguous (n, OH, OW, F) array a block's output goes to (a
+    view of the layer's output, or a scratch array); ``finish(images, out)``, when given, is called
+    with the finished block, shape (n, OH, OW * F), while it is still in cache (a fused max pooling
+    reads it there).
     """
     KH, KW, C, F = kernel.shape
     Hp, (OH, OW) = xp.shape[1], out_hw
@@ -84,7 +85,7 @@ def forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, fin
     def forward_block(block):
         images = block[0]
         xw = _row_windows(xp[images], KW, stride[1], OW, "rows_x")
-        out = target(images)
+        out = target(images, slice(0, OH)).reshape(-1, OH, OW * F)
         if per_image:
             if bias_row is not None:
                 out[...] = bias_row                  # the GEMMs add onto the bias: no pass of its own
@@ -116,11 +117,12 @@ def add_shares(total, part):
     return total
 
 
-def backward(fill, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads):
+def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads):
     """dkernel and dbias of the row-window convolution; writes the input gradient into ``dxp`` (if given).
 
-    ``fill(images, target)`` writes the gradient w.r.t. the output of those images (after any
-    ReLU gating) into ``target``, a (n, OH, OW, F) view of the frame the GEMMs read.
+    ``gradient(images, rows, scratch)`` returns the gradient w.r.t. the output of those images
+    (after any ReLU gating), shape (n, OH, OW, F): ``scratch`` filled in (a view of the frame the
+    GEMMs read, so no copy is needed), or an array that is then copied into the frame.
 
     Returns
     -------
@@ -140,7 +142,10 @@ def backward(fill, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads):
         # dy on the (Hp, OW) frame: the KH - 1 extra rows of each image stay zero
         frame = view(scratch_array("rows_dy", rows * F, dtype), (rows // (Hp * OW), Hp, OW, F))
         frame[:, OH:] = 0
-        fill(images, frame[:, :OH])
+        valid = frame[:, :OH]
+        block_gradient = gradient(images, slice(0, OH), valid)
+        if block_gradient is not valid:
+            valid[...] = block_gradient
         frame = frame.reshape(rows, F)
         dk3 = np.empty(k3.shape, dtype=dtype)
         for i in range(KH):

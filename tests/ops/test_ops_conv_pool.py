@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 
 from glassnet import ops
-from glassnet.ops import blas, conv_pool
+from glassnet.ops import conv_pool
 
-pytestmark = pytest.mark.skipif(not blas.available(np.float32), reason="no BLAS GEMM bound: no fused path")
 
 # (N, H, W, C, F), kernel, conv stride, conv pads, pool
 CONFIGS = [
@@ -14,6 +13,8 @@ CONFIGS = [
     ((2, 11, 11, 2, 5), (2, 3), (1, 2), ((0, 1), (2, 0)), (3, 2)),
     ((4, 14, 14, 6, 16), (5, 5), (1, 1), ((0, 0), (0, 0)), (2, 2)),    # LeNet's second convolution
     ((2, 7, 7, 4, 2), (3, 3), (1, 1), ((0, 0), (0, 0)), (5, 5)),       # one window, most cells left over
+    ((3, 12, 12, 1, 6), (5, 5), (1, 1), ((2, 2), (2, 2)), (2, 2)),     # C = 1 (LeNet's first): im2col method
+    ((2, 11, 9, 3, 4), (3, 3), (2, 1), ((1, 1), (0, 0)), (2, 2)),      # row stride 2: im2col method
 ]
 
 
@@ -66,8 +67,9 @@ def test_fused_over_many_blocks_and_threads(monkeypatch, threads):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_not_fusable_where_the_row_path_does_not_apply():
-    x = np.zeros((2, 10, 10, 3))
-    assert not conv_pool.fusable(x, np.zeros((3, 3, 3, 4)), (2, 1), ((0, 0), (0, 0)), (2, 2))   # row stride
-    assert not conv_pool.fusable(x[..., :1], np.zeros((3, 3, 1, 4)), (1, 1), ((0, 0), (0, 0)), (2, 2))  # C = 1
-    assert not conv_pool.fusable(x, np.zeros((3, 3, 3, 4)), (1, 1), ((0, 0), (0, 0)), (9, 2))   # 8 rows < 9
+def test_not_fusable_without_whole_image_blocks_or_a_whole_window(monkeypatch):
+    x, kernel = np.zeros((2, 10, 10, 3)), np.zeros((3, 3, 3, 4))
+    assert conv_pool.fusable(x, kernel, (1, 1), ((0, 0), (0, 0)), (2, 2))
+    assert not conv_pool.fusable(x, kernel, (1, 1), ((0, 0), (0, 0)), (9, 2))            # 8 output rows < 9
+    monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", 1000)                        # images split in rows
+    assert not conv_pool.fusable(x, kernel, (2, 1), ((0, 0), (0, 0)), (2, 2))

@@ -103,15 +103,31 @@ def test_children_can_run_without_the_blas_variables(monkeypatch):
 
 
 # -- im2col memory budget ---------------------------------------------------------------------------
-@pytest.mark.parametrize("N, OH, row_bytes, budget", [(7, 5, 100, 10 ** 9), (3, 9, 1000, 2500), (2, 4, 64, 1)])
-def test_conv_blocks_cover_the_output_once_and_respect_the_budget(monkeypatch, N, OH, row_bytes, budget):
+@pytest.mark.parametrize("image_flops", [0, 10 ** 6])
+@pytest.mark.parametrize("N, OH, row_bytes, budget", [(7, 5, 100, 10 ** 9), (3, 9, 1000, 2500), (2, 4, 64, 1),
+                                                      (128, 28, 2800, 10 ** 9), (128, 28, 2800, 400_000)])
+def test_conv_blocks_cover_the_output_once_and_respect_the_budget(monkeypatch, N, OH, row_bytes, budget, image_flops):
     monkeypatch.setattr(ops, "MEMORY_BUDGET_BYTES", budget)
     seen = np.zeros((N, OH), dtype=int)
-    for images, rows in conv_blocks(N, OH, row_bytes):
+    for images, rows in conv_blocks(N, OH, row_bytes, image_flops=image_flops):
         seen[images, rows] += 1
         block_rows = (images.stop - images.start) * (rows.stop - rows.start)
         assert block_rows * row_bytes <= max(budget, row_bytes)      # one output row is the smallest block
     assert (seen == 1).all()
+
+
+def test_small_images_come_in_blocks_of_enough_work(monkeypatch):
+    """LeNet's first layer (28x28, 5x5x6: 0.24 MFLOP and 78 KB of im2col per image): 4 MiB blocks
+    would be 3 blocks of ~43 images; MIN_BLOCK_FLOPS merges them into 2 of 64, within the budget."""
+    from glassnet.ops import conv
+    image_flops, row_bytes = 2 * 28 * 28 * 25 * 6, 28 * 25 * 4
+    sizes = [b[0].stop - b[0].start for b in conv_blocks(128, 28, row_bytes, image_flops=image_flops)]
+    assert sizes == [64, 64]
+    monkeypatch.setattr(conv, "MIN_BLOCK_FLOPS", 0)
+    assert len(conv_blocks(128, 28, row_bytes, image_flops=image_flops)) == 3
+    monkeypatch.setattr(conv, "MIN_BLOCK_FLOPS", 10 ** 12)
+    monkeypatch.setattr(ops, "MEMORY_BUDGET_BYTES", 32 * 28 * row_bytes)   # 32 images at most
+    assert {b[0].stop - b[0].start for b in conv_blocks(128, 28, row_bytes, image_flops=image_flops)} == {32}
 
 
 def _traced_peak(fn):

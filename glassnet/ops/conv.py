@@ -27,8 +27,13 @@ from glassnet.ops.workspace import clear_workspace, scratch_array as _scratch, v
 #: that builds it and the GEMM that reads it (measured fastest between 2 and 8 MiB).
 BLOCK_BYTES = 4 * 2 ** 20
 
+#: Least work (FLOPs) of a block of whole images, when the memory budget allows: measured on
+#: LeNet-5's 28x28 layers, where 4 MiB blocks are ~30 images and the blocks' Python, contending
+#: for the GIL across threads, cost 10% of a 2-thread training step.
+MIN_BLOCK_FLOPS = 16_000_000
 
-def conv_blocks(N, OH, row_bytes, threads=1):
+
+def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0):
     """Split the output ``(N, OH)`` into blocks whose im2col matrices fit the memory budget.
 
     Parameters
@@ -40,6 +45,10 @@ def conv_blocks(N, OH, row_bytes, threads=1):
     threads : int
         Blocks processed at once: each gets ``1 / threads`` of the budget, and whole-image
         blocks come in a multiple of ``threads`` when the batch allows, to keep every thread busy.
+    image_flops : int
+        Work of one image. Blocks of whole images hold :data:`BLOCK_BYTES` of im2col matrix, or
+        :data:`MIN_BLOCK_FLOPS` of work if that is more (within the memory budget): each block
+        costs some Python, which small images would not pay back.
 
     Returns
     -------
@@ -47,10 +56,12 @@ def conv_blocks(N, OH, row_bytes, threads=1):
         (images, output rows). Whole images when one fits, in blocks of equal size (to within
         one image), else rows of one image; at least one output row per block, whatever the budget.
     """
-    limit = max(1, min(BLOCK_BYTES, _ops.MEMORY_BUDGET_BYTES // threads))
+    budget = max(1, _ops.MEMORY_BUDGET_BYTES // threads)
+    limit = max(1, min(BLOCK_BYTES, budget))
     image_bytes = OH * row_bytes
     if image_bytes <= limit:
-        count = -(-N // max(1, limit // image_bytes))              # fewest blocks that fit
+        per_block = max(limit // image_bytes, min(-(-MIN_BLOCK_FLOPS // max(1, image_flops)), budget // image_bytes))
+        count = -(-N // max(1, per_block))                         # fewest blocks that fit
         count = min(N, -(-count // threads) * threads)             # ... in a multiple of threads
         step = -(-N // count)
         return [(slice(s, min(s + step, N)), slice(0, OH)) for s in range(0, N, step)]
@@ -110,7 +121,7 @@ def conv_plan(xp, kernel_shape, stride, dtype, whole_images=False):
     rows = row_window_blocks(xp, kernel_shape, stride, OW, dtype, threads)
     if rows is not None:
         return "rows", rows, threads
-    blocks = conv_blocks(N, OH, OW * KH * KW * C * dtype.itemsize, threads)
+    blocks = conv_blocks(N, OH, OW * KH * KW * C * dtype.itemsize, threads, image_flops=2 * OH * OW * KH * KW * C * F)
     if whole_images and _block_rows(blocks) < OH:
         return None
     return "im2col", blocks, threads
@@ -288,5 +299,6 @@ def row_window_blocks(xp, kernel_shape, stride, OW, dtype, threads):
     (including an input whose dtype is not the computation's ``dtype``)."""
     N, Hp, _, C = xp.shape
     KH, KW = kernel_shape[:2]
-    blocks = conv_blocks(N, Hp, OW * KW * C * dtype.itemsize, threads)
+    blocks = conv_blocks(N, Hp, OW * KW * C * dtype.itemsize, threads,
+                         image_flops=2 * (Hp - KH + 1) * OW * KH * KW * C * kernel_shape[3])
     return blocks if xp.dtype == dtype and conv_rows.applicable(C, stride, dtype, blocks, Hp) else None

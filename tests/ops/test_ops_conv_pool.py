@@ -56,6 +56,7 @@ def test_fused_equals_conv_relu_then_max_pool(dtype, shape, kernel_hw, stride, p
 def test_fused_over_many_blocks_and_threads(monkeypatch, threads):
     monkeypatch.setattr(ops, "NUM_THREADS", threads)
     monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 12 * 10 * 3 * 3 * 8)   # one padded image's xw: a block each
+    monkeypatch.setattr("glassnet.ops.conv.MIN_BLOCK_FLOPS", 0)
     monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
     rng = np.random.default_rng(4)
     x, kernel, bias = rng.standard_normal((7, 10, 10, 3)), rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)

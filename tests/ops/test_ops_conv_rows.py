@@ -61,6 +61,7 @@ def test_row_windows_over_many_blocks_and_threads(monkeypatch, threads):
     """Small blocks (one image each) spread over threads sum the kernel gradient exactly once."""
     monkeypatch.setattr(ops, "NUM_THREADS", threads)
     monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 11 * 8 * 3 * 3 * 8)    # one padded image's xw: a block each
+    monkeypatch.setattr("glassnet.ops.conv.MIN_BLOCK_FLOPS", 0)
     monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
     blocks_seen = []
     real_backward = conv_rows.backward

@@ -146,3 +146,23 @@ def gemm(a, b, out, accumulate=False):
     else:
         np.matmul(a, b, out=out)
     return out
+
+
+#: Rows of the two tall operands of :func:`gemm_tall` per call: (P + Q) * rows * 4 bytes near 512 KiB
+#: keeps both in cache; OpenBLAS's own blocking for a long inner dimension with a tiny output
+#: ran 1.1-1.5x slower (measured on convolution weight gradients, 2026-11-30).
+TALL_CHUNK_BYTES = 512 * 2 ** 10
+
+
+def gemm_tall(a, b, out):
+    """``out[...] = a.T @ b`` for tall ``a`` (R, P) and ``b`` (R, Q): the sum over R, in chunks of rows.
+
+    ``a`` and ``b`` are 2-D with unit stride along their rows' values or transposed views (as
+    :func:`gemm` takes); ``out`` is (P, Q).
+    """
+    rows = len(a)
+    chunk = max(1024, 1 << int(np.log2(max(2, TALL_CHUNK_BYTES // (4 * (a.shape[1] + b.shape[1]))))))
+    gemm(a[:chunk].T, b[:chunk], out)
+    for start in range(chunk, rows, chunk):
+        gemm(a[start:start + chunk].T, b[start:start + chunk], out, accumulate=True)
+    return out

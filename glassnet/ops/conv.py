@@ -16,7 +16,7 @@ cache, against a large buffer written to memory and read back.
 import numpy as np
 
 import glassnet.ops as _ops
-from glassnet.ops import conv_rows
+from glassnet.ops import blas, conv_rows
 from glassnet.ops.conv_rows import add_shares
 from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
@@ -241,7 +241,7 @@ def backward_blocks(gradient, xp, kernel, stride, out_hw, need_dx, need_bias, dt
         # The bias gradient sums dy over N, OH, OW: a GEMV with a vector of ones runs several times
         # faster than .sum(axis=0) on such a tall, narrow matrix (and accumulates more accurately).
         dbias = np.ones(len(dy2d), dtype=dtype) @ dy2d if need_bias else None
-        return cols.T @ dy2d, dbias
+        return blas.gemm_tall(cols, dy2d, np.empty((K, F), dtype=dtype)), dbias
 
     dkernel2d, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)   # sums of the blocks' shares
     return dxp, dkernel2d.reshape(kernel.shape), dbias

@@ -149,7 +149,7 @@ def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threa
         frame = frame.reshape(rows, F)
         dk3 = np.empty(k3.shape, dtype=dtype)
         for i in range(KH):
-            blas.gemm(xw[i * OW:].T, frame[:rows - i * OW], dk3[i])
+            blas.gemm_tall(xw[i * OW:], frame[:rows - i * OW], dk3[i])
         if dxp is not None:
             dxw = view(scratch_array("rows_x", rows * KW * C, dtype), (rows, KW * C))    # xw is used up
             for i in range(KH):

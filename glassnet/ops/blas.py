@@ -149,18 +149,23 @@ def gemm(a, b, out, accumulate=False):
 
 
 #: Rows of the two tall operands of :func:`gemm_tall` per call: (P + Q) * rows * 4 bytes near 512 KiB
-#: keeps both in cache; OpenBLAS's own blocking for a long inner dimension with a tiny output
-#: ran 1.1-1.5x slower (measured on convolution weight gradients, 2026-11-30).
+#: keeps both in cache. For a tiny output (P * Q <= :data:`TALL_TINY_OUTPUT`: a first layer's
+#: weight gradient such as 25 x 6) OpenBLAS's own blocking ran 1.2-1.4x slower; for larger outputs
+#: chunking made no difference (measured 2026-11-30), so they go in one call.
 TALL_CHUNK_BYTES = 512 * 2 ** 10
+TALL_TINY_OUTPUT = 512
 
 
 def gemm_tall(a, b, out):
-    """``out[...] = a.T @ b`` for tall ``a`` (R, P) and ``b`` (R, Q): the sum over R, in chunks of rows.
+    """``out[...] = a.T @ b`` for tall ``a`` (R, P) and ``b`` (R, Q): the sum over R, in chunks of
+    rows when the output is tiny (see :data:`TALL_CHUNK_BYTES`).
 
     ``a`` and ``b`` are 2-D with unit stride along their rows' values or transposed views (as
     :func:`gemm` takes); ``out`` is (P, Q).
     """
     rows = len(a)
+    if a.shape[1] * b.shape[1] > TALL_TINY_OUTPUT:
+        return gemm(a.T, b, out)
     chunk = max(1024, 1 << int(np.log2(max(2, TALL_CHUNK_BYTES // (4 * (a.shape[1] + b.shape[1]))))))
     gemm(a[:chunk].T, b[:chunk], out)
     for start in range(chunk, rows, chunk):

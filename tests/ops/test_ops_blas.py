@@ -64,11 +64,12 @@ def test_gemm_empty_and_shape_errors():
         blas.gemm(np.ones((2, 3)), np.ones((4, 5)), np.ones((2, 5)))
 
 
+@pytest.mark.parametrize("columns", [(7, 3), (30, 20)], ids=["tiny-output-chunked", "one-call"])
 @pytest.mark.parametrize("rows", [1, 1023, 1024, 5000])
-def test_gemm_tall_sums_over_row_chunks(path, rows):
+def test_gemm_tall_sums_over_row_chunks(path, rows, columns):
     rng = np.random.default_rng(rows)
-    a = rng.standard_normal((rows, 7)).astype("float32")
-    b = rng.standard_normal((3, rows)).astype("float32").T        # a transposed view
-    out = np.full((7, 3), np.nan, dtype="float32")
+    a = rng.standard_normal((rows, columns[0])).astype("float32")
+    b = rng.standard_normal((columns[1], rows)).astype("float32").T        # a transposed view
+    out = np.full(columns, np.nan, dtype="float32")
     blas.gemm_tall(a, b, out)
     np.testing.assert_allclose(out, a.astype("float64").T @ b.astype("float64"), rtol=1e-4, atol=1e-4)

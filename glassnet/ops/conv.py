@@ -12,6 +12,12 @@ whose im2col matrix fits in the CPU cache (:data:`BLOCK_BYTES`) and never exceed
 ``glassnet.ops.MEMORY_BUDGET_BYTES``. The backward pass rebuilds each block's matrix from the
 cached input instead of keeping the whole one from the forward pass: a cheap copy that stays in
 cache, against a large buffer written to memory and read back.
+
+Where the stride down the rows is 1 and there are several input channels, the row-window method
+of :mod:`glassnet.ops.conv_rows` (im2col along the width only, one accumulating GEMM per kernel
+row) replaces im2col. :func:`conv_plan` picks the method; :func:`forward_blocks` and
+:func:`backward_blocks` run either one, with hooks for where each block's output goes and where
+its output gradient comes from, which :mod:`glassnet.ops.conv_pool` uses to fuse a max pooling.
 """
 import numpy as np
 

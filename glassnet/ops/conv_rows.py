@@ -40,7 +40,8 @@ def _row_windows(xp, KW, sw, OW, name):
 
 
 def _scatter_columns(dxw, target, sw):
-    """``target[:, :, ow*sw + j] = sum_j dxw[:, :, ow, j]``: col2im along the width (overwrites ``target``).
+    """``target[:, :, w] = sum of dxw[:, :, ow, j] over ow * sw + j == w``: col2im along the width
+    (overwrites ``target``, (n, Hp, Wp, C)).
 
     With stride 1 the first kernel column covers columns 0..OW-1 on its own, so it is copied
     rather than added onto zeros; only the KW - 1 columns beyond it are cleared first.

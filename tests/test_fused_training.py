@@ -52,6 +52,12 @@ def test_fused_training_step_passes_the_finite_difference_check(fused_calls):
     assert fused_calls and max(errors.values()) < 1e-7
 
 
+def test_a_convolution_without_activation_fuses_too(fused_calls):
+    x, _ = _images(3)
+    errors = check_model_gradients(_net(second_activation=None), x, training=True)
+    assert fused_calls and max(errors.values()) < 1e-7
+
+
 @pytest.mark.parametrize("kwargs", [dict(pool_strides=1), dict(second_activation="tanh")])
 def test_pairs_that_cannot_fuse_run_as_two_layers(fused_calls, kwargs):
     x, _ = _images(2)

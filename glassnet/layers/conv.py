@@ -5,7 +5,7 @@ from glassnet.errors import message
 from glassnet.layers.activated import Activated
 from glassnet.layers.base import (Layer, check_initializer, check_padding, initializer_config, positive_pair,
                                   register, require_forward)
-from glassnet.ops import (conv2d_backward, conv2d_forward, conv2d_relu_maxpool_backward, conv2d_relu_maxpool_forward,
+from glassnet.ops import (conv2d_backward, conv2d_forward, conv2d_maxpool_backward, conv2d_maxpool_forward,
                           conv_output_size, conv_pool, pad2d, resolve_padding, unpad2d)
 
 
@@ -97,10 +97,11 @@ class Conv2D(Activated, Layer):
 
     def fuses_with(self, pool, x):
         """Whether a training step may run this layer and ``pool``, the MaxPooling2D after it, as one
-        (:func:`glassnet.ops.conv2d_relu_maxpool_forward`): a ReLU under the vanilla rule, pooling
-        windows that tile the input without padding, and a convolution the fused op supports."""
+        (:func:`glassnet.ops.conv2d_maxpool_forward`): no activation or a ReLU under the vanilla
+        rule, pooling windows that tile the input without padding, and images small enough to be
+        processed whole."""
         from glassnet.layers.pooling import MaxPooling2D
-        if not (self.activation == "relu" and self.relu_rule == "vanilla" and type(pool) is MaxPooling2D
+        if not (self.activation in ("relu", "linear") and self.relu_rule == "vanilla" and type(pool) is MaxPooling2D
                 and pool.strides == pool.pool_size and pool.padding == "valid"):
             return False
         return conv_pool.fusable(x, self.params["kernel"], self.strides, self._pads(x.shape[1:3]), pool.pool_size)
@@ -113,16 +114,16 @@ class Conv2D(Activated, Layer):
         backward pass). ``x`` (N, H, W, C) -> (N, OH // PH, OW // PW, F).
         """
         self.ensure_built(x)
-        y, self._cache = conv2d_relu_maxpool_forward(x, self.params["kernel"], self.params.get("bias"),
-                                                     self.strides, self._pads(x.shape[1:3]), pool.pool_size,
-                                                     record_winners=training)
+        y, self._cache = conv2d_maxpool_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
+                                                self._pads(x.shape[1:3]), pool.pool_size,
+                                                relu=self.activation == "relu", record_winners=training)
         self._y, self._pooled_with, pool._cache = None, (pool if training else None), None
         return y
 
     def backward_pooled(self, dy):
         """Gradient w.r.t. this layer's input from the gradient w.r.t. the pooled output of :meth:`forward_pooled`."""
-        dx, dkernel, dbias = conv2d_relu_maxpool_backward(dy, self._cache, self.params["kernel"],
-                                                          need_dx=self.input_grad, need_bias=self.use_bias)
+        dx, dkernel, dbias = conv2d_maxpool_backward(dy, self._cache, self.params["kernel"],
+                                                     need_dx=self.input_grad, need_bias=self.use_bias)
         self.grads["kernel"] = dkernel
         if self.use_bias:
             self.grads["bias"] = dbias

@@ -19,12 +19,12 @@ from glassnet.ops.conv import conv2d_backward, conv2d_forward
 from glassnet.ops.parallel import matmul
 from glassnet.ops.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                                   max_pool2d_forward)
-from glassnet.ops.conv_pool import conv2d_relu_maxpool_backward, conv2d_relu_maxpool_forward
+from glassnet.ops.conv_pool import conv2d_maxpool_backward, conv2d_maxpool_forward
 
 __all__ = [
     "MEMORY_BUDGET_BYTES", "NUM_THREADS",
     "conv_output_size", "pad2d", "resolve_padding", "unpad2d", "im2col", "col2im",
     "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward", "matmul",
-    "conv2d_relu_maxpool_forward", "conv2d_relu_maxpool_backward",
+    "conv2d_maxpool_forward", "conv2d_maxpool_backward",
 ]

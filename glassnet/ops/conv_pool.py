@@ -1,7 +1,7 @@
-"""Convolution + ReLU + max pooling in one pass over each block of images (used while training).
+"""Convolution (+ ReLU) + max pooling in one pass over each block of images.
 
 ``Conv2D(activation="relu")`` followed by ``MaxPooling2D`` whose windows tile its input is the
-commonest pair in a CNN, and its largest array is the convolution's output. Run as two layers,
+commonest pair in a CNN (seed 003's network has it without the ReLU), and its largest array is the convolution's output. Run as two layers,
 that output is written to memory, read back by the pooling, and in the backward pass the pooling
 writes a gradient of the same size which the convolution reads back with its ReLU mask. Here each
 block of images is pooled as soon as it is computed, while it is still in cache, and only the
@@ -9,7 +9,7 @@ pooled output and the winners are kept; the backward pass routes the pooled grad
 into the block the convolution's GEMMs read (the frame of :mod:`glassnet.ops.conv_rows`, or a
 block buffer of the im2col method).
 
-The ReLU's gate needs no array of its own: only a window's winner receives a gradient, and the
+A ReLU's gate needs no array of its own: only a window's winner receives a gradient, and the
 winner's ReLU output is the pooled value, so the gate is ``pooled > 0``. The results equal the
 two layers' to rounding (bit for bit in practice: the same GEMMs run in the same order).
 """
@@ -30,7 +30,7 @@ def _plan(xp, kernel, stride, dtype):
 
 
 def fusable(x, kernel, stride, pads, pool_size):
-    """Whether :func:`conv2d_relu_maxpool_forward` applies: blocks of whole images (any image whose
+    """Whether :func:`conv2d_maxpool_forward` applies: blocks of whole images (any image whose
     im2col matrix fits the memory budget) and at least one pooling window along each side."""
     found = _plan(pad2d(x[:1], pads), kernel, stride, np.result_type(x, kernel))
     return found is not None and found[1][0] >= pool_size[0] and found[1][1] >= pool_size[1]
@@ -46,8 +46,9 @@ def _block_array(name, blocks, shape, dtype):
     return block_array
 
 
-def conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool_size, record_winners=True):
-    """``max_pool(relu(conv(x)))`` with stride == pool size, without the convolution's full output.
+def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, record_winners=True):
+    """``max_pool(relu(conv(x)))`` (or ``max_pool(conv(x))``) with stride == pool size, without the
+    convolution's full output.
 
     Parameters
     ----------
@@ -56,13 +57,15 @@ def conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool_size, record
     bias : ndarray, shape (F,) or None
     stride, pads : the convolution's (see :func:`glassnet.ops.conv2d_forward`)
     pool_size : (PH, PW)
+    relu : bool
+        Apply a ReLU between the convolution and the pooling.
     record_winners : bool
         Note each window's winner for the backward pass (inference leaves it out).
 
     Returns
     -------
     y : ndarray, shape (N, OH // PH, OW // PW, F)
-    cache : tuple for :func:`conv2d_relu_maxpool_backward` (refers to ``x`` and ``y``), or None
+    cache : tuple for :func:`conv2d_maxpool_backward` (refers to ``x`` and ``y``), or None
         without ``record_winners``
     """
     dtype = np.result_type(x, kernel)
@@ -76,13 +79,13 @@ def conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool_size, record
     def finish(images, out):
         tiled_max_pool(out.reshape(-1, OH, OW, F), pool_size, y[images], None if winner is None else winner[images])
 
-    forward_blocks(xp, kernel, bias, stride, True, (OH, OW), dtype, plan,
+    forward_blocks(xp, kernel, bias, stride, relu, (OH, OW), dtype, plan,
                    target=lambda images, rows: block_output(images), finish=finish)
-    return y, ((xp, stride, pads, y, winner, pool_size) if record_winners else None)
+    return y, ((xp, stride, pads, y, winner, pool_size, relu) if record_winners else None)
 
 
-def conv2d_relu_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True):
-    """Gradients of :func:`conv2d_relu_maxpool_forward`.
+def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True):
+    """Gradients of :func:`conv2d_maxpool_forward`.
 
     Parameters
     ----------
@@ -94,7 +97,7 @@ def conv2d_relu_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True
     dkernel : ndarray, shape (KH, KW, C, F)
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
-    xp, stride, pads, y, winner, pool_size = cache
+    xp, stride, pads, y, winner, pool_size, relu = cache
     dtype = np.result_type(dy, kernel)
     plan, out_hw = _plan(xp, kernel, stride, dtype)
     covered = (y.shape[1] * pool_size[0], y.shape[2] * pool_size[1])
@@ -102,7 +105,7 @@ def conv2d_relu_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True
     def gradient(images, rows, scratch):
         scratch[:, covered[0]:] = 0                  # rows and columns no window covers
         scratch[:, :, covered[1]:] = 0
-        gated = dy[images] * (y[images] > 0)         # the ReLU's gate at each window's winner
+        gated = dy[images] * (y[images] > 0) if relu else dy[images]    # a ReLU's gate at each winner
         route_to_winners(gated, winner[images], scratch, pool_size, pool_size)
         return scratch
 

@@ -18,16 +18,17 @@ CONFIGS = [
 ]
 
 
-def _separate(x, kernel, bias, stride, pads, pool, dy):
-    z, conv_cache = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=True)
+def _separate(x, kernel, bias, stride, pads, pool, dy, relu=True):
+    z, conv_cache = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=relu)
     y, pool_cache = ops.max_pool2d_forward(z, pool, pool, ((0, 0), (0, 0)))
     dz = ops.max_pool2d_backward(dy, pool_cache)
-    return y, ops.conv2d_backward(dz, conv_cache, kernel, need_bias=bias is not None, relu_output=z)
+    return y, ops.conv2d_backward(dz, conv_cache, kernel, need_bias=bias is not None, relu_output=z if relu else None)
 
 
+@pytest.mark.parametrize("relu", [True, False], ids=["relu", "linear"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("shape, kernel_hw, stride, pads, pool", CONFIGS)
-def test_fused_equals_conv_relu_then_max_pool(dtype, shape, kernel_hw, stride, pads, pool):
+def test_fused_equals_conv_relu_then_max_pool(relu, dtype, shape, kernel_hw, stride, pads, pool):
     N, H, W, C, F = shape
     rng = np.random.default_rng(sum(shape))
     # small integers: many ReLU zeros and exact ties inside windows
@@ -35,11 +36,11 @@ def test_fused_equals_conv_relu_then_max_pool(dtype, shape, kernel_hw, stride, p
     kernel = rng.integers(-1, 2, size=kernel_hw + (C, F)).astype(dtype)
     bias = rng.integers(-1, 2, size=F).astype(dtype) if F % 2 else None
     assert conv_pool.fusable(x, kernel, stride, pads, pool)
-    y, cache = ops.conv2d_relu_maxpool_forward(x, kernel, bias, stride, pads, pool)
+    y, cache = ops.conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool, relu=relu)
     dy = rng.standard_normal(y.shape).astype(dtype)
-    expected_y, expected_grads = _separate(x, kernel, bias, stride, pads, pool, dy)
+    expected_y, expected_grads = _separate(x, kernel, bias, stride, pads, pool, dy, relu)
     np.testing.assert_array_equal(y, expected_y)
-    grads = ops.conv2d_relu_maxpool_backward(dy, cache, kernel, need_bias=bias is not None)
+    grads = ops.conv2d_maxpool_backward(dy, cache, kernel, need_bias=bias is not None)
     tolerance = 1e-12 if dtype == "float64" else 1e-5
     for got, expected in zip(grads, expected_grads):
         if expected is None:
@@ -47,7 +48,7 @@ def test_fused_equals_conv_relu_then_max_pool(dtype, shape, kernel_hw, stride, p
         else:
             assert got.shape == expected.shape and got.dtype == expected.dtype
             np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
-    dx, dkernel, _ = ops.conv2d_relu_maxpool_backward(dy, cache, kernel, need_dx=False)
+    dx, dkernel, _ = ops.conv2d_maxpool_backward(dy, cache, kernel, need_dx=False)
     assert dx is None
     np.testing.assert_allclose(dkernel, expected_grads[1], rtol=tolerance, atol=tolerance)
 
@@ -60,11 +61,11 @@ def test_fused_over_many_blocks_and_threads(monkeypatch, threads):
     monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
     rng = np.random.default_rng(4)
     x, kernel, bias = rng.standard_normal((7, 10, 10, 3)), rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
-    y, cache = ops.conv2d_relu_maxpool_forward(x, kernel, bias, (1, 1), ((1, 1), (1, 1)), (2, 2))
+    y, cache = ops.conv2d_maxpool_forward(x, kernel, bias, (1, 1), ((1, 1), (1, 1)), (2, 2))
     dy = rng.standard_normal(y.shape)
     expected_y, expected_grads = _separate(x, kernel, bias, (1, 1), ((1, 1), (1, 1)), (2, 2), dy)
     np.testing.assert_array_equal(y, expected_y)
-    for got, expected in zip(ops.conv2d_relu_maxpool_backward(dy, cache, kernel), expected_grads):
+    for got, expected in zip(ops.conv2d_maxpool_backward(dy, cache, kernel), expected_grads):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 

@@ -240,3 +240,12 @@ def test_fused_relu_matches_relu_after_the_convolution():
     np.testing.assert_array_equal(dy, dy_before)                           # dy is not modified
     for e, g in zip(expected, got):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_small_convolutions_are_not_split_between_threads(monkeypatch):
+    from glassnet.ops import conv
+    image_flops, row_bytes = 2 * 10 * 10 * 150 * 16, 10 * 150 * 4        # LeNet's second convolution
+    assert len(conv_blocks(32, 10, row_bytes, threads=2, image_flops=image_flops)) == 1   # 15 MFLOP in all
+    assert len(conv_blocks(128, 10, row_bytes, threads=2, image_flops=image_flops)) == 2  # 61 MFLOP
+    monkeypatch.setattr(conv, "MIN_THREAD_FLOPS", 0)
+    assert len(conv_blocks(32, 10, row_bytes, threads=2, image_flops=image_flops)) == 2

@@ -186,7 +186,7 @@ class Sequential:
         """Run layers ``[0, stop)`` (all by default) on an already validated batch.
 
         With ``logits=True`` the final softmax/sigmoid is left out. ``fuse`` (default: ``training``)
-        runs each Conv2D(relu) + MaxPooling2D pair that allows it as one fused step
+        runs each Conv2D (ReLU or no activation) + MaxPooling2D pair that allows it as one fused step
         (:meth:`glassnet.layers.Conv2D.forward_pooled`); a fused inference pass (``fuse=True``,
         ``training=False``, as in :meth:`predict`) keeps nothing for a backward pass.
         """
@@ -208,8 +208,8 @@ class Sequential:
         return x
 
     def _fusable_pair(self, index, end, x):
-        """Whether layers ``index`` and ``index + 1`` (both before ``end``) train as one fused
-        Conv2D + ReLU + MaxPooling2D step (see :meth:`glassnet.layers.Conv2D.fuses_with`)."""
+        """Whether layers ``index`` and ``index + 1`` (both before ``end``) run as one fused
+        Conv2D + MaxPooling2D step (see :meth:`glassnet.layers.Conv2D.fuses_with`)."""
         layer = self._layers[index]
         return index + 1 < end and hasattr(layer, "fuses_with") and layer.fuses_with(self._layers[index + 1], x)
 
@@ -227,7 +227,8 @@ class Sequential:
             layer, below = self._layers[index], self._layers[index - 1] if index > 0 else None
             if hasattr(below, "pooled_with") and below.pooled_with(layer):
                 if index - 1 < stop:
-                    raise RuntimeError(message("Sequential.backward", f"a stop below layer {index - 1}",
+                    raise RuntimeError(message("Sequential.backward",
+                                               f"a stop outside the fused layers {index - 1} and {index}",
                                                f"stop={stop}, inside the fused pair '{below.name}' + '{layer.name}'",
                                                "Run the forward pass with training=False to stop between them."))
                 dy = below.backward_pooled(dy)

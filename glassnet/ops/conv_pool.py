@@ -1,9 +1,10 @@
 """Convolution (+ ReLU) + max pooling in one pass over each block of images.
 
 ``Conv2D(activation="relu")`` followed by ``MaxPooling2D`` whose windows tile its input is the
-commonest pair in a CNN (seed 003's network has it without the ReLU), and its largest array is the convolution's output. Run as two layers,
-that output is written to memory, read back by the pooling, and in the backward pass the pooling
-writes a gradient of the same size which the convolution reads back with its ReLU mask. Here each
+commonest pair in a CNN (seed 003's network has it without the ReLU), and its largest array is
+the convolution's output. Run as two layers, that output is written to memory, read back by the
+pooling, and in the backward pass the pooling writes a gradient of the same size which the
+convolution reads back with its ReLU mask. Here each
 block of images is pooled as soon as it is computed, while it is still in cache, and only the
 pooled output and the winners are kept; the backward pass routes the pooled gradient straight
 into the block the convolution's GEMMs read (the frame of :mod:`glassnet.ops.conv_rows`, or a

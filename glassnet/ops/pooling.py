@@ -77,7 +77,9 @@ def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
     """Max pooling.
 
     A running maximum over the KH * KW window offsets, one strided view of the batch per offset
-    (the batch split between worker threads, see :mod:`glassnet.ops.parallel`). With ``record_winners`` it also notes which offset won each window (the first one on
+    (windows that tile the input: row maxima over whole rows first, see :func:`tiled_max_pool`;
+    the batch split between worker threads, see :mod:`glassnet.ops.parallel`). With
+    ``record_winners`` it also notes which offset won each window (the first one on
     ties) while the input is still in cache, so the backward pass never reads the input again;
     inference can leave that out (the backward pass then finds the winners itself).
 

@@ -45,6 +45,7 @@ class Conv2D(Activated, Layer):
         self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer", "Conv2D")
         self.bias_initializer = check_initializer(bias_initializer, "bias_initializer", "Conv2D")
         self.input_grad = True
+        self._pooled_with = None           # the MaxPooling2D of the last fused forward pass (forward_pooled)
 
     def _pads(self, input_hw):
         return resolve_padding(self.padding, self.kernel_size, self.strides, input_hw)
@@ -90,6 +91,10 @@ class Conv2D(Activated, Layer):
         dz = dy if fused else self._deactivate(dy)
         dx, dkernel, dbias = conv2d_backward(dz, self._cache, self.params["kernel"], need_dx=self.input_grad,
                                              need_bias=self.use_bias, relu_output=self._y if fused else None)
+        return self._keep_grads(dx, dkernel, dbias)
+
+    def _keep_grads(self, dx, dkernel, dbias):
+        """Store the parameter gradients of a backward pass; returns ``dx``."""
         self.grads["kernel"] = dkernel
         if self.use_bias:
             self.grads["bias"] = dbias
@@ -122,16 +127,12 @@ class Conv2D(Activated, Layer):
 
     def backward_pooled(self, dy):
         """Gradient w.r.t. this layer's input from the gradient w.r.t. the pooled output of :meth:`forward_pooled`."""
-        dx, dkernel, dbias = conv2d_maxpool_backward(dy, self._cache, self.params["kernel"],
-                                                     need_dx=self.input_grad, need_bias=self.use_bias)
-        self.grads["kernel"] = dkernel
-        if self.use_bias:
-            self.grads["bias"] = dbias
-        return dx
+        return self._keep_grads(*conv2d_maxpool_backward(dy, self._cache, self.params["kernel"],
+                                                         need_dx=self.input_grad, need_bias=self.use_bias))
 
     def pooled_with(self, pool):
         """Whether the last forward pass ran fused with ``pool`` (and ``pool`` has not run alone since)."""
-        return getattr(self, "_pooled_with", None) is pool and getattr(pool, "_cache", None) is None
+        return self._pooled_with is pool and getattr(pool, "_cache", None) is None
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),

@@ -70,6 +70,8 @@ def _self_test(dtype):
 
 
 def _load():
+    if _STATE["loaded"]:               # every GEMM call passes here: no lock once loaded
+        return
     with _LOCK:
         if _STATE["loaded"]:
             return
@@ -82,10 +84,10 @@ def _load():
             if all(functions.values()):
                 _STATE["gemm"] = functions
                 break
-        _STATE["loaded"] = True
         for dtype in list(_STATE["gemm"]):
             if not _self_test(dtype):
                 _STATE["gemm"].pop(dtype)
+        _STATE["loaded"] = True            # only now: the unlocked check above must see tested functions
 
 
 def available(dtype=np.float32):
@@ -150,7 +152,7 @@ def gemm(a, b, out, accumulate=False):
 
 #: Rows of the two tall operands of :func:`gemm_tall` per call: (P + Q) * rows * 4 bytes near 512 KiB
 #: keeps both in cache. For a tiny output (P * Q <= :data:`TALL_TINY_OUTPUT`: a first layer's
-#: weight gradient such as 25 x 6) OpenBLAS's own blocking ran 1.2-1.4x slower; for larger outputs
+#: weight gradient such as 25 x 6) OpenBLAS's own blocking ran 1.15-1.5x slower; for larger outputs
 #: chunking made no difference (measured 2026-11-30), so they go in one call.
 TALL_CHUNK_BYTES = 512 * 2 ** 10
 TALL_TINY_OUTPUT = 512

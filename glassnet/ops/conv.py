@@ -19,6 +19,8 @@ row) replaces im2col. :func:`conv_plan` picks the method; :func:`forward_blocks`
 :func:`backward_blocks` run either one, with hooks for where each block's output goes and where
 its output gradient comes from, which :mod:`glassnet.ops.conv_pool` uses to fuse a max pooling.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 import glassnet.ops as _ops
@@ -120,33 +122,42 @@ def _matmul_into(a, b, out):
         out[...] = (a @ b).reshape(out.shape)
 
 
-def conv_plan(xp, kernel_shape, stride, dtype, whole_images=False):
-    """How to run a convolution of the padded input ``xp``: (method, blocks, threads).
+class ConvPlan(NamedTuple):
+    """How a convolution runs: ``method`` "rows" (:mod:`glassnet.ops.conv_rows`) or "im2col",
+    the blocks of :func:`conv_blocks`, the number of threads, and the output's (OH, OW)."""
+    method: str
+    blocks: list
+    threads: int
+    out_hw: tuple
 
-    ``method`` is "rows" (:mod:`glassnet.ops.conv_rows`) where it applies, else "im2col";
-    ``blocks`` are :func:`conv_blocks`'s. With ``whole_images``, None when the blocks would have
-    to split an image (an image whose im2col matrix exceeds the memory budget).
+
+def conv_plan(padded_shape, input_dtype, kernel_shape, stride, dtype, whole_images=False):
+    """The :class:`ConvPlan` for a padded input of ``padded_shape`` and ``input_dtype``.
+
+    The row-window method where it applies, else im2col. With ``whole_images``, None when the
+    blocks would have to split an image (an image whose im2col matrix exceeds the memory budget).
+    Only shapes are needed, so a caller can plan before padding anything.
     """
     KH, KW, C, F = kernel_shape
-    N, Hp, Wp, _ = xp.shape
+    N, Hp, Wp, _ = padded_shape
     OH, OW = (Hp - KH) // stride[0] + 1, (Wp - KW) // stride[1] + 1
     threads = num_threads(N * OH * OW * KH * KW * C * dtype.itemsize)
-    rows = row_window_blocks(xp, kernel_shape, stride, OW, dtype, threads)
-    if rows is not None:
-        return "rows", rows, threads
+    rows = _row_window_blocks(padded_shape, kernel_shape, stride, OW, dtype, threads)
+    if rows is not None and input_dtype == dtype:
+        return ConvPlan("rows", rows, threads, (OH, OW))
     blocks = conv_blocks(N, OH, OW * KH * KW * C * dtype.itemsize, threads, image_flops=2 * OH * OW * KH * KW * C * F)
     if whole_images and _block_rows(blocks) < OH:
         return None
-    return "im2col", blocks, threads
+    return ConvPlan("im2col", blocks, threads, (OH, OW))
 
 
-def forward_blocks(xp, kernel, bias, stride, relu, out_hw, dtype, plan, target, finish=None):
+def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=None):
     """Run the convolution (+ bias, + ReLU) of the padded input ``xp`` block by block.
 
     ``target(images, rows)`` gives the contiguous (n, r, OW, F) array a block's output is written
     to; ``finish(images, out)``, when given, is called with each finished block while it is in cache.
     """
-    method, blocks, threads = plan
+    method, blocks, threads, out_hw = plan
     KH, KW, C, F = kernel.shape
     OW = out_hw[1]
     if method == "rows":
@@ -197,18 +208,15 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
         What :func:`conv2d_backward` needs: the padded input (a reference to ``x`` itself when
         there is no padding, so ``x`` must not be modified before the backward pass), stride, pads.
     """
-    KH, KW, C, F = kernel.shape
     xp = pad2d(x, pads)
-    N, Hp, Wp, _ = xp.shape
-    OH, OW = (Hp - KH) // stride[0] + 1, (Wp - KW) // stride[1] + 1
     dtype = np.result_type(x, kernel)
-    y = np.empty((N, OH, OW, F), dtype=dtype)
-    forward_blocks(xp, kernel, bias, stride, relu, (OH, OW), dtype, conv_plan(xp, kernel.shape, stride, dtype),
-                   target=lambda images, rows: y[images, rows])
+    plan = conv_plan(xp.shape, xp.dtype, kernel.shape, stride, dtype)
+    y = np.empty((x.shape[0],) + plan.out_hw + (kernel.shape[3],), dtype=dtype)
+    forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target=lambda images, rows: y[images, rows])
     return y, (xp, stride, pads)
 
 
-def backward_blocks(gradient, xp, kernel, stride, out_hw, need_dx, need_bias, dtype, plan):
+def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan):
     """dkernel, dbias and the padded input gradient of a convolution, block by block.
 
     ``gradient(images, rows, scratch)`` returns the gradient w.r.t. the output of a block (after
@@ -220,7 +228,7 @@ def backward_blocks(gradient, xp, kernel, stride, out_hw, need_dx, need_bias, dt
     dkernel : ndarray, shape (KH, KW, C, F)
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
-    method, blocks, threads = plan
+    method, blocks, threads, out_hw = plan
     KH, KW, C, F = kernel.shape
     OH, OW = out_hw
     if method == "rows":
@@ -297,8 +305,8 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
             return dy[images, rows]
         return np.multiply(dy[images, rows], relu_output[images, rows] > 0, out=scratch)
 
-    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, dy.shape[1:3], need_dx, need_bias, dtype,
-                                          conv_plan(xp, kernel.shape, stride, dtype))
+    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype,
+                                          conv_plan(xp.shape, xp.dtype, kernel.shape, stride, dtype))
     return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias
 
 
@@ -307,11 +315,10 @@ def unpadded(dxp, pads):
     return np.ascontiguousarray(unpad2d(dxp, pads)) if any(p for pair in pads for p in pair) else dxp
 
 
-def row_window_blocks(xp, kernel_shape, stride, OW, dtype, threads):
-    """Blocks of whole images for :mod:`glassnet.ops.conv_rows`, or None where it does not apply
-    (including an input whose dtype is not the computation's ``dtype``)."""
-    N, Hp, _, C = xp.shape
+def _row_window_blocks(padded_shape, kernel_shape, stride, OW, dtype, threads):
+    """Blocks of whole images for :mod:`glassnet.ops.conv_rows`, or None where it does not apply."""
+    N, Hp, _, C = padded_shape
     KH, KW = kernel_shape[:2]
     blocks = conv_blocks(N, Hp, OW * KW * C * dtype.itemsize, threads,
                          image_flops=2 * (Hp - KH + 1) * OW * KH * KW * C * kernel_shape[3])
-    return blocks if xp.dtype == dtype and conv_rows.applicable(C, stride, dtype, blocks, Hp) else None
+    return blocks if conv_rows.applicable(C, stride, dtype, blocks, Hp) else None

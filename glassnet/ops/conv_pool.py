@@ -17,24 +17,22 @@ two layers' to rounding (bit for bit in practice: the same GEMMs run in the same
 import numpy as np
 
 from glassnet.ops.conv import backward_blocks, conv_plan, forward_blocks, unpadded
-from glassnet.ops.padding import pad2d
-from glassnet.ops.pooling import route_to_winners, tiled_max_pool
+from glassnet.ops.padding import pad2d, padded_shape
+from glassnet.ops.pooling import clear_uncovered, route_to_winners, tiled_max_pool
 from glassnet.ops.workspace import scratch_array, view
 
 
-def _plan(xp, kernel, stride, dtype):
-    """(plan, (OH, OW)) for a convolution that runs in blocks of whole images, or None."""
-    KH, KW = kernel.shape[:2]
-    OH, OW = (xp.shape[1] - KH) // stride[0] + 1, (xp.shape[2] - KW) // stride[1] + 1
-    plan = conv_plan(xp, kernel.shape, stride, dtype, whole_images=True)
-    return None if plan is None else (plan, (OH, OW))
+def _plan(padded, input_dtype, kernel, stride):
+    """The convolution's plan in blocks of whole images, or None (see :func:`glassnet.ops.conv.conv_plan`)."""
+    return conv_plan(padded, input_dtype, kernel.shape, stride, np.result_type(input_dtype, kernel),
+                     whole_images=True)
 
 
 def fusable(x, kernel, stride, pads, pool_size):
-    """Whether :func:`conv2d_maxpool_forward` applies: blocks of whole images (any image whose
-    im2col matrix fits the memory budget) and at least one pooling window along each side."""
-    found = _plan(pad2d(x[:1], pads), kernel, stride, np.result_type(x, kernel))
-    return found is not None and found[1][0] >= pool_size[0] and found[1][1] >= pool_size[1]
+    """Whether :func:`conv2d_maxpool_forward` applies to ``x``: blocks of whole images (any image
+    whose im2col matrix fits the memory budget) and at least one pooling window along each side."""
+    plan = _plan(padded_shape(x.shape, pads), x.dtype, kernel, stride)
+    return plan is not None and plan.out_hw[0] >= pool_size[0] and plan.out_hw[1] >= pool_size[1]
 
 
 def _block_array(name, blocks, shape, dtype):
@@ -71,8 +69,8 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
     """
     dtype = np.result_type(x, kernel)
     xp = pad2d(x, pads)
-    plan, (OH, OW) = _plan(xp, kernel, stride, dtype)
-    F, (PH, PW) = kernel.shape[3], pool_size
+    plan = _plan(xp.shape, xp.dtype, kernel, stride)
+    (OH, OW), F, (PH, PW) = plan.out_hw, kernel.shape[3], pool_size
     y = np.empty((x.shape[0], OH // PH, OW // PW, F), dtype=dtype)
     winner = np.empty(y.shape, dtype=np.uint8 if PH * PW < 256 else np.int32) if record_winners else None
     block_output = _block_array("pooled_conv", plan[1], (OH, OW, F), dtype)
@@ -80,7 +78,7 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
     def finish(images, out):
         tiled_max_pool(out.reshape(-1, OH, OW, F), pool_size, y[images], None if winner is None else winner[images])
 
-    forward_blocks(xp, kernel, bias, stride, relu, (OH, OW), dtype, plan,
+    forward_blocks(xp, kernel, bias, stride, relu, dtype, plan,
                    target=lambda images, rows: block_output(images), finish=finish)
     return y, ((xp, stride, pads, y, winner, pool_size, relu) if record_winners else None)
 
@@ -100,15 +98,14 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True):
     """
     xp, stride, pads, y, winner, pool_size, relu = cache
     dtype = np.result_type(dy, kernel)
-    plan, out_hw = _plan(xp, kernel, stride, dtype)
+    plan = _plan(xp.shape, xp.dtype, kernel, stride)
     covered = (y.shape[1] * pool_size[0], y.shape[2] * pool_size[1])
 
     def gradient(images, rows, scratch):
-        scratch[:, covered[0]:] = 0                  # rows and columns no window covers
-        scratch[:, :, covered[1]:] = 0
+        clear_uncovered(scratch, covered)
         gated = dy[images] * (y[images] > 0) if relu else dy[images]    # a ReLU's gate at each winner
         route_to_winners(gated, winner[images], scratch, pool_size, pool_size)
         return scratch
 
-    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, out_hw, need_dx, need_bias, dtype, plan)
+    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan)
     return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias

@@ -39,13 +39,20 @@ def conv_output_size(size, kernel, stride, pad_before, pad_after):
     return (size + pad_before + pad_after - kernel) // stride + 1
 
 
+def padded_shape(shape, pads):
+    """The shape (N, H + top + bottom, W + left + right, C) of an NHWC array of ``shape`` after padding."""
+    (top, bottom), (left, right) = pads
+    N, H, W, C = shape
+    return (N, H + top + bottom, W + left + right, C)
+
+
 def pad2d(x, pads, value=0.0):
     """Pad the H and W axes of an NHWC array; returns ``x`` itself when no padding is needed."""
     (top, bottom), (left, right) = pads
     if top == bottom == left == right == 0:
         return x
     N, H, W, C = x.shape
-    out = np.full((N, H + top + bottom, W + left + right, C), value, dtype=x.dtype)
+    out = np.full(padded_shape(x.shape, pads), value, dtype=x.dtype)
     out[:, top:top + H, left:left + W, :] = x
     return out
 

@@ -104,11 +104,11 @@ def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
     winner = (np.empty if tiled else np.zeros)(y.shape, dtype=_winner_dtype(KH * KW)) if record_winners else None
 
     def pool_images(images):
-        windows = [_offset_view(xp[images], k // KW, k % KW, stride, OH, OW) for k in range(KH * KW)]
         out = y[images]
         if tiled:
             tiled_max_pool(xp[images], (KH, KW), out, winner[images] if record_winners else None)
             return
+        windows = [_offset_view(xp[images], k // KW, k % KW, stride, OH, OW) for k in range(KH * KW)]
         out[...] = windows[0]
         for k, window in enumerate(windows[1:], start=1):
             if record_winners:
@@ -134,14 +134,20 @@ def _find_winners(xp, y, pool_size, stride):
     return winner
 
 
+def clear_uncovered(target, covered_hw):
+    """Zero the rows and columns of ``target`` (n, H, W, C) beyond the top-left ``covered_hw``
+    cells that tiled windows cover (the floor-mode leftovers no window reaches)."""
+    target[:, covered_hw[0]:] = 0
+    target[:, :, covered_hw[1]:] = 0
+
+
 def _gradient_buffer(padded_shape, dtype, covered_hw, tiled):
     """The (padded) input gradient to route into: zeros, except that where the windows tile the
     input (stride == pool size) the ``covered_hw`` cells they overwrite anyway are left unset."""
     if not tiled:
         return np.zeros(padded_shape, dtype=dtype)
     dxp = np.empty(padded_shape, dtype=dtype)
-    dxp[:, covered_hw[0]:] = 0
-    dxp[:, :, covered_hw[1]:] = 0
+    clear_uncovered(dxp, covered_hw)
     return dxp
 
 

@@ -54,11 +54,11 @@ def test_fused_equals_conv_relu_then_max_pool(relu, dtype, shape, kernel_hw, str
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_fused_over_many_blocks_and_threads(monkeypatch, threads):
-    monkeypatch.setattr(ops, "NUM_THREADS", threads)
-    monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 12 * 10 * 3 * 3 * 8)   # one padded image's xw: a block each
-    monkeypatch.setattr("glassnet.ops.conv.MIN_BLOCK_FLOPS", 0)
-    monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
+def test_fused_over_many_blocks_and_threads(monkeypatch, blocks_of_one_image, threads):
+    blocks_of_one_image(threads, 12 * 10 * 3 * 3 * 8)
+    plans = []
+    real_plan = conv_pool._plan
+    monkeypatch.setattr(conv_pool, "_plan", lambda *args: plans.append(real_plan(*args)) or plans[-1])
     rng = np.random.default_rng(4)
     x, kernel, bias = rng.standard_normal((7, 10, 10, 3)), rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
     y, cache = ops.conv2d_maxpool_forward(x, kernel, bias, (1, 1), ((1, 1), (1, 1)), (2, 2))
@@ -67,6 +67,7 @@ def test_fused_over_many_blocks_and_threads(monkeypatch, threads):
     np.testing.assert_array_equal(y, expected_y)
     for got, expected in zip(ops.conv2d_maxpool_backward(dy, cache, kernel), expected_grads):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    assert [len(plan.blocks) for plan in plans] == [7, 7]        # forward and backward: an image per block
 
 
 def test_not_fusable_without_whole_image_blocks_or_a_whole_window(monkeypatch):
@@ -75,3 +76,16 @@ def test_not_fusable_without_whole_image_blocks_or_a_whole_window(monkeypatch):
     assert not conv_pool.fusable(x, kernel, (1, 1), ((0, 0), (0, 0)), (9, 2))            # 8 output rows < 9
     monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", 1000)                        # images split in rows
     assert not conv_pool.fusable(x, kernel, (2, 1), ((0, 0), (0, 0)), (2, 2))
+
+
+def test_fusable_decides_on_the_whole_batch(monkeypatch):
+    """Two threads halve each block's share of the memory budget; a batch big enough to be
+    threaded must not be called fusable on the strength of a single image's plan."""
+    monkeypatch.setattr(ops, "NUM_THREADS", 2)
+    x, kernel = np.ones((64, 12, 12, 4)), np.ones((3, 3, 4, 2))
+    image_bytes = 6 * 10 * 3 * 3 * 4 * 8                    # one image's im2col matrix (row stride 2: im2col)
+    for budget in range(image_bytes, 2 * image_bytes + 1, image_bytes // 8):
+        monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", budget)
+        if conv_pool.fusable(x, kernel, (2, 1), ((1, 0), (0, 0)), (2, 2)):
+            y, _ = ops.conv2d_maxpool_forward(x, kernel, None, (2, 1), ((1, 0), (0, 0)), (2, 2))
+            assert y.shape == (64, 3, 5, 2)

@@ -57,12 +57,9 @@ def test_row_windows_match_im2col(monkeypatch, per_image, dtype, relu, shape, ke
 
 @needs_blas
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_row_windows_over_many_blocks_and_threads(monkeypatch, threads):
+def test_row_windows_over_many_blocks_and_threads(monkeypatch, blocks_of_one_image, threads):
     """Small blocks (one image each) spread over threads sum the kernel gradient exactly once."""
-    monkeypatch.setattr(ops, "NUM_THREADS", threads)
-    monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 11 * 8 * 3 * 3 * 8)    # one padded image's xw: a block each
-    monkeypatch.setattr("glassnet.ops.conv.MIN_BLOCK_FLOPS", 0)
-    monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
+    blocks_of_one_image(threads, 11 * 8 * 3 * 3 * 8)
     blocks_seen = []
     real_backward = conv_rows.backward
     monkeypatch.setattr(conv_rows, "backward", lambda *args: blocks_seen.append(len(args[7])) or real_backward(*args))

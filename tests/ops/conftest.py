@@ -1,0 +1,16 @@
+import pytest
+
+from glassnet import ops
+
+
+@pytest.fixture
+def blocks_of_one_image(monkeypatch):
+    """``setup(threads, image_bytes)``: convolutions run one image per block, on ``threads`` workers,
+    however little work a block holds (``image_bytes``: one padded image's row-window matrix)."""
+    def setup(threads, image_bytes):
+        monkeypatch.setattr(ops, "NUM_THREADS", threads)
+        monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", image_bytes)
+        monkeypatch.setattr("glassnet.ops.conv.MIN_BLOCK_FLOPS", 0)
+        monkeypatch.setattr("glassnet.ops.conv.MIN_THREAD_FLOPS", 0)
+        monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
+    return setup

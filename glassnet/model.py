@@ -222,21 +222,33 @@ class Sequential:
         first = self._layers[0]
         if hasattr(first, "input_grad"):
             first.input_grad = input_grad or stop > 0
-        index = count - 1
+        index, gated = count - 1, False
         while index >= stop:
             layer, below = self._layers[index], self._layers[index - 1] if index > 0 else None
-            if hasattr(below, "pooled_with") and below.pooled_with(layer):
-                if index - 1 < stop:
-                    raise RuntimeError(message("Sequential.backward",
-                                               f"a stop outside the fused layers {index - 1} and {index}",
-                                               f"stop={stop}, inside the fused pair '{below.name}' + '{layer.name}'",
-                                               "Run the forward pass with training=False to stop between them."))
-                dy = below.backward_pooled(dy)
-                index -= 2
-            else:
-                dy = layer.backward(dy)
-                index -= 1
+            pair = hasattr(below, "pooled_with") and below.pooled_with(layer)
+            lowest = index - 1 if pair else index
+            if lowest < stop:
+                raise RuntimeError(message("Sequential.backward",
+                                           f"a stop outside the fused layers {index - 1} and {index}",
+                                           f"stop={stop}, inside the fused pair '{below.name}' + '{layer.name}'",
+                                           "Run the forward pass with training=False to stop between them."))
+            options = {"gated": True} if gated else {}
+            gated = self._gates_for_below(lowest, stop)
+            if gated:
+                options["gate_input"] = True
+            dy = below.backward_pooled(dy, **options) if pair else layer.backward(dy, **options)
+            index = lowest - 1
         return dy
+
+    def _gates_for_below(self, index, stop):
+        """Whether layer ``index`` applies the ReLU gate of the layer below it in its own backward
+        pass (see :meth:`glassnet.layers.Conv2D.backward`): both are convolutions, and the one
+        below (at or above ``stop``, so the gradient returned to the caller is never gated) gates
+        by its output under the vanilla rule."""
+        if index - 1 < stop or not hasattr(self._layers[index], "gates_by_output"):
+            return False
+        below = self._layers[index - 1]
+        return hasattr(below, "gates_by_output") and below.gates_by_output()
 
     def check_x(self, x, where):
         """Validate a batch of inputs against the model (building it from ``x`` when needed)."""

@@ -1,4 +1,5 @@
-"""Training steps fuse Conv2D(relu) + MaxPooling2D (glassnet.ops.conv_pool); everything else sees two layers."""
+"""Training steps fuse Conv2D(relu) + MaxPooling2D (glassnet.ops.conv_pool), and a convolution applies
+the ReLU gate of the convolution below it; everything else sees the layers one by one."""
 import numpy as np
 import pytest
 
@@ -102,3 +103,81 @@ def test_backward_cannot_stop_inside_a_fused_pair():
         model.backward(np.ones_like(out), stop=2)
     model.forward(x, training=False)                            # an unfused pass: any stop works
     assert model.backward(np.ones_like(out), stop=2).shape == (2, 7, 7, 4)
+
+
+def _gate_net(upper_strides=1, pool=True, dtype="float64"):
+    return gn.Sequential([
+        layers.Conv2D(3, 3, activation="relu", input_shape=(9, 9, 2), dtype=dtype),
+        layers.Conv2D(4, 3, strides=upper_strides, padding="same", activation="relu", dtype=dtype)]
+        + ([layers.MaxPooling2D(2, dtype=dtype)] if pool else [])
+        + [layers.Flatten(dtype=dtype), layers.Dense(3, activation="softmax", dtype=dtype)], seed=0)
+
+
+@pytest.fixture
+def gate_calls(monkeypatch):
+    """The keyword options each Conv2D backward pass (plain or pooled) received."""
+    calls = []
+    for method in ("backward", "backward_pooled"):
+        real = getattr(layers.Conv2D, method)
+
+        def spy(self, dy, _real=real, **options):
+            calls.append((self.name, options))
+            return _real(self, dy, **options)
+        monkeypatch.setattr(layers.Conv2D, method, spy)
+    return calls
+
+
+def _backward_without_gate_moves(model, x, dy, stop=0):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gn.Sequential, "_gates_for_below", lambda self, index, stop: False)
+        model.forward(x, training=True)
+        dx = model.backward(dy, stop=stop)
+    return dx, [np.array(grad) for layer in model.trainable_layers() for grad in layer.grads.values()]
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(pool=False), dict(upper_strides=2, pool=False),
+                                    dict(upper_strides=2)],
+                         ids=["rows-fused", "rows", "im2col", "im2col-fused"])
+def test_the_upper_convolution_applies_the_lower_relu_gate(gate_calls, kwargs):
+    x, _ = _images(4)
+    model = _gate_net(**kwargs)
+    dy = np.random.default_rng(2).standard_normal(model.forward(x, training=True).shape)
+    expected_dx, expected_grads = _backward_without_gate_moves(model, x, dy)
+    del gate_calls[:]
+    model.forward(x, training=True)
+    dx = model.backward(dy)
+    lower, upper = model.layers[0].name, model.layers[1].name
+    assert gate_calls == [(upper, {"gate_input": True}), (lower, {"gated": True})]
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-12, atol=1e-14)
+    grads = [grad for layer in model.trainable_layers() for grad in layer.grads.values()]
+    for got, want in zip(grads, expected_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(upper_strides=2, pool=False)], ids=["rows-fused", "im2col"])
+def test_a_gate_moved_between_convolutions_passes_the_finite_difference_check(gate_calls, kwargs):
+    x, _ = _images(3)
+    errors = check_model_gradients(_gate_net(**kwargs), x, training=True)
+    assert ("gate_input", True) in [item for _, options in gate_calls for item in options.items()]
+    assert max(errors.values()) < 1e-7
+
+
+def test_the_gradient_returned_at_a_stop_is_never_gated(gate_calls):
+    x, _ = _images(3)
+    model = _gate_net(pool=False)
+    dy = np.random.default_rng(3).standard_normal(model.forward(x, training=True).shape)
+    expected, _ = _backward_without_gate_moves(model, x, dy, stop=1)
+    del gate_calls[:]
+    model.forward(x, training=True)
+    np.testing.assert_allclose(model.backward(dy, stop=1), expected, rtol=1e-12, atol=1e-14)
+    assert gate_calls == [(model.layers[1].name, {})]
+    assert (expected[model.layers[0].forward(x) == 0] != 0).any()     # ungated: the gate would change it
+
+
+def test_no_gate_moves_under_an_explanation_rule(gate_calls):
+    x, _ = _images(2)
+    model = _gate_net(pool=False)
+    model.layers[0].relu_rule = "guided"
+    out = model.forward(x, training=True)
+    model.backward(np.ones_like(out))
+    assert all(options == {} for _, options in gate_calls)

@@ -83,15 +83,30 @@ class Conv2D(Activated, Layer):
             return z
         return self._activate(z, logits)
 
-    def backward(self, dy):
+    def backward(self, dy, gated=False, gate_input=False):
+        """dL/dx from dL/dy (N, OH, OW, F) -> (N, H, W, C); fills ``grads``.
+
+        ``gated`` and ``gate_input`` move a ReLU's gate between two convolutions, into the blocks
+        where the upper one computes its input gradient (set by ``Sequential.backward``):
+        ``gate_input`` multiplies dx by ``x > 0`` (the lower layer's ReLU, when :meth:`gates_by_output`),
+        and ``gated`` tells the lower layer that ``dy`` carries its gate already.
+        """
         require_forward(self)
         # Under the vanilla rule the ReLU's gate is applied inside the convolution's blocks as well;
         # explanations' guided/rectified rules go through the activation's own backward pass.
         fused = self.activation == "relu" and self._y is not None and self.relu_rule == "vanilla"
-        dz = dy if fused else self._deactivate(dy)
+        dz = dy if fused or gated else self._deactivate(dy)
         dx, dkernel, dbias = conv2d_backward(dz, self._cache, self.params["kernel"], need_dx=self.input_grad,
-                                             need_bias=self.use_bias, relu_output=self._y if fused else None)
+                                             need_bias=self.use_bias,
+                                             relu_output=self._y if fused and not gated else None,
+                                             gate_input=gate_input)
         return self._keep_grads(dx, dkernel, dbias)
+
+    def gates_by_output(self):
+        """Whether the backward pass of the last forward pass starts by gating ``dy`` by ``output > 0``
+        over the whole output (a ReLU under the vanilla rule, not fused with a pooling), a pass the
+        layer above can do for it while its input gradient is in cache (``gate_input``)."""
+        return self.activation == "relu" and self.relu_rule == "vanilla" and self._y is not None
 
     def _keep_grads(self, dx, dkernel, dbias):
         """Store the parameter gradients of a backward pass; returns ``dx``."""
@@ -125,10 +140,12 @@ class Conv2D(Activated, Layer):
         self._y, self._pooled_with, pool._cache = None, (pool if training else None), None
         return y
 
-    def backward_pooled(self, dy):
-        """Gradient w.r.t. this layer's input from the gradient w.r.t. the pooled output of :meth:`forward_pooled`."""
+    def backward_pooled(self, dy, gate_input=False):
+        """Gradient w.r.t. this layer's input from the gradient w.r.t. the pooled output of
+        :meth:`forward_pooled` (``gate_input``: see :meth:`backward`)."""
         return self._keep_grads(*conv2d_maxpool_backward(dy, self._cache, self.params["kernel"],
-                                                         need_dx=self.input_grad, need_bias=self.use_bias))
+                                                         need_dx=self.input_grad, need_bias=self.use_bias,
+                                                         gate_input=gate_input))
 
     def pooled_with(self, pool):
         """Whether the last forward pass ran fused with ``pool`` (and ``pool`` has not run alone since)."""

@@ -139,7 +139,11 @@ class Dropout(Layer):
         # exact for rates such as 0.25 or 0.5 and within 8e-6 of ``rate`` otherwise
         draws = self.rng.integers(0, 2 ** 16, size=x.shape, dtype=np.uint16)
         keep = draws >= np.uint16(min(round(self.rate * 2 ** 16), 2 ** 16 - 1))
-        self._mask = np.multiply(keep, x.dtype.type(1.0 / (1.0 - self.rate)), dtype=x.dtype)
+        # the last step's mask array is reused: a fresh multi-MiB array would be page-faulted in again
+        mask = getattr(self, "_mask", None)
+        if mask is None or mask.shape != x.shape or mask.dtype != x.dtype:
+            mask = np.empty(x.shape, dtype=x.dtype)
+        self._mask = np.multiply(keep, x.dtype.type(1.0 / (1.0 - self.rate)), out=mask)
         return x * self._mask
 
     def backward(self, dy):

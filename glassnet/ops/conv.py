@@ -25,7 +25,7 @@ import numpy as np
 
 import glassnet.ops as _ops
 from glassnet.ops import blas, conv_rows
-from glassnet.ops.conv_rows import add_shares
+from glassnet.ops.conv_rows import add_shares, gate_by_input
 from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
 from glassnet.ops.parallel import num_threads, run_blocks
@@ -216,11 +216,14 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
     return y, (xp, stride, pads)
 
 
-def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan):
+def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan, gate_input=False):
     """dkernel, dbias and the padded input gradient of a convolution, block by block.
 
     ``gradient(images, rows, scratch)`` returns the gradient w.r.t. the output of a block (after
     any ReLU gating), shape (n, r, OW, F): a view of a full array, or ``scratch`` filled in.
+    With ``gate_input`` the input gradient is multiplied by ``xp > 0`` as each block finishes: the
+    gate of a ReLU that produced ``xp`` (the gate is 0/1, so gating a row twice, where row blocks
+    of one image overlap, changes nothing).
 
     Returns
     -------
@@ -233,7 +236,8 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
     OH, OW = out_hw
     if method == "rows":
         dxp = np.empty(xp.shape, dtype=dtype) if need_dx else None           # every element is written
-        dkernel, dbias = conv_rows.backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads)
+        dkernel, dbias = conv_rows.backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads,
+                                            gate_input)
         return dxp, dkernel, dbias
     K = KH * KW * C
     cols_size, part_size = _block_rows(blocks) * OW * K, _block_rows(blocks) * OW * C
@@ -259,6 +263,8 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
                     np.matmul(dy2d, kernel_t[i, j], out=part.reshape(-1, C))
                     seen_rows, seen_cols = window_slices(i, j, stride, r, OW)
                     target[:, seen_rows, seen_cols] += part
+            if gate_input:
+                gate_by_input(target, xp[images, in_rows])
         # The bias gradient sums dy over N, OH, OW: a GEMV with a vector of ones runs several times
         # faster than .sum(axis=0) on such a tall, narrow matrix (and accumulates more accurately).
         dbias = np.ones(len(dy2d), dtype=dtype) @ dy2d if need_bias else None
@@ -268,7 +274,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
     return dxp, dkernel2d.reshape(kernel.shape), dbias
 
 
-def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output=None):
+def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output=None, gate_input=False):
     """Gradients of :func:`conv2d_forward`.
 
     The input gradient is computed without col2im: every kernel offset (i, j) contributed
@@ -290,6 +296,9 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     relu_output : ndarray, shape (N, OH, OW, F), optional
         The output of a ``relu=True`` forward pass: ``dy`` is then the gradient after the ReLU and
         is gated by ``relu_output > 0`` block by block (``dy`` itself is not modified).
+    gate_input : bool
+        Multiply the input gradient by ``x > 0``, block by block while it is in cache: the backward
+        pass of a ReLU whose output ``x`` is (the layer below then takes ``dx`` as already gated).
 
     Returns
     -------
@@ -306,7 +315,7 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
         return np.multiply(dy[images, rows], relu_output[images, rows] > 0, out=scratch)
 
     dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype,
-                                          conv_plan(xp.shape, xp.dtype, kernel.shape, stride, dtype))
+                                          conv_plan(xp.shape, xp.dtype, kernel.shape, stride, dtype), gate_input)
     return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias
 
 

@@ -11,8 +11,11 @@ into the block the convolution's GEMMs read (the frame of :mod:`glassnet.ops.con
 block buffer of the im2col method).
 
 A ReLU's gate needs no array of its own: only a window's winner receives a gradient, and the
-winner's ReLU output is the pooled value, so the gate is ``pooled > 0``. The results equal the
-two layers' to rounding (bit for bit in practice: the same GEMMs run in the same order).
+winner's ReLU output is the pooled value, so the gate is ``pooled > 0``. The ReLU itself runs
+after the pooling (``max(relu(z)) == relu(max(z))``), on a quarter of the values for 2x2 windows;
+the winners are then those of ``z``, which differ from those of ``relu(z)`` only in windows whose
+maximum is <= 0, where the gate is 0 anyway. The results equal the two layers' to rounding (bit
+for bit in practice: the same GEMMs run in the same order).
 """
 import numpy as np
 
@@ -77,18 +80,23 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
 
     def finish(images, out):
         tiled_max_pool(out.reshape(-1, OH, OW, F), pool_size, y[images], None if winner is None else winner[images])
+        if relu:                   # max and ReLU commute: the ReLU runs on the pooled block, 1/(PH*PW) the size
+            np.maximum(y[images], 0, out=y[images])
 
-    forward_blocks(xp, kernel, bias, stride, relu, dtype, plan,
+    forward_blocks(xp, kernel, bias, stride, False, dtype, plan,
                    target=lambda images, rows: block_output(images), finish=finish)
     return y, ((xp, stride, pads, y, winner, pool_size, relu) if record_winners else None)
 
 
-def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True):
+def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gate_input=False):
     """Gradients of :func:`conv2d_maxpool_forward`.
 
     Parameters
     ----------
     dy : ndarray, shape (N, OH // PH, OW // PW, F)
+    gate_input : bool
+        Multiply the input gradient by ``x > 0`` block by block (see
+        :func:`glassnet.ops.conv2d_backward`).
 
     Returns
     -------
@@ -107,5 +115,5 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True):
         route_to_winners(gated, winner[images], scratch, pool_size, pool_size)
         return scratch
 
-    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan)
+    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan, gate_input)
     return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias

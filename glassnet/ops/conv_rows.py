@@ -62,11 +62,10 @@ def _scatter_columns(dxw, target, sw):
 PER_IMAGE_FLOPS = 4_000_000
 
 
-def _accumulate_rows(xw, k3, out, OW, onto=False):
-    """``out (+)= sum_i xw[i*OW : i*OW + len(out)] @ k3[i]``: one accumulating GEMM per kernel row
-    (added onto ``out``'s values with ``onto``)."""
+def _accumulate_rows(xw, k3, out, OW):
+    """``out = sum_i xw[i*OW : i*OW + len(out)] @ k3[i]``: one accumulating GEMM per kernel row."""
     for i in range(len(k3)):
-        blas.gemm(xw[i * OW:i * OW + len(out)], k3[i], out, accumulate=onto or i > 0)
+        blas.gemm(xw[i * OW:i * OW + len(out)], k3[i], out, accumulate=i > 0)
 
 
 def forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish=None):
@@ -90,8 +89,10 @@ def forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, fin
         if per_image:
             if bias_row is not None:
                 out[...] = bias_row                  # the GEMMs add onto the bias: no pass of its own
-            for image_rows, out_rows in zip(xw.reshape(-1, Hp * OW, KW * C), out):
-                _accumulate_rows(image_rows, k3, out_rows.reshape(OH * OW, F), OW, onto=bias_row is not None)
+            images_rows, out_rows = xw.reshape(-1, Hp * OW, KW * C), out.reshape(-1, OH * OW, F)
+            for i in range(KH):                      # each kernel row: one batched call over the images
+                blas.gemm_batch(images_rows[:, i * OW:i * OW + OH * OW], k3[i], out_rows,
+                                accumulate=bias_row is not None or i > 0)
         else:
             # the whole block in one frame of Hp rows per image; its last KH - 1 rows per image,
             # which mix two images, are never read
@@ -118,8 +119,15 @@ def add_shares(total, part):
     return total
 
 
-def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads):
-    """dkernel and dbias of the row-window convolution; writes the input gradient into ``dxp`` (if given).
+def gate_by_input(dxp, xp):
+    """``dxp *= (xp > 0)``: where ``xp`` is a ReLU's output, that ReLU's backward pass, done by the
+    layer above while its input gradient is still in cache."""
+    np.multiply(dxp, xp > 0, out=dxp)
+
+
+def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads, gate_input=False):
+    """dkernel and dbias of the row-window convolution; writes the input gradient into ``dxp`` (if given),
+    multiplied by ``xp > 0`` with ``gate_input`` (see :func:`glassnet.ops.conv.backward_blocks`).
 
     ``gradient(images, rows, scratch)`` returns the gradient w.r.t. the output of those images
     (after any ReLU gating), shape (n, OH, OW, F): ``scratch`` filled in (a view of the frame the
@@ -156,6 +164,8 @@ def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threa
             for i in range(KH):
                 blas.gemm(frame[:rows - i * OW], k3_t[i], dxw[i * OW:], accumulate=i > 0)
             _scatter_columns(dxw.reshape(-1, Hp, OW, KW, C), dxp[images], sw)
+            if gate_input:
+                gate_by_input(dxp[images], xp[images])
         dbias = np.ones(rows, dtype=dtype) @ frame if need_bias else None
         return dk3, dbias
 

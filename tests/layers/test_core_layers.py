@@ -103,3 +103,16 @@ def test_fused_activation_equals_a_separate_activation_layer(kind, activation, r
     np.testing.assert_allclose(fused.backward(dy), linear.backward(act.backward(dy)), rtol=1e-13, atol=1e-15)
     for key in fused.params:
         np.testing.assert_allclose(fused.grads[key], linear.grads[key], rtol=1e-13, atol=1e-15)
+
+
+def test_dropout_reuses_its_mask_array_and_backward_follows_the_latest_draw():
+    layer = layers.Dropout(0.5, seed=3)
+    x = np.ones((4, 6), dtype="float32")
+    first = layer.forward(x, training=True)
+    first_mask = layer._mask
+    second = layer.forward(x, training=True)
+    assert layer._mask is first_mask                           # the same buffer, refilled
+    assert not np.array_equal(first, second)                   # a new draw, and the old output intact
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), second)
+    layer.forward(x[:2], training=True)                        # another shape: a new buffer
+    assert layer._mask is not first_mask and layer._mask.shape == (2, 6)

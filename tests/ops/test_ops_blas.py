@@ -73,3 +73,59 @@ def test_gemm_tall_sums_over_row_chunks(path, rows, columns):
     out = np.full(columns, np.nan, dtype="float32")
     blas.gemm_tall(a, b, out)
     np.testing.assert_allclose(out, a.astype("float64").T @ b.astype("float64"), rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(params=["batched", "loop"])
+def batch_path(request, monkeypatch):
+    """Run each test through the batched BLAS call and through the loop of single GEMMs."""
+    if request.param == "loop":
+        monkeypatch.setattr(blas, "_batch_call", lambda *args: False)
+    return request.param
+
+
+def _openblas_version():
+    from threadpoolctl import threadpool_info
+    versions = [info.get("version") for info in threadpool_info() if info.get("internal_api") == "openblas"]
+    return tuple(int(part) for part in versions[0].split(".")[:3]) if versions and versions[0] else None
+
+
+def test_the_batched_gemm_is_bound_where_openblas_has_it():
+    version = _openblas_version()
+    assert version is not None, "this test expects NumPy's bundled OpenBLAS (as on the CI machines)"
+    assert blas.available(np.float32, batch=True) == (version >= (0, 3, 30))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_gemm_batch_matches_matmul_on_shifted_windows(batch_path, dtype, accumulate):
+    """The row-window convolution's operands: per image, a shifted slice of its rows (a gap between images)."""
+    rng = np.random.default_rng(3)
+    frames = rng.standard_normal((3, 140, 101)).astype(dtype)
+    a = frames[:, 5:135]                                         # (3, 130, 101), image stride 140 rows
+    b = rng.standard_normal((101, 80)).astype(dtype)
+    out = rng.standard_normal((3, 130, 80)).astype(dtype)
+    assert 130 * 101 * 80 > blas.BATCH_MIN_MNK                   # large enough for the batched call
+    expected = (out.astype("float64") if accumulate else 0) + a.astype("float64") @ b.astype("float64")
+    assert blas.gemm_batch(a, b, out, accumulate=accumulate) is out
+    tolerance = 1e-4 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
+
+
+def test_gemm_batch_keeps_small_products_off_the_batched_call(monkeypatch):
+    """Products at or below BATCH_MIN_MNK go one by one (OpenBLAS's batched small-matrix path crashed)."""
+    calls = []
+    monkeypatch.setattr(blas, "gemm", lambda a, b, out, accumulate=False: calls.append(a.shape) or
+                        np.matmul(a, b, out=out))
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((4, 10, 7)).astype("float32"), rng.standard_normal((7, 3)).astype("float32")
+    out = np.empty((4, 10, 3), dtype="float32")
+    blas.gemm_batch(a, b, out)
+    assert calls == [(10, 7)] * 4
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-6)
+
+
+def test_gemm_batch_shape_errors_and_empty_batches():
+    with pytest.raises(ValueError, match="gemm_batch"):
+        blas.gemm_batch(np.ones((2, 3, 4)), np.ones((5, 2)), np.ones((2, 3, 2)))
+    out = np.ones((0, 3, 2))
+    assert blas.gemm_batch(np.ones((0, 3, 4)), np.ones((4, 2)), out) is out

@@ -249,3 +249,15 @@ def test_small_convolutions_are_not_split_between_threads(monkeypatch):
     assert len(conv_blocks(128, 10, row_bytes, threads=2, image_flops=image_flops)) == 2  # 61 MFLOP
     monkeypatch.setattr(conv, "MIN_THREAD_FLOPS", 0)
     assert len(conv_blocks(32, 10, row_bytes, threads=2, image_flops=image_flops)) == 2
+
+
+def test_convolutions_with_few_flops_but_large_arrays_are_split_between_threads(monkeypatch):
+    from glassnet.ops import conv
+    # the tiny model's 3x3, 1 -> 8 channel convolution on 28x28 images: 26x26 outputs
+    image_flops, row_bytes, out_bytes = 2 * 26 * 26 * 9 * 8, 26 * 9 * 4, 26 * 26 * 8 * 4
+    assert 128 * image_flops < 2 * conv.MIN_THREAD_FLOPS                  # too few FLOPs on their own
+    assert len(conv_blocks(128, 26, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 2
+    assert len(conv_blocks(128, 26, row_bytes, threads=2, image_flops=image_flops)) == 1   # im2col bytes alone
+    assert len(conv_blocks(32, 26, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1
+    monkeypatch.setattr(conv, "MIN_THREAD_BYTES", 2 ** 40)
+    assert len(conv_blocks(128, 26, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1

@@ -26,6 +26,8 @@ import threading
 
 import numpy as np
 
+from glassnet.ops.parallel import in_worker
+
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _SYMBOLS = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("scipy_cblas_{}gemm", ctypes.c_int32))
 _LOCK = threading.Lock()
@@ -96,14 +98,12 @@ def _self_test(dtype):
 
 def _self_test_batch(dtype):
     """True when the bound batched GEMM accumulates a strided batch of products as NumPy does."""
+    # small integers: every sum is exact in float32, whatever order BLAS adds in
     rng = np.random.default_rng(1)
-    a = rng.normal(size=(2, 130, 101)).astype(dtype)[:, 1:]      # a gap between the batch's matrices
-    b, out = rng.normal(size=(101, 80)).astype(dtype), rng.normal(size=(2, 129, 80)).astype(dtype)
-    expected = out + a @ b
-    if not _batch_call(a, b, out, True):
-        return False
-    tolerance = 1e-5 if dtype == np.float32 else 1e-12
-    return np.allclose(out, expected, rtol=tolerance, atol=tolerance)
+    a = rng.integers(-3, 4, size=(2, 130, 101)).astype(dtype)[:, 1:]      # a gap between the matrices
+    b, out = rng.integers(-3, 4, size=(101, 80)).astype(dtype), rng.integers(-9, 10, size=(2, 129, 80)).astype(dtype)
+    expected = out + np.einsum("nmk,kf->nmf", a.astype(np.int64), b.astype(np.int64))
+    return _batch_call(a, b, out, True) and np.array_equal(out, expected)
 
 
 def _load():
@@ -196,20 +196,22 @@ def gemm(a, b, out, accumulate=False):
 #: Rows of the two tall operands of :func:`gemm_tall` per call: (P + Q) * rows * 4 bytes near 512 KiB
 #: keeps both in cache. For a tiny output (P * Q <= :data:`TALL_TINY_OUTPUT`: a first layer's
 #: weight gradient such as 25 x 6) OpenBLAS's own blocking ran 1.15-1.5x slower; for larger outputs
-#: chunking made no difference (measured 2026-11-30), so they go in one call.
+#: chunking made no difference (measured 2026-11-30), so they go in one call. So do the products of
+#: glassnet's worker threads: there every call also hands the GIL over to the other thread, and the
+#: chunks made LeNet-5's 2-thread training step 10% slower (its 1-thread step 2-3% faster).
 TALL_CHUNK_BYTES = 512 * 2 ** 10
 TALL_TINY_OUTPUT = 512
 
 
 def gemm_tall(a, b, out):
     """``out[...] = a.T @ b`` for tall ``a`` (R, P) and ``b`` (R, Q): the sum over R, in chunks of
-    rows when the output is tiny (see :data:`TALL_CHUNK_BYTES`).
+    rows when the output is tiny and the call runs on one thread (see :data:`TALL_CHUNK_BYTES`).
 
     ``a`` and ``b`` are 2-D with unit stride along their rows' values or transposed views (as
     :func:`gemm` takes); ``out`` is (P, Q).
     """
     rows = len(a)
-    if a.shape[1] * b.shape[1] > TALL_TINY_OUTPUT:
+    if a.shape[1] * b.shape[1] > TALL_TINY_OUTPUT or in_worker():
         return gemm(a.T, b, out)
     chunk = max(1024, 1 << int(np.log2(max(2, TALL_CHUNK_BYTES // (4 * (a.shape[1] + b.shape[1]))))))
     gemm(a[:chunk].T, b[:chunk], out)

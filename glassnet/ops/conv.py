@@ -46,8 +46,15 @@ MIN_BLOCK_FLOPS = 16_000_000
 #: 16 MFLOP; the tiny model at batch 128 lost 4% (6 MFLOP per thread, no longer split).
 MIN_THREAD_FLOPS = 16_000_000
 
+#: ... or least bytes of im2col matrix and output per thread: a convolution with few FLOPs but
+#: large arrays (the tiny model's 3x3, 1 -> 8 channels at batch 128: 6 MFLOP but 2.9 MB per
+#: thread) is bound by its copies and pooling, which two threads do in less time (its 2-thread
+#: training step: 16% faster split). LeNet-5's first layer at batch 32 (1.5 MB per thread) ran
+#: 14% slower split.
+MIN_THREAD_BYTES = 2 * 2 ** 20
 
-def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0):
+
+def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0, image_out_bytes=0):
     """Split the output ``(N, OH)`` into blocks whose im2col matrices fit the memory budget.
 
     Parameters
@@ -63,6 +70,9 @@ def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0):
         Work of one image. Blocks of whole images hold :data:`BLOCK_BYTES` of im2col matrix, or
         :data:`MIN_BLOCK_FLOPS` of work if that is more (within the memory budget): each block
         costs some Python, which small images would not pay back.
+    image_out_bytes : int
+        Bytes of one image's output (with ``image_flops``, what decides whether the threads share
+        the work: :data:`MIN_THREAD_FLOPS`, :data:`MIN_THREAD_BYTES`).
 
     Returns
     -------
@@ -76,8 +86,10 @@ def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0):
     if image_bytes <= limit:
         per_block = max(limit // image_bytes, min(-(-MIN_BLOCK_FLOPS // max(1, image_flops)), budget // image_bytes))
         count = -(-N // max(1, per_block))                         # fewest blocks that fit
-        if N * image_flops >= threads * MIN_THREAD_FLOPS:          # ... in a multiple of threads, when
-            count = min(N, -(-count // threads) * threads)         # each thread gets enough work
+        enough = N * image_flops >= threads * MIN_THREAD_FLOPS
+        if enough or N * (image_bytes + image_out_bytes) >= threads * MIN_THREAD_BYTES:
+            count = min(N, -(-count // threads) * threads)         # ... in a multiple of threads, when
+                                                                   # each thread gets enough work
         step = -(-N // count)
         return [(slice(s, min(s + step, N)), slice(0, OH)) for s in range(0, N, step)]
     step = max(1, limit // row_bytes)
@@ -145,7 +157,8 @@ def conv_plan(padded_shape, input_dtype, kernel_shape, stride, dtype, whole_imag
     rows = _row_window_blocks(padded_shape, kernel_shape, stride, OW, dtype, threads)
     if rows is not None and input_dtype == dtype:
         return ConvPlan("rows", rows, threads, (OH, OW))
-    blocks = conv_blocks(N, OH, OW * KH * KW * C * dtype.itemsize, threads, image_flops=2 * OH * OW * KH * KW * C * F)
+    blocks = conv_blocks(N, OH, OW * KH * KW * C * dtype.itemsize, threads, image_flops=2 * OH * OW * KH * KW * C * F,
+                         image_out_bytes=OH * OW * F * dtype.itemsize)
     if whole_images and _block_rows(blocks) < OH:
         return None
     return ConvPlan("im2col", blocks, threads, (OH, OW))
@@ -328,6 +341,7 @@ def _row_window_blocks(padded_shape, kernel_shape, stride, OW, dtype, threads):
     """Blocks of whole images for :mod:`glassnet.ops.conv_rows`, or None where it does not apply."""
     N, Hp, _, C = padded_shape
     KH, KW = kernel_shape[:2]
-    blocks = conv_blocks(N, Hp, OW * KW * C * dtype.itemsize, threads,
-                         image_flops=2 * (Hp - KH + 1) * OW * KH * KW * C * kernel_shape[3])
+    OH, F = Hp - KH + 1, kernel_shape[3]
+    blocks = conv_blocks(N, Hp, OW * KW * C * dtype.itemsize, threads, image_flops=2 * OH * OW * KH * KW * C * F,
+                         image_out_bytes=OH * OW * F * dtype.itemsize)
     return blocks if conv_rows.applicable(C, stride, dtype, blocks, Hp) else None

@@ -46,12 +46,17 @@ def _blas_controllers():
     return _STATE["blas"]
 
 
+def in_worker():
+    """Whether the calling thread is running one share of a split :func:`run_blocks` call."""
+    return getattr(_IN_WORKER, "active", False)
+
+
 def num_threads(nbytes=None):
     """Threads glassnet's own blocks may use: ``ops.NUM_THREADS``, else BLAS's current limit.
 
     With ``nbytes`` (the size of the work), 1 when the work is too small to be worth splitting.
     """
-    if getattr(_IN_WORKER, "active", False) or (nbytes is not None and nbytes < MIN_PARALLEL_BYTES):
+    if in_worker() or (nbytes is not None and nbytes < MIN_PARALLEL_BYTES):
         return 1
     if _ops.NUM_THREADS is not None:
         return max(1, int(_ops.NUM_THREADS))

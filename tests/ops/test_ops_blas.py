@@ -8,6 +8,7 @@ from glassnet.ops import blas
 @pytest.fixture(params=["blas", "numpy"])
 def path(request, monkeypatch):
     """Run each test through the bound BLAS GEMM and through the NumPy fallback."""
+    blas.available(np.float32)              # bind and self-test before anything is patched
     if request.param == "blas":
         if not blas.available(np.float32) or not blas.available(np.float64):
             pytest.skip("no BLAS GEMM bound on this platform: only the NumPy fallback is in use")
@@ -78,6 +79,7 @@ def test_gemm_tall_sums_over_row_chunks(path, rows, columns):
 @pytest.fixture(params=["batched", "loop"])
 def batch_path(request, monkeypatch):
     """Run each test through the batched BLAS call and through the loop of single GEMMs."""
+    blas.available(np.float32, batch=True)  # bind and self-test before anything is patched
     if request.param == "loop":
         monkeypatch.setattr(blas, "_batch_call", lambda *args: False)
     return request.param

@@ -46,6 +46,7 @@ class Conv2D(Activated, Layer):
         self.bias_initializer = check_initializer(bias_initializer, "bias_initializer", "Conv2D")
         self.input_grad = True
         self._pooled_with = None           # the MaxPooling2D of the last fused forward pass (forward_pooled)
+        self._kept_matrices = {}           # im2col matrices from training forward passes to backward passes
 
     def _pads(self, input_hw):
         return resolve_padding(self.padding, self.kernel_size, self.strides, input_hw)
@@ -77,7 +78,8 @@ class Conv2D(Activated, Layer):
         # A ReLU is applied inside the convolution, block by block while each block is in cache.
         relu = self.activation == "relu" and not logits
         z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
-                                        self._pads(x.shape[1:3]), relu=relu)
+                                        self._pads(x.shape[1:3]), relu=relu,
+                                        keep=self._kept_matrices if training else None)
         if relu:
             self._y = z
             return z
@@ -136,7 +138,8 @@ class Conv2D(Activated, Layer):
         self.ensure_built(x)
         y, self._cache = conv2d_maxpool_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
                                                 self._pads(x.shape[1:3]), pool.pool_size,
-                                                relu=self.activation == "relu", record_winners=training)
+                                                relu=self.activation == "relu", record_winners=training,
+                                                keep=self._kept_matrices if training else None)
         self._y, self._pooled_with, pool._cache = None, (pool if training else None), None
         return y
 

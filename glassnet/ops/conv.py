@@ -29,7 +29,7 @@ from glassnet.ops.conv_rows import add_shares, gate_by_input
 from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
 from glassnet.ops.parallel import num_threads, run_blocks
-from glassnet.ops.workspace import clear_workspace, scratch_array as _scratch, view as _view  # noqa: F401
+from glassnet.ops.workspace import block_matrix, clear_workspace, scratch_array as _scratch, view as _view  # noqa: F401
 
 #: Preferred size of one block's im2col matrix: a few MiB keeps it in cache between the copy
 #: that builds it and the GEMM that reads it (measured fastest between 2 and 8 MiB).
@@ -52,6 +52,14 @@ MIN_THREAD_FLOPS = 16_000_000
 #: training step: 16% faster split). LeNet-5's first layer at batch 32 (1.5 MB per thread) ran
 #: 14% slower split.
 MIN_THREAD_BYTES = 2 * 2 ** 20
+
+#: A training forward pass keeps its blocks' im2col (or row-window) matrices for the backward pass,
+#: which would otherwise build them again, when all of them together take at most this many bytes
+#: (per layer, held by the layer between steps), and within ``MEMORY_BUDGET_BYTES``. Measured
+#: (2-thread training steps): LeNet-5 11% and the tiny model 10% faster (their first layers' 10 and
+#: 3 MB); keras_mnist's second layer (31 MB) made its step 5% slower kept: writing that much to
+#: memory, rather than to a block-sized scratch array that stays in cache, cost more than the rebuild.
+KEEP_MATRIX_BYTES = 16 * 2 ** 20
 
 
 def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0, image_out_bytes=0):
@@ -104,6 +112,15 @@ def _input_rows(rows, KH, sh):
 def _block_rows(blocks):
     """Output rows (images x rows) of the largest block."""
     return max((images.stop - images.start) * (rows.stop - rows.start) for images, rows in blocks)
+
+
+def _block_cols(xp, block, kernel_size, stride, OW, size, dtype, kept, forward):
+    """The im2col matrix of one block of ``xp`` (see :func:`_cols2d`, :func:`block_matrix`)."""
+    images, rows = block
+    block_input = xp[images, _input_rows(rows, kernel_size[0], stride[0])]
+    out_hw = (rows.stop - rows.start, OW)
+    return block_matrix(kept, block, size, dtype, lambda flat: _cols2d(
+        block_input, kernel_size, stride, out_hw, _scratch("cols", size, dtype) if flat is None else flat), forward)
 
 
 def _cols2d(xp, kernel_size, stride, out_hw, scratch):
@@ -164,17 +181,39 @@ def conv_plan(padded_shape, input_dtype, kernel_shape, stride, dtype, whole_imag
     return ConvPlan("im2col", blocks, threads, (OH, OW))
 
 
-def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=None):
+def kept_matrices(storage, plan, padded_shape, kernel_shape, dtype):
+    """``storage`` (a dict kept between training steps, or None) ready to keep this convolution's
+    block matrices (see :data:`KEEP_MATRIX_BYTES`, :func:`glassnet.ops.workspace.block_matrix`),
+    or None when they would take more (``storage`` is then emptied)."""
+    if storage is None:
+        return None
+    N, Hp = padded_shape[:2]
+    KH, KW, C, _ = kernel_shape
+    OH, OW = plan.out_hw
+    rows = Hp if plan.method == "rows" else OH * KH
+    if N * rows * OW * KW * C * np.dtype(dtype).itemsize > min(KEEP_MATRIX_BYTES, _ops.MEMORY_BUDGET_BYTES):
+        storage.clear()
+        return None
+    layout = (plan.method, plan.blocks, tuple(padded_shape), tuple(kernel_shape), np.dtype(dtype))
+    if storage.get("layout") != layout:          # other blocks or shapes: nothing held fits
+        storage.clear()
+        storage["layout"] = layout
+    return storage
+
+
+def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=None, kept=None):
     """Run the convolution (+ bias, + ReLU) of the padded input ``xp`` block by block.
 
     ``target(images, rows)`` gives the contiguous (n, r, OW, F) array a block's output is written
     to; ``finish(images, out)``, when given, is called with each finished block while it is in cache.
+    ``kept`` (a dict from :func:`kept_matrices`, or None) receives the blocks' matrices for
+    :func:`backward_blocks`.
     """
     method, blocks, threads, out_hw = plan
     KH, KW, C, F = kernel.shape
     OW = out_hw[1]
     if method == "rows":
-        conv_rows.forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish)
+        conv_rows.forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish, kept)
         return
     K = KH * KW * C
     kernel2d = kernel.reshape(K, F)
@@ -185,8 +224,7 @@ def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=N
 
     def forward_block(block):
         images, rows = block
-        cols = _cols2d(xp[images, _input_rows(rows, KH, stride[0])], (KH, KW), stride, (rows.stop - rows.start, OW),
-                       _scratch("cols", cols_size, dtype))
+        cols = _block_cols(xp, block, (KH, KW), stride, OW, cols_size, dtype, kept, forward=True)
         out = target(images, rows)
         _matmul_into(cols, kernel2d, out)
         if bias_row is not None:
@@ -200,7 +238,7 @@ def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=N
     run_blocks(forward_block, blocks, threads)
 
 
-def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
+def conv2d_forward(x, kernel, bias, stride, pads, relu=False, keep=None):
     """Convolve an NHWC batch with an HWIO kernel (and optionally apply a ReLU).
 
     Parameters
@@ -213,30 +251,35 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False):
     relu : bool
         Return ``max(y, 0)``, applied block by block while each block is in cache (one pass
         over the output saved); the backward pass then takes ``relu_output``.
+    keep : dict, optional
+        Storage (kept by the caller between training steps) in which to keep the im2col matrices
+        for the backward pass, when they fit :data:`KEEP_MATRIX_BYTES`; the cache refers to it.
 
     Returns
     -------
     y : ndarray, shape (N, OH, OW, F)
     cache : tuple
         What :func:`conv2d_backward` needs: the padded input (a reference to ``x`` itself when
-        there is no padding, so ``x`` must not be modified before the backward pass), stride, pads.
+        there is no padding, so ``x`` must not be modified before the backward pass), stride, pads,
+        the kept matrices (or None).
     """
     xp = pad2d(x, pads)
     dtype = np.result_type(x, kernel)
     plan = conv_plan(xp.shape, xp.dtype, kernel.shape, stride, dtype)
+    kept = kept_matrices(keep, plan, xp.shape, kernel.shape, dtype)
     y = np.empty((x.shape[0],) + plan.out_hw + (kernel.shape[3],), dtype=dtype)
-    forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target=lambda images, rows: y[images, rows])
-    return y, (xp, stride, pads)
+    forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target=lambda images, rows: y[images, rows], kept=kept)
+    return y, (xp, stride, pads, kept)
 
 
-def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan, gate_input=False):
+def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan, gate_input=False, kept=None):
     """dkernel, dbias and the padded input gradient of a convolution, block by block.
 
     ``gradient(images, rows, scratch)`` returns the gradient w.r.t. the output of a block (after
     any ReLU gating), shape (n, r, OW, F): a view of a full array, or ``scratch`` filled in.
     With ``gate_input`` the input gradient is multiplied by ``xp > 0`` as each block finishes: the
     gate of a ReLU that produced ``xp`` (the gate is 0/1, so gating a row twice, where row blocks
-    of one image overlap, changes nothing).
+    of one image overlap, changes nothing). ``kept``: the matrices :func:`forward_blocks` kept, or None.
 
     Returns
     -------
@@ -250,7 +293,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
     if method == "rows":
         dxp = np.empty(xp.shape, dtype=dtype) if need_dx else None           # every element is written
         dkernel, dbias = conv_rows.backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads,
-                                            gate_input)
+                                            gate_input, kept)
         return dxp, dkernel, dbias
     K = KH * KW * C
     cols_size, part_size = _block_rows(blocks) * OW * K, _block_rows(blocks) * OW * C
@@ -265,7 +308,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
         images, rows = block
         n, r = images.stop - images.start, rows.stop - rows.start
         in_rows = _input_rows(rows, KH, stride[0])
-        cols = _cols2d(xp[images, in_rows], (KH, KW), stride, (r, OW), _scratch("cols", cols_size, dtype))
+        cols = _block_cols(xp, block, (KH, KW), stride, OW, cols_size, dtype, kept, forward=False)
         dy2d = gradient(images, rows, _view(_scratch("dy_block", n * r * OW * F, dtype), (n, r, OW, F)))
         dy2d = dy2d.reshape(n * r * OW, F)
         if need_dx:
@@ -319,7 +362,7 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     dkernel : ndarray, shape (KH, KW, C, F)
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
-    xp, stride, pads = cache
+    xp, stride, pads, kept = cache
     dtype = np.result_type(dy, kernel)
 
     def gradient(images, rows, scratch):
@@ -328,7 +371,7 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
         return np.multiply(dy[images, rows], relu_output[images, rows] > 0, out=scratch)
 
     dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype,
-                                          conv_plan(xp.shape, xp.dtype, kernel.shape, stride, dtype), gate_input)
+                                          conv_plan(xp.shape, xp.dtype, kernel.shape, stride, dtype), gate_input, kept)
     return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias
 
 

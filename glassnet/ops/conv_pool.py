@@ -19,7 +19,7 @@ for bit in practice: the same GEMMs run in the same order).
 """
 import numpy as np
 
-from glassnet.ops.conv import backward_blocks, conv_plan, forward_blocks, unpadded
+from glassnet.ops.conv import backward_blocks, conv_plan, forward_blocks, kept_matrices, unpadded
 from glassnet.ops.padding import pad2d, padded_shape
 from glassnet.ops.pooling import clear_uncovered, route_to_winners, tiled_max_pool
 from glassnet.ops.workspace import scratch_array, view
@@ -48,7 +48,7 @@ def _block_array(name, blocks, shape, dtype):
     return block_array
 
 
-def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, record_winners=True):
+def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, record_winners=True, keep=None):
     """``max_pool(relu(conv(x)))`` (or ``max_pool(conv(x))``) with stride == pool size, without the
     convolution's full output.
 
@@ -63,6 +63,9 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
         Apply a ReLU between the convolution and the pooling.
     record_winners : bool
         Note each window's winner for the backward pass (inference leaves it out).
+    keep : dict, optional
+        Storage for the im2col matrices (see :func:`glassnet.ops.conv2d_forward`); only with
+        ``record_winners``.
 
     Returns
     -------
@@ -83,9 +86,10 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
         if relu:                   # max and ReLU commute: the ReLU runs on the pooled block, 1/(PH*PW) the size
             np.maximum(y[images], 0, out=y[images])
 
+    kept = kept_matrices(keep, plan, xp.shape, kernel.shape, dtype) if record_winners else None
     forward_blocks(xp, kernel, bias, stride, False, dtype, plan,
-                   target=lambda images, rows: block_output(images), finish=finish)
-    return y, ((xp, stride, pads, y, winner, pool_size, relu) if record_winners else None)
+                   target=lambda images, rows: block_output(images), finish=finish, kept=kept)
+    return y, ((xp, stride, pads, y, winner, pool_size, relu, kept) if record_winners else None)
 
 
 def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gate_input=False):
@@ -104,7 +108,7 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gat
     dkernel : ndarray, shape (KH, KW, C, F)
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
-    xp, stride, pads, y, winner, pool_size, relu = cache
+    xp, stride, pads, y, winner, pool_size, relu, kept = cache
     dtype = np.result_type(dy, kernel)
     plan = _plan(xp.shape, xp.dtype, kernel, stride)
     covered = (y.shape[1] * pool_size[0], y.shape[2] * pool_size[1])
@@ -115,5 +119,6 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gat
         route_to_winners(gated, winner[images], scratch, pool_size, pool_size)
         return scratch
 
-    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan, gate_input)
+    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan, gate_input,
+                                          kept)
     return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias

@@ -20,7 +20,7 @@ import numpy as np
 
 from glassnet.ops import blas
 from glassnet.ops.parallel import run_blocks
-from glassnet.ops.workspace import scratch_array, view
+from glassnet.ops.workspace import block_matrix, scratch_array, view
 
 
 def applicable(C, stride, dtype, blocks, Hp):
@@ -30,13 +30,23 @@ def applicable(C, stride, dtype, blocks, Hp):
     return stride[0] == 1 and C > 1 and whole_images and blas.available(dtype)
 
 
-def _row_windows(xp, KW, sw, OW, name):
-    """``xw`` of a block as a 2-D (n * Hp * OW, KW * C) scratch matrix."""
+def _row_windows(xp, KW, sw, OW, flat=None):
+    """``xw`` of a block as a 2-D (n * Hp * OW, KW * C) matrix, in the flat array ``flat`` (or a
+    scratch array)."""
     n, Hp, _, C = xp.shape
     windows = np.lib.stride_tricks.sliding_window_view(xp, KW, axis=2)[:, :, ::sw][:, :, :OW]
-    xw = view(scratch_array(name, n * Hp * OW * KW * C, xp.dtype), (n, Hp, OW, KW, C))
+    flat = scratch_array("rows_x", n * Hp * OW * KW * C, xp.dtype) if flat is None else flat
+    xw = view(flat, (n, Hp, OW, KW, C))
     xw[...] = windows.transpose(0, 1, 2, 4, 3)
     return xw.reshape(-1, KW * C)
+
+
+def _block_windows(xp, block, KW, sw, OW, kept, forward):
+    """The row windows of one block (see :func:`glassnet.ops.workspace.block_matrix`)."""
+    block_input = xp[block[0]]
+    size = block_input.shape[0] * block_input.shape[1] * OW * KW * block_input.shape[3]
+    return block_matrix(kept, block, size, xp.dtype, lambda flat: _row_windows(block_input, KW, sw, OW, flat),
+                        forward)
 
 
 def _scatter_columns(dxw, target, sw):
@@ -68,13 +78,13 @@ def _accumulate_rows(xw, k3, out, OW):
         blas.gemm(xw[i * OW:i * OW + len(out)], k3[i], out, accumulate=i > 0)
 
 
-def forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish=None):
+def forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish=None, kept=None):
     """The convolution (+ bias, + ReLU) of ``xp`` (N, Hp, Wp, C), block by block.
 
     ``target(images, rows)`` gives the contiguous (n, OH, OW, F) array a block's output goes to (a
     view of the layer's output, or a scratch array); ``finish(images, out)``, when given, is called
     with the finished block, shape (n, OH, OW * F), while it is still in cache (a fused max pooling
-    reads it there).
+    reads it there). ``kept``: see :func:`glassnet.ops.conv.forward_blocks`.
     """
     KH, KW, C, F = kernel.shape
     Hp, (OH, OW) = xp.shape[1], out_hw
@@ -84,7 +94,7 @@ def forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, fin
 
     def forward_block(block):
         images = block[0]
-        xw = _row_windows(xp[images], KW, stride[1], OW, "rows_x")
+        xw = _block_windows(xp, block, KW, stride[1], OW, kept, forward=True)
         out = target(images, slice(0, OH)).reshape(-1, OH, OW * F)
         if per_image:
             if bias_row is not None:
@@ -125,7 +135,7 @@ def gate_by_input(dxp, xp):
     np.multiply(dxp, xp > 0, out=dxp)
 
 
-def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads, gate_input=False):
+def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads, gate_input=False, kept=None):
     """dkernel and dbias of the row-window convolution; writes the input gradient into ``dxp`` (if given),
     multiplied by ``xp > 0`` with ``gate_input`` (see :func:`glassnet.ops.conv.backward_blocks`).
 
@@ -146,7 +156,7 @@ def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threa
 
     def backward_block(block):
         images = block[0]
-        xw = _row_windows(xp[images], KW, sw, OW, "rows_x")
+        xw = _block_windows(xp, block, KW, sw, OW, kept, forward=False)
         rows = len(xw)
         # dy on the (Hp, OW) frame: the KH - 1 extra rows of each image stay zero
         frame = view(scratch_array("rows_dy", rows * F, dtype), (rows // (Hp * OW), Hp, OW, F))

@@ -43,3 +43,22 @@ def clear_workspace():
 def view(scratch, shape):
     """A view of the first ``prod(shape)`` elements of a flat scratch array, as ``shape``."""
     return scratch[:int(np.prod(shape))].reshape(shape)
+
+
+def block_matrix(kept, block, size, dtype, build, forward):
+    """A convolution block's im2col-like matrix, built by ``build(flat)`` into a flat array of
+    ``size`` elements (``flat`` None: a scratch array of ``build``'s choice).
+
+    ``kept`` (a dict, or None) holds the matrices of a training forward pass for its backward
+    pass: the forward pass (``forward``) builds into the array it already holds for the block (a
+    new one the first time), so a step rewrites the same memory instead of faulting in fresh
+    pages; the backward pass takes the matrix it finds there.
+    """
+    if kept is None:
+        return build(None)
+    key = (block[0].start, block[0].stop, block[1].start, block[1].stop)
+    if not forward and key in kept:
+        return kept[key][1]
+    flat = kept[key][0] if key in kept else np.empty(size, dtype=dtype)
+    kept[key] = (flat, build(flat))
+    return kept[key][1]

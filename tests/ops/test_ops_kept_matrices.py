@@ -1,0 +1,98 @@
+"""A training forward pass keeps its im2col / row-window matrices for the backward pass
+(glassnet.ops.conv.KEEP_MATRIX_BYTES): the same numbers, no rebuild, the same memory every step."""
+import numpy as np
+import pytest
+
+from glassnet import layers, ops
+from glassnet.ops import conv, conv_rows
+
+CASES = {   # name: (input shape, kernel shape, stride, pads): which method runs
+    "rows": ((4, 9, 9, 3), (3, 3, 3, 5), (1, 1), ((1, 1), (1, 1))),
+    "im2col, one channel": ((4, 9, 9, 1), (3, 3, 1, 5), (1, 1), ((0, 0), (0, 0))),
+    "im2col, stride 2": ((4, 9, 9, 3), (3, 3, 3, 5), (2, 1), ((1, 0), (0, 1))),
+}
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """How many block matrices were built (im2col or row windows)."""
+    count = []
+    for module, name in ((conv, "_cols2d"), (conv_rows, "_row_windows")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, _real=real, **kw: count.append(name) or _real(*args, **kw))
+    return count
+
+
+def _arrays(case, dtype="float64"):
+    shape, kernel_shape, stride, pads = CASES[case]
+    rng = np.random.default_rng(0)
+    return rng.standard_normal(shape).astype(dtype), rng.standard_normal(kernel_shape).astype(dtype), stride, pads
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_kept_matrices_give_the_same_gradients_without_a_rebuild(builds, case):
+    x, kernel, stride, pads = _arrays(case)
+    bias = np.arange(kernel.shape[3], dtype=x.dtype)
+    y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=True)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    expected = ops.conv2d_backward(dy, cache, kernel, relu_output=y)
+    storage = {}
+    del builds[:]
+    y_kept, cache_kept = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=True, keep=storage)
+    built_forward = len(builds)
+    got = ops.conv2d_backward(dy, cache_kept, kernel, relu_output=y_kept)
+    assert built_forward >= 1 and len(builds) == built_forward          # the backward pass built nothing
+    np.testing.assert_array_equal(y_kept, y)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_the_fused_pair_keeps_its_matrices_too(builds):
+    x, kernel, stride, pads = _arrays("rows")
+    y, cache = ops.conv2d_maxpool_forward(x, kernel, None, stride, pads, (2, 2))
+    dy = np.ones_like(y)
+    expected = ops.conv2d_maxpool_backward(dy, cache, kernel, need_bias=False)
+    del builds[:]
+    y_kept, cache_kept = ops.conv2d_maxpool_forward(x, kernel, None, stride, pads, (2, 2), keep={})
+    got = ops.conv2d_maxpool_backward(dy, cache_kept, kernel, need_bias=False)
+    assert builds == ["_row_windows"]
+    for e, g in zip(expected, got):
+        if e is not None:
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_each_step_rewrites_the_same_arrays_and_a_new_layout_starts_over():
+    x, kernel, stride, pads = _arrays("im2col, one channel")
+    storage = {}
+    ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
+    first = {key: held[0] for key, held in storage.items() if key != "layout"}
+    ops.conv2d_forward(x + 1, kernel, None, stride, pads, keep=storage)
+    assert first and all(storage[key][0] is flat for key, flat in first.items())
+    y, cache = ops.conv2d_forward(x[:2], kernel, None, stride, pads, keep=storage)    # another batch size
+    assert all(storage[key][0] is not flat for key, flat in first.items() if key in storage)
+    dx, _, _ = ops.conv2d_backward(np.ones_like(y), cache, kernel)
+    expected, _, _ = ops.conv2d_backward(np.ones_like(y), ops.conv2d_forward(x[:2], kernel, None, stride, pads)[1],
+                                         kernel)
+    np.testing.assert_allclose(dx, expected, rtol=1e-12)
+
+
+def test_matrices_over_the_limit_are_not_kept(monkeypatch, builds):
+    x, kernel, stride, pads = _arrays("rows")
+    storage = {}
+    ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
+    assert len(storage) > 1
+    monkeypatch.setattr(conv, "KEEP_MATRIX_BYTES", 100)
+    y, cache = ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
+    assert storage == {} and cache[3] is None
+    del builds[:]
+    ops.conv2d_backward(np.ones_like(y), cache, kernel)
+    assert builds                                                   # rebuilt in the backward pass
+
+
+def test_a_conv_layer_keeps_matrices_only_while_training():
+    layer = layers.Conv2D(4, 3, input_shape=(8, 8, 2), seed=0)
+    x = np.random.default_rng(2).standard_normal((3, 8, 8, 2)).astype("float32")
+    layer.forward(x)
+    assert layer._cache[3] is None and layer._kept_matrices == {}
+    layer.forward(x, training=True)
+    assert layer._cache[3] is layer._kept_matrices and len(layer._kept_matrices) > 1

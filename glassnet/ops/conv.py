@@ -22,6 +22,7 @@ its output gradient comes from, which :mod:`glassnet.ops.conv_pool` uses to fuse
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 import glassnet.ops as _ops
 from glassnet.ops import blas, conv_rows
@@ -127,8 +128,10 @@ def _cols2d(xp, kernel_size, stride, out_hw, scratch):
     """The im2col matrix of one block as a 2-D (N*OH*OW, KH*KW*C) array, ready for the GEMMs.
 
     A single-channel input (a grayscale first layer) would give im2col rows of KH*KW scattered
-    single values, a slow copy; there the matrix is built transposed instead, one contiguous
-    (N, OH, OW) slab per kernel offset, and handed to the GEMMs as a transposed view.
+    single values, a slow copy; there the matrix is built transposed instead, a contiguous
+    (N, OH, OW) slab per kernel offset, and handed to the GEMMs as a transposed view. All slabs
+    come from one copy of a window view: KH*KW copies of small slabs ran 2.5x slower on two
+    threads than on one, each call handing the GIL to the other thread.
     """
     N, C = xp.shape[0], xp.shape[3]
     (KH, KW), (OH, OW) = kernel_size, out_hw
@@ -136,10 +139,8 @@ def _cols2d(xp, kernel_size, stride, out_hw, scratch):
         cols = im2col(xp, kernel_size, stride, out=_view(scratch, (N, OH, OW, KH, KW, C)))
         return cols.reshape(N * OH * OW, KH * KW * C)
     cols_t = _view(scratch, (KH, KW, N, OH, OW))
-    for i in range(KH):
-        for j in range(KW):
-            rows, cols = window_slices(i, j, stride, OH, OW)
-            cols_t[i, j] = xp[:, rows, cols, 0]
+    windows = sliding_window_view(xp[..., 0], (KH, KW), axis=(1, 2))[:, ::stride[0], ::stride[1]][:, :OH, :OW]
+    np.copyto(cols_t, windows.transpose(3, 4, 0, 1, 2))
     return cols_t.reshape(KH * KW, N * OH * OW).T
 
 

@@ -33,20 +33,21 @@ _SYMBOLS = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("scipy_cblas_{}gemm", ct
 _LOCK = threading.Lock()
 _BATCH_SYMBOLS = {ctypes.c_int64: ("scipy_cblas_{}gemm_batch_strided64_", "cblas_{}gemm_batch_strided"),
                   ctypes.c_int32: ("scipy_cblas_{}gemm_batch_strided",)}
-_STATE = {"loaded": False, "gemm": {}, "batch": {}}
+_STATE = {"loaded": False, "library": None, "gemm": {}, "batch": {}}
 
 
 def _library_paths():
-    """Paths of the OpenBLAS NumPy loaded: from threadpoolctl when installed, else NumPy's wheel folders."""
-    paths = []
+    """Paths of the OpenBLAS NumPy loaded, its own first: the ones in NumPy's wheel folders, then
+    any other that threadpoolctl (when installed) sees loaded, such as a system OpenBLAS that a
+    distribution's NumPy links (another package's copy, like SciPy's, may be loaded too)."""
+    root = os.path.dirname(np.__file__)
+    wheel_folders = [os.path.join(root, os.pardir, "numpy.libs"), os.path.join(root, ".dylibs")]
+    paths = [path for folder in wheel_folders for path in sorted(glob.glob(os.path.join(folder, "*openblas*")))]
     try:
         from threadpoolctl import threadpool_info
         paths += [info["filepath"] for info in threadpool_info() if info.get("internal_api") == "openblas"]
     except Exception:              # threadpoolctl is optional
         pass
-    root = os.path.dirname(np.__file__)
-    for folder in (os.path.join(root, os.pardir, "numpy.libs"), os.path.join(root, ".dylibs")):
-        paths += sorted(glob.glob(os.path.join(folder, "*openblas*")))
     return paths
 
 
@@ -119,6 +120,7 @@ def _load():
                 continue
             bound = {np.dtype(np.float32): _bind(library, "s"), np.dtype(np.float64): _bind(library, "d")}
             if all(bound.values()):
+                _STATE["library"] = path
                 _STATE["gemm"] = {dtype: pair[0] for dtype, pair in bound.items()}
                 _STATE["batch"] = {dtype: pair[1] for dtype, pair in bound.items() if pair[1] is not None}
                 break

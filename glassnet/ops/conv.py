@@ -25,7 +25,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 import glassnet.ops as _ops
-from glassnet.ops import blas, conv_rows
+from glassnet.ops import blas, conv_rows, conv_wide
 from glassnet.ops.conv_rows import add_shares, gate_by_input
 from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
@@ -115,13 +115,19 @@ def _block_rows(blocks):
     return max((images.stop - images.start) * (rows.stop - rows.start) for images, rows in blocks)
 
 
-def _block_cols(xp, block, kernel_size, stride, OW, size, dtype, kept, forward):
-    """The im2col matrix of one block of ``xp`` (see :func:`_cols2d`, :func:`block_matrix`)."""
+def _block_cols(xp, block, kernel_size, stride, OW, G, size, dtype, kept, forward):
+    """The im2col matrix of one block of ``xp`` (see :func:`_cols2d`, :func:`conv_wide.wide_cols`
+    for ``G`` > 1, :func:`block_matrix`)."""
     images, rows = block
     block_input = xp[images, _input_rows(rows, kernel_size[0], stride[0])]
     out_hw = (rows.stop - rows.start, OW)
-    return block_matrix(kept, block, size, dtype, lambda flat: _cols2d(
-        block_input, kernel_size, stride, out_hw, _scratch("cols", size, dtype) if flat is None else flat), forward)
+
+    def build(flat):
+        flat = _scratch("cols", size, dtype) if flat is None else flat
+        if G > 1:
+            return conv_wide.wide_cols(block_input, kernel_size, G, out_hw, flat)
+        return _cols2d(block_input, kernel_size, stride, out_hw, flat)
+    return block_matrix(kept, block, size, dtype, build, forward)
 
 
 def _cols2d(xp, kernel_size, stride, out_hw, scratch):
@@ -154,11 +160,13 @@ def _matmul_into(a, b, out):
 
 class ConvPlan(NamedTuple):
     """How a convolution runs: ``method`` "rows" (:mod:`glassnet.ops.conv_rows`) or "im2col",
-    the blocks of :func:`conv_blocks`, the number of threads, and the output's (OH, OW)."""
+    the blocks of :func:`conv_blocks`, the number of threads, the output's (OH, OW), and for
+    im2col the output pixels per matrix row (``group`` > 1: :mod:`glassnet.ops.conv_wide`)."""
     method: str
     blocks: list
     threads: int
     out_hw: tuple
+    group: int = 1
 
 
 def conv_plan(padded_shape, input_dtype, kernel_shape, stride, dtype, whole_images=False):
@@ -175,11 +183,22 @@ def conv_plan(padded_shape, input_dtype, kernel_shape, stride, dtype, whole_imag
     rows = _row_window_blocks(padded_shape, kernel_shape, stride, OW, dtype, threads)
     if rows is not None and input_dtype == dtype:
         return ConvPlan("rows", rows, threads, (OH, OW))
-    blocks = conv_blocks(N, OH, OW * KH * KW * C * dtype.itemsize, threads, image_flops=2 * OH * OW * KH * KW * C * F,
+    G = conv_wide.group(kernel_shape, stride, OW)
+    row_bytes = (conv_wide.row_elements(kernel_shape, OW, G) if G > 1 else OW * KH * KW * C) * dtype.itemsize
+    blocks = conv_blocks(N, OH, row_bytes, threads, image_flops=2 * OH * OW * KH * KW * C * F,
                          image_out_bytes=OH * OW * F * dtype.itemsize)
     if whole_images and _block_rows(blocks) < OH:
         return None
-    return ConvPlan("im2col", blocks, threads, (OH, OW))
+    return ConvPlan("im2col", blocks, threads, (OH, OW), G)
+
+
+def _row_elements(plan, padded_shape, kernel_shape):
+    """Elements of one output row's block matrix (all Hp rows of an image for the row-window method)."""
+    KH, KW, C, _ = kernel_shape
+    OH, OW = plan.out_hw
+    if plan.method == "rows":
+        return padded_shape[1] * OW * KW * C / OH
+    return conv_wide.row_elements(kernel_shape, OW, plan.group) if plan.group > 1 else OW * KH * KW * C
 
 
 def kept_matrices(storage, plan, padded_shape, kernel_shape, dtype):
@@ -188,14 +207,11 @@ def kept_matrices(storage, plan, padded_shape, kernel_shape, dtype):
     or None when they would take more (``storage`` is then emptied)."""
     if storage is None:
         return None
-    N, Hp = padded_shape[:2]
-    KH, KW, C, _ = kernel_shape
-    OH, OW = plan.out_hw
-    rows = Hp if plan.method == "rows" else OH * KH
-    if N * rows * OW * KW * C * np.dtype(dtype).itemsize > min(KEEP_MATRIX_BYTES, _ops.MEMORY_BUDGET_BYTES):
+    total = padded_shape[0] * plan.out_hw[0] * _row_elements(plan, padded_shape, kernel_shape) * np.dtype(dtype).itemsize
+    if total > min(KEEP_MATRIX_BYTES, _ops.MEMORY_BUDGET_BYTES):
         storage.clear()
         return None
-    layout = (plan.method, plan.blocks, tuple(padded_shape), tuple(kernel_shape), np.dtype(dtype))
+    layout = (plan.method, plan.group, plan.blocks, tuple(padded_shape), tuple(kernel_shape), np.dtype(dtype))
     if storage.get("layout") != layout:          # other blocks or shapes: nothing held fits
         storage.clear()
         storage["layout"] = layout
@@ -210,22 +226,21 @@ def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=N
     ``kept`` (a dict from :func:`kept_matrices`, or None) receives the blocks' matrices for
     :func:`backward_blocks`.
     """
-    method, blocks, threads, out_hw = plan
+    method, blocks, threads, out_hw, G = plan
     KH, KW, C, F = kernel.shape
     OW = out_hw[1]
     if method == "rows":
         conv_rows.forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish, kept)
         return
-    K = KH * KW * C
-    kernel2d = kernel.reshape(K, F)
-    cols_size = _block_rows(blocks) * OW * K
+    kernel2d = conv_wide.wide_kernel(kernel, G) if G > 1 else kernel.reshape(KH * KW * C, F)
+    cols_size = int(_block_rows(blocks) * _row_elements(plan, xp.shape, kernel.shape))
     # The bias repeated along a whole output row: adding it row by row runs over OW*F values at a
     # time instead of F (NumPy's inner loop is the broadcast axis; F may be as small as 6).
     bias_row = None if bias is None else np.tile(bias.astype(dtype, copy=False), OW)
 
     def forward_block(block):
         images, rows = block
-        cols = _block_cols(xp, block, (KH, KW), stride, OW, cols_size, dtype, kept, forward=True)
+        cols = _block_cols(xp, block, (KH, KW), stride, OW, G, cols_size, dtype, kept, forward=True)
         out = target(images, rows)
         _matmul_into(cols, kernel2d, out)
         if bias_row is not None:
@@ -288,7 +303,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
     dkernel : ndarray, shape (KH, KW, C, F)
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
-    method, blocks, threads, out_hw = plan
+    method, blocks, threads, out_hw, G = plan
     KH, KW, C, F = kernel.shape
     OH, OW = out_hw
     if method == "rows":
@@ -296,8 +311,8 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
         dkernel, dbias = conv_rows.backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads,
                                             gate_input, kept)
         return dxp, dkernel, dbias
-    K = KH * KW * C
-    cols_size, part_size = _block_rows(blocks) * OW * K, _block_rows(blocks) * OW * C
+    cols_size = int(_block_rows(blocks) * _row_elements(plan, xp.shape, kernel.shape))
+    part_size = _block_rows(blocks) * OW * C
     dxp = np.zeros(xp.shape, dtype=dtype) if need_dx else None
     if need_dx:
         kernel_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2))      # (KH, KW, F, C)
@@ -309,7 +324,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
         images, rows = block
         n, r = images.stop - images.start, rows.stop - rows.start
         in_rows = _input_rows(rows, KH, stride[0])
-        cols = _block_cols(xp, block, (KH, KW), stride, OW, cols_size, dtype, kept, forward=False)
+        cols = _block_cols(xp, block, (KH, KW), stride, OW, G, cols_size, dtype, kept, forward=False)
         dy2d = gradient(images, rows, _view(_scratch("dy_block", n * r * OW * F, dtype), (n, r, OW, F)))
         dy2d = dy2d.reshape(n * r * OW, F)
         if need_dx:
@@ -325,9 +340,12 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
         # The bias gradient sums dy over N, OH, OW: a GEMV with a vector of ones runs several times
         # faster than .sum(axis=0) on such a tall, narrow matrix (and accumulates more accurately).
         dbias = np.ones(len(dy2d), dtype=dtype) @ dy2d if need_bias else None
-        return blas.gemm_tall(cols, dy2d, np.empty((K, F), dtype=dtype)), dbias
+        dy_rows = dy2d.reshape(len(cols), G * F)                # G pixels per row of a wide matrix
+        return blas.gemm_tall(cols, dy_rows, np.empty((cols.shape[1], G * F), dtype=dtype)), dbias
 
     dkernel2d, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)   # sums of the blocks' shares
+    if G > 1:
+        dkernel2d = conv_wide.fold_kernel_gradient(dkernel2d, kernel.shape, G)
     return dxp, dkernel2d.reshape(kernel.shape), dbias
 
 

@@ -1,0 +1,100 @@
+"""glassnet.ops.conv_wide: single-channel convolutions with few filters, G output pixels per im2col row."""
+import numpy as np
+import pytest
+
+from glassnet import ops, reference
+from glassnet.ops import conv, conv_wide
+
+
+def _plain(monkeypatch):
+    monkeypatch.setattr(conv_wide, "group", lambda kernel_shape, stride, OW: 1)
+
+
+@pytest.mark.parametrize("kernel_shape, stride, OW, expected", [
+    ((5, 5, 1, 6), (1, 1), 28, 4),          # LeNet-5's first layer
+    ((5, 5, 1, 6), (1, 1), 26, 1),          # a width G does not divide
+    ((5, 5, 2, 6), (1, 1), 28, 1),          # two channels
+    ((5, 5, 1, 16), (1, 1), 28, 1),         # enough filters for a plain GEMM
+    ((3, 3, 1, 8), (1, 1), 28, 1),          # a narrow kernel
+    ((5, 5, 1, 6), (2, 2), 12, 1),          # stride 2
+])
+def test_which_convolutions_go_wide(kernel_shape, stride, OW, expected):
+    assert conv_wide.group(kernel_shape, stride, OW) == expected
+
+
+def _case(dtype="float64", n=3, size=12, filters=6, pads=((2, 2), (2, 2))):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, size, size, 1)).astype(dtype)
+    kernel = rng.standard_normal((5, 5, 1, filters)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype)
+    return x, kernel, bias, (1, 1), pads
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_wide_rows_give_the_plain_im2col_results(monkeypatch, relu, dtype):
+    x, kernel, bias, stride, pads = _case(dtype)
+    assert ops.conv2d_forward(x, kernel, bias, stride, pads)[0].shape[2] % conv_wide.GROUP == 0
+    plan = conv.conv_plan((3, 16, 16, 1), x.dtype, kernel.shape, stride, x.dtype)
+    assert plan.group == conv_wide.GROUP
+    y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=relu)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    got = ops.conv2d_backward(dy, cache, kernel, relu_output=y if relu else None)
+    _plain(monkeypatch)
+    y_plain, cache_plain = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=relu)
+    expected = ops.conv2d_backward(dy, cache_plain, kernel, relu_output=y_plain if relu else None)
+    tolerance = 1e-12 if dtype == "float64" else 1e-4
+    np.testing.assert_allclose(y, y_plain, rtol=tolerance, atol=tolerance)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=tolerance, atol=tolerance)
+
+
+def test_wide_rows_match_the_loop_reference():
+    x, kernel, bias, stride, pads = _case()
+    y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads)
+    expected, ref_cache = reference.conv_forward(x, kernel, bias, {"stride": 1, "pad": 2})
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    dy = np.random.default_rng(4).standard_normal(y.shape)
+    dx, dkernel, dbias = ops.conv2d_backward(dy, cache, kernel)
+    for got, want in zip((dx, dkernel, dbias), reference.conv_backward(dy, ref_cache)):
+        np.testing.assert_allclose(got, np.reshape(want, got.shape), rtol=1e-10, atol=1e-10)
+
+
+def test_row_blocks_of_one_image_and_kept_matrices(monkeypatch):
+    """A small memory budget splits images into row blocks; the kept wide matrices serve the backward pass."""
+    x, kernel, bias, stride, pads = _case(n=2, size=28)
+    y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads)
+    dy = np.random.default_rng(2).standard_normal(y.shape)
+    expected = ops.conv2d_backward(dy, cache, kernel)
+    monkeypatch.setattr(ops, "MEMORY_BUDGET_BYTES", 8 * 2 ** 10)
+    plan = conv.conv_plan((2, 32, 32, 1), x.dtype, kernel.shape, stride, x.dtype)
+    assert plan.group == conv_wide.GROUP and plan.blocks[0][1].stop - plan.blocks[0][1].start < 28
+    y_blocks, cache_blocks = ops.conv2d_forward(x, kernel, bias, stride, pads, keep={})
+    np.testing.assert_allclose(y_blocks, y, rtol=1e-12, atol=1e-12)
+    for g, e in zip(ops.conv2d_backward(dy, cache_blocks, kernel), expected):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_the_wide_kernel_and_its_gradient_fold_are_adjoint():
+    """<wide_kernel(K), D> == <K, fold(D)> for any D: the fold is the transpose of the block expansion."""
+    rng = np.random.default_rng(3)
+    kernel = rng.standard_normal((5, 5, 1, 6))
+    G = conv_wide.GROUP
+    wide = conv_wide.wide_kernel(kernel, G)
+    assert wide.shape == (5 * (5 + G - 1), G * 6)
+    D = rng.standard_normal(wide.shape)
+    folded = conv_wide.fold_kernel_gradient(D, kernel.shape, G)
+    assert np.isclose(np.sum(wide * D), np.sum(kernel.reshape(25, 6) * folded), rtol=1e-12)
+
+
+def test_kept_wide_matrices_never_serve_a_plain_plan(monkeypatch):
+    x, kernel, bias, stride, pads = _case()
+    storage = {}
+    ops.conv2d_forward(x, kernel, bias, stride, pads, keep=storage)
+    _plain(monkeypatch)                        # same blocks and shapes, another matrix layout
+    y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads, keep=storage)
+    dy = np.ones_like(y)
+    got = ops.conv2d_backward(dy, cache, kernel)
+    expected = ops.conv2d_backward(dy, ops.conv2d_forward(x, kernel, bias, stride, pads)[1], kernel)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)

@@ -113,12 +113,17 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gat
     plan = _plan(xp.shape, xp.dtype, kernel, stride)
     covered = (y.shape[1] * pool_size[0], y.shape[2] * pool_size[1])
 
+    bias_shares = {}
+
     def gradient(images, rows, scratch):
         clear_uncovered(scratch, covered)
         gated = dy[images] * (y[images] > 0) if relu else dy[images]    # a ReLU's gate at each winner
+        if need_bias:          # the routed gradient sums to the pooled one: a pass over 1/(PH*PW) the values
+            block = gated.reshape(-1, gated.shape[-1])
+            bias_shares[images.start] = np.ones(len(block), dtype=dtype) @ block
         route_to_winners(gated, winner[images], scratch, pool_size, pool_size)
         return scratch
 
-    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan, gate_input,
-                                          kept)
+    dxp, dkernel, _ = backward_blocks(gradient, xp, kernel, stride, need_dx, False, dtype, plan, gate_input, kept)
+    dbias = sum(bias_shares[start] for start in sorted(bias_shares)) if need_bias else None
     return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias

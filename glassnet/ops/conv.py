@@ -184,21 +184,24 @@ def conv_plan(padded_shape, input_dtype, kernel_shape, stride, dtype, whole_imag
     if rows is not None and input_dtype == dtype:
         return ConvPlan("rows", rows, threads, (OH, OW))
     G = conv_wide.group(kernel_shape, stride, OW)
-    row_bytes = (conv_wide.row_elements(kernel_shape, OW, G) if G > 1 else OW * KH * KW * C) * dtype.itemsize
-    blocks = conv_blocks(N, OH, row_bytes, threads, image_flops=2 * OH * OW * KH * KW * C * F,
-                         image_out_bytes=OH * OW * F * dtype.itemsize)
+    blocks = conv_blocks(N, OH, _row_elements(kernel_shape, OW, G) * dtype.itemsize, threads,
+                         image_flops=2 * OH * OW * KH * KW * C * F, image_out_bytes=OH * OW * F * dtype.itemsize)
     if whole_images and _block_rows(blocks) < OH:
         return None
     return ConvPlan("im2col", blocks, threads, (OH, OW), G)
 
 
-def _row_elements(plan, padded_shape, kernel_shape):
-    """Elements of one output row's block matrix (all Hp rows of an image for the row-window method)."""
+def _row_elements(kernel_shape, OW, group):
+    """Elements of one output row's im2col matrix (plain, or wide: :mod:`glassnet.ops.conv_wide`)."""
     KH, KW, C, _ = kernel_shape
-    OH, OW = plan.out_hw
+    return conv_wide.row_elements(kernel_shape, OW, group) if group > 1 else OW * KH * KW * C
+
+
+def _image_elements(plan, padded_shape, kernel_shape):
+    """Elements of one image's block matrix: the row windows of all Hp rows, or the im2col rows."""
     if plan.method == "rows":
-        return padded_shape[1] * OW * KW * C / OH
-    return conv_wide.row_elements(kernel_shape, OW, plan.group) if plan.group > 1 else OW * KH * KW * C
+        return padded_shape[1] * plan.out_hw[1] * kernel_shape[1] * kernel_shape[2]
+    return plan.out_hw[0] * _row_elements(kernel_shape, plan.out_hw[1], plan.group)
 
 
 def kept_matrices(storage, plan, padded_shape, kernel_shape, dtype):
@@ -207,7 +210,7 @@ def kept_matrices(storage, plan, padded_shape, kernel_shape, dtype):
     or None when they would take more (``storage`` is then emptied)."""
     if storage is None:
         return None
-    total = padded_shape[0] * plan.out_hw[0] * _row_elements(plan, padded_shape, kernel_shape) * np.dtype(dtype).itemsize
+    total = padded_shape[0] * _image_elements(plan, padded_shape, kernel_shape) * np.dtype(dtype).itemsize
     if total > min(KEEP_MATRIX_BYTES, _ops.MEMORY_BUDGET_BYTES):
         storage.clear()
         return None
@@ -233,7 +236,7 @@ def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=N
         conv_rows.forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish, kept)
         return
     kernel2d = conv_wide.wide_kernel(kernel, G) if G > 1 else kernel.reshape(KH * KW * C, F)
-    cols_size = int(_block_rows(blocks) * _row_elements(plan, xp.shape, kernel.shape))
+    cols_size = _block_rows(blocks) * _row_elements(kernel.shape, OW, G)
     # The bias repeated along a whole output row: adding it row by row runs over OW*F values at a
     # time instead of F (NumPy's inner loop is the broadcast axis; F may be as small as 6).
     bias_row = None if bias is None else np.tile(bias.astype(dtype, copy=False), OW)
@@ -311,7 +314,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
         dkernel, dbias = conv_rows.backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads,
                                             gate_input, kept)
         return dxp, dkernel, dbias
-    cols_size = int(_block_rows(blocks) * _row_elements(plan, xp.shape, kernel.shape))
+    cols_size = _block_rows(blocks) * _row_elements(kernel.shape, OW, G)
     part_size = _block_rows(blocks) * OW * C
     dxp = np.zeros(xp.shape, dtype=dtype) if need_dx else None
     if need_dx:

@@ -12,9 +12,9 @@ The GEMM comes from the OpenBLAS that NumPy's wheels bundle (``scipy_cblas_sgemm
 when no such library is found, or the check fails, :func:`gemm` falls back to NumPy (a
 temporary and an add) and gives the same results. ``available()`` says which one is in use.
 
-:func:`gemm_batch` runs one product per image of a batch in a single call: OpenBLAS 0.3.30+
-has ``cblas_?gemm_batch_strided`` (bound and checked the same way; a loop of :func:`gemm` calls
-without it). Many small calls cost more than their ctypes overhead: measured on 2 cores, 16
+:func:`gemm_batch` runs one product per image of a batch in a single call, through OpenBLAS's
+``cblas_?gemm_batch_strided`` (new in 0.3.30; bound for the versions in :data:`BATCH_VERSIONS`
+and checked the same way; a loop of :func:`gemm` calls without it). Many small calls cost more than their ctypes overhead: measured on 2 cores, 16
 products of 576x96 by 96x64 ran at 119 GFLOP/s as one batch call and at 101 as 16 calls, and
 from two threads at once at 229 against 141 (every call releases and retakes the GIL, and
 waits for it while the other thread holds it).
@@ -66,8 +66,29 @@ def _bind(library, dtype_char):
     return None
 
 
+#: OpenBLAS versions whose batched GEMM glassnet uses. Its guard (:data:`BATCH_MIN_MNK`) rests on
+#: the small-matrix threshold in OpenBLAS's interface code, read for these versions only: another
+#: version could send larger products down the path that crashed, so it gets the loop instead.
+BATCH_VERSIONS = ((0, 3, 31),)
+
+
+def _openblas_version(library):
+    """(major, minor, patch) from the library's ``openblas_get_config``, or None."""
+    for name in ("scipy_openblas_get_config64_", "scipy_openblas_get_config", "openblas_get_config"):
+        function = getattr(library, name, None)
+        if function is not None:
+            function.restype, function.argtypes = ctypes.c_char_p, []
+            words = (function() or b"").decode("ascii", "replace").split()
+            parts = words[1].split(".")[:3] if len(words) > 1 and words[0] == "OpenBLAS" else []
+            return tuple(int(part) for part in parts) if len(parts) == 3 and all(map(str.isdigit, parts)) else None
+    return None
+
+
 def _bind_batch(library, dtype_char, scalar, integer):
-    """``cblas_?gemm_batch_strided`` with the integer width of the library's GEMM, or None."""
+    """``cblas_?gemm_batch_strided`` with the integer width of the library's GEMM, or None (also
+    for an OpenBLAS not in :data:`BATCH_VERSIONS`)."""
+    if _openblas_version(library) not in BATCH_VERSIONS:
+        return None
     for name in _BATCH_SYMBOLS[integer]:
         function = getattr(library, name.format(dtype_char), None)
         if function is not None:

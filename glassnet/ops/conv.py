@@ -115,12 +115,13 @@ def _block_rows(blocks):
     return max((images.stop - images.start) * (rows.stop - rows.start) for images, rows in blocks)
 
 
-def _block_cols(xp, block, kernel_size, stride, OW, G, size, dtype, kept, forward):
+def _block_cols(xp, block, kernel_size, stride, OW, G, kernel_shape, dtype, kept, forward):
     """The im2col matrix of one block of ``xp`` (see :func:`_cols2d`, :func:`conv_wide.wide_cols`
     for ``G`` > 1, :func:`block_matrix`)."""
     images, rows = block
     block_input = xp[images, _input_rows(rows, kernel_size[0], stride[0])]
     out_hw = (rows.stop - rows.start, OW)
+    size = (images.stop - images.start) * out_hw[0] * _row_elements(kernel_shape, OW, G)
 
     def build(flat):
         flat = _scratch("cols", size, dtype) if flat is None else flat
@@ -204,21 +205,44 @@ def _image_elements(plan, padded_shape, kernel_shape):
     return plan.out_hw[0] * _row_elements(kernel_shape, plan.out_hw[1], plan.group)
 
 
+def _layout(plan, padded_shape, kernel_shape, dtype):
+    """What decides the block matrices of a convolution: method, blocks, shapes and dtype."""
+    return (plan.method, plan.group, plan.blocks, tuple(padded_shape), tuple(kernel_shape), np.dtype(dtype))
+
+
 def kept_matrices(storage, plan, padded_shape, kernel_shape, dtype):
-    """``storage`` (a dict kept between training steps, or None) ready to keep this convolution's
+    """``storage`` (a dict kept between training steps, or None) ready to keep this forward pass's
     block matrices (see :data:`KEEP_MATRIX_BYTES`, :func:`glassnet.ops.workspace.block_matrix`),
-    or None when they would take more (``storage`` is then emptied)."""
+    or None when they would take more (``storage`` is then emptied). The pass is marked with a
+    fresh token: see :func:`kept_reference`."""
     if storage is None:
         return None
     total = padded_shape[0] * _image_elements(plan, padded_shape, kernel_shape) * np.dtype(dtype).itemsize
     if total > min(KEEP_MATRIX_BYTES, _ops.MEMORY_BUDGET_BYTES):
         storage.clear()
         return None
-    layout = (plan.method, plan.group, plan.blocks, tuple(padded_shape), tuple(kernel_shape), np.dtype(dtype))
+    layout = _layout(plan, padded_shape, kernel_shape, dtype)
     if storage.get("layout") != layout:          # other blocks or shapes: nothing held fits
         storage.clear()
         storage["layout"] = layout
+    storage["pass"] = object()
     return storage
+
+
+def kept_reference(kept):
+    """What a forward pass's cache holds of its kept matrices: (storage, the pass's token), or None."""
+    return None if kept is None else (kept, kept["pass"])
+
+
+def kept_for_backward(reference, plan, padded_shape, kernel_shape, dtype):
+    """The kept matrices a backward pass may use: those of its own forward pass (the storage still
+    holds that pass: no later forward pass has rewritten it) laid out as its own plan lays them
+    out (the same blocks and dtype); else None, and the backward pass builds its matrices."""
+    if reference is None:
+        return None
+    storage, token = reference
+    same = storage.get("pass") is token and storage.get("layout") == _layout(plan, padded_shape, kernel_shape, dtype)
+    return storage if same else None
 
 
 def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=None, kept=None):
@@ -236,14 +260,13 @@ def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=N
         conv_rows.forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish, kept)
         return
     kernel2d = conv_wide.wide_kernel(kernel, G) if G > 1 else kernel.reshape(KH * KW * C, F)
-    cols_size = _block_rows(blocks) * _row_elements(kernel.shape, OW, G)
     # The bias repeated along a whole output row: adding it row by row runs over OW*F values at a
     # time instead of F (NumPy's inner loop is the broadcast axis; F may be as small as 6).
     bias_row = None if bias is None else np.tile(bias.astype(dtype, copy=False), OW)
 
     def forward_block(block):
         images, rows = block
-        cols = _block_cols(xp, block, (KH, KW), stride, OW, G, cols_size, dtype, kept, forward=True)
+        cols = _block_cols(xp, block, (KH, KW), stride, OW, G, kernel.shape, dtype, kept, forward=True)
         out = target(images, rows)
         _matmul_into(cols, kernel2d, out)
         if bias_row is not None:
@@ -288,7 +311,7 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False, keep=None):
     kept = kept_matrices(keep, plan, xp.shape, kernel.shape, dtype)
     y = np.empty((x.shape[0],) + plan.out_hw + (kernel.shape[3],), dtype=dtype)
     forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target=lambda images, rows: y[images, rows], kept=kept)
-    return y, (xp, stride, pads, kept)
+    return y, (xp, stride, pads, kept_reference(kept))
 
 
 def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan, gate_input=False, kept=None):
@@ -314,7 +337,6 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
         dkernel, dbias = conv_rows.backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads,
                                             gate_input, kept)
         return dxp, dkernel, dbias
-    cols_size = _block_rows(blocks) * _row_elements(kernel.shape, OW, G)
     part_size = _block_rows(blocks) * OW * C
     dxp = np.zeros(xp.shape, dtype=dtype) if need_dx else None
     if need_dx:
@@ -327,7 +349,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
         images, rows = block
         n, r = images.stop - images.start, rows.stop - rows.start
         in_rows = _input_rows(rows, KH, stride[0])
-        cols = _block_cols(xp, block, (KH, KW), stride, OW, G, cols_size, dtype, kept, forward=False)
+        cols = _block_cols(xp, block, (KH, KW), stride, OW, G, kernel.shape, dtype, kept, forward=False)
         dy2d = gradient(images, rows, _view(_scratch("dy_block", n * r * OW * F, dtype), (n, r, OW, F)))
         dy2d = dy2d.reshape(n * r * OW, F)
         if need_dx:
@@ -386,14 +408,15 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     """
     xp, stride, pads, kept = cache
     dtype = np.result_type(dy, kernel)
+    plan = conv_plan(xp.shape, xp.dtype, kernel.shape, stride, dtype)
 
     def gradient(images, rows, scratch):
         if relu_output is None:
             return dy[images, rows]
         return np.multiply(dy[images, rows], relu_output[images, rows] > 0, out=scratch)
 
-    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype,
-                                          conv_plan(xp.shape, xp.dtype, kernel.shape, stride, dtype), gate_input, kept)
+    dxp, dkernel, dbias = backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, plan, gate_input,
+                                          kept_for_backward(kept, plan, xp.shape, kernel.shape, dtype))
     return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias
 
 

@@ -19,7 +19,8 @@ for bit in practice: the same GEMMs run in the same order).
 """
 import numpy as np
 
-from glassnet.ops.conv import backward_blocks, conv_plan, forward_blocks, kept_matrices, unpadded
+from glassnet.ops.conv import (backward_blocks, conv_plan, forward_blocks, kept_for_backward, kept_matrices,
+                               kept_reference, unpadded)
 from glassnet.ops.padding import pad2d, padded_shape
 from glassnet.ops.pooling import clear_uncovered, route_to_winners, tiled_max_pool
 from glassnet.ops.workspace import scratch_array, view
@@ -89,7 +90,7 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
     kept = kept_matrices(keep, plan, xp.shape, kernel.shape, dtype) if record_winners else None
     forward_blocks(xp, kernel, bias, stride, False, dtype, plan,
                    target=lambda images, rows: block_output(images), finish=finish, kept=kept)
-    return y, ((xp, stride, pads, y, winner, pool_size, relu, kept) if record_winners else None)
+    return y, ((xp, stride, pads, y, winner, pool_size, relu, kept_reference(kept)) if record_winners else None)
 
 
 def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gate_input=False):
@@ -124,6 +125,7 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gat
         route_to_winners(gated, winner[images], scratch, pool_size, pool_size)
         return scratch
 
-    dxp, dkernel, _ = backward_blocks(gradient, xp, kernel, stride, need_dx, False, dtype, plan, gate_input, kept)
+    dxp, dkernel, _ = backward_blocks(gradient, xp, kernel, stride, need_dx, False, dtype, plan, gate_input,
+                                      kept_for_backward(kept, plan, xp.shape, kernel.shape, dtype))
     dbias = sum(bias_shares[start] for start in sorted(bias_shares)) if need_bias else None
     return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias

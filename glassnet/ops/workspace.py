@@ -52,13 +52,14 @@ def block_matrix(kept, block, size, dtype, build, forward):
     ``kept`` (a dict, or None) holds the matrices of a training forward pass for its backward
     pass: the forward pass (``forward``) builds into the array it already holds for the block (a
     new one the first time), so a step rewrites the same memory instead of faulting in fresh
-    pages; the backward pass takes the matrix it finds there.
+    pages; the backward pass takes the matrix it finds there, and builds one in scratch space
+    (never into ``kept``) for a block it does not find.
     """
     if kept is None:
         return build(None)
     key = (block[0].start, block[0].stop, block[1].start, block[1].stop)
-    if not forward and key in kept:
-        return kept[key][1]
+    if not forward:
+        return kept[key][1] if key in kept else build(None)
     flat = kept[key][0] if key in kept else np.empty(size, dtype=dtype)
     kept[key] = (flat, build(flat))
     return kept[key][1]

@@ -97,8 +97,17 @@ def test_the_batched_gemm_is_bound_where_numpys_openblas_has_it():
     import scipy.linalg  # noqa: F401  (SciPy's own OpenBLAS, 0.3.30 without the batched GEMM, loaded too)
     version = _numpy_openblas_version()
     assert version is not None, "this test expects NumPy's bundled OpenBLAS (as on the CI machines)"
-    assert blas.available(np.float32, batch=True) == (version >= (0, 3, 31))
+    assert blas.available(np.float32, batch=True) == (version in blas.BATCH_VERSIONS)
     assert "numpy" in blas._STATE["library"]
+
+
+def test_the_batched_gemm_is_left_out_for_untested_openblas_versions(monkeypatch):
+    import ctypes
+    library = ctypes.CDLL(blas._STATE["library"] or blas._library_paths()[0])
+    assert blas._openblas_version(library) == _numpy_openblas_version()
+    assert blas._bind_batch(library, "s", ctypes.c_float, ctypes.c_int64) is not None
+    monkeypatch.setattr(blas, "BATCH_VERSIONS", ((0, 3, 30),))
+    assert blas._bind_batch(library, "s", ctypes.c_float, ctypes.c_int64) is None
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -65,7 +65,7 @@ def test_each_step_rewrites_the_same_arrays_and_a_new_layout_starts_over():
     x, kernel, stride, pads = _arrays("im2col, one channel")
     storage = {}
     ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
-    first = {key: held[0] for key, held in storage.items() if key != "layout"}
+    first = {key: held[0] for key, held in storage.items() if isinstance(key, tuple)}
     ops.conv2d_forward(x + 1, kernel, None, stride, pads, keep=storage)
     assert first and all(storage[key][0] is flat for key, flat in first.items())
     y, cache = ops.conv2d_forward(x[:2], kernel, None, stride, pads, keep=storage)    # another batch size
@@ -95,4 +95,54 @@ def test_a_conv_layer_keeps_matrices_only_while_training():
     layer.forward(x)
     assert layer._cache[3] is None and layer._kept_matrices == {}
     layer.forward(x, training=True)
-    assert layer._cache[3] is layer._kept_matrices and len(layer._kept_matrices) > 1
+    assert layer._cache[3][0] is layer._kept_matrices and len(layer._kept_matrices) > 2
+
+
+def _reference_gradients(x, kernel, stride, pads, dy):
+    return ops.conv2d_backward(dy, ops.conv2d_forward(x, kernel, None, stride, pads)[1], kernel)
+
+
+def test_a_backward_pass_uses_only_its_own_forward_pass_matrices():
+    """Two forward passes into one storage: the first pass's backward must not read the second's."""
+    x, kernel, stride, pads = _arrays("im2col, one channel")
+    storage = {}
+    y, first_cache = ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
+    ops.conv2d_forward(x[::-1].copy(), kernel, None, stride, pads, keep=storage)     # rewrites the storage
+    dy = np.random.default_rng(5).standard_normal(y.shape)
+    for got, want in zip(ops.conv2d_backward(dy, first_cache, kernel), _reference_gradients(x, kernel, stride, pads, dy)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_backward_pass_planned_differently_builds_its_own_matrices(monkeypatch):
+    """Other threads (so other blocks) or another dtype in the backward pass: the kept matrices do not
+    fit its blocks; it must build its own and leave nothing behind for a later step."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((16, 12, 12, 1)).astype("float32")
+    kernel = rng.standard_normal((5, 5, 1, 6)).astype("float32")
+    stride, pads = (1, 1), ((2, 2), (2, 2))
+    storage = {}
+    for step in range(2):
+        batch = x + step
+        monkeypatch.setattr(ops, "NUM_THREADS", 2)
+        monkeypatch.setattr(conv, "MIN_THREAD_FLOPS", 0)
+        y, cache = ops.conv2d_forward(batch, kernel, None, stride, pads, keep=storage)
+        monkeypatch.setattr(ops, "NUM_THREADS", 1)
+        dy = rng.standard_normal(y.shape)                          # float64: another dtype as well
+        got = ops.conv2d_backward(dy, cache, kernel)
+        want = _reference_gradients(batch.astype("float64"), kernel.astype("float64"), stride, pads, dy)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_kept_blocks_take_their_own_size(monkeypatch):
+    """Row blocks of one image: the last, shorter block keeps a matrix of its own size."""
+    monkeypatch.setattr(ops, "MEMORY_BUDGET_BYTES", 64 * 2 ** 10)
+    monkeypatch.setattr(conv, "KEEP_MATRIX_BYTES", 2 ** 30)
+    x, kernel, stride, pads = _arrays("im2col, stride 2")
+    storage = {}
+    ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
+    blocks = [key for key in storage if isinstance(key, tuple)]
+    held = sum(storage[key][0].size for key in blocks)
+    rows = sum((key[1] - key[0]) * (key[3] - key[2]) for key in blocks)
+    OW = (9 + 1 - 3) // 1 + 1
+    assert held == rows * OW * 3 * 3 * 3

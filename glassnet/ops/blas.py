@@ -14,10 +14,10 @@ temporary and an add) and gives the same results. ``available()`` says which one
 
 :func:`gemm_batch` runs one product per image of a batch in a single call, through OpenBLAS's
 ``cblas_?gemm_batch_strided`` (new in 0.3.30; bound for the versions in :data:`BATCH_VERSIONS`
-and checked the same way; a loop of :func:`gemm` calls without it). Many small calls cost more than their ctypes overhead: measured on 2 cores, 16
-products of 576x96 by 96x64 ran at 119 GFLOP/s as one batch call and at 101 as 16 calls, and
-from two threads at once at 229 against 141 (every call releases and retakes the GIL, and
-waits for it while the other thread holds it).
+and checked the same way; a loop of :func:`gemm` calls without it). Many small calls cost more
+than their ctypes overhead: measured on 2 cores, 16 products of 576x96 by 96x64 ran at 119
+GFLOP/s as one batch call and at 101 as 16 calls, and from two threads at once at 229 against
+141 (every call releases and retakes the GIL, and waits for it while the other thread holds it).
 """
 import ctypes
 import glob

@@ -9,9 +9,10 @@ Backward:  dkernel2d = cols.T @ dy2d,  dbias = sum(dy2d, axis=0),
 The im2col matrix is KH*KW times larger than the input, so it is never built for the whole batch:
 both passes walk the batch in *blocks* of a few images (or, for a huge image, a few output rows),
 whose im2col matrix fits in the CPU cache (:data:`BLOCK_BYTES`) and never exceeds
-``glassnet.ops.MEMORY_BUDGET_BYTES``. The backward pass rebuilds each block's matrix from the
-cached input instead of keeping the whole one from the forward pass: a cheap copy that stays in
-cache, against a large buffer written to memory and read back.
+``glassnet.ops.MEMORY_BUDGET_BYTES``. A training forward pass keeps its blocks' matrices for the
+backward pass when all of them are small (:data:`KEEP_MATRIX_BYTES`); otherwise the backward
+pass rebuilds each block's matrix from the cached input: a cheap copy that stays in cache,
+against a large buffer written to memory and read back.
 
 Where the stride down the rows is 1 and there are several input channels, the row-window method
 of :mod:`glassnet.ops.conv_rows` (im2col along the width only, one accumulating GEMM per kernel
@@ -115,10 +116,11 @@ def _block_rows(blocks):
     return max((images.stop - images.start) * (rows.stop - rows.start) for images, rows in blocks)
 
 
-def _block_cols(xp, block, kernel_size, stride, OW, G, kernel_shape, dtype, kept, forward):
+def _block_cols(xp, block, kernel_shape, stride, OW, G, dtype, kept, forward):
     """The im2col matrix of one block of ``xp`` (see :func:`_cols2d`, :func:`conv_wide.wide_cols`
     for ``G`` > 1, :func:`block_matrix`)."""
     images, rows = block
+    kernel_size = kernel_shape[:2]
     block_input = xp[images, _input_rows(rows, kernel_size[0], stride[0])]
     out_hw = (rows.stop - rows.start, OW)
     size = (images.stop - images.start) * out_hw[0] * _row_elements(kernel_shape, OW, G)
@@ -266,7 +268,7 @@ def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=N
 
     def forward_block(block):
         images, rows = block
-        cols = _block_cols(xp, block, (KH, KW), stride, OW, G, kernel.shape, dtype, kept, forward=True)
+        cols = _block_cols(xp, block, kernel.shape, stride, OW, G, dtype, kept, forward=True)
         out = target(images, rows)
         _matmul_into(cols, kernel2d, out)
         if bias_row is not None:
@@ -349,7 +351,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
         images, rows = block
         n, r = images.stop - images.start, rows.stop - rows.start
         in_rows = _input_rows(rows, KH, stride[0])
-        cols = _block_cols(xp, block, (KH, KW), stride, OW, G, kernel.shape, dtype, kept, forward=False)
+        cols = _block_cols(xp, block, kernel.shape, stride, OW, G, dtype, kept, forward=False)
         dy2d = gradient(images, rows, _view(_scratch("dy_block", n * r * OW * F, dtype), (n, r, OW, F)))
         dy2d = dy2d.reshape(n * r * OW, F)
         if need_dx:

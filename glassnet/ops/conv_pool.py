@@ -22,7 +22,7 @@ import numpy as np
 from glassnet.ops.conv import (backward_blocks, conv_plan, forward_blocks, kept_for_backward, kept_matrices,
                                kept_reference, unpadded)
 from glassnet.ops.padding import pad2d, padded_shape
-from glassnet.ops.pooling import clear_uncovered, route_to_winners, tiled_max_pool
+from glassnet.ops.pooling import clear_uncovered, route_to_winners, tiled_max_pool, winner_dtype
 from glassnet.ops.workspace import scratch_array, view
 
 
@@ -79,7 +79,7 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
     plan = _plan(xp.shape, xp.dtype, kernel, stride)
     (OH, OW), F, (PH, PW) = plan.out_hw, kernel.shape[3], pool_size
     y = np.empty((x.shape[0], OH // PH, OW // PW, F), dtype=dtype)
-    winner = np.empty(y.shape, dtype=np.uint8 if PH * PW < 256 else np.int32) if record_winners else None
+    winner = np.empty(y.shape, dtype=winner_dtype(PH * PW)) if record_winners else None
     block_output = _block_array("pooled_conv", plan[1], (OH, OW, F), dtype)
 
     def finish(images, out):

@@ -170,7 +170,8 @@ def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threa
         for i in range(KH):
             blas.gemm_tall(xw[i * OW:], frame[:rows - i * OW], dk3[i])
         if dxp is not None:
-            dxw = view(scratch_array("rows_x", rows * KW * C, dtype), (rows, KW * C))    # xw is used up
+            # the row-window scratch array: when xw was built there (not kept), it is used up
+            dxw = view(scratch_array("rows_x", rows * KW * C, dtype), (rows, KW * C))
             for i in range(KH):
                 blas.gemm(frame[:rows - i * OW], k3_t[i], dxw[i * OW:], accumulate=i > 0)
             _scatter_columns(dxw.reshape(-1, Hp, OW, KW, C), dxp[images], sw)

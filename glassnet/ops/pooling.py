@@ -22,7 +22,7 @@ def _out_hw(shape, pool_size, stride, pads):
             conv_output_size(shape[2], pool_size[1], stride[1], *pads[1]))
 
 
-def _winner_dtype(window_size):
+def winner_dtype(window_size):
     return np.uint8 if window_size < 256 else np.int32
 
 
@@ -101,7 +101,7 @@ def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
     xp = pad2d(x, pads, value=-np.inf)
     y = np.empty((x.shape[0], OH, OW, x.shape[3]), dtype=x.dtype)
     tiled = tuple(stride) == (KH, KW)
-    winner = (np.empty if tiled else np.zeros)(y.shape, dtype=_winner_dtype(KH * KW)) if record_winners else None
+    winner = (np.empty if tiled else np.zeros)(y.shape, dtype=winner_dtype(KH * KW)) if record_winners else None
 
     def pool_images(images):
         out = y[images]
@@ -125,7 +125,7 @@ def _find_winners(xp, y, pool_size, stride):
     """The first offset of every window whose value equals the window's maximum ``y``."""
     KH, KW = pool_size
     OH, OW = y.shape[1:3]
-    winner = np.zeros(y.shape, dtype=_winner_dtype(KH * KW))
+    winner = np.zeros(y.shape, dtype=winner_dtype(KH * KW))
     found = _offset_view(xp, 0, 0, stride, OH, OW) == y
     for k in range(1, KH * KW):
         won = np.greater(_offset_view(xp, k // KW, k % KW, stride, OH, OW) == y, found)   # equal and not found

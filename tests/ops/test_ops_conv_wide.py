@@ -60,16 +60,20 @@ def test_wide_rows_match_the_loop_reference():
         np.testing.assert_allclose(got, np.reshape(want, got.shape), rtol=1e-10, atol=1e-10)
 
 
-def test_row_blocks_of_one_image_and_kept_matrices(monkeypatch):
-    """A small memory budget splits images into row blocks; the kept wide matrices serve the backward pass."""
+@pytest.mark.parametrize("setting", ["MEMORY_BUDGET_BYTES", "BLOCK_BYTES"])
+def test_row_blocks_of_one_image_and_kept_matrices(monkeypatch, setting):
+    """Small blocks split images into row blocks; under a small memory budget nothing is kept,
+    with small cache-sized blocks the kept wide matrices serve the backward pass."""
     x, kernel, bias, stride, pads = _case(n=2, size=28)
     y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads)
     dy = np.random.default_rng(2).standard_normal(y.shape)
     expected = ops.conv2d_backward(dy, cache, kernel)
-    monkeypatch.setattr(ops, "MEMORY_BUDGET_BYTES", 8 * 2 ** 10)
+    monkeypatch.setattr(ops if setting == "MEMORY_BUDGET_BYTES" else conv, setting, 8 * 2 ** 10)
     plan = conv.conv_plan((2, 32, 32, 1), x.dtype, kernel.shape, stride, x.dtype)
     assert plan.group == conv_wide.GROUP and plan.blocks[0][1].stop - plan.blocks[0][1].start < 28
-    y_blocks, cache_blocks = ops.conv2d_forward(x, kernel, bias, stride, pads, keep={})
+    storage = {}
+    y_blocks, cache_blocks = ops.conv2d_forward(x, kernel, bias, stride, pads, keep=storage)
+    assert (cache_blocks[3] is None) == (setting == "MEMORY_BUDGET_BYTES")
     np.testing.assert_allclose(y_blocks, y, rtol=1e-12, atol=1e-12)
     for g, e in zip(ops.conv2d_backward(dy, cache_blocks, kernel), expected):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)

@@ -109,7 +109,8 @@ def test_a_backward_pass_uses_only_its_own_forward_pass_matrices():
     y, first_cache = ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
     ops.conv2d_forward(x[::-1].copy(), kernel, None, stride, pads, keep=storage)     # rewrites the storage
     dy = np.random.default_rng(5).standard_normal(y.shape)
-    for got, want in zip(ops.conv2d_backward(dy, first_cache, kernel), _reference_gradients(x, kernel, stride, pads, dy)):
+    expected = _reference_gradients(x, kernel, stride, pads, dy)
+    for got, want in zip(ops.conv2d_backward(dy, first_cache, kernel), expected):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
@@ -136,13 +137,12 @@ def test_a_backward_pass_planned_differently_builds_its_own_matrices(monkeypatch
 
 def test_kept_blocks_take_their_own_size(monkeypatch):
     """Row blocks of one image: the last, shorter block keeps a matrix of its own size."""
-    monkeypatch.setattr(ops, "MEMORY_BUDGET_BYTES", 64 * 2 ** 10)
-    monkeypatch.setattr(conv, "KEEP_MATRIX_BYTES", 2 ** 30)
-    x, kernel, stride, pads = _arrays("im2col, stride 2")
+    x, kernel, stride, pads = _arrays("im2col, stride 2")          # OH = 4 rows of 8 x 27 values
+    row_bytes = 8 * 27 * x.itemsize
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 3 * row_bytes)          # blocks of 3 rows and 1 row
     storage = {}
     ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
     blocks = [key for key in storage if isinstance(key, tuple)]
-    held = sum(storage[key][0].size for key in blocks)
-    rows = sum((key[1] - key[0]) * (key[3] - key[2]) for key in blocks)
-    OW = (9 + 1 - 3) // 1 + 1
-    assert held == rows * OW * 3 * 3 * 3
+    assert {key[3] - key[2] for key in blocks} == {3, 1}
+    for key in blocks:
+        assert storage[key][0].size == (key[1] - key[0]) * (key[3] - key[2]) * 8 * 27

@@ -31,7 +31,7 @@ def _images(n=5, seed=1, dtype="float64"):
     return rng.standard_normal((n, 9, 9, 2)).astype(dtype), rng.integers(0, 3, n)
 
 
-def test_training_fuses_the_pair_and_gives_the_unfused_gradients(monkeypatch, fused_calls):
+def test_training_fuses_the_pair_and_gives_the_unfused_gradients(monkeypatch, fused_calls, fused_method):
     x, y = _images()
     fused, separate = _net(), _net()
     for model in (fused, separate):
@@ -47,13 +47,13 @@ def test_training_fuses_the_pair_and_gives_the_unfused_gradients(monkeypatch, fu
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
-def test_fused_training_step_passes_the_finite_difference_check(fused_calls):
+def test_fused_training_step_passes_the_finite_difference_check(fused_calls, fused_method):
     x, _ = _images(3)
     errors = check_model_gradients(_net(), x, training=True)
     assert fused_calls and max(errors.values()) < 1e-7
 
 
-def test_a_convolution_without_activation_fuses_too(fused_calls):
+def test_a_convolution_without_activation_fuses_too(fused_calls, fused_method):
     x, _ = _images(3)
     errors = check_model_gradients(_net(second_activation=None), x, training=True)
     assert fused_calls and max(errors.values()) < 1e-7

@@ -171,6 +171,16 @@ class ConvPlan(NamedTuple):
     out_hw: tuple
     group: int = 1
 
+    def matrix_layout(self):
+        """What decides the block matrices besides the shapes and dtype (not the thread count)."""
+        return (self.method, self.group, self.blocks)
+
+    def image_elements(self, padded_shape, kernel_shape):
+        """Elements of one image's block matrix: the row windows of all Hp rows, or the im2col rows."""
+        if self.method == "rows":
+            return padded_shape[1] * self.out_hw[1] * kernel_shape[1] * kernel_shape[2]
+        return self.out_hw[0] * _row_elements(kernel_shape, self.out_hw[1], self.group)
+
 
 def conv_plan(padded_shape, input_dtype, kernel_shape, stride, dtype, whole_images=False):
     """The :class:`ConvPlan` for a padded input of ``padded_shape`` and ``input_dtype``.
@@ -200,16 +210,9 @@ def _row_elements(kernel_shape, OW, group):
     return conv_wide.row_elements(kernel_shape, OW, group) if group > 1 else OW * KH * KW * C
 
 
-def _image_elements(plan, padded_shape, kernel_shape):
-    """Elements of one image's block matrix: the row windows of all Hp rows, or the im2col rows."""
-    if plan.method == "rows":
-        return padded_shape[1] * plan.out_hw[1] * kernel_shape[1] * kernel_shape[2]
-    return plan.out_hw[0] * _row_elements(kernel_shape, plan.out_hw[1], plan.group)
-
-
 def _layout(plan, padded_shape, kernel_shape, dtype):
-    """What decides the block matrices of a convolution: method, blocks, shapes and dtype."""
-    return (plan.method, plan.group, plan.blocks, tuple(padded_shape), tuple(kernel_shape), np.dtype(dtype))
+    """What decides the block matrices of a convolution: the plan's layout, shapes and dtype."""
+    return (type(plan).__name__, plan.matrix_layout(), tuple(padded_shape), tuple(kernel_shape), np.dtype(dtype))
 
 
 def kept_matrices(storage, plan, padded_shape, kernel_shape, dtype):
@@ -219,7 +222,7 @@ def kept_matrices(storage, plan, padded_shape, kernel_shape, dtype):
     fresh token: see :func:`kept_reference`."""
     if storage is None:
         return None
-    total = padded_shape[0] * _image_elements(plan, padded_shape, kernel_shape) * np.dtype(dtype).itemsize
+    total = padded_shape[0] * plan.image_elements(padded_shape, kernel_shape) * np.dtype(dtype).itemsize
     if total > min(KEEP_MATRIX_BYTES, _ops.MEMORY_BUDGET_BYTES):
         storage.clear()
         return None
@@ -261,7 +264,7 @@ def forward_blocks(xp, kernel, bias, stride, relu, dtype, plan, target, finish=N
     if method == "rows":
         conv_rows.forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish, kept)
         return
-    kernel2d = conv_wide.wide_kernel(kernel, G) if G > 1 else kernel.reshape(KH * KW * C, F)
+    kernel2d = conv_wide.window_kernel(kernel, (1, G)) if G > 1 else kernel.reshape(KH * KW * C, F)
     # The bias repeated along a whole output row: adding it row by row runs over OW*F values at a
     # time instead of F (NumPy's inner loop is the broadcast axis; F may be as small as 6).
     bias_row = None if bias is None else np.tile(bias.astype(dtype, copy=False), OW)
@@ -372,7 +375,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
 
     dkernel2d, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)   # sums of the blocks' shares
     if G > 1:
-        dkernel2d = conv_wide.fold_kernel_gradient(dkernel2d, kernel.shape, G)
+        dkernel2d = conv_wide.fold_window_gradient(dkernel2d, kernel.shape, (1, G))
     return dxp, dkernel2d.reshape(kernel.shape), dbias
 
 

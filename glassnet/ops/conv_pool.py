@@ -17,8 +17,11 @@ the winners are then those of ``z``, which differ from those of ``relu(z)`` only
 maximum is <= 0, where the gate is 0 anyway. The results equal the two layers' to rounding (bit
 for bit in practice: the same GEMMs run in the same order).
 """
+from typing import NamedTuple
+
 import numpy as np
 
+from glassnet.ops import conv_pool_windows
 from glassnet.ops.conv import (backward_blocks, conv_plan, forward_blocks, kept_for_backward, kept_matrices,
                                kept_reference, unpadded)
 from glassnet.ops.padding import pad2d, padded_shape
@@ -32,11 +35,30 @@ def _plan(padded, input_dtype, kernel, stride):
                      whole_images=True)
 
 
+def _window_plan(padded, dtype, kernel, stride, pool_size):
+    """The plan of :mod:`glassnet.ops.conv_pool_windows`, or None where it does not apply."""
+    return conv_pool_windows.plan(padded, kernel.shape, stride, pool_size, dtype)
+
+
 def fusable(x, kernel, stride, pads, pool_size):
     """Whether :func:`conv2d_maxpool_forward` applies to ``x``: blocks of whole images (any image
     whose im2col matrix fits the memory budget) and at least one pooling window along each side."""
-    plan = _plan(padded_shape(x.shape, pads), x.dtype, kernel, stride)
+    padded = padded_shape(x.shape, pads)
+    if _window_plan(padded, np.result_type(x, kernel), kernel, stride, pool_size) is not None:
+        return True
+    plan = _plan(padded, x.dtype, kernel, stride)
     return plan is not None and plan.out_hw[0] >= pool_size[0] and plan.out_hw[1] >= pool_size[1]
+
+
+class _WindowsCache(NamedTuple):
+    """What the backward pass of the pooling-window method needs."""
+    xp: np.ndarray
+    pads: tuple
+    y: np.ndarray
+    winner: np.ndarray
+    relu: bool
+    plan: conv_pool_windows.WindowPlan
+    kept: tuple
 
 
 def _block_array(name, blocks, shape, dtype):
@@ -76,6 +98,11 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
     """
     dtype = np.result_type(x, kernel)
     xp = pad2d(x, pads)
+    windows = _window_plan(xp.shape, dtype, kernel, stride, pool_size)
+    if windows is not None:
+        kept = kept_matrices(keep, windows, xp.shape, kernel.shape, xp.dtype) if record_winners else None
+        y, winner = conv_pool_windows.forward(xp, kernel, bias, relu, windows, record_winners, kept)
+        return y, (_WindowsCache(xp, pads, y, winner, relu, windows, kept_reference(kept)) if record_winners else None)
     plan = _plan(xp.shape, xp.dtype, kernel, stride)
     (OH, OW), F, (PH, PW) = plan.out_hw, kernel.shape[3], pool_size
     y = np.empty((x.shape[0], OH // PH, OW // PW, F), dtype=dtype)
@@ -109,6 +136,12 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gat
     dkernel : ndarray, shape (KH, KW, C, F)
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
+    if isinstance(cache, _WindowsCache):
+        xp, pads, plan = cache.xp, cache.pads, cache.plan
+        kept = kept_for_backward(cache.kept, plan, xp.shape, kernel.shape, xp.dtype)
+        dxp, dkernel, dbias = conv_pool_windows.backward(dy, xp, cache.y, cache.winner, kernel, cache.relu, plan,
+                                                         need_dx, need_bias, gate_input, kept)
+        return (unpadded(dxp, pads) if need_dx else None), dkernel, dbias
     xp, stride, pads, y, winner, pool_size, relu, kept = cache
     dtype = np.result_type(dy, kernel)
     plan = _plan(xp.shape, xp.dtype, kernel, stride)

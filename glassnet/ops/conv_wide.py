@@ -46,20 +46,28 @@ def wide_cols(xp, kernel_size, G, out_hw, flat):
     return cols.reshape(-1, KH * width)
 
 
-def wide_kernel(kernel, G):
-    """The (KH * (KW + G - 1), G * F) block matrix of a (KH, KW, 1, F) kernel."""
-    KH, KW, _, F = kernel.shape
-    wide = np.zeros((KH, KW + G - 1, G, F), dtype=kernel.dtype)
-    for p in range(G):
-        wide[:, p:p + KW, p, :] = kernel[:, :, 0, :]
-    return wide.reshape(KH * (KW + G - 1), G * F)
+def window_kernel(kernel, window):
+    """The block matrix of a (KH, KW, C, F) kernel for rows that each hold a (GH, GW) window of
+    output pixels: ``K_w[(u, v, c), (a, b, f)] = kernel[u - a, v - b, c, f]`` where the offset is
+    inside the kernel (zeros elsewhere), shape ((KH + GH - 1) * (KW + GW - 1) * C, GH * GW * F).
+    Wide rows use the window (1, G); :mod:`glassnet.ops.conv_pool_windows` a pooling window."""
+    KH, KW, C, F = kernel.shape
+    GH, GW = window
+    wide = np.zeros((KH + GH - 1, KW + GW - 1, C, GH, GW, F), dtype=kernel.dtype)
+    for a in range(GH):
+        for b in range(GW):
+            wide[a:a + KH, b:b + KW, :, a, b, :] = kernel
+    return wide.reshape(-1, GH * GW * F)
 
 
-def fold_kernel_gradient(dwide, kernel_shape, G):
-    """The (KH * KW, F) weight gradient from the wide one: the sum over the G pixel positions."""
-    KH, KW, _, F = kernel_shape
-    dwide = dwide.reshape(KH, KW + G - 1, G, F)
-    dkernel = dwide[:, 0:KW, 0, :].copy()
-    for p in range(1, G):
-        dkernel += dwide[:, p:p + KW, p, :]
-    return dkernel.reshape(KH * KW, F)
+def fold_window_gradient(dwide, kernel_shape, window):
+    """The (KH, KW, C, F) weight gradient from the gradient of :func:`window_kernel`'s matrix: the
+    sum over the window's pixel positions (the transpose of the block expansion)."""
+    KH, KW, C, F = kernel_shape
+    GH, GW = window
+    dwide = dwide.reshape(KH + GH - 1, KW + GW - 1, C, GH, GW, F)
+    dkernel = dwide[0:KH, 0:KW, :, 0, 0, :].copy()
+    for k in range(1, GH * GW):
+        a, b = divmod(k, GW)
+        dkernel += dwide[a:a + KH, b:b + KW, :, a, b, :]
+    return dkernel

@@ -14,3 +14,4 @@ def blocks_of_one_image(monkeypatch):
         monkeypatch.setattr("glassnet.ops.conv.MIN_THREAD_FLOPS", 0)
         monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
     return setup
+

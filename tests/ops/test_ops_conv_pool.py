@@ -28,7 +28,7 @@ def _separate(x, kernel, bias, stride, pads, pool, dy, relu=True):
 @pytest.mark.parametrize("relu", [True, False], ids=["relu", "linear"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("shape, kernel_hw, stride, pads, pool", CONFIGS)
-def test_fused_equals_conv_relu_then_max_pool(relu, dtype, shape, kernel_hw, stride, pads, pool):
+def test_fused_equals_conv_relu_then_max_pool(fused_method, relu, dtype, shape, kernel_hw, stride, pads, pool):
     N, H, W, C, F = shape
     rng = np.random.default_rng(sum(shape))
     # small integers: many ReLU zeros and exact ties inside windows
@@ -37,6 +37,7 @@ def test_fused_equals_conv_relu_then_max_pool(relu, dtype, shape, kernel_hw, str
     bias = rng.integers(-1, 2, size=F).astype(dtype) if F % 2 else None
     assert conv_pool.fusable(x, kernel, stride, pads, pool)
     y, cache = ops.conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool, relu=relu)
+    assert isinstance(cache, conv_pool._WindowsCache) == (fused_method == "windows" and stride == (1, 1))
     dy = rng.standard_normal(y.shape).astype(dtype)
     expected_y, expected_grads = _separate(x, kernel, bias, stride, pads, pool, dy, relu)
     np.testing.assert_array_equal(y, expected_y)
@@ -53,21 +54,29 @@ def test_fused_equals_conv_relu_then_max_pool(relu, dtype, shape, kernel_hw, str
     np.testing.assert_allclose(dkernel, expected_grads[1], rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("gate_input", [False, True], ids=["", "gated"])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_fused_over_many_blocks_and_threads(monkeypatch, blocks_of_one_image, threads):
+def test_fused_over_many_blocks_and_threads(monkeypatch, blocks_of_one_image, fused_method, threads, gate_input):
     blocks_of_one_image(threads, 12 * 10 * 3 * 3 * 8)
+    if fused_method == "windows":
+        monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 5 * 5 * 4 * 4 * 3 * 8)    # one image's window matrix
     plans = []
-    real_plan = conv_pool._plan
-    monkeypatch.setattr(conv_pool, "_plan", lambda *args: plans.append(real_plan(*args)) or plans[-1])
+    for module, name in ((conv_pool, "_plan"), (conv_pool, "_window_plan")):
+        real_plan = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, _real=real_plan: plans.append(_real(*args)) or plans[-1])
     rng = np.random.default_rng(4)
     x, kernel, bias = rng.standard_normal((7, 10, 10, 3)), rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
     y, cache = ops.conv2d_maxpool_forward(x, kernel, bias, (1, 1), ((1, 1), (1, 1)), (2, 2))
     dy = rng.standard_normal(y.shape)
     expected_y, expected_grads = _separate(x, kernel, bias, (1, 1), ((1, 1), (1, 1)), (2, 2), dy)
-    np.testing.assert_array_equal(y, expected_y)
-    for got, expected in zip(ops.conv2d_maxpool_backward(dy, cache, kernel), expected_grads):
+    if gate_input:
+        expected_grads = (expected_grads[0] * (x > 0),) + expected_grads[1:]
+    np.testing.assert_allclose(y, expected_y, rtol=1e-12, atol=1e-12)   # the window method sums in another order
+    for got, expected in zip(ops.conv2d_maxpool_backward(dy, cache, kernel, gate_input=gate_input), expected_grads):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
-    assert [len(plan.blocks) for plan in plans] == [7, 7]        # forward and backward: an image per block
+    used = [plan for plan in plans if plan is not None]
+    assert [len(plan.blocks) for plan in used] == [7] * len(used) and len(used) >= 1   # an image per block
+    assert (type(used[0]).__name__ == "WindowPlan") == (fused_method == "windows")
 
 
 def test_not_fusable_without_whole_image_blocks_or_a_whole_window(monkeypatch):

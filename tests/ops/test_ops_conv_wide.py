@@ -79,16 +79,30 @@ def test_row_blocks_of_one_image_and_kept_matrices(monkeypatch, setting):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
 
 
-def test_the_wide_kernel_and_its_gradient_fold_are_adjoint():
-    """<wide_kernel(K), D> == <K, fold(D)> for any D: the fold is the transpose of the block expansion."""
+@pytest.mark.parametrize("kernel_shape, window", [((5, 5, 1, 6), (1, conv_wide.GROUP)), ((3, 2, 3, 4), (2, 2)),
+                                                   ((2, 3, 2, 5), (3, 2))])
+def test_the_window_kernel_and_its_gradient_fold_are_adjoint(kernel_shape, window):
+    """<window_kernel(K), D> == <K, fold(D)> for any D: the fold is the transpose of the block expansion."""
     rng = np.random.default_rng(3)
-    kernel = rng.standard_normal((5, 5, 1, 6))
-    G = conv_wide.GROUP
-    wide = conv_wide.wide_kernel(kernel, G)
-    assert wide.shape == (5 * (5 + G - 1), G * 6)
+    kernel = rng.standard_normal(kernel_shape)
+    KH, KW, C, F = kernel_shape
+    wide = conv_wide.window_kernel(kernel, window)
+    assert wide.shape == ((KH + window[0] - 1) * (KW + window[1] - 1) * C, window[0] * window[1] * F)
     D = rng.standard_normal(wide.shape)
-    folded = conv_wide.fold_kernel_gradient(D, kernel.shape, G)
-    assert np.isclose(np.sum(wide * D), np.sum(kernel.reshape(25, 6) * folded), rtol=1e-12)
+    folded = conv_wide.fold_window_gradient(D, kernel.shape, window)
+    assert folded.shape == kernel_shape
+    assert np.isclose(np.sum(wide * D), np.sum(kernel * folded), rtol=1e-12)
+
+
+def test_the_window_kernel_places_each_pixel_s_kernel_at_its_offset():
+    """Column (a, b, f) of the block matrix holds kernel[:, :, :, f] at rows (a + i, b + j, c)."""
+    kernel = np.arange(2 * 3 * 2 * 2, dtype=float).reshape(2, 3, 2, 2) + 1
+    wide = conv_wide.window_kernel(kernel, (2, 2)).reshape(3, 4, 2, 2, 2, 2)
+    for a in range(2):
+        for b in range(2):
+            expected = np.zeros((3, 4, 2, 2))
+            expected[a:a + 2, b:b + 3] = kernel
+            np.testing.assert_array_equal(wide[:, :, :, a, b, :], expected)
 
 
 def test_kept_wide_matrices_never_serve_a_plain_plan(monkeypatch):

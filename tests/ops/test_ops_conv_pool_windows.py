@@ -1,0 +1,64 @@
+"""One im2col row per pooling window (glassnet.ops.conv_pool_windows): where it applies, and the
+cases the fused-pair tests (test_ops_conv_pool.py, run with both methods) do not reach."""
+import numpy as np
+import pytest
+
+from glassnet import ops
+from glassnet.ops import conv_pool, conv_pool_windows
+
+
+@pytest.mark.parametrize("kernel_shape, stride, pool, applies", [
+    ((5, 5, 1, 6), (1, 1), (2, 2), True),                   # LeNet-5's first convolution
+    ((5, 5, 6, 16), (1, 1), (2, 2), True),                  # ... and its second
+    ((3, 3, 32, 17), (1, 1), (2, 2), False),                # more filters than MAX_FILTERS
+    ((3, 3, 3, 4), (2, 1), (2, 2), False),                  # a stride
+    ((3, 3, 3, 4), (1, 1), (13, 2), False),                 # no whole window: 12 output rows
+])
+def test_the_method_applies_to_stride_1_convolutions_with_few_filters(kernel_shape, stride, pool, applies):
+    plan = conv_pool_windows.plan((8, 14, 14, kernel_shape[2]), kernel_shape, stride, pool, np.float32)
+    assert (plan is not None) == applies
+    if applies:
+        KH, KW = kernel_shape[:2]
+        assert plan.window == pool and plan.patch == (KH + pool[0] - 1, KW + pool[1] - 1)
+        assert plan.pooled_hw == ((14 - KH + 1) // pool[0], (14 - KW + 1) // pool[1])
+
+
+def test_an_image_over_the_memory_budget_leaves_it_to_the_other_methods(monkeypatch):
+    x, kernel = np.zeros((2, 10, 10, 3)), np.zeros((3, 3, 3, 4))
+    monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", 1000)
+    assert conv_pool_windows.plan(x.shape, kernel.shape, (1, 1), (2, 2), x.dtype) is None
+    assert not conv_pool.fusable(x, kernel, (2, 1), ((0, 0), (0, 0)), (2, 2))
+
+
+def test_a_float64_gradient_into_a_float32_pair_is_computed_in_float64():
+    rng = np.random.default_rng(2)
+    x, kernel = rng.standard_normal((3, 12, 12, 2)), rng.standard_normal((5, 5, 2, 6))
+    bias = rng.standard_normal(6)
+    y32, cache32 = ops.conv2d_maxpool_forward(*(a.astype(np.float32) for a in (x, kernel, bias)),
+                                              (1, 1), ((2, 2), (2, 2)), (2, 2), keep={})
+    y64, cache64 = ops.conv2d_maxpool_forward(x, kernel, bias, (1, 1), ((2, 2), (2, 2)), (2, 2))
+    assert isinstance(cache32, conv_pool._WindowsCache)
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y64.shape)
+    got = ops.conv2d_maxpool_backward(dy, cache32, kernel.astype(np.float32))
+    expected = ops.conv2d_maxpool_backward(dy, cache64, kernel)
+    for g, e in zip(got, expected):
+        assert g.dtype == np.float64
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
+
+
+def test_the_backward_pass_runs_on_the_forward_pass_blocks(monkeypatch, blocks_of_one_image):
+    """Winners are stored per block: another thread count between the passes changes nothing."""
+    rng = np.random.default_rng(5)
+    x, kernel = rng.standard_normal((5, 8, 8, 2)), rng.standard_normal((3, 3, 2, 3))
+    y, cache = ops.conv2d_maxpool_forward(x, kernel, None, (1, 1), ((0, 0), (0, 0)), (2, 2))
+    dy = rng.standard_normal(y.shape)
+    expected = ops.conv2d_maxpool_backward(dy, cache, kernel, need_bias=False)
+    blocks_of_one_image(2, 3 * 3 * 4 * 4 * 2 * 8)                 # one image's window matrix per block
+    y_blocks, cache_blocks = ops.conv2d_maxpool_forward(x, kernel, None, (1, 1), ((0, 0), (0, 0)), (2, 2))
+    assert len(cache_blocks.plan.blocks) == 5
+    monkeypatch.setattr(ops, "NUM_THREADS", 1)
+    monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 2 ** 22)
+    for g, e in zip(ops.conv2d_maxpool_backward(dy, cache_blocks, kernel, need_bias=False), expected):
+        if e is not None:
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)

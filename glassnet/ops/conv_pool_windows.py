@@ -148,20 +148,41 @@ def forward(xp, kernel, bias, relu, plan, record_winners=True, kept=None):
     return y, winner
 
 
+def _cell_counts(plan):
+    """(A, B): the (PH, PW) cells a patch spans down and across (its last ones may be partial)."""
+    (PH, PW), (U, V) = plan.window, plan.patch
+    return -(-U // PH), -(-V // PW)
+
+
+def cell_kernel(kernel_w, plan, C):
+    """The rows of :func:`glassnet.ops.conv_wide.window_kernel`'s matrix in patch-cell order
+    (a, b, s, t, c) for the patch pixel (a * PH + s, b * PW + t), with zero rows for a partial
+    cell's missing pixels: ``dcols = routed @ cell_kernel.T`` then holds whole cells."""
+    (PH, PW), (U, V) = plan.window, plan.patch
+    A, B = _cell_counts(plan)
+    padded = np.zeros((A * PH, B * PW, C, kernel_w.shape[1]), dtype=kernel_w.dtype)
+    padded[:U, :V] = kernel_w.reshape(U, V, C, -1)
+    return padded.reshape(A, PH, B, PW, C, -1).transpose(0, 2, 1, 3, 4, 5).reshape(A * B * PH * PW * C, -1)
+
+
 def _add_cells(dcols, dxp, plan):
-    """col2im of a block's patch gradients ``dcols`` (n * OHp * OWp, U * V * C) into ``dxp``
-    (n, HB * PH, WB * PW, C), zeroed: patch cell (a, b) of window (ph, pw) is input cell
-    (ph + a, pw + b), so each cell offset is one add of whole (PH, PW) cells."""
-    (OHp, OWp), (PH, PW), (U, V) = plan.pooled_hw, plan.window, plan.patch
+    """col2im of a block's patch gradients ``dcols`` (n * OHp * OWp, A * B * PH * PW * C), in
+    patch-cell order (:func:`cell_kernel`), into ``dxp`` (n, HB * PH, WB * PW, C): cell (a, b) of
+    window (ph, pw) is input cell (ph + a, pw + b), so each cell offset is one add of whole cells
+    (PH * PW * C contiguous values on both sides) into a cell-major scratch array, which is then
+    laid out as NHWC in one copy."""
+    (OHp, OWp), (PH, PW) = plan.pooled_hw, plan.window
+    A, B = _cell_counts(plan)
     n, C = dxp.shape[0], dxp.shape[3]
-    patches = dcols.reshape(n, OHp, OWp, U, V, C)
-    cells = dxp.reshape(n, dxp.shape[1] // PH, PH, dxp.shape[2] // PW, PW, C)
-    for a in range(-(-U // PH)):
-        rows = slice(a * PH, min(U, (a + 1) * PH))
-        for b in range(-(-V // PW)):
-            cols = slice(b * PW, min(V, (b + 1) * PW))
-            part = patches[:, :, :, rows, cols].transpose(0, 1, 3, 2, 4, 5)      # (n, OHp, s, OWp, t, C)
-            cells[:, a:a + OHp, :part.shape[2], b:b + OWp, :part.shape[4]] += part
+    HB, WB = dxp.shape[1] // PH, dxp.shape[2] // PW
+    cell = PH * PW * C
+    cells = view(scratch_array("window_dcells", n * HB * WB * cell, dxp.dtype), (n, HB, WB, cell))
+    cells[...] = 0
+    patches = dcols.reshape(n, OHp, OWp, A, B, cell)
+    for a in range(A):
+        for b in range(B):
+            cells[:, a:a + OHp, b:b + OWp] += patches[:, :, :, a, b]
+    dxp.reshape(n, HB, PH, WB, PW, C)[...] = cells.reshape(n, HB, WB, PH, PW, C).transpose(0, 1, 3, 2, 4, 5)
 
 
 def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True, gate_input=False, kept=None):
@@ -173,22 +194,24 @@ def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True
     dkernel : ndarray, shape (KH, KW, C, F)
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
-    KH, KW, C, F = kernel.shape
-    (OHp, OWp), (PH, PW), (U, V) = plan.pooled_hw, plan.window, plan.patch
+    C, F = kernel.shape[2:]
+    (OHp, OWp), (PH, PW) = plan.pooled_hw, plan.window
     N, Hp, Wp = xp.shape[:3]
     G, dtype = PH * PW, np.result_type(dy, kernel)
-    kernel_w = conv_wide.window_kernel(kernel.astype(dtype, copy=False), plan.window) if need_dx else None
-    # the input gradient in whole (PH, PW) cells: every cell a patch reaches, and all of xp
-    HB, WB = max(-(-Hp // PH), OHp + -(-U // PH) - 1), max(-(-Wp // PW), OWp + -(-V // PW) - 1)
-    dx_cells = np.zeros((N, HB * PH, WB * PW, C), dtype=dtype) if need_dx else None
+    if need_dx:
+        kernel_cells = cell_kernel(conv_wide.window_kernel(kernel.astype(dtype, copy=False), plan.window), plan, C)
+        # the input gradient in whole (PH, PW) cells: every cell a patch reaches, and all of xp
+        A, B = _cell_counts(plan)
+        HB, WB = max(-(-Hp // PH), OHp + A - 1), max(-(-Wp // PW), OWp + B - 1)
+        dx_cells = np.empty((N, HB * PH, WB * PW, C), dtype=dtype)     # every element is written
 
     def backward_block(block):
         images = block[0]
         cols = _block_matrix(xp, block, plan, kernel.shape, kept, forward=False)
         R = len(cols)
         gradient = dy[images].reshape(R, F)
-        if relu:                                     # a ReLU's gate at each winner: its pooled value > 0
-            gradient = gradient * (y[images].reshape(R, F) > 0)
+        if relu:       # a ReLU's gate at each winner: its pooled value > 0 (gated, then transposed: 5x
+            gradient = gradient * (y[images].reshape(R, F) > 0)     # faster than one op on transposed views)
         pooled = view(scratch_array("window_dy", F * R, dtype), (F, R))
         pooled[...] = gradient.T
         dbias = pooled @ np.ones(R, dtype=dtype) if need_bias else None
@@ -199,8 +222,8 @@ def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True
         routed = slabs.reshape(G * F, R).T                   # (R, G * F), a transposed view
         dkernel_w = np.matmul(cols.T, routed)
         if need_dx:
-            dcols = view(scratch_array("window_dcols", R * U * V * C, dtype), (R, U * V * C))
-            np.matmul(routed, kernel_w.T, out=dcols)
+            dcols = view(scratch_array("window_dcols", R * len(kernel_cells), dtype), (R, len(kernel_cells)))
+            np.matmul(routed, kernel_cells.T, out=dcols)
             _add_cells(dcols, dx_cells[images], plan)
             if gate_input:
                 gate_by_input(dx_cells[images, :Hp, :Wp], xp[images])

@@ -4,6 +4,7 @@ A fresh multi-MiB array per call would be mapped and page-faulted in again every
 convolutions borrow flat arrays from here instead. They are sized by the block size
 (:data:`glassnet.ops.conv.BLOCK_BYTES`), so this holds a few MiB per thread at most.
 """
+import math
 import threading
 import weakref
 
@@ -42,7 +43,7 @@ def clear_workspace():
 
 def view(scratch, shape):
     """A view of the first ``prod(shape)`` elements of a flat scratch array, as ``shape``."""
-    return scratch[:int(np.prod(shape))].reshape(shape)
+    return scratch[:math.prod(shape)].reshape(shape)
 
 
 def block_matrix(kept, block, size, dtype, build, forward):

@@ -252,12 +252,16 @@ def test_small_convolutions_are_not_split_between_threads(monkeypatch):
 
 
 def test_convolutions_with_few_flops_but_large_arrays_are_split_between_threads(monkeypatch):
-    from glassnet.ops import conv
-    # the tiny model's 3x3, 1 -> 8 channel convolution on 28x28 images: 26x26 outputs
-    image_flops, row_bytes, out_bytes = 2 * 26 * 26 * 9 * 8, 26 * 9 * 4, 26 * 26 * 8 * 4
+    from glassnet.ops import conv, conv_pool_windows
+    monkeypatch.setattr(ops, "NUM_THREADS", 2)
+    # the tiny model's 3x3, 1 -> 8 channel convolution + 2x2 pooling on 28x28 images, one matrix
+    # row per pooling window: 13x13 windows of 4x4 pixels, 4 x 8 outputs each
+    image_flops, row_bytes, out_bytes = 2 * 13 * 13 * 16 * 32, 13 * 16 * 4, 13 * 13 * 32 * 4
     assert 128 * image_flops < 2 * conv.MIN_THREAD_FLOPS                  # too few FLOPs on their own
-    assert len(conv_blocks(128, 26, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 2
-    assert len(conv_blocks(128, 26, row_bytes, threads=2, image_flops=image_flops)) == 1   # im2col bytes alone
-    assert len(conv_blocks(32, 26, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1
+    assert len(conv_blocks(128, 13, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 2
+    assert len(conv_blocks(128, 13, row_bytes, threads=2, image_flops=image_flops)) == 1   # matrix bytes alone
+    assert len(conv_blocks(32, 13, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1
+    plan = conv_pool_windows.plan((128, 28, 28, 1), (3, 3, 1, 8), (1, 1), (2, 2), np.dtype(np.float32))
+    assert len(plan.blocks) == 2 and plan.threads == 2
     monkeypatch.setattr(conv, "MIN_THREAD_BYTES", 2 ** 40)
-    assert len(conv_blocks(128, 26, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1
+    assert len(conv_blocks(128, 13, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1

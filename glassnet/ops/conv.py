@@ -51,9 +51,11 @@ MIN_THREAD_FLOPS = 16_000_000
 #: ... or least bytes of im2col matrix and output per thread: a convolution with few FLOPs but
 #: large arrays (the tiny model's 3x3, 1 -> 8 channels at batch 128: 6 MFLOP but 2.9 MB per
 #: thread) is bound by its copies and pooling, which two threads do in less time (its 2-thread
-#: training step: 16% faster split). LeNet-5's first layer at batch 32 (1.5 MB per thread) ran
-#: 14% slower split.
-MIN_THREAD_BYTES = 2 * 2 ** 20
+#: training step: 16% faster split). With the pooling-window method
+#: (:mod:`glassnet.ops.conv_pool_windows`) the tiny model has 2.1 MB per thread, and 1 MiB here
+#: made its step 6% faster; LeNet-5 at batch 32 and 128 did not change (2 MiB had been 14% faster
+#: than 1 for LeNet-5 at batch 32 before that method).
+MIN_THREAD_BYTES = 2 ** 20
 
 #: A training forward pass keeps its blocks' im2col (or row-window) matrices for the backward pass,
 #: which would otherwise build them again, when all of them together take at most this many bytes

@@ -16,6 +16,10 @@ after the pooling (``max(relu(z)) == relu(max(z))``), on a quarter of the values
 the winners are then those of ``z``, which differ from those of ``relu(z)`` only in windows whose
 maximum is <= 0, where the gate is 0 anyway. The results equal the two layers' to rounding (bit
 for bit in practice: the same GEMMs run in the same order).
+
+A stride-1 convolution with few filters (LeNet-5's, seed 003's) runs by pooling windows instead
+(:mod:`glassnet.ops.conv_pool_windows`): one matrix row per window, so its GEMMs are PH * PW
+times wider and the pooling works on contiguous slabs.
 """
 from typing import NamedTuple
 

@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from glassnet.ops import conv, conv_wide
 from glassnet.ops.conv_rows import add_shares, gate_by_input
 from glassnet.ops.parallel import num_threads, run_blocks
-from glassnet.ops.pooling import _first_winners
+from glassnet.ops.pooling import _first_winners, winner_dtype
 from glassnet.ops.workspace import block_matrix, scratch_array, view
 
 #: The method applies to convolutions with at most this many filters: wider ones already run
@@ -116,14 +116,14 @@ def forward(xp, kernel, bias, relu, plan, record_winners=True, kept=None):
     Returns
     -------
     y : ndarray, shape (N, OHp, OWp, F)
-    winner : flat ndarray of uint8 (each block's (F, R) winners in turn), or None without
+    winner : flat ndarray (each block's (F, R) winners in turn), or None without
         ``record_winners``
     """
     F, dtype = kernel.shape[3], np.result_type(xp, kernel)
     G = plan.window[0] * plan.window[1]
     kernel_t = np.ascontiguousarray(conv_wide.window_kernel(kernel.astype(dtype, copy=False), plan.window).T)
     y = np.empty((xp.shape[0],) + plan.pooled_hw + (F,), dtype=dtype)
-    winner = np.empty(y.size, dtype=np.uint8) if record_winners else None
+    winner = np.empty(y.size, dtype=winner_dtype(G)) if record_winners else None
     column_bias = None if bias is None else bias.astype(dtype, copy=False)[:, None]
 
     def forward_block(block):

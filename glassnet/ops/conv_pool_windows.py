@@ -20,9 +20,9 @@ Backward, with ``dT`` the routed gradient in the same slabs:
 
 The pooled planar blocks are transposed to NHWC only at the end (1 / (PH * PW) of the output),
 and the backward pass runs on the forward pass's own blocks (its winners are stored per block).
-Measured at 1 thread, batch 128 (2026-11-30), forward + backward against the row-window / wide
-methods with a separate pooling: LeNet-5's first layer 3.7 ms against 5.5, its second 5.0 against
-7.8; the tiny model's 3x3 layer 2.7 against 4.3.
+Measured at 1 thread, batch 128 (2026-11-30), forward + backward against the fused row-window /
+wide-row methods: LeNet-5's first layer 3.5 ms against 5.5, its second 4.8 against 7.8; the tiny
+model's 3x3 layer 2.7 against 4.3. LeNet-5's training step got 29% faster at 1 thread and 21% at 2.
 """
 from typing import NamedTuple
 
@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from glassnet.ops import conv, conv_wide
 from glassnet.ops.conv_rows import add_shares, gate_by_input
 from glassnet.ops.parallel import num_threads, run_blocks
-from glassnet.ops.pooling import _first_winners, winner_dtype
+from glassnet.ops.pooling import first_winners, winner_dtype
 from glassnet.ops.workspace import block_matrix, scratch_array, view
 
 #: The method applies to convolutions with at most this many filters: wider ones already run
@@ -133,11 +133,14 @@ def forward(xp, kernel, bias, relu, plan, record_winners=True, kept=None):
         slabs = view(scratch_array("window_out", G * F * R, dtype), (G, F, R))
         np.matmul(kernel_t, cols.T, out=slabs.reshape(G * F, R))
         pooled = view(scratch_array("window_pooled", F * R, dtype), (F, R))
-        np.maximum(slabs[0], slabs[1], out=pooled) if G > 1 else np.copyto(pooled, slabs[0])
+        if G == 1:
+            np.copyto(pooled, slabs[0])
+        else:
+            np.maximum(slabs[0], slabs[1], out=pooled)
         for slab in slabs[2:]:
             np.maximum(pooled, slab, out=pooled)
         if winner is not None:
-            _first_winners(list(slabs), pooled, _winner_segment(winner, images, F, R))
+            first_winners(list(slabs), pooled, _winner_segment(winner, images, F, R))
         if column_bias is not None:           # max(z + b) = max(z) + b: the bias on the pooled values
             pooled += column_bias
         if relu:
@@ -154,10 +157,10 @@ def _cell_counts(plan):
     return -(-U // PH), -(-V // PW)
 
 
-def cell_kernel(kernel_w, plan, C):
+def _cell_kernel(kernel_w, plan, C):
     """The rows of :func:`glassnet.ops.conv_wide.window_kernel`'s matrix in patch-cell order
     (a, b, s, t, c) for the patch pixel (a * PH + s, b * PW + t), with zero rows for a partial
-    cell's missing pixels: ``dcols = routed @ cell_kernel.T`` then holds whole cells."""
+    cell's missing pixels: ``dcols = routed @ _cell_kernel(...).T`` then holds whole cells."""
     (PH, PW), (U, V) = plan.window, plan.patch
     A, B = _cell_counts(plan)
     padded = np.zeros((A * PH, B * PW, C, kernel_w.shape[1]), dtype=kernel_w.dtype)
@@ -167,7 +170,7 @@ def cell_kernel(kernel_w, plan, C):
 
 def _add_cells(dcols, dxp, plan):
     """col2im of a block's patch gradients ``dcols`` (n * OHp * OWp, A * B * PH * PW * C), in
-    patch-cell order (:func:`cell_kernel`), into ``dxp`` (n, HB * PH, WB * PW, C): cell (a, b) of
+    patch-cell order (:func:`_cell_kernel`), into ``dxp`` (n, HB * PH, WB * PW, C): cell (a, b) of
     window (ph, pw) is input cell (ph + a, pw + b), so each cell offset is one add of whole cells
     (PH * PW * C contiguous values on both sides) into a cell-major scratch array, which is then
     laid out as NHWC in one copy."""
@@ -199,7 +202,7 @@ def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True
     N, Hp, Wp = xp.shape[:3]
     G, dtype = PH * PW, np.result_type(dy, kernel)
     if need_dx:
-        kernel_cells = cell_kernel(conv_wide.window_kernel(kernel.astype(dtype, copy=False), plan.window), plan, C)
+        kernel_cells = _cell_kernel(conv_wide.window_kernel(kernel.astype(dtype, copy=False), plan.window), plan, C)
         # the input gradient in whole (PH, PW) cells: every cell a patch reaches, and all of xp
         A, B = _cell_counts(plan)
         HB, WB = max(-(-Hp // PH), OHp + A - 1), max(-(-Wp // PW), OWp + B - 1)

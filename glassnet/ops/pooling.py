@@ -54,10 +54,10 @@ def tiled_max_pool(xp, pool_size, out, winner=None):
     OH, OW = out.shape[1:3]
     _tiled_max(xp, KH, KW, out)
     if winner is not None:
-        _first_winners([_offset_view(xp, k // KW, k % KW, pool_size, OH, OW) for k in range(KH * KW)], out, winner)
+        first_winners([_offset_view(xp, k // KW, k % KW, pool_size, OH, OW) for k in range(KH * KW)], out, winner)
 
 
-def _first_winners(windows, y, winner):
+def first_winners(windows, y, winner):
     """``winner`` = the first offset k (row-major) whose window value equals the maximum ``y``.
 
     With ``ne_k = windows[k] != y``, the first equal offset is

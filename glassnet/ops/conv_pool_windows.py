@@ -71,9 +71,11 @@ def plan(padded_shape, kernel_shape, stride, pool_size, dtype):
         return None
     U, V = KH + PH - 1, KW + PW - 1
     row_elements = OWp * U * V * C
-    threads = num_threads(N * OHp * row_elements * itemsize)
-    blocks = conv.conv_blocks(N, OHp, row_elements * itemsize, threads,
-                              image_flops=2 * OHp * row_elements * PH * PW * F,
+    # blocks sized by the larger of a block's two big arrays: the matrix, and the product
+    # (PH * PW * F values a window: 4x the matrix for a 3x3 kernel, one channel and 16 filters)
+    row_bytes = OWp * max(U * V * C, PH * PW * F) * itemsize
+    threads = num_threads(N * OHp * row_bytes)
+    blocks = conv.conv_blocks(N, OHp, row_bytes, threads, image_flops=2 * OHp * row_elements * PH * PW * F,
                               image_out_bytes=OHp * OWp * PH * PW * F * itemsize)
     if any(rows.stop - rows.start < OHp for _, rows in blocks):
         return None

@@ -62,3 +62,14 @@ def test_the_backward_pass_runs_on_the_forward_pass_blocks(monkeypatch, blocks_o
     for g, e in zip(ops.conv2d_maxpool_backward(dy, cache_blocks, kernel, need_bias=False), expected):
         if e is not None:
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_blocks_keep_the_product_within_the_memory_budget(monkeypatch):
+    """One channel, 3x3 kernel, 16 filters: a window's product (64 values) is 4x its matrix row
+    (16 values), so the product decides the blocks."""
+    monkeypatch.setattr(ops, "NUM_THREADS", 1)
+    monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", 100_000)
+    product_bytes = 13 * 13 * 4 * 16 * 8                     # one image's product, float64
+    plan = conv_pool_windows.plan((8, 28, 28, 1), (3, 3, 1, 16), (1, 1), (2, 2), np.float64)
+    most = max(images.stop - images.start for images, _ in plan.blocks)
+    assert most * product_bytes <= 100_000 and len(plan.blocks) >= 4

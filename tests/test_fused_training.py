@@ -5,6 +5,7 @@ import pytest
 
 import glassnet as gn
 from glassnet import explain, layers
+from glassnet.ops import conv_pool
 from glassnet.testing import check_model_gradients
 
 
@@ -39,10 +40,25 @@ def test_training_fuses_the_pair_and_gives_the_unfused_gradients(monkeypatch, fu
     for _ in range(3):
         fused.train_on_batch(x, y)
     assert fused_calls == [(fused.layers[1].name, True)] * 3
+    assert isinstance(fused.layers[1]._cache, conv_pool._WindowsCache) == (fused_method == "windows")
     monkeypatch.setattr(layers.Conv2D, "fuses_with", lambda self, pool, x: False)
     for _ in range(3):
         separate.train_on_batch(x, y)
     assert len(fused_calls) == 3
+    for a, b in zip(fused.get_weights(), separate.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_fit_with_a_smaller_last_batch_matches_the_unfused_layers(monkeypatch, fused_calls, fused_method):
+    """Batches of 4, 4 and 2: the kept matrices and blocks change with the batch size."""
+    x, y = _images(10)
+    fused, separate = _net(), _net()
+    for model in (fused, separate):
+        model.compile(gn.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+    fused.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    assert len(fused_calls) == 6
+    monkeypatch.setattr(layers.Conv2D, "fuses_with", lambda self, pool, x: False)
+    separate.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
     for a, b in zip(fused.get_weights(), separate.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 

@@ -66,7 +66,7 @@ MIN_THREAD_BYTES = 2 ** 20
 KEEP_MATRIX_BYTES = 16 * 2 ** 20
 
 
-def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0, image_out_bytes=0):
+def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0, image_out_bytes=0, held_row_bytes=None):
     """Split the output ``(N, OH)`` into blocks whose im2col matrices fit the memory budget.
 
     Parameters
@@ -85,6 +85,9 @@ def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0, image_out_bytes=0):
     image_out_bytes : int
         Bytes of one image's output (with ``image_flops``, what decides whether the threads share
         the work: :data:`MIN_THREAD_FLOPS`, :data:`MIN_THREAD_BYTES`).
+    held_row_bytes : int, optional
+        Bytes per output row of all the block-sized arrays a block holds at once, when more than
+        its matrix (default ``row_bytes``): they, not just the matrix, must fit the memory budget.
 
     Returns
     -------
@@ -94,9 +97,11 @@ def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0, image_out_bytes=0):
     """
     budget = max(1, _ops.MEMORY_BUDGET_BYTES // threads)
     limit = max(1, min(BLOCK_BYTES, budget))
-    image_bytes = OH * row_bytes
-    if image_bytes <= limit:
-        per_block = max(limit // image_bytes, min(-(-MIN_BLOCK_FLOPS // max(1, image_flops)), budget // image_bytes))
+    held_row_bytes = max(row_bytes, held_row_bytes or 0)
+    image_bytes, image_held = OH * row_bytes, OH * held_row_bytes
+    if image_bytes <= limit and image_held <= budget:
+        per_block = max(limit // image_bytes, -(-MIN_BLOCK_FLOPS // max(1, image_flops)))
+        per_block = min(per_block, budget // image_held)
         count = -(-N // max(1, per_block))                         # fewest blocks that fit
         enough = N * image_flops >= threads * MIN_THREAD_FLOPS
         if enough or N * (image_bytes + image_out_bytes) >= threads * MIN_THREAD_BYTES:
@@ -104,7 +109,7 @@ def conv_blocks(N, OH, row_bytes, threads=1, image_flops=0, image_out_bytes=0):
                                                                    # each thread gets enough work
         step = -(-N // count)
         return [(slice(s, min(s + step, N)), slice(0, OH)) for s in range(0, N, step)]
-    step = max(1, limit // row_bytes)
+    step = max(1, min(limit // row_bytes, budget // held_row_bytes))
     return [(slice(n, n + 1), slice(r, min(r + step, OH))) for n in range(N) for r in range(0, OH, step)]
 
 

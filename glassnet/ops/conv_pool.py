@@ -15,7 +15,7 @@ winner's ReLU output is the pooled value, so the gate is ``pooled > 0``. The ReL
 after the pooling (``max(relu(z)) == relu(max(z))``), on a quarter of the values for 2x2 windows;
 the winners are then those of ``z``, which differ from those of ``relu(z)`` only in windows whose
 maximum is <= 0, where the gate is 0 anyway. The results equal the two layers' to rounding (bit
-for bit in practice: the same GEMMs run in the same order).
+for bit in practice with the blocks' method: the same GEMMs run in the same order).
 
 A stride-1 convolution with few filters (LeNet-5's, seed 003's) runs by pooling windows instead
 (:mod:`glassnet.ops.conv_pool_windows`): one matrix row per window, so its GEMMs are PH * PW
@@ -45,8 +45,9 @@ def _window_plan(padded, dtype, kernel, stride, pool_size):
 
 
 def fusable(x, kernel, stride, pads, pool_size):
-    """Whether :func:`conv2d_maxpool_forward` applies to ``x``: blocks of whole images (any image
-    whose im2col matrix fits the memory budget) and at least one pooling window along each side."""
+    """Whether :func:`conv2d_maxpool_forward` applies to ``x``: blocks of whole images (an image
+    small enough for a block, see :func:`glassnet.ops.conv.conv_blocks`) and at least one pooling
+    window along each side."""
     padded = padded_shape(x.shape, pads)
     if _window_plan(padded, np.result_type(x, kernel), kernel, stride, pool_size) is not None:
         return True

@@ -20,6 +20,8 @@ Backward, with ``dT`` the routed gradient in the same slabs:
 
 The pooled planar blocks are transposed to NHWC only at the end (1 / (PH * PW) of the output),
 and the backward pass runs on the forward pass's own blocks (its winners are stored per block).
+As in :mod:`glassnet.ops.conv_wide`, the zeros of the block kernel turn an infinite input into
+NaN (0 * inf) in the outputs that see it (the models' input checks reject non-finite data).
 Measured at 1 thread, batch 128 (2026-11-30), forward + backward against the fused row-window /
 wide-row methods: LeNet-5's first layer 3.5 ms against 5.5, its second 4.8 against 7.8; the tiny
 model's 3x3 layer 2.7 against 4.3. LeNet-5's training step got 29% faster at 1 thread and 21% at 2.
@@ -38,6 +40,17 @@ from glassnet.ops.workspace import block_matrix, scratch_array, view
 #: The method applies to convolutions with at most this many filters: wider ones already run
 #: their GEMMs fast (keras_mnist's 64), where the extra FLOPs would not pay.
 MAX_FILTERS = 16
+
+#: ... with at most this many input channels: measured (batch 64, 28x28, 3x3 kernel, 16 filters,
+#: 1 thread, forward + backward against the other fused methods) 1.15x as fast with 8 channels,
+#: 1.03x with 16, 0.98x with 32.
+MAX_CHANNELS = 16
+
+#: ... and with a patch at most this many times the kernel's area ((KH + PH - 1)(KW + PW - 1) /
+#: (KH * KW), the extra FLOPs): 1.44 for LeNet-5's 5x5 kernels and 2x2 windows, 1.78 for a 3x3
+#: kernel. Large windows (a global pooling written as a 14x14 MaxPooling2D) would multiply the
+#: FLOPs and the block kernel many times over.
+MAX_PATCH_RATIO = 2.0
 
 
 class WindowPlan(NamedTuple):
@@ -61,22 +74,26 @@ class WindowPlan(NamedTuple):
 
 def plan(padded_shape, kernel_shape, stride, pool_size, dtype):
     """The :class:`WindowPlan` of a fused convolution and pooling, or None where the method does
-    not apply (a stride other than 1, more than :data:`MAX_FILTERS` filters, no whole window, or an
-    image whose matrix exceeds the memory budget)."""
+    not apply: a stride other than 1, more than :data:`MAX_FILTERS` filters or
+    :data:`MAX_CHANNELS` channels, a patch over :data:`MAX_PATCH_RATIO` times the kernel, no whole
+    window, or an image too large for a block of whole images (see :func:`glassnet.ops.conv.conv_blocks`)."""
     KH, KW, C, F = kernel_shape
     N, Hp, Wp, _ = padded_shape
     (PH, PW), itemsize = pool_size, np.dtype(dtype).itemsize
     OHp, OWp = (Hp - KH + 1) // PH, (Wp - KW + 1) // PW
-    if tuple(stride) != (1, 1) or F > MAX_FILTERS or min(OHp, OWp) < 1:
-        return None
     U, V = KH + PH - 1, KW + PW - 1
-    row_elements = OWp * U * V * C
-    # blocks sized by the larger of a block's two big arrays: the matrix, and the product
-    # (PH * PW * F values a window: 4x the matrix for a 3x3 kernel, one channel and 16 filters)
-    row_bytes = OWp * max(U * V * C, PH * PW * F) * itemsize
-    threads = num_threads(N * OHp * row_bytes)
-    blocks = conv.conv_blocks(N, OHp, row_bytes, threads, image_flops=2 * OHp * row_elements * PH * PW * F,
-                              image_out_bytes=OHp * OWp * PH * PW * F * itemsize)
+    if (tuple(stride) != (1, 1) or F > MAX_FILTERS or C > MAX_CHANNELS or U * V > MAX_PATCH_RATIO * KH * KW
+            or min(OHp, OWp) < 1):
+        return None
+    A, B = -(-U // PH), -(-V // PW)
+    # per window: the matrix row, the product, and the backward pass's patch gradients in whole cells
+    matrix, product, cells = U * V * C, PH * PW * F, A * B * PH * PW * C
+    # blocks sized for the cache by the larger of the matrix and the product (the product is 4x the
+    # matrix for a 3x3 kernel, one channel and 16 filters), and all three within the memory budget
+    threads = num_threads(N * OHp * OWp * max(matrix, product) * itemsize)
+    blocks = conv.conv_blocks(N, OHp, OWp * max(matrix, product) * itemsize, threads,
+                              image_flops=2 * OHp * OWp * matrix * product, image_out_bytes=OHp * OWp * product * itemsize,
+                              held_row_bytes=OWp * (matrix + product + cells) * itemsize)
     if any(rows.stop - rows.start < OHp for _, rows in blocks):
         return None
     return WindowPlan(blocks, threads, (OHp, OWp), (PH, PW), (U, V))
@@ -191,7 +208,11 @@ def _add_cells(dcols, dxp, plan):
 
 
 def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True, gate_input=False, kept=None):
-    """Gradients of :func:`forward` (``y`` and ``winner`` its results) from ``dy`` (N, OHp, OWp, F).
+    """Gradients of :func:`forward` (``y`` and ``winner`` its results) from ``dy`` (N, OHp, OWp, F),
+    on the forward pass's blocks (``plan``), with as many threads as are allowed now.
+
+    ``gate_input`` multiplies the input gradient by ``xp > 0`` block by block (see
+    :func:`glassnet.ops.conv2d_backward`); ``kept``: the forward pass's matrices, or None.
 
     Returns
     -------
@@ -215,16 +236,17 @@ def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True
         cols = _block_matrix(xp, block, plan, kernel.shape, kept, forward=False)
         R = len(cols)
         gradient = dy[images].reshape(R, F)
-        if relu:       # a ReLU's gate at each winner: its pooled value > 0 (gated, then transposed: 5x
-            gradient = gradient * (y[images].reshape(R, F) > 0)     # faster than one op on transposed views)
-        pooled = view(scratch_array("window_dy", F * R, dtype), (F, R))
-        pooled[...] = gradient.T
-        dbias = pooled @ np.ones(R, dtype=dtype) if need_bias else None
-        slabs = view(scratch_array("window_dout", G * F * R, dtype), (G, F, R))
+        if relu:                    # a ReLU's gate at each winner: its pooled value > 0
+            gradient = gradient * (y[images].reshape(R, F) > 0)
+        # gated, then transposed: 5x faster than one multiply on transposed views
+        pooled_dy = view(scratch_array("window_dy", F * R, dtype), (F, R))
+        pooled_dy[...] = gradient.T
+        dbias = pooled_dy @ np.ones(R, dtype=dtype) if need_bias else None
+        routed_slabs = view(scratch_array("window_dout", G * F * R, dtype), (G, F, R))
         segment = _winner_segment(winner, images, F, R)
         for k in range(G):
-            np.multiply(pooled, segment == k, out=slabs[k])
-        routed = slabs.reshape(G * F, R).T                   # (R, G * F), a transposed view
+            np.multiply(pooled_dy, segment == k, out=routed_slabs[k])
+        routed = routed_slabs.reshape(G * F, R).T            # (R, G * F), a transposed view
         dkernel_w = np.matmul(cols.T, routed)
         if need_dx:
             dcols = view(scratch_array("window_dcols", R * len(kernel_cells), dtype), (R, len(kernel_cells)))
@@ -234,7 +256,8 @@ def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True
                 gate_by_input(dx_cells[images, :Hp, :Wp], xp[images])
         return dkernel_w, dbias
 
-    dkernel_w, dbias = run_blocks(backward_block, plan.blocks, plan.threads, fold=add_shares)
+    threads = min(plan.threads, num_threads())
+    dkernel_w, dbias = run_blocks(backward_block, plan.blocks, threads, fold=add_shares)
     dkernel = conv_wide.fold_window_gradient(dkernel_w, kernel.shape, plan.window)
     dxp = None
     if need_dx:

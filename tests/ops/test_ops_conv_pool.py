@@ -6,17 +6,24 @@ from glassnet import ops
 from glassnet.ops import conv_pool
 
 
-# (N, H, W, C, F), kernel, conv stride, conv pads, pool
+# (N, H, W, C, F), kernel, conv stride, conv pads, pool, whether one matrix row per pooling window applies
 CONFIGS = [
-    ((3, 8, 8, 2, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 2)),
-    ((2, 9, 10, 3, 4), (3, 3), (1, 1), ((1, 1), (1, 1)), (2, 2)),      # 9x10 output: a leftover row
-    ((2, 11, 11, 2, 5), (2, 3), (1, 2), ((0, 1), (2, 0)), (3, 2)),
-    ((4, 14, 14, 6, 16), (5, 5), (1, 1), ((0, 0), (0, 0)), (2, 2)),    # LeNet's second convolution
-    ((2, 7, 7, 4, 2), (3, 3), (1, 1), ((0, 0), (0, 0)), (5, 5)),       # one window, most cells left over
-    ((3, 12, 12, 1, 6), (5, 5), (1, 1), ((2, 2), (2, 2)), (2, 2)),     # C = 1 (LeNet's first): im2col method
-    ((2, 11, 9, 3, 4), (3, 3), (2, 1), ((1, 1), (0, 0)), (2, 2)),      # row stride 2: im2col method
-    ((1, 19, 19, 1, 2), (3, 3), (1, 1), ((0, 0), (0, 0)), (17, 17)),   # 289 cells a window: int32 winners
-    ((2, 6, 7, 2, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)),       # one-cell windows
+    ((3, 8, 8, 2, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 2), True),
+    ((2, 9, 10, 3, 4), (3, 3), (1, 1), ((1, 1), (1, 1)), (2, 2), True),      # 9x10 output: a leftover row
+    ((2, 11, 11, 2, 5), (2, 3), (1, 2), ((0, 1), (2, 0)), (3, 2), False),
+    ((4, 14, 14, 6, 16), (5, 5), (1, 1), ((0, 0), (0, 0)), (2, 2), True),    # LeNet's second convolution
+    ((2, 7, 7, 4, 2), (3, 3), (1, 1), ((0, 0), (0, 0)), (5, 5), False),      # one window, most cells left over
+    ((3, 12, 12, 1, 6), (5, 5), (1, 1), ((2, 2), (2, 2)), (2, 2), True),     # C = 1 (LeNet's first)
+    ((2, 11, 9, 3, 4), (3, 3), (2, 1), ((1, 1), (0, 0)), (2, 2), False),     # row stride 2: im2col method
+    ((2, 6, 7, 2, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), True),       # one-cell windows
+    # non-square kernels and windows, partial patch cells
+    ((2, 10, 12, 3, 4), (3, 4), (1, 1), ((0, 1), (1, 0)), (2, 2), True),
+    ((2, 12, 11, 1, 5), (5, 5), (1, 1), ((1, 0), (0, 2)), (3, 2), True),     # 7x6 patches: 3 + 3 + 1 rows
+    ((3, 9, 13, 2, 3), (3, 5), (1, 1), ((0, 0), (0, 0)), (1, 3), True),
+    ((2, 11, 8, 3, 2), (4, 3), (1, 1), ((1, 1), (0, 0)), (2, 1), True),
+    ((1, 55, 55, 1, 2), (39, 39), (1, 1), ((0, 0), (0, 0)), (17, 17), True),  # 289 cells a window: int32 winners
+    ((2, 9, 9, 2, 3), (2, 2), (1, 1), ((0, 0), (0, 0)), (2, 2), False),     # a 3x3 patch for a 2x2 kernel: 2.25x
+    ((2, 8, 8, 17, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 2), False),    # more channels than MAX_CHANNELS
 ]
 
 
@@ -29,8 +36,8 @@ def _separate(x, kernel, bias, stride, pads, pool, dy, relu=True):
 
 @pytest.mark.parametrize("relu", [True, False], ids=["relu", "linear"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("shape, kernel_hw, stride, pads, pool", CONFIGS)
-def test_fused_equals_conv_relu_then_max_pool(fused_method, relu, dtype, shape, kernel_hw, stride, pads, pool):
+@pytest.mark.parametrize("shape, kernel_hw, stride, pads, pool, windows", CONFIGS)
+def test_fused_equals_conv_relu_then_max_pool(fused_method, relu, dtype, shape, kernel_hw, stride, pads, pool, windows):
     N, H, W, C, F = shape
     rng = np.random.default_rng(sum(shape))
     # small integers: many ReLU zeros and exact ties inside windows
@@ -39,7 +46,7 @@ def test_fused_equals_conv_relu_then_max_pool(fused_method, relu, dtype, shape, 
     bias = rng.integers(-1, 2, size=F).astype(dtype) if F % 2 else None
     assert conv_pool.fusable(x, kernel, stride, pads, pool)
     y, cache = ops.conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool, relu=relu)
-    assert isinstance(cache, conv_pool._WindowsCache) == (fused_method == "windows" and stride == (1, 1))
+    assert isinstance(cache, conv_pool._WindowsCache) == (fused_method == "windows" and windows)
     dy = rng.standard_normal(y.shape).astype(dtype)
     expected_y, expected_grads = _separate(x, kernel, bias, stride, pads, pool, dy, relu)
     np.testing.assert_array_equal(y, expected_y)

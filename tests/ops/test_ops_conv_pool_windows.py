@@ -25,9 +25,41 @@ def test_the_method_applies_to_stride_1_convolutions_with_few_filters(kernel_sha
 
 def test_an_image_over_the_memory_budget_leaves_it_to_the_other_methods(monkeypatch):
     x, kernel = np.zeros((2, 10, 10, 3)), np.zeros((3, 3, 3, 4))
-    monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", 1000)
+    held_bytes = 4 * 4 * (16 * 3 + 4 * 4 + 2 * 2 * 4 * 3) * 8    # one image's matrix, product, patch gradients
+    monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", held_bytes - 1)
     assert conv_pool_windows.plan(x.shape, kernel.shape, (1, 1), (2, 2), x.dtype) is None
-    assert not conv_pool.fusable(x, kernel, (2, 1), ((0, 0), (0, 0)), (2, 2))
+    assert conv_pool.fusable(x, kernel, (1, 1), ((0, 0), (0, 0)), (2, 2))          # by row windows
+    y, cache = ops.conv2d_maxpool_forward(x, kernel, None, (1, 1), ((0, 0), (0, 0)), (2, 2))
+    assert not isinstance(cache, conv_pool._WindowsCache) and y.shape == (2, 4, 4, 4)
+    monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", held_bytes)
+    assert conv_pool_windows.plan(x.shape, kernel.shape, (1, 1), (2, 2), x.dtype) is not None
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kept_matrices_serve_only_their_own_forward_pass(blocks_of_one_image, channels, threads):
+    """Two forward passes share one storage (a layer called twice); the first pass's backward must
+    not use the second pass's matrices. One image per block, C = 1 (transposed matrices) and C = 3."""
+    rng = np.random.default_rng(6)
+    shape, kernel_shape, pads = (3, 9, 9, channels), (3, 3, channels, 4), ((1, 1), (1, 1))
+    blocks_of_one_image(threads, 4 * 4 * 16 * channels * 8)
+    x_a, x_b, kernel = rng.standard_normal(shape), rng.standard_normal(shape), rng.standard_normal(kernel_shape)
+    y_a, cache_a = ops.conv2d_maxpool_forward(x_a, kernel, None, (1, 1), pads, (2, 2))
+    dy = rng.standard_normal(y_a.shape)
+    expected = ops.conv2d_maxpool_backward(dy, cache_a, kernel, need_bias=False)
+    storage = {}
+    _, kept_a = ops.conv2d_maxpool_forward(x_a, kernel, None, (1, 1), pads, (2, 2), keep=storage)
+    assert isinstance(kept_a, conv_pool._WindowsCache) and len(kept_a.plan.blocks) == 3
+    ops.conv2d_maxpool_forward(x_b, kernel, None, (1, 1), pads, (2, 2), keep=storage)    # rewrites the storage
+    for g, e in zip(ops.conv2d_maxpool_backward(dy, kept_a, kernel, need_bias=False), expected):
+        if e is not None:
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+    y_b, kept_b = ops.conv2d_maxpool_forward(x_b, kernel, None, (1, 1), pads, (2, 2), keep=storage)
+    _, cache_b = ops.conv2d_maxpool_forward(x_b, kernel, None, (1, 1), pads, (2, 2))
+    for g, e in zip(ops.conv2d_maxpool_backward(dy, kept_b, kernel, need_bias=False),
+                    ops.conv2d_maxpool_backward(dy, cache_b, kernel, need_bias=False)):
+        if e is not None:
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
 
 
 def test_a_float64_gradient_into_a_float32_pair_is_computed_in_float64():
@@ -64,12 +96,28 @@ def test_the_backward_pass_runs_on_the_forward_pass_blocks(monkeypatch, blocks_o
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
 
 
-def test_blocks_keep_the_product_within_the_memory_budget(monkeypatch):
-    """One channel, 3x3 kernel, 16 filters: a window's product (64 values) is 4x its matrix row
-    (16 values), so the product decides the blocks."""
+def test_blocks_keep_what_they_hold_within_the_memory_budget(monkeypatch):
+    """One channel, 3x3 kernel, 16 filters, 2x2 windows: per window a 16-value matrix row, a
+    64-value product and 16 values of patch gradients, all held at once by a training block."""
     monkeypatch.setattr(ops, "NUM_THREADS", 1)
-    monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", 100_000)
-    product_bytes = 13 * 13 * 4 * 16 * 8                     # one image's product, float64
+    monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", 300_000)
+    held_bytes = 13 * 13 * (16 + 64 + 16) * 8                  # one image, float64
     plan = conv_pool_windows.plan((8, 28, 28, 1), (3, 3, 1, 16), (1, 1), (2, 2), np.float64)
     most = max(images.stop - images.start for images, _ in plan.blocks)
-    assert most * product_bytes <= 100_000 and len(plan.blocks) >= 4
+    assert most * held_bytes <= 300_000 and len(plan.blocks) == 4
+    monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", held_bytes - 1)
+    assert conv_pool_windows.plan((8, 28, 28, 1), (3, 3, 1, 16), (1, 1), (2, 2), np.float64) is None
+
+
+def test_a_window_of_289_cells_routes_to_its_last_cell():
+    """The only positive output is the last of a 17x17 window's 289 cells: a uint8 winner would
+    wrap to cell 32."""
+    x, kernel = np.zeros((1, 55, 55, 1)), np.ones((39, 39, 1, 1))
+    x[0, 54, 54, 0] = 1.0                         # seen only by the output (16, 16)
+    y, cache = ops.conv2d_maxpool_forward(x, kernel, None, (1, 1), ((0, 0), (0, 0)), (17, 17))
+    assert isinstance(cache, conv_pool._WindowsCache) and y[0, 0, 0, 0] == 1.0
+    dx, dkernel, _ = ops.conv2d_maxpool_backward(np.ones_like(y), cache, kernel, need_bias=False)
+    expected_dx = np.zeros_like(x)
+    expected_dx[0, 16:55, 16:55, 0] = 1.0         # the input window of output (16, 16)
+    np.testing.assert_array_equal(dx, expected_dx)
+    assert dkernel[38, 38, 0, 0] == 1.0 and dkernel.sum() == 1.0

@@ -63,7 +63,8 @@ class WindowPlan(NamedTuple):
     patch: tuple
 
     def matrix_layout(self):
-        """What decides the block matrices besides the shapes and dtype (see :func:`glassnet.ops.conv.kept_matrices`)."""
+        """What decides the block matrices besides the shapes and dtype
+        (see :func:`glassnet.ops.conv.kept_matrices`)."""
         return (self.window, self.blocks)
 
     def image_elements(self, padded_shape, kernel_shape):
@@ -92,7 +93,8 @@ def plan(padded_shape, kernel_shape, stride, pool_size, dtype):
     # matrix for a 3x3 kernel, one channel and 16 filters), and all three within the memory budget
     threads = num_threads(N * OHp * OWp * max(matrix, product) * itemsize)
     blocks = conv.conv_blocks(N, OHp, OWp * max(matrix, product) * itemsize, threads,
-                              image_flops=2 * OHp * OWp * matrix * product, image_out_bytes=OHp * OWp * product * itemsize,
+                              image_flops=2 * OHp * OWp * matrix * product,
+                              image_out_bytes=OHp * OWp * product * itemsize,
                               held_row_bytes=OWp * (matrix + product + cells) * itemsize)
     if any(rows.stop - rows.start < OHp for _, rows in blocks):
         return None

@@ -19,7 +19,8 @@ def builds(monkeypatch):
     count = []
     for module, name in ((conv, "_cols2d"), (conv_rows, "_row_windows"), (conv_pool_windows, "_window_matrix")):
         real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *args, _real=real, _name=name, **kw: count.append(_name) or _real(*args, **kw))
+        monkeypatch.setattr(module, name,
+                            lambda *args, _real=real, _name=name, **kw: count.append(_name) or _real(*args, **kw))
     return count
 
 

@@ -39,17 +39,12 @@ def _plan(padded, input_dtype, kernel, stride):
                      whole_images=True)
 
 
-def _window_plan(padded, dtype, kernel, stride, pool_size):
-    """The plan of :mod:`glassnet.ops.conv_pool_windows`, or None where it does not apply."""
-    return conv_pool_windows.plan(padded, kernel.shape, stride, pool_size, dtype)
-
-
 def fusable(x, kernel, stride, pads, pool_size):
     """Whether :func:`conv2d_maxpool_forward` applies to ``x``: blocks of whole images (an image
     small enough for a block, see :func:`glassnet.ops.conv.conv_blocks`) and at least one pooling
     window along each side."""
     padded = padded_shape(x.shape, pads)
-    if _window_plan(padded, np.result_type(x, kernel), kernel, stride, pool_size) is not None:
+    if conv_pool_windows.plan(padded, kernel.shape, stride, pool_size, np.result_type(x, kernel)) is not None:
         return True
     plan = _plan(padded, x.dtype, kernel, stride)
     return plan is not None and plan.out_hw[0] >= pool_size[0] and plan.out_hw[1] >= pool_size[1]
@@ -103,7 +98,7 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
     """
     dtype = np.result_type(x, kernel)
     xp = pad2d(x, pads)
-    windows = _window_plan(xp.shape, dtype, kernel, stride, pool_size)
+    windows = conv_pool_windows.plan(xp.shape, kernel.shape, stride, pool_size, dtype)
     if windows is not None:
         kept = kept_matrices(keep, windows, xp.shape, kernel.shape, xp.dtype) if record_winners else None
         y, winner = conv_pool_windows.forward(xp, kernel, bias, relu, windows, record_winners, kept)

@@ -24,7 +24,7 @@ As in :mod:`glassnet.ops.conv_wide`, the zeros of the block kernel turn an infin
 NaN (0 * inf) in the outputs that see it (the models' input checks reject non-finite data).
 Measured at 1 thread, batch 128 (2026-11-30), forward + backward against the fused row-window /
 wide-row methods: LeNet-5's first layer 3.5 ms against 5.5, its second 4.8 against 7.8; the tiny
-model's 3x3 layer 2.7 against 4.3. LeNet-5's training step got 29% faster at 1 thread and 21% at 2.
+model's 3x3 layer 2.9 against 4.3. LeNet-5's training step got 29% faster at 1 thread and 21% at 2.
 """
 from typing import NamedTuple
 
@@ -91,8 +91,9 @@ def plan(padded_shape, kernel_shape, stride, pool_size, dtype):
     matrix, product, cells = U * V * C, PH * PW * F, A * B * PH * PW * C
     # blocks sized for the cache by the larger of the matrix and the product (the product is 4x the
     # matrix for a 3x3 kernel, one channel and 16 filters), and all three within the memory budget
-    threads = num_threads(N * OHp * OWp * max(matrix, product) * itemsize)
-    blocks = conv.conv_blocks(N, OHp, OWp * max(matrix, product) * itemsize, threads,
+    row_bytes = OWp * max(matrix, product) * itemsize
+    threads = num_threads(N * OHp * row_bytes)
+    blocks = conv.conv_blocks(N, OHp, row_bytes, threads,
                               image_flops=2 * OHp * OWp * matrix * product,
                               image_out_bytes=OHp * OWp * product * itemsize,
                               held_row_bytes=OWp * (matrix + product + cells) * itemsize)

@@ -1,4 +1,5 @@
-"""Wide im2col rows for single-channel convolutions with few filters (LeNet-5's first layer).
+"""Wide im2col rows for single-channel convolutions with few filters (LeNet-5's first layer when it
+runs on its own; trained or predicting fused with its pooling it takes :mod:`glassnet.ops.conv_pool_windows`).
 
 Plain im2col gives such a layer (C = 1, e.g. 5x5 -> 6 filters) a GEMM whose output is only F
 columns wide, which BLAS runs slowly: LeNet-5's first layer reached 26 GFLOP/s. Here one im2col

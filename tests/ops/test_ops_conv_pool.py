@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from glassnet import ops
-from glassnet.ops import conv_pool
+from glassnet.ops import conv_pool, conv_pool_windows
 
 
 # (N, H, W, C, F), kernel, conv stride, conv pads, pool, whether one matrix row per pooling window applies
@@ -70,7 +70,7 @@ def test_fused_over_many_blocks_and_threads(monkeypatch, blocks_of_one_image, fu
     if fused_method == "windows":
         monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 5 * 5 * 4 * 4 * 3 * 8)    # one image's window matrix
     plans = []
-    for module, name in ((conv_pool, "_plan"), (conv_pool, "_window_plan")):
+    for module, name in ((conv_pool, "_plan"), (conv_pool_windows, "plan")):
         real_plan = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *args, _real=real_plan: plans.append(_real(*args)) or plans[-1])
     rng = np.random.default_rng(4)

@@ -94,3 +94,19 @@ def test_im2col_path_when_blas_is_not_bound(monkeypatch):
     x, kernel = rng.standard_normal((2, 6, 6, 3)), rng.standard_normal((3, 3, 3, 2))
     y, _ = ops.conv2d_forward(x, kernel, None, (1, 1), ((0, 0), (0, 0)))
     assert y.shape == (2, 4, 4, 2)
+
+
+@pytest.mark.parametrize("OW, KW, sw", [(5, 3, 1), (3, 3, 1), (2, 3, 1), (1, 3, 1), (4, 2, 1), (6, 1, 1), (7, 5, 1),
+                                        (4, 3, 2), (3, 2, 3)])
+def test_scatter_columns_is_col2im_along_the_width(OW, KW, sw):
+    rng = np.random.default_rng(OW * 10 + KW)
+    n, Hp, C = 2, 3, 4
+    dxw = rng.standard_normal((n, Hp, OW, KW, C))
+    Wp = sw * (OW - 1) + KW
+    expected = np.zeros((n, Hp, Wp, C))
+    for ow in range(OW):
+        for j in range(KW):
+            expected[:, :, ow * sw + j] += dxw[:, :, ow, j]
+    target = np.full((n, Hp, Wp, C), np.nan)                # every element must be written
+    conv_rows._scatter_columns(dxw, target, sw)
+    np.testing.assert_allclose(target, expected, rtol=1e-12, atol=1e-12)

@@ -49,6 +49,19 @@ def _images(x):
     return (x.astype(np.float32) / 255.0) if x.dtype == np.uint8 else x.astype(np.float32)
 
 
+def _downloadable(module, download):
+    """``module.load_data(download=download)``; when the files are missing, the error also says
+    how to get them from the command line (the library's own message speaks of its Python API)."""
+    from glassnet.datasets import DatasetNotFoundError
+    try:
+        return module.load_data(download=download)
+    except DatasetNotFoundError as error:
+        if download:
+            raise
+        raise DatasetNotFoundError(f"{error} From the command line: add --download to fetch it, or try "
+                                   "--dataset mnist-t10k or --dataset shapes, which need no download.") from error
+
+
 def load_dataset(name, limit=None, test_limit=None, download=False, seed=0):
     """Load a dataset by CLI name, scaled to [0, 1] with a channel axis.
 
@@ -58,10 +71,10 @@ def load_dataset(name, limit=None, test_limit=None, download=False, seed=0):
     """
     from glassnet import datasets
     if name == "fashion-mnist":
-        (xt, yt), (xv, yv) = datasets.fashion_mnist.load_data(download=download)
+        (xt, yt), (xv, yv) = _downloadable(datasets.fashion_mnist, download)
         names, text = datasets.fashion_mnist.CLASS_NAMES, "Fashion-MNIST"
     elif name == "mnist":
-        (xt, yt), (xv, yv) = datasets.mnist.load_data(download=download)
+        (xt, yt), (xv, yv) = _downloadable(datasets.mnist, download)
         names, text = tuple(str(d) for d in range(10)), "MNIST"
     elif name == "mnist-t10k":
         x, y = datasets.mnist.load_t10k()
@@ -172,6 +185,27 @@ def _plot_history(history, path):
     return path
 
 
+def _whole_history(path, history, initial_epoch):
+    """``{"history": ..., "epoch": ...}`` of the whole run: when resuming after ``initial_epoch``
+    epochs, those epochs from the run's earlier ``history.json`` (unreadable: left out, with a
+    note), then this fit's epochs. CSVLogger appends to history.csv the same way."""
+    record = {"history": dict(history.history), "epoch": list(history.epoch)}
+    if initial_epoch == 0 or not os.path.exists(path):
+        return record
+    try:
+        with open(path, encoding="utf-8") as handle:
+            earlier = json.load(handle)
+        kept = [i for i, epoch in enumerate(earlier["epoch"]) if epoch < initial_epoch]
+        before = {key: [values[i] for i in kept] for key, values in earlier["history"].items()}
+        epochs = [earlier["epoch"][i] for i in kept]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        say(f"Could not read the earlier epochs from {path}; history.json starts at epoch {initial_epoch}.")
+        return record
+    keys = list(before) + [key for key in record["history"] if key not in before]
+    return {"history": {key: before.get(key, []) + list(record["history"].get(key, [])) for key in keys},
+            "epoch": epochs + record["epoch"]}
+
+
 def train(data, model_name, out, epochs=None, batch_size=None, optimizer=None, lr=None, seed=0,
           validation_split=0.1, augment=True, resume=False, verbose=1):
     """Train preset ``model_name`` on ``data`` and write everything under ``out``; returns a results dict."""
@@ -211,9 +245,10 @@ def train(data, model_name, out, epochs=None, batch_size=None, optimizer=None, l
                "epochs": model.completed_epochs, "train_seconds": round(wall, 2),
                "test_loss": loss, "test_accuracy": accuracy}
     _write_json(os.path.join(out, "metrics.json"), results)
-    _write_json(os.path.join(out, "history.json"), {"history": history.history, "epoch": history.epoch})
-    if history.epoch:
-        results["plot"] = _plot_history(history.history, os.path.join(out, "history.png"))
+    whole = _whole_history(os.path.join(out, "history.json"), history, initial_epoch)
+    _write_json(os.path.join(out, "history.json"), whole)
+    if whole["epoch"]:
+        results["plot"] = _plot_history(whole["history"], os.path.join(out, "history.png"))
     return model, history, results
 
 
@@ -224,8 +259,9 @@ def run_train(args):
         f"{len(data.x_test)} test images.")
     _, _, results = train(data, args.model, out, args.epochs, args.batch_size, args.optimizer, args.lr, args.seed,
                           args.validation_split, not args.no_augment, args.resume, args.verbose)
+    epochs = results["epochs"]
     say(f"Test accuracy {results['test_accuracy']:.4f} (loss {results['test_loss']:.4f}) after "
-        f"{results['epochs']} epochs, {results['train_seconds']:.0f} s of training. Wrote {out}/.")
+        f"{epochs} epoch{'' if epochs == 1 else 's'}, {results['train_seconds']:.0f} s of training. Wrote {out}/.")
     return 0
 
 
@@ -250,13 +286,19 @@ def run_evaluate(args):
 
 # -- summary ---------------------------------------------------------------------------------
 def add_summary_arguments(parser):
-    parser.add_argument("--model", required=True, metavar="NAME_OR_PATH",
-                        help="a preset name (see --list) or a saved model file")
-    parser.add_argument("--list", action="store_true", help="also list the presets")
+    parser.add_argument("--model", metavar="NAME_OR_PATH",
+                        help="a preset name (see --list) or a saved model file (needed without --list)")
+    parser.add_argument("--list", action="store_true", help="list the presets (with --model: after its table)")
 
 
 def run_summary(args):
     from glassnet import models
+    if args.model is None:
+        if not args.list:
+            raise CommandError("summary needs --model NAME_OR_PATH (a preset or a saved model), or --list "
+                               "to list the presets")
+        say("Presets: " + ", ".join(models.available()))
+        return 0
     model = _model_from_name_or_path(args.model)
     model.summary(print_fn=say)
     if args.list:

@@ -29,7 +29,7 @@ from glassnet import activations
 from glassnet.errors import describe, message
 from glassnet.layers import Activation, Layer, Softmax
 from glassnet.layers.base import unique_name
-from glassnet.validation import as_float_array, check_input_shape, check_int, check_shape
+from glassnet.validation import as_float_array, check_input_shape, check_int, check_seed, check_shape
 
 
 class Sequential:
@@ -39,13 +39,16 @@ class Sequential:
     ----------
     layers : list of Layer, optional
     name : str, optional
-    seed : int, optional
-        Seeds weight initialization (layer ``i`` draws from ``default_rng([seed, i])``).
+    seed : int or numpy.random.Generator, optional
+        Seeds weight initialization (layer ``i`` draws from ``default_rng([seed, i])``; a Generator
+        gives the int seed, drawn once). Without it the weights differ from run to run, as in
+        Keras and PyTorch: ``fit(seed=...)`` then makes the training reproducible from those
+        weights, and the two seeds together the whole run.
     """
 
     def __init__(self, layers=None, name=None, seed=None):
         self.name = name or unique_name("sequential")
-        self.seed = seed
+        self.seed = check_seed(seed, "Sequential")
         self._layers = []
         self.built = False
         self.input_shape = None
@@ -555,11 +558,7 @@ class Sequential:
             if initial_epoch > 0 and self.fit_seed is not None:
                 return self.fit_seed
             return int(np.random.SeedSequence().entropy)
-        if isinstance(seed, np.random.Generator):
-            return int(seed.integers(2 ** 63))
-        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
-            return int(seed)
-        raise TypeError(message(where, "seed as an int >= 0, a numpy Generator or None", describe(seed)))
+        return check_seed(seed, where)
 
     def _seed_epoch(self, base_seed, epoch):
         """Fresh streams for epoch ``epoch``: the shuffle generator (returned) and each layer's ``rng``."""
@@ -714,9 +713,11 @@ class Sequential:
 
     # -- description ---------------------------------------------------------------------
     def summary(self, line_length=65, print_fn=None):
-        """Print (or pass to ``print_fn``, line by line) Keras's summary table; returns it as a string.
+        """Print (or pass to ``print_fn``, line by line) Keras's summary table.
 
-        Columns are cut like Keras 2's ``print_summary`` so the table matches Keras's output.
+        Columns are cut like Keras 2's ``print_summary`` so the table matches Keras's output. Like
+        Keras it returns None, so a notebook or an interactive prompt shows the table once; for the
+        text, collect the lines: ``lines = []; model.summary(print_fn=lines.append)``.
         """
         if not self.built:
             raise RuntimeError(message("Sequential.summary", "a built model", "an unbuilt one",
@@ -747,11 +748,9 @@ class Sequential:
         trainable = sum(layer.count_trainable_params() for layer in self._layers)
         lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                   f"Non-trainable params: {total - trainable:,}", "_" * line_length]
-        text = "\n".join(lines)
         emit = print if print_fn is None else print_fn
         for line in lines:
             emit(line)
-        return text
 
     def get_config(self):
         from glassnet.layers import serialize

@@ -221,9 +221,8 @@ def _read_archive(path, where):
 
 
 def _parse_config(arrays, path, where, formats):
-    def bad(problem):
-        return ValueError(message(where, "a glassnet model file", f"{os.fspath(path)!r}: {problem}",
-                                  "Use a file written by model.save(path)."))
+    def bad(problem, expected="a glassnet model file", fix="Use a file written by model.save(path)."):
+        return ValueError(message(where, expected, f"{os.fspath(path)!r}: {problem}", fix))
     raw = arrays.pop("config", None)
     if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
         raise bad("no glassnet configuration inside")
@@ -249,8 +248,12 @@ def _check_weights(model, config, arrays, bad, by_name=True):
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise bad("its weight list is missing or malformed")
     expected = _weight_entries(model)
+
+    def mismatch(problem):         # a sound file of another architecture
+        return bad(problem, "the weights of a model with this one's layers",
+                   "The file holds another architecture: gn.load_model(path) rebuilds the model it was saved from.")
     if len(entries) != len(expected):
-        raise bad(f"{len(entries)} weights for a model with {len(expected)}")
+        raise mismatch(f"{len(entries)} weights for a model with {len(expected)}")
     weights = []
     for i, (entry, want) in enumerate(zip(entries, expected)):
         key = f"weight_{i:04d}"
@@ -258,11 +261,15 @@ def _check_weights(model, config, arrays, bad, by_name=True):
             raise bad(f"weight {i} ({entry.get('layer')}/{entry.get('name')}) is missing")
         array = arrays.pop(key)
         if by_name and (entry.get("layer"), entry.get("name")) != (want["layer"], want["name"]):
-            raise bad(f"weight {i} is {entry.get('layer')}/{entry.get('name')}, expected "
-                      f"{want['layer']}/{want['name']}")
-        if list(array.shape) != want["shape"] or entry.get("shape") != want["shape"]:
-            raise bad(f"weight {want['layer']}/{want['name']} has shape {tuple(array.shape)}, expected "
-                      f"{tuple(want['shape'])}")
+            raise mismatch(f"weight {i} is {entry.get('layer')}/{entry.get('name')}, expected "
+                           f"{want['layer']}/{want['name']}")
+        if entry.get("shape") != want["shape"]:
+            saved = entry.get("shape")
+            raise mismatch(f"weight {want['layer']}/{want['name']} has shape "
+                           f"{tuple(saved) if isinstance(saved, list) else saved!r}, expected {tuple(want['shape'])}")
+        if list(array.shape) != want["shape"]:
+            raise bad(f"weight {want['layer']}/{want['name']} holds an array of shape {tuple(array.shape)} where "
+                      f"its entry says {tuple(want['shape'])}")
         if array.dtype.kind != "f" or not np.isfinite(array).all():
             raise bad(f"weight {want['layer']}/{want['name']} is not finite floating-point data")
         weights.append(array)

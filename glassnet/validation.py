@@ -103,6 +103,25 @@ def check_int(value, name, where, minimum=None, fix=None):
     return int(value)
 
 
+def check_seed(seed, where, name="seed"):
+    """A seed as an int >= 0 or None, as a model file stores it: an int passes, a
+    ``numpy.random.Generator`` gives one draw from it (so it keeps its place in the generator's
+    stream and the seed can still be saved as JSON), None stays None.
+
+    Raises TypeError for anything else and ValueError for a negative int.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2 ** 63))
+    expected = f"{name} as an int >= 0, a numpy.random.Generator or None"
+    if not _is_int(seed):
+        raise TypeError(message(where, expected, describe(seed), "For example seed=0."))
+    if seed < 0:
+        raise ValueError(message(where, expected, repr(seed), "For example seed=0."))
+    return int(seed)
+
+
 def check_real(value, name, where, low=None, high=None, high_open=False, fix=None):
     """A finite real number in ``[low, high]`` (``[low, high)`` with ``high_open``), returned as float."""
     interval = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}{')' if high_open else ']'}"

@@ -69,6 +69,13 @@ def test_train_writes_model_history_plot_and_metrics(trained):
     assert model.metadata["class_names"][0] == "square"
 
 
+def test_summary_list_alone_lists_the_presets_and_nothing_at_all_is_an_error(capsys):
+    status, out, _ = run(capsys, "summary", "--list")
+    assert status == 0 and "keras_mnist" in out and "lenet5" in out and "Total params" not in out
+    status, _, err = run(capsys, "summary")
+    assert status != 0 and "--model" in err and "--list" in err
+
+
 def test_evaluate_and_summary_of_a_saved_model(capsys, trained):
     status, out, _ = run(capsys, "evaluate", "--model", str(trained / "model.npz"), "--dataset", "shapes",
                          "--test-limit", "100")
@@ -98,6 +105,20 @@ def test_train_resume_continues_from_the_checkpoint(capsys, tmp_path):
     assert status == 0 and "after epoch 1" in out
     assert load_model(tmp_path / "model.npz").completed_epochs == 2
     assert len((tmp_path / "history.csv").read_text().strip().splitlines()) == 3        # header + 2 epochs
+    record = json.loads((tmp_path / "history.json").read_text())
+    assert record["epoch"] == [0, 1] and all(len(values) == 2 for values in record["history"].values())
+    assert run(capsys, *common, "--epochs", "2", "--resume")[0] == 0                    # nothing left to train
+    assert json.loads((tmp_path / "history.json").read_text()) == record
+
+
+def test_resume_with_an_unreadable_history_keeps_this_runs_epochs(capsys, tmp_path):
+    common = ["train", "--dataset", "shapes", "--limit", "120", "--test-limit", "40", "--model", "seed003_tiny",
+              "--batch-size", "16", "--out", str(tmp_path), "--verbose", "0"]
+    assert run(capsys, *common, "--epochs", "1")[0] == 0
+    (tmp_path / "history.json").write_text("{not json")
+    status, out, _ = run(capsys, *common, "--epochs", "2", "--resume")
+    assert status == 0 and "Could not read the earlier epochs" in out and "after 2 epochs" in out
+    assert json.loads((tmp_path / "history.json").read_text())["epoch"] == [1]
 
 
 def test_demo_falls_back_to_shapes_and_writes_everything(capsys, tmp_path, monkeypatch):

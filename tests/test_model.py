@@ -104,7 +104,7 @@ def bad_calls():
          "pair"),
         ("validation_data wrong shape", lambda m: m.fit(X, Y, validation_data=(X[..., 0], Y), verbose=0),
          ValueError, "validation_data"),
-        ("seed negative", lambda m: m.fit(X, Y, seed=-1, verbose=0), TypeError, "seed"),
+        ("seed negative", lambda m: m.fit(X, Y, seed=-1, verbose=0), ValueError, "seed"),
         ("shuffle string", lambda m: m.fit(X, Y, shuffle="yes", verbose=0), TypeError, "shuffle"),
         ("callbacks not callbacks", lambda m: m.fit(X, Y, callbacks=[print], verbose=0), TypeError, "Callback"),
         ("generator with y", lambda m: m.fit(iter([(X, Y)]), Y, steps_per_epoch=1, verbose=0), ValueError,

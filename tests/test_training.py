@@ -166,6 +166,22 @@ def test_seed_makes_fit_reproducible_with_dropout_and_shuffle():
     assert not same_weights(runs[0], runs[2])
 
 
+def test_a_generator_seeds_models_and_layers_as_the_int_drawn_from_it(tmp_path):
+    """Sequential(seed=Generator) and Dropout(seed=Generator): the same stream gives the same
+    weights and masks, the seed saved is an int, and the saved model loads with it."""
+    runs = []
+    for _ in range(2):
+        rng = np.random.default_rng(7)
+        model = gn.Sequential([layers.Dense(4, input_shape=(3,), dtype="float64"),
+                               layers.Dropout(0.5, seed=rng, dtype="float64")], seed=rng)
+        runs.append((model, model.layers[1].forward(np.ones((2, 4)), training=True)))
+    assert isinstance(runs[0][0].seed, int) and isinstance(runs[0][0].layers[1].seed, int)
+    assert same_weights(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+    runs[0][0].save(tmp_path / "m.npz")
+    loaded = gn.load_model(tmp_path / "m.npz")
+    assert loaded.seed == runs[0][0].seed and loaded.layers[1].seed == runs[0][0].layers[1].seed
+
+
 def test_shuffle_changes_the_batches_and_false_keeps_the_order():
     x, y = blobs(30)
     orders = []

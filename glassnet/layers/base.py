@@ -15,6 +15,7 @@ import numpy as np
 
 from glassnet import initializers
 from glassnet.errors import describe, message
+from glassnet.validation import check_seed
 
 _NAME_COUNTERS = defaultdict(lambda: itertools.count(1))
 _REGISTRY = {}
@@ -125,6 +126,9 @@ class Layer:
         Per-example input shape, e.g. ``(28, 28, 1)``; makes a Sequential build at construction.
     trainable : bool
         Whether the optimizer updates this layer's weights.
+    seed : int or numpy.random.Generator, optional
+        Seeds the layer's own draws (initial weights, dropout masks); a Generator gives the int
+        seed, drawn once, which ``get_config`` keeps.
     """
 
     #: rank of the per-example input this layer expects (None: any rank >= 1)
@@ -148,8 +152,8 @@ class Layer:
         self.dtype = np.dtype(dtype)
         self.input_shape_arg = input_shape
         self.trainable = bool(trainable)
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self.seed = check_seed(seed, where)
+        self.rng = np.random.default_rng(self.seed)
         self.params = {}
         self.grads = {}
         self.non_trainable = {}

@@ -9,8 +9,9 @@ from glassnet.viz._common import (as_images, as_labels, class_name, finish, new_
                                   show_image)
 
 
-def history_dict(history, where="plot_history"):
-    """``{metric: [value per epoch]}`` from a History, its ``.history`` dict, a JSON string or a JSON file."""
+def history_dict(history, where="plot_history", allow_empty=False):
+    """``{metric: [value per epoch]}`` from a History, its ``.history`` dict, a JSON string or a JSON
+    file; ``{}`` for a history of no epochs when ``allow_empty``, else an error."""
     if hasattr(history, "history"):
         history = history.history
     if isinstance(history, (str, os.PathLike)):
@@ -25,6 +26,8 @@ def history_dict(history, where="plot_history"):
                                      repr(str(history))[:120], "Pass history.history or the saved JSON.")) from error
         if isinstance(history, dict) and isinstance(history.get("history"), dict):
             history = history["history"]  # a saved {"history": {...}, "params": ...} record
+    if isinstance(history, dict) and allow_empty and not any(len(values) for values in history.values()):
+        return {}
     if not isinstance(history, dict) or not history:
         raise TypeError(message(where, "a non-empty {metric: [values per epoch]} mapping", describe(history)))
     return {str(key): np.asarray(values, dtype=np.float64).ravel() for key, values in history.items()}

@@ -181,7 +181,8 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     out_dir : str or path
         Created when missing; the report is written there as ``filename``.
     history : History, dict or str, optional
-        Training history (or its JSON) for the learning curves.
+        Training history (or its JSON) for the learning curves; one of no epochs (a model saved
+        before any training) leaves them out with a note.
     n_explain : int
         How many test images get every explanation.
     class_names : sequence of str, optional
@@ -218,6 +219,9 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
         keys = tuple(key for key in keys if key not in NEEDS_CONV)
         if skipped:
             notes.append(f"No convolution layer: skipped {', '.join(skipped)}, filters and feature maps.")
+    if history is not None and not history_dict(history, "report", allow_empty=True):
+        history = None
+        notes.append("The training history holds no epochs: no learning curves.")
     chosen = [METHODS[key] for key in keys]
     feature_layers = convs[:3]
     total = 6 + bool(convs) + len(feature_layers) + len(chosen) * (1 + bool(sanity))

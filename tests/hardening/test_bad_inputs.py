@@ -385,6 +385,11 @@ CASES = [
     case("fit", "initial_epoch -1", lambda: compiled().fit(X, Y, epochs=1, initial_epoch=-1, verbose=0),
          "initial_epoch", "-1"),
     case("fit", "shuffle 'yes'", lambda: compiled().fit(X, Y, epochs=1, shuffle="yes", verbose=0), "shuffle", "'yes'"),
+    case("Sequential", "seed a string", lambda: gn.Sequential([layers.Dense(3, input_shape=(4,))], seed="abc"),
+         "seed as an int >= 0", "'abc'"),
+    case("Sequential", "seed -1", lambda: gn.Sequential(seed=-1), "seed as an int >= 0", "-1"),
+    case("Dropout", "seed a string", lambda: layers.Dropout(0.5, seed="abc"), "seed as an int >= 0", "'abc'"),
+    case("Dense", "seed -1", lambda: layers.Dense(3, seed=-1), "seed as an int >= 0", "-1"),
     case("fit", "seed a string", lambda: compiled().fit(X, Y, epochs=1, seed="abc", verbose=0), "seed", "'abc'"),
     case("fit", "x None", lambda: compiled().fit(None, Y, epochs=1, verbose=0), "inputs x", "None"),
     case("fit", "one-hot labels given to a sparse loss",
@@ -473,7 +478,11 @@ CASES = [
     case("save", "to a folder", lambda tmp: model().save(tmp), "file", "folder"),
     case("load_weights", "weights of another architecture",
          lambda tmp: gn.Sequential([layers.Dense(3, input_shape=(5,))]).load_weights(weights_file(tmp)),
-         "model file", "4 weights"),
+         ("this one's layers", "gn.load_model(path)"), "4 weights"),
+    case("load_weights", "weights of another shape",
+         lambda tmp: gn.Sequential([layers.Conv2D(4, 3, input_shape=(8, 8, 1), name="conv"), layers.MaxPooling2D(2),
+                                    layers.Flatten(), layers.Dense(3, name="preds")]).load_weights(saved_model(tmp)),
+         ("this one's layers", "another architecture"), "(3, 3, 1, 2)"),
 ]
 
 

@@ -88,6 +88,7 @@ CASES = [
     ("predict: missing model", ["predict", "--model", "absent.npz", "--input", "nan.npy"], "absent.npz"),
     # data
     ("evaluate: dataset not on disk", ["evaluate", "--model", "ok.npz", "--dataset", "mnist"], "MNIST"),
+    ("train: dataset not on disk says --download", ["train", "--dataset", "mnist", "--epochs", "1"], "--download"),
     ("explain: no dataset recorded", ["explain", "--model", "ok.npz"], "--dataset"),
     ("explain: index out of range", ["explain", "--model", "ok.npz", "--dataset", "shapes", "--test-limit", "5",
                                      "--index", "99"], "99"),

@@ -21,6 +21,12 @@ def test_summary_rejects_unusable_arguments(kwargs, error, words):
 
 def test_summary_passes_every_line_to_print_fn():
     lines = []
-    text = small_model().summary(print_fn=lines.append)
-    assert lines == text.split("\n")
-    assert "Total params: 15" in text
+    assert small_model().summary(print_fn=lines.append) is None
+    assert lines[0].startswith("Model: ") and "Total params: 15" in lines
+
+
+def test_summary_prints_once_and_returns_none(capsys):
+    """As Keras: an interactive prompt or a notebook shows the table once, not again as a string."""
+    assert small_model().summary() is None
+    printed = capsys.readouterr().out
+    assert printed.count("Total params: 15") == 1 and printed.startswith("Model: ")

@@ -122,6 +122,20 @@ def test_model_without_convolutions_skips_cam_with_a_note(tmp_path):
     assert headers == ["saliency (vanilla)", "occlusion"]
 
 
+@pytest.mark.parametrize("history", [{"history": {}, "epoch": []}, {"loss": [], "accuracy": []}, "json"])
+def test_a_history_of_no_epochs_leaves_the_curves_out_with_a_note(tmp_path, history):
+    """A model saved before any training (``glassnet train --resume`` with nothing left to do)."""
+    if history == "json":
+        history = tmp_path / "history.json"
+        history.write_text('{"history": {}, "epoch": []}')
+    x = np.random.default_rng(0).random((12, 8, 8, 1)).astype(np.float32)
+    path = gn.viz.report(_dense_model(), x, np.arange(12) % 3, tmp_path, history=history, n_explain=1,
+                         methods=["saliency"], sanity=False, progress=False, maximization_steps=1,
+                         diagram_engine="matplotlib")
+    text = pathlib.Path(path).read_text(encoding="utf-8")
+    assert "holds no epochs" in text and 'id="training"' not in text
+
+
 def test_report_rejects_bad_arguments(trained, tmp_path):
     model, x, y, _ = trained
     with pytest.raises(ValueError, match="methods among"):

@@ -122,6 +122,14 @@ def check_seed(seed, where, name="seed"):
     return int(seed)
 
 
+def as_generator(seed, where, name="seed"):
+    """A ``numpy.random.Generator`` for ``seed``: a Generator as it is (its stream goes on), an int
+    >= 0 or None (fresh entropy) through ``default_rng``; else the errors of :func:`check_seed`."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(check_seed(seed, where, name))
+
+
 def check_real(value, name, where, low=None, high=None, high_open=False, fix=None):
     """A finite real number in ``[low, high]`` (``[low, high)`` with ``high_open``), returned as float."""
     interval = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}{')' if high_open else ']'}"

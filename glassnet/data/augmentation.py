@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 
+from glassnet.validation import as_generator
+
 _FILL_MODES = {"constant": "constant", "nearest": "nearest", "reflect": "reflect",
                # SciPy's plain "wrap" is not periodic at the edge; "grid-wrap" is Keras's abcd|abcd
                "wrap": "grid-wrap"}
@@ -81,14 +83,6 @@ def _check_nonneg(name, value):
     if not _is_number(value) or value < 0:
         raise ValueError(f"ImageDataGenerator expects {name} to be a number >= 0; got {value!r}.")
     return float(value)
-
-
-def _as_rng(seed):
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"expects seed to be None, an int or a numpy.random.Generator; got {seed!r}.")
-    return np.random.default_rng(seed)
 
 
 class ImageDataGenerator:
@@ -234,7 +228,7 @@ class ImageDataGenerator:
         if not isinstance(rounds, numbers.Integral) or rounds < 1:
             raise ValueError(f"ImageDataGenerator.fit expects rounds to be an int >= 1; got {rounds!r}.")
         if augment:
-            rng = _as_rng(seed)
+            rng = as_generator(seed, "ImageDataGenerator.fit")
             x = np.concatenate([self._augment(x.copy(), rng) for _ in range(rounds)])
         x = self._samplewise(x)
         if self.featurewise_center:
@@ -384,7 +378,7 @@ class ImageDataGenerator:
         single = x.ndim == 3
         x = np.array(x[None] if single else x, dtype=self.dtype)
         _check_images(x, "ImageDataGenerator.random_transform")
-        x = self._augment(x, _as_rng(seed))
+        x = self._augment(x, as_generator(seed, "ImageDataGenerator.random_transform"))
         return x[0] if single else x
 
     # ------------------------------------------------------------------ iteration
@@ -444,7 +438,7 @@ class NumpyArrayIterator:
         self.n = x.shape[0]
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
-        self._rng = _as_rng(seed)
+        self._rng = as_generator(seed, "ImageDataGenerator.flow")
         self._order = None
         self.batch_index = 0
 

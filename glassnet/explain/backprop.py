@@ -186,15 +186,6 @@ def check_positive_int(value, name, where, minimum=1):
     return int(value)
 
 
-def check_seed(seed, where):
-    """A numpy Generator from an int, a Generator or None (fresh entropy)."""
-    if seed is None or isinstance(seed, np.random.Generator):
-        return np.random.default_rng(seed)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(message(where, "seed as an int, a numpy.random.Generator or None", describe(seed)))
-    return np.random.default_rng(int(seed))
-
-
 def check_baseline(baseline, x, where):
     """A baseline broadcast to x's shape: None (zeros), a scalar, one image or one per image."""
     if baseline is None:

@@ -7,8 +7,9 @@ import numpy as np
 
 from glassnet.errors import describe, message
 from glassnet.explain.backprop import (backprop, check_baseline, check_images, check_modifier,
-                                       check_positive_int, check_score, check_seed, check_target,
+                                       check_positive_int, check_score, check_target,
                                        chunk_size, chunks, target_scores)
+from glassnet.validation import as_generator
 
 
 def _prepare(model, images, target, score, where):
@@ -113,7 +114,7 @@ def smooth_grad(model, images, target=None, samples=50, noise=0.15, seed=None, m
     if isinstance(noise, (bool, np.bool_)) or not np.isscalar(noise) or not 0 <= noise < np.inf:
         raise ValueError(message(where, "noise as a float >= 0 (fraction of the image's value range)",
                                  describe(noise), "The paper's default is 0.15."))
-    rng = check_seed(seed, where)
+    rng = as_generator(seed, where)
     if target is None:
         target = target_scores(model, x, None, score)[1]
     axes = tuple(range(1, x.ndim))

@@ -2,8 +2,9 @@
 import numpy as np
 
 from glassnet.errors import describe, message
-from glassnet.explain.backprop import (backward_from, check_layer, check_positive_int, check_seed,
-                                       forward_to, preserved, relu_rules)
+from glassnet.explain.backprop import (backward_from, check_layer, check_positive_int, forward_to, preserved,
+                                       relu_rules)
+from glassnet.validation import as_generator
 
 
 def _check_nonnegative(value, name, where):
@@ -140,7 +141,7 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
     l2, tv = _check_nonnegative(l2, "l2", where), _check_nonnegative(tv, "tv", where)
     jitter = check_positive_int(jitter, "jitter", where, minimum=0)
     lr = _check_nonnegative(lr, "lr", where)
-    rng = check_seed(seed, where)
+    rng = as_generator(seed, where)
     if optimizer not in OPTIMIZERS:
         raise ValueError(message(where, f"optimizer one of {sorted(OPTIMIZERS)}", repr(optimizer)))
     stepper = OPTIMIZERS[optimizer](lr)

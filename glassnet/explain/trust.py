@@ -14,12 +14,12 @@ import numpy as np
 
 from glassnet.errors import describe, message
 from glassnet.explain.backprop import (check_baseline, check_images, check_positive_int, check_score,
-                                       check_seed, check_target, chunk_size, chunks, forward_pass, preserved,
+                                       check_target, chunk_size, chunks, forward_pass, preserved,
                                        target_scores)
 from glassnet.explain.cam import cam, grad_cam, grad_cam_plus_plus, guided_grad_cam
 from glassnet.explain.gradients import input_gradients, integrated_gradients, saliency, smooth_grad
 from glassnet.explain.occlusion import occlusion
-from glassnet.validation import check_real
+from glassnet.validation import as_generator, check_real
 
 #: Methods :func:`sanity_check` accepts by name, each a function ``(model, images, target=..., **kwargs)``.
 METHODS = {
@@ -145,7 +145,7 @@ def sanity_check(model, images, method="grad_cam", target=None, threshold=0.5, s
     explain = _method(method, where)
     target = check_target(model, target, len(x), where)
     threshold = check_real(threshold, "threshold (a rank correlation)", where, low=-1, high=1)
-    rng = check_seed(seed, where)
+    rng = as_generator(seed, where)
     if target is None:
         target = target_scores(model, x, None)[1]
     try:
@@ -270,7 +270,7 @@ def deletion_insertion(model, images, maps, target=None, steps=20, baseline=0.0,
     steps = check_positive_int(steps, "steps", where)
     score = check_score(score, where)
     base = check_baseline(baseline, x, where)
-    rng = check_seed(seed, where)
+    rng = as_generator(seed, where)
     N, H, W, C = x.shape
     target = target_scores(model, x, target, score)[1]
     counts = np.rint(np.linspace(0, H * W, steps + 1)).astype(np.int64)

@@ -124,7 +124,7 @@ def _block_rows(blocks):
 
 
 def _block_cols(xp, block, kernel_shape, stride, OW, G, dtype, kept, forward):
-    """The im2col matrix of one block of ``xp`` (see :func:`_cols2d`, :func:`conv_wide.wide_cols`
+    """The im2col matrix of one block of ``xp`` (see :func:`cols2d`, :func:`conv_wide.wide_cols`
     for ``G`` > 1, :func:`block_matrix`)."""
     images, rows = block
     kernel_size = kernel_shape[:2]
@@ -136,11 +136,11 @@ def _block_cols(xp, block, kernel_shape, stride, OW, G, dtype, kept, forward):
         flat = _scratch("cols", size, dtype) if flat is None else flat
         if G > 1:
             return conv_wide.wide_cols(block_input, kernel_size, G, out_hw, flat)
-        return _cols2d(block_input, kernel_size, stride, out_hw, flat)
+        return cols2d(block_input, kernel_size, stride, out_hw, flat)
     return block_matrix(kept, block, size, dtype, build, forward)
 
 
-def _cols2d(xp, kernel_size, stride, out_hw, scratch):
+def cols2d(xp, kernel_size, stride, out_hw, scratch):
     """The im2col matrix of one block as a 2-D (N*OH*OW, KH*KW*C) array, ready for the GEMMs.
 
     A single-channel input (a grayscale first layer) would give im2col rows of KH*KW scattered

@@ -29,7 +29,6 @@ model's 3x3 layer 2.9 against 4.3. LeNet-5's training step got 29% faster at 1 t
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from glassnet.ops import conv, conv_wide
 from glassnet.ops.conv_rows import add_shares, gate_by_input
@@ -73,6 +72,12 @@ class WindowPlan(NamedTuple):
         return OHp * OWp * U * V * kernel_shape[2]
 
 
+def _cell_counts(window, patch):
+    """(A, B): the (PH, PW) cells a (U, V) patch spans down and across (its last ones may be partial)."""
+    (PH, PW), (U, V) = window, patch
+    return -(-U // PH), -(-V // PW)
+
+
 def plan(padded_shape, kernel_shape, stride, pool_size, dtype):
     """The :class:`WindowPlan` of a fused convolution and pooling, or None where the method does
     not apply: a stride other than 1, more than :data:`MAX_FILTERS` filters or
@@ -86,7 +91,7 @@ def plan(padded_shape, kernel_shape, stride, pool_size, dtype):
     if (tuple(stride) != (1, 1) or F > MAX_FILTERS or C > MAX_CHANNELS or U * V > MAX_PATCH_RATIO * KH * KW
             or min(OHp, OWp) < 1):
         return None
-    A, B = -(-U // PH), -(-V // PW)
+    A, B = _cell_counts((PH, PW), (U, V))
     # per window: the matrix row, the product, and the backward pass's patch gradients in whole cells
     matrix, product, cells = U * V * C, PH * PW * F, A * B * PH * PW * C
     # blocks sized for the cache by the larger of the matrix and the product (the product is 4x the
@@ -102,28 +107,17 @@ def plan(padded_shape, kernel_shape, stride, pool_size, dtype):
     return WindowPlan(blocks, threads, (OHp, OWp), (PH, PW), (U, V))
 
 
-def _window_matrix(xp, plan, flat=None):
-    """The (n * OHp * OWp, U * V * C) matrix of a block of images ``xp``, one row per pooling
-    window, in the flat array ``flat`` (or a scratch array): a view laid out so the GEMMs read it
-    directly (for C == 1 built transposed, a whole slab per patch offset)."""
-    (OHp, OWp), (PH, PW), (U, V) = plan.pooled_hw, plan.window, plan.patch
-    n, C = xp.shape[0], xp.shape[3]
-    patches = sliding_window_view(xp, (U, V), axis=(1, 2))[:, ::PH, ::PW][:, :OHp, :OWp]   # (n, OHp, OWp, C, U, V)
-    flat = scratch_array("window_cols", n * OHp * OWp * U * V * C, xp.dtype) if flat is None else flat
-    if C == 1:
-        cols_t = view(flat, (U, V, n, OHp, OWp))
-        np.copyto(cols_t, patches[..., 0, :, :].transpose(3, 4, 0, 1, 2))
-        return cols_t.reshape(U * V, -1).T
-    cols = view(flat, (n, OHp, OWp, U, V, C))
-    np.copyto(cols, patches.transpose(0, 1, 2, 4, 5, 3))
-    return cols.reshape(n * OHp * OWp, U * V * C)
-
-
 def _block_matrix(xp, block, plan, kernel_shape, kept, forward):
-    """A block's matrix (see :func:`glassnet.ops.workspace.block_matrix`)."""
+    """A block's matrix, one row per pooling window: im2col with the patch (U, V) as the kernel
+    and the window (PH, PW) as the stride (:func:`glassnet.ops.conv.cols2d`; see
+    :func:`glassnet.ops.workspace.block_matrix` for ``kept``)."""
     block_input = xp[block[0]]
     size = len(block_input) * plan.image_elements(xp.shape, kernel_shape)
-    return block_matrix(kept, block, size, xp.dtype, lambda flat: _window_matrix(block_input, plan, flat), forward)
+
+    def build(flat):
+        flat = scratch_array("window_cols", size, xp.dtype) if flat is None else flat
+        return conv.cols2d(block_input, plan.patch, plan.window, plan.pooled_hw, flat)
+    return block_matrix(kept, block, size, xp.dtype, build, forward)
 
 
 def _winner_segment(winner, images, F, R):
@@ -173,18 +167,12 @@ def forward(xp, kernel, bias, relu, plan, record_winners=True, kept=None):
     return y, winner
 
 
-def _cell_counts(plan):
-    """(A, B): the (PH, PW) cells a patch spans down and across (its last ones may be partial)."""
-    (PH, PW), (U, V) = plan.window, plan.patch
-    return -(-U // PH), -(-V // PW)
-
-
 def _cell_kernel(kernel_w, plan, C):
     """The rows of :func:`glassnet.ops.conv_wide.window_kernel`'s matrix in patch-cell order
     (a, b, s, t, c) for the patch pixel (a * PH + s, b * PW + t), with zero rows for a partial
     cell's missing pixels: ``dcols = routed @ _cell_kernel(...).T`` then holds whole cells."""
     (PH, PW), (U, V) = plan.window, plan.patch
-    A, B = _cell_counts(plan)
+    A, B = _cell_counts(plan.window, plan.patch)
     padded = np.zeros((A * PH, B * PW, C, kernel_w.shape[1]), dtype=kernel_w.dtype)
     padded[:U, :V] = kernel_w.reshape(U, V, C, -1)
     return padded.reshape(A, PH, B, PW, C, -1).transpose(0, 2, 1, 3, 4, 5).reshape(A * B * PH * PW * C, -1)
@@ -197,7 +185,7 @@ def _add_cells(dcols, dxp, plan):
     (PH * PW * C contiguous values on both sides) into a cell-major scratch array, which is then
     laid out as NHWC in one copy."""
     (OHp, OWp), (PH, PW) = plan.pooled_hw, plan.window
-    A, B = _cell_counts(plan)
+    A, B = _cell_counts(plan.window, plan.patch)
     n, C = dxp.shape[0], dxp.shape[3]
     HB, WB = dxp.shape[1] // PH, dxp.shape[2] // PW
     cell = PH * PW * C
@@ -230,7 +218,7 @@ def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True
     if need_dx:
         kernel_cells = _cell_kernel(conv_wide.window_kernel(kernel.astype(dtype, copy=False), plan.window), plan, C)
         # the input gradient in whole (PH, PW) cells: every cell a patch reaches, and all of xp
-        A, B = _cell_counts(plan)
+        A, B = _cell_counts(plan.window, plan.patch)
         HB, WB = max(-(-Hp // PH), OHp + A - 1), max(-(-Wp // PW), OWp + B - 1)
         dx_cells = np.empty((N, HB * PH, WB * PW, C), dtype=dtype)     # every element is written
 

@@ -219,9 +219,10 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
         keys = tuple(key for key in keys if key not in NEEDS_CONV)
         if skipped:
             notes.append(f"No convolution layer: skipped {', '.join(skipped)}, filters and feature maps.")
-    if history is not None and not history_dict(history, "report", allow_empty=True):
-        history = None
-        notes.append("The training history holds no epochs: no learning curves.")
+    if history is not None:            # parsed once: a dict from here on, None when it holds no epochs
+        history = history_dict(history, "report", allow_empty=True) or None
+        if history is None:
+            notes.append("The training history holds no epochs: no learning curves.")
     chosen = [METHODS[key] for key in keys]
     feature_layers = convs[:3]
     total = 6 + bool(convs) + len(feature_layers) + len(chosen) * (1 + bool(sanity))

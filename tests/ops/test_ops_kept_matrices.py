@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from glassnet import layers, ops
-from glassnet.ops import conv, conv_pool_windows, conv_rows
+from glassnet.ops import conv, conv_rows
 
 CASES = {   # name: (input shape, kernel shape, stride, pads): which method runs
     "rows": ((4, 9, 9, 3), (3, 3, 3, 5), (1, 1), ((1, 1), (1, 1))),
@@ -17,7 +17,7 @@ CASES = {   # name: (input shape, kernel shape, stride, pads): which method runs
 def builds(monkeypatch):
     """How many block matrices were built (im2col or row windows)."""
     count = []
-    for module, name in ((conv, "_cols2d"), (conv_rows, "_row_windows"), (conv_pool_windows, "_window_matrix")):
+    for module, name in ((conv, "cols2d"), (conv_rows, "_row_windows")):
         real = getattr(module, name)
         monkeypatch.setattr(module, name,
                             lambda *args, _real=real, _name=name, **kw: count.append(_name) or _real(*args, **kw))
@@ -56,7 +56,7 @@ def test_the_fused_pair_keeps_its_matrices_too(builds, fused_method):
     del builds[:]
     y_kept, cache_kept = ops.conv2d_maxpool_forward(x, kernel, None, stride, pads, (2, 2), keep={})
     got = ops.conv2d_maxpool_backward(dy, cache_kept, kernel, need_bias=False)
-    assert builds == ["_window_matrix" if fused_method == "windows" else "_row_windows"]
+    assert builds == ["cols2d" if fused_method == "windows" else "_row_windows"]
     for e, g in zip(expected, got):
         if e is not None:
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)

@@ -470,3 +470,26 @@ def test_config_is_json_and_round_trips():
         assert type(rebuilt) is type(opt) and rebuilt.get_config() == config
     clipped = optimizers.RMSprop(clipnorm=2.0, clipvalue=1.0)
     assert optimizers.from_config(clipped.get_config()).get_config() == clipped.get_config()
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_updates_split_between_threads_equal_one_thread(make, monkeypatch):
+    """A large parameter is updated in contiguous shares on glassnet's worker threads (every rule is
+    elementwise): the result is the same, bit for bit, as on one thread; a strided parameter
+    stays on one thread and is still updated in place."""
+    from glassnet import ops
+    monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
+    rng = np.random.default_rng(4)
+    start = [rng.standard_normal((37, 5)), rng.standard_normal(101), rng.standard_normal((8, 6))[:, ::2]]
+    grads = [[rng.standard_normal(p.shape) for p in start] for _ in range(3)]
+    results = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(ops, "NUM_THREADS", threads)
+        opt, params = make(), [p.copy() for p in start[:2]] + [np.zeros((8, 6))[:, ::2]]
+        params[2][...] = start[2]
+        for step in grads:
+            opt.apply(params, step)
+        results[threads] = params
+    for one, split in zip(results[1], results[3]):
+        np.testing.assert_array_equal(split, one)
+    assert not np.array_equal(results[3][2], start[2])                # the strided one moved too

@@ -157,6 +157,13 @@ def run_blocks(fn, items, threads, fold=None, blas=True):
     return results if fold is None else _folded(lambda r: r, results, fold)
 
 
+def over_rows(fn, N, nbytes):
+    """``fn(rows)`` for contiguous slices ``rows`` covering range(N), spread over the worker threads
+    when ``nbytes`` (the memory the work touches) is worth splitting; ``fn`` calls no BLAS."""
+    threads = num_threads(nbytes)
+    run_blocks(fn, batch_shares(N, threads), threads, blas=False)
+
+
 def matmul(a, b):
     """``a @ b`` for 2-D arrays, the rows of ``a`` split between the worker threads when large.
 

@@ -116,3 +116,23 @@ def test_dropout_reuses_its_mask_array_and_backward_follows_the_latest_draw():
     np.testing.assert_array_equal(layer.backward(np.ones_like(x)), second)
     layer.forward(x[:2], training=True)                        # another shape: a new buffer
     assert layer._mask is not first_mask and layer._mask.shape == (2, 6)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_dropout_split_between_threads_equals_one_thread(threads, monkeypatch):
+    """The draws come from one stream in one piece; only the masking is split by rows between the
+    worker threads, so the mask, the output and the gradient do not depend on the thread count."""
+    from glassnet import ops
+    monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
+    x = np.random.default_rng(1).standard_normal((7, 3, 5)).astype("float32")
+    dy = np.random.default_rng(2).standard_normal(x.shape).astype("float32")
+    results = []
+    for count in (1, threads):
+        monkeypatch.setattr(ops, "NUM_THREADS", count)
+        layer = layers.Dropout(0.4, seed=8)
+        results.append((layer.forward(x, training=True), layer.backward(dy)))
+    (y1, dx1), (y2, dx2) = results
+    np.testing.assert_array_equal(y2, y1)
+    np.testing.assert_array_equal(dx2, dx1)
+    assert 0 < np.count_nonzero(y1 == 0) < x.size                          # some dropped, some kept
+    np.testing.assert_array_equal(dx1, np.where(y1 == 0, 0, dy * np.float32(1 / 0.6)))

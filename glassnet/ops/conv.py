@@ -31,7 +31,7 @@ from glassnet.ops.conv_rows import add_shares, gate_by_input
 from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
 from glassnet.ops.parallel import num_threads, run_blocks
-from glassnet.ops.workspace import block_matrix, clear_workspace, scratch_array as _scratch, view as _view  # noqa: F401
+from glassnet.ops.workspace import block_matrix, clear_workspace, ones, scratch_array as _scratch, view as _view  # noqa: F401
 
 #: Preferred size of one block's im2col matrix: a few MiB keeps it in cache between the copy
 #: that builds it and the GEMM that reads it (measured fastest between 2 and 8 MiB).
@@ -376,7 +376,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
                 gate_by_input(target, xp[images, in_rows])
         # The bias gradient sums dy over N, OH, OW: a GEMV with a vector of ones runs several times
         # faster than .sum(axis=0) on such a tall, narrow matrix (and accumulates more accurately).
-        dbias = np.ones(len(dy2d), dtype=dtype) @ dy2d if need_bias else None
+        dbias = ones(len(dy2d), dtype) @ dy2d if need_bias else None
         dy_rows = dy2d.reshape(len(cols), G * F)                # G pixels per row of a wide matrix
         return blas.gemm_tall(cols, dy_rows, np.empty((cols.shape[1], G * F), dtype=dtype)), dbias
 

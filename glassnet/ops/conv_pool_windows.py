@@ -34,7 +34,7 @@ from glassnet.ops import conv, conv_wide
 from glassnet.ops.conv_rows import add_shares, gate_by_input
 from glassnet.ops.parallel import num_threads, run_blocks
 from glassnet.ops.pooling import first_winners, winner_dtype
-from glassnet.ops.workspace import block_matrix, scratch_array, view
+from glassnet.ops.workspace import block_matrix, ones, scratch_array, view
 
 #: The method applies to convolutions with at most this many filters: wider ones already run
 #: their GEMMs fast (keras_mnist's 64), where the extra FLOPs would not pay.
@@ -232,7 +232,7 @@ def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True
         # gated, then transposed: 5x faster than one multiply on transposed views
         pooled_dy = view(scratch_array("window_dy", F * R, dtype), (F, R))
         pooled_dy[...] = gradient.T
-        dbias = pooled_dy @ np.ones(R, dtype=dtype) if need_bias else None
+        dbias = pooled_dy @ ones(R, dtype) if need_bias else None
         routed_slabs = view(scratch_array("window_dout", G * F * R, dtype), (G, F, R))
         segment = _winner_segment(winner, images, F, R)
         for k in range(G):

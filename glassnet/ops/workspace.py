@@ -22,16 +22,35 @@ _LOCAL = threading.local()        # each thread's _Pool, dropped with its thread
 _POOLS = weakref.WeakSet()        # every live _Pool, for clear_workspace
 
 
-def scratch_array(name, size, dtype):
-    """This thread's flat scratch array ``name`` of ``size`` elements (kept, and only grown, between calls)."""
+def _thread_pool():
+    """The calling thread's _Pool."""
     pool = getattr(_LOCAL, "pool", None)
     if pool is None:
         pool = _LOCAL.pool = _Pool()
         _POOLS.add(pool)
+    return pool
+
+
+def scratch_array(name, size, dtype):
+    """This thread's flat scratch array ``name`` of ``size`` elements (kept, and only grown, between calls)."""
+    pool = _thread_pool()
     key, arrays = (name, np.dtype(dtype).str), pool.arrays
     if key not in arrays or arrays[key].size < size:
         arrays[key] = None                    # let the old one go before allocating the new one
         arrays[key] = np.empty(size, dtype=dtype)
+    return arrays[key][:size]
+
+
+def ones(size, dtype):
+    """A read-only vector of ``size`` ones, kept like the scratch arrays: the bias gradients are
+    GEMVs with it (``ones @ dy``), and a fresh one per call (keras_mnist's first layer: 86,528
+    ones) cost 0.2 ms in page faults and filling."""
+    pool = _thread_pool()
+    key, arrays = ("ones", np.dtype(dtype).str), pool.arrays
+    if key not in arrays or arrays[key].size < size:
+        arrays[key] = None
+        arrays[key] = np.ones(size, dtype=dtype)
+        arrays[key].flags.writeable = False
     return arrays[key][:size]
 
 

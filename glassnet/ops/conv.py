@@ -31,7 +31,7 @@ from glassnet.ops.conv_rows import add_shares, gate_by_input
 from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
 from glassnet.ops.parallel import num_threads, run_blocks
-from glassnet.ops.workspace import block_matrix, clear_workspace, ones, scratch_array as _scratch, view as _view  # noqa: F401
+from glassnet.ops.workspace import block_matrix, clear_workspace, ones, recycled_empty, scratch_array as _scratch, view as _view  # noqa: F401
 
 #: Preferred size of one block's im2col matrix: a few MiB keeps it in cache between the copy
 #: that builds it and the GEMM that reads it (measured fastest between 2 and 8 MiB).
@@ -345,7 +345,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
     KH, KW, C, F = kernel.shape
     OH, OW = out_hw
     if method == "rows":
-        dxp = np.empty(xp.shape, dtype=dtype) if need_dx else None           # every element is written
+        dxp = recycled_empty("conv_rows_dx", xp.shape, dtype) if need_dx else None   # every element is written
         dkernel, dbias = conv_rows.backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads,
                                             gate_input, kept)
         return dxp, dkernel, dbias

@@ -1,0 +1,40 @@
+"""The workspace's kept arrays: a recycled array is reused only when nobody else refers to it."""
+import numpy as np
+
+from glassnet import layers
+from glassnet.ops import workspace
+
+
+def test_recycled_array_is_reused_once_dropped_and_never_while_held():
+    first = workspace.recycled_empty("test_recycled", (4, 5), np.float32)
+    address = first.ctypes.data
+    del first
+    again = workspace.recycled_empty("test_recycled", (4, 5), np.float32)
+    assert again.ctypes.data == address                        # dropped: the same memory
+    held = again
+    view = again[1:]
+    del again
+    fresh = workspace.recycled_empty("test_recycled", (4, 5), np.float32)
+    assert fresh.ctypes.data != held.ctypes.data               # held (twice): a new array
+    del held
+    still = workspace.recycled_empty("test_recycled", (4, 5), np.float32)
+    assert still.ctypes.data != fresh.ctypes.data              # ... and that one is the cache's now
+    del fresh, still
+    assert view.base is not None                               # the view alone keeps the old one alive
+    other = workspace.recycled_empty("test_recycled", (2, 5), np.float64)
+    assert other.shape == (2, 5) and other.dtype == np.float64
+
+
+def test_an_input_gradient_the_caller_keeps_is_not_overwritten_by_the_next_backward_pass():
+    rng = np.random.default_rng(0)
+    conv = layers.Conv2D(6, 3, dtype="float32")
+    x = rng.standard_normal((3, 9, 9, 4)).astype("float32")
+    y = conv.forward(x, training=True)
+    dy = rng.standard_normal(y.shape).astype("float32")
+    first = conv.backward(dy)
+    kept = first.copy()
+    conv.forward(x, training=True)
+    second = conv.backward(2 * dy)
+    np.testing.assert_array_equal(first, kept)                 # untouched by the second pass
+    np.testing.assert_allclose(second, 2 * kept, rtol=1e-6)
+    assert second.ctypes.data != first.ctypes.data

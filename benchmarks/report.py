@@ -147,7 +147,10 @@ def markdown(report):
              "PyTorch with zero_grad/forward/cross_entropy/backward/SGD step and eval + inference_mode; both SGD "
              "lr 0.01 momentum 0.9 on the same random N(0, 1) float32 data",
              "- GFLOP/s: training = 3 x forward FLOPs (2 x MACs of Conv2D and Dense), as in "
-             "`shared/bench/torch_ref.py`; % of the float32 2048x2048 NumPy GEMM peak measured in this run",
+             "`shared/bench/torch_ref.py`; % of the float32 2048x2048 NumPy GEMM peak (best of 5), measured "
+             "in each glassnet process right after its timed epochs (this shared CPU's clock drifts by 10-15% "
+             "within minutes): the median of the per-round fractions, against the median of the rounds' peaks "
+             "shown as 'of ... GFLOP/s'; the peak measured once at the start is given per setting below",
              "", "### Targets (issue 7; BLAS variables unset, batch 128)", ""]
     lines += targets(report)
     for setting, data in report["settings"].items():

@@ -5,7 +5,8 @@ subprocess (glassnet, torch, glassnet, torch, ...: ``--rounds`` of each), so a b
 from other processes on this shared machine hits both and the per-round ratios stay fair.
 Everything runs twice: with this machine's OpenBLAS variables (OPENBLAS_CORETYPE,
 OPENBLAS_L2_SIZE) as set, and with both removed from the children's environment. The float32
-GEMM peak of NumPy's BLAS is measured in the same run, per setting and thread count.
+GEMM peak of NumPy's BLAS is measured in the same run, per setting and thread count, and again in
+every glassnet process right after its timed epochs: the fractions of the peak are per round.
 
 Examples::
 
@@ -147,12 +148,19 @@ def aggregate(config, peak):
             row[f"{lib}_{mode}"] = _median(r[lib][mode]["ips_median"] for r in rounds)
             row[f"{lib}_{mode}_foreign"] = max(r[lib][mode]["foreign_cpu"] for r in rounds)
         row[f"{lib}_rss"] = max(r[lib]["peak_rss_mib"] for r in rounds)
+    # each round's fraction of the GEMM peak its glassnet process measured right after its epochs (the
+    # torch process ran next to it); the run's one peak for results that lack it
+    round_peaks = [r["glassnet"].get("peak_gflops") or row["peak_gflops"] for r in rounds]
+    if all(round_peaks):
+        row["peak_gflops"] = statistics.median(round_peaks)
     for mode, fl in (("train", row["train_flops"]), ("infer", row["fwd_flops"])):
         for lib in ("glassnet", "torch"):
             ips = row.get(f"{lib}_{mode}")
             if ips is not None:
                 row[f"{lib}_{mode}_gflops"] = ips * fl / 1e9
-                row[f"{lib}_{mode}_frac_peak"] = ips * fl / 1e9 / row["peak_gflops"] if row["peak_gflops"] else None
+                row[f"{lib}_{mode}_frac_peak"] = statistics.median(
+                    r[lib][mode]["ips_median"] * fl / 1e9 / peak for r, peak in zip(rounds, round_peaks)
+                ) if all(round_peaks) else None
         if "torch" in rounds[0]:
             ratios = [r["glassnet"][mode]["ips_median"] / r["torch"][mode]["ips_median"] for r in rounds]
             row[f"ratio_{mode}"] = statistics.median(ratios)

@@ -82,6 +82,10 @@ def glassnet_job(spec):
         forward, train, exact = flops(model)
         out.update(params=model.count_params(), fwd_flops=forward, train_flops=train, train_flops_exact=exact,
                    blas=blas_info(), peak_rss_mib=peak_rss_mib())
+    # the GEMM peak right after the timed epochs, in the same process: the clock of this shared
+    # machine's CPU drifts by 10-15% within minutes, so a peak measured once per run is not the
+    # peak the model ran against
+    out["peak_gflops"] = gemm_peak(spec["threads"])
     return out
 
 

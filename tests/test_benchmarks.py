@@ -59,6 +59,21 @@ def test_ratios_are_medians_of_per_round_ratios():
     assert row["glassnet_infer_foreign"] == 0.1
 
 
+def test_fractions_of_the_peak_are_per_round_against_each_rounds_own_peak():
+    """Each glassnet process measures the GEMM peak after its epochs; a round's fraction uses that peak
+    (torch's too: it ran next to it), and the row gives the medians."""
+    rounds = []
+    for train, peak in ((90, 150.0), (60, 20.0), (100, 100.0)):
+        result = {**_worker_result(train, 300, 50), "peak_gflops": peak}
+        rounds.append({"glassnet": result, "torch": _worker_result(train / 2, 300, 400)})
+    row = aggregate({"model": "keras_mnist", "batch": 128, "threads": 1, "rounds": rounds}, {"1": 1000.0})
+    assert row["peak_gflops"] == 100.0                                    # median of the rounds' peaks
+    fractions = sorted(train * 3e6 / 1e9 / peak for train, peak in ((90, 150.0), (60, 20.0), (100, 100.0)))
+    assert row["glassnet_train_frac_peak"] == pytest.approx(fractions[1])  # 0.003, not 90 * 3e-3 / 100
+    assert row["torch_train_frac_peak"] == pytest.approx(fractions[1] / 2)
+    assert row["glassnet_train_frac_peak"] != pytest.approx(row["glassnet_train_gflops"] / row["peak_gflops"])
+
+
 def test_targets_report_unmet_ones():
     rows = []
     for model, ratio in (("keras_mnist", 0.8), ("lenet5", 1.2)):
@@ -90,6 +105,9 @@ def test_quick_run_without_torch(tmp_path):
     assert "torch_train" not in row and "ratio_train" not in row
     assert row["blas"]["internal_api"] and row["raw"][0]["glassnet"]["blas"]["num_threads"] == 1
     assert result["settings"]["unset"]["peak"]["1"] > 0
+    round_peak = row["raw"][0]["glassnet"]["peak_gflops"]                 # measured after the epochs too
+    assert round_peak > 0 and row["peak_gflops"] == round_peak
+    assert row["glassnet_train_frac_peak"] == pytest.approx(row["glassnet_train_gflops"] / round_peak)
     text = out_md.read_text()
     assert text.startswith("# Notes kept\n\nhand-written\n") and "old generated text" not in text
     assert "PyTorch was not measured" in text and "seed003_tiny | 16 | 1 |" in text

@@ -31,7 +31,8 @@ from glassnet.ops.conv_rows import add_shares, gate_by_input
 from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
 from glassnet.ops.parallel import num_threads, run_blocks
-from glassnet.ops.workspace import block_matrix, clear_workspace, ones, recycled_empty, scratch_array as _scratch, view as _view  # noqa: F401
+from glassnet.ops.workspace import clear_workspace  # noqa: F401  (re-exported)
+from glassnet.ops.workspace import block_matrix, ones, recycled_empty, scratch_array as _scratch, view as _view
 
 #: Preferred size of one block's im2col matrix: a few MiB keeps it in cache between the copy
 #: that builds it and the GEMM that reads it (measured fastest between 2 and 8 MiB).

@@ -2,7 +2,9 @@
 
 A fresh multi-MiB array per call would be mapped and page-faulted in again every batch, so the
 convolutions borrow flat arrays from here instead. They are sized by the block size
-(:data:`glassnet.ops.conv.BLOCK_BYTES`), so this holds a few MiB per thread at most.
+(:data:`glassnet.ops.conv.BLOCK_BYTES`), so this holds a few MiB per thread at most. Two more
+kinds of kept array live here: vectors of ones for the bias gradients (:func:`ones`), and the
+arrays of :func:`recycled_empty`, which a layer returns and gets back once nobody holds them.
 """
 import math
 import sys

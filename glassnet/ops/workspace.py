@@ -34,27 +34,32 @@ def _thread_pool():
     return pool
 
 
-def scratch_array(name, size, dtype):
-    """This thread's flat scratch array ``name`` of ``size`` elements (kept, and only grown, between calls)."""
-    pool = _thread_pool()
-    key, arrays = (name, np.dtype(dtype).str), pool.arrays
+def _kept_flat(key, size, make):
+    """This thread's kept flat array ``key`` of at least ``size`` elements (``make(size)`` when
+    there is none or it is too small), cut to ``size``."""
+    arrays = _thread_pool().arrays
     if key not in arrays or arrays[key].size < size:
         arrays[key] = None                    # let the old one go before allocating the new one
-        arrays[key] = np.empty(size, dtype=dtype)
+        arrays[key] = make(size)
     return arrays[key][:size]
+
+
+def scratch_array(name, size, dtype):
+    """This thread's flat scratch array ``name`` of ``size`` elements (kept, and only grown, between calls)."""
+    return _kept_flat((name, np.dtype(dtype).str), size, lambda n: np.empty(n, dtype=dtype))
+
+
+def _read_only_ones(size, dtype):
+    vector = np.ones(size, dtype=dtype)
+    vector.flags.writeable = False
+    return vector
 
 
 def ones(size, dtype):
     """A read-only vector of ``size`` ones, kept like the scratch arrays: the bias gradients are
     GEMVs with it (``ones @ dy``), and a fresh one per call (keras_mnist's first layer: 86,528
     ones) cost 0.2 ms in page faults and filling."""
-    pool = _thread_pool()
-    key, arrays = ("ones", np.dtype(dtype).str), pool.arrays
-    if key not in arrays or arrays[key].size < size:
-        arrays[key] = None
-        arrays[key] = np.ones(size, dtype=dtype)
-        arrays[key].flags.writeable = False
-    return arrays[key][:size]
+    return _kept_flat(("ones", np.dtype(dtype).str), size, lambda n: _read_only_ones(n, dtype))
 
 
 def recycled_empty(name, shape, dtype):

@@ -12,15 +12,18 @@ def test_recycled_array_is_reused_once_dropped_and_never_while_held():
     again = workspace.recycled_empty("test_recycled", (4, 5), np.float32)
     assert again.ctypes.data == address                        # dropped: the same memory
     held = again
-    view = again[1:]
     del again
     fresh = workspace.recycled_empty("test_recycled", (4, 5), np.float32)
-    assert fresh.ctypes.data != held.ctypes.data               # held (twice): a new array
+    assert fresh.ctypes.data != held.ctypes.data               # held: a new array
     del held
     still = workspace.recycled_empty("test_recycled", (4, 5), np.float32)
     assert still.ctypes.data != fresh.ctypes.data              # ... and that one is the cache's now
-    del fresh, still
-    assert view.base is not None                               # the view alone keeps the old one alive
+    del fresh
+    view = still[1:]
+    del still
+    through_view = workspace.recycled_empty("test_recycled", (4, 5), np.float32)
+    assert through_view.ctypes.data != view.base.ctypes.data   # only a view holds it: a new array too
+    del through_view, view
     other = workspace.recycled_empty("test_recycled", (2, 5), np.float64)
     assert other.shape == (2, 5) and other.dtype == np.float64
 

@@ -29,6 +29,7 @@ from glassnet import activations
 from glassnet.errors import describe, message
 from glassnet.layers import Activation, Layer, Softmax
 from glassnet.layers.base import unique_name
+from glassnet.ops.parallel import held_blas
 from glassnet.validation import as_float_array, check_input_shape, check_int, check_seed, check_shape
 
 
@@ -398,6 +399,21 @@ class Sequential:
             loss = self.loss(yb, y_pred)
         return loss, y_pred
 
+    def _train_step(self, xb, yb, params, fused, check_numerics, where):
+        """One gradient step on a batch: (loss, predictions) from before the update.
+
+        BLAS stays at one thread for the whole step (:func:`glassnet.ops.parallel.held_blas`): the
+        step's products all run on glassnet's worker threads, and its many parallel calls then skip
+        lowering and restoring BLAS's limit each time.
+        """
+        with held_blas():
+            loss, y_pred = self._step(xb, yb, fused, update=True)
+            grads = self.gradients()
+            if check_numerics and not (math.isfinite(loss) and self._finite_grads(grads)):
+                self._raise_non_finite(xb, yb, fused, where)
+            self.optimizer.apply(params, grads)
+        return loss, y_pred
+
     def _batch_values(self, loss, yb, y_pred):
         return [loss] + [metric(yb, y_pred) for metric in self.metrics]
 
@@ -517,11 +533,8 @@ class Sequential:
                 size = len(xb)
                 if per_batch:
                     callback_list.on_batch_begin(batch, {"batch": batch, "size": size})
-                loss, y_pred = self._step(xb, yb, fused, update=True)
-                grads = self.gradients()
-                if check_numerics and not (math.isfinite(loss) and self._finite_grads(grads)):
-                    self._raise_non_finite(xb, yb, fused, f"{where} (epoch {epoch + 1}, batch {batch + 1})")
-                self.optimizer.apply(params, grads)
+                loss, y_pred = self._train_step(xb, yb, params, fused, check_numerics,
+                                                f"{where} (epoch {epoch + 1}, batch {batch + 1})")
                 values = self._batch_values(loss, yb, y_pred)
                 for i, value in enumerate(values):
                     totals[i] += value * size
@@ -620,11 +633,7 @@ class Sequential:
         params = self._prepare_training(where)
         fused = self._fusable()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, y_pred = self._step(x, y, fused, update=True)
-            grads = self.gradients()
-            if not (math.isfinite(loss) and self._finite_grads(grads)):
-                self._raise_non_finite(x, y, fused, where)
-        self.optimizer.apply(params, grads)
+            loss, y_pred = self._train_step(x, y, params, fused, True, where)
         values = self._batch_values(loss, y, y_pred)
         return values if self.metrics else values[0]
 

@@ -216,23 +216,6 @@ def test_worker_threads_give_the_single_thread_results(monkeypatch, threads):
     np.testing.assert_array_equal(got[2] != 0, expected[2] != 0)        # same pooling winners
 
 
-def test_workers_hold_blas_at_one_thread_and_put_it_back(monkeypatch):
-    from threadpoolctl import threadpool_info
-
-    from glassnet.ops import parallel
-    if not parallel._blas_controllers():
-        pytest.skip("threadpoolctl sees no BLAS library in this NumPy build")
-
-    def blas_threads(_):
-        assert parallel.num_threads() == 1                              # nested calls stay sequential
-        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-
-    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    inside = parallel.run_blocks(blas_threads, [0, 1], threads=2)
-    assert inside == [[1] * len(before)] * 2
-    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
-
-
 def test_matmul_on_worker_threads_equals_the_blas_product(monkeypatch):
     from glassnet.ops import parallel
     rng = np.random.default_rng(2)
@@ -283,3 +266,4 @@ def test_convolutions_with_few_flops_but_large_arrays_are_split_between_threads(
     assert len(plan.blocks) == 2 and plan.threads == 2
     monkeypatch.setattr(conv, "MIN_THREAD_BYTES", 2 ** 40)
     assert len(conv_blocks(128, 13, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1
+

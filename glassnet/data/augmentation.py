@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 
+from glassnet.errors import message
 from glassnet.validation import as_generator
 
 _FILL_MODES = {"constant": "constant", "nearest": "nearest", "reflect": "reflect",
@@ -331,8 +332,13 @@ class ImageDataGenerator:
         return source.transpose(1, 0, 2).reshape(2, n, H, W)
 
     def _apply_affine(self, x, rng):
-        from scipy import ndimage  # lazily: only the geometric options need SciPy
-
+        try:
+            from scipy import ndimage  # lazily: only the geometric options need SciPy
+        except ImportError as error:
+            raise ImportError(message(
+                "ImageDataGenerator", "SciPy (glassnet's data extra) for rotation, shifts, shear and zoom",
+                "no SciPy installed", 'Install it with: pip install "glassnet[data]", or leave those options at 0.'
+            )) from error
         n, H, W, C = x.shape
         rows, cols = self._affine_coordinates(n, H, W, rng)
         index = np.broadcast_to(np.arange(n, dtype=float)[:, None, None], rows.shape)

@@ -82,7 +82,7 @@ def _tv_gradient(x):
 
 
 def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, tv=0.05, jitter=1, lr=0.05,
-                            image=None, bounds=None, optimizer="adam"):
+                            image=None, bounds=None, optimizer="adam", return_trajectory=False):
     """Gradient ascent on the input to maximize one unit's activation.
 
     Maximizes ``J(x) = a(x) - l2 * sum(x^2) - tv * TV(x)`` by gradient ascent on ``x`` with Adam
@@ -125,11 +125,13 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
     bounds : (low, high), optional
         Clip the image to this range after every step (e.g. ``(0, 1)``, keras-vis's ``input_range``).
     optimizer : {"adam", "sgd"}
+    return_trajectory : bool
+        Also return the activation at every step (to check that the ascent converged).
 
     Returns
     -------
     image : ndarray (H, W, C), or (K, H, W, C) for K indices
-    trajectory : ndarray (steps + 1,), or (K, steps + 1)
+    trajectory : ndarray (steps + 1,), or (K, steps + 1); only with ``return_trajectory``
         ``a`` at each step (on the jittered image fed forward) and, last, on the final image.
     """
     where = "explain.activation_maximization"
@@ -193,4 +195,6 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
                 x = np.clip(x, low, high)
         out, _ = forward_to(model, x, k)
         trajectory[:, steps] = out[rows, :, :, indices].mean(axis=(1, 2)) if spatial else out[rows, indices]
-    return (x[0], trajectory[0]) if scalar else (x, trajectory)
+    if scalar:
+        x, trajectory = x[0], trajectory[0]
+    return (x, trajectory) if return_trajectory else x

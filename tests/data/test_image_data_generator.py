@@ -342,3 +342,13 @@ def test_model_fit_trains_from_flow():
     assert len(history.history["loss"]) == 10
     loss, accuracy = model.evaluate(x, y)
     assert loss < 0.7 * before and accuracy > 0.75
+
+
+def test_geometric_options_without_scipy_say_how_to_install_it(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "scipy", None)                     # as if SciPy were not installed
+    x = np.zeros((2, 8, 8, 1), np.float32)
+    with pytest.raises(ImportError, match=r'glassnet\[data\]'):
+        ImageDataGenerator(rotation_range=20).random_transform(x, seed=0)
+    flipped = ImageDataGenerator(horizontal_flip=True).random_transform(x, seed=0)   # flips need no SciPy
+    assert flipped.shape == x.shape

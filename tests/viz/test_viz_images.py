@@ -150,7 +150,7 @@ def test_plot_activation_maximization_one_image_per_class(model, tmp_path):
     assert_png_drawn(tmp_path / "am.png")
     panels = image_axes(figure)
     assert [ax.get_title() for ax in panels] == names
-    expected, _ = explain.activation_maximization(model, -1, [0, 1, 2, 3], steps=5, seed=0)
+    expected = explain.activation_maximization(model, -1, [0, 1, 2, 3], steps=5, seed=0)
     shown = panels[2].images[0].get_array()
     target = expected[2, ..., 0]
     np.testing.assert_allclose(shown, (target - target.min()) / (target.max() - target.min()), atol=1e-5)

@@ -235,8 +235,7 @@ def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True
         dbias = pooled_dy @ ones(R, dtype) if need_bias else None
         routed_slabs = view(scratch_array("window_dout", G * F * R, dtype), (G, F, R))
         segment = _winner_segment(winner, images, F, R)
-        for k in range(G):
-            np.multiply(pooled_dy, segment == k, out=routed_slabs[k])
+        np.multiply(pooled_dy, segment == np.arange(G, dtype=segment.dtype)[:, None, None], out=routed_slabs)
         routed = routed_slabs.reshape(G * F, R).T            # (R, G * F), a transposed view
         dkernel_w = np.matmul(cols.T, routed)
         if need_dx:

@@ -148,13 +148,7 @@ def forward(xp, kernel, bias, relu, plan, record_winners=True, kept=None):
         R = len(cols)
         slabs = view(scratch_array("window_out", G * F * R, dtype), (G, F, R))
         np.matmul(kernel_t, cols.T, out=slabs.reshape(G * F, R))
-        pooled = view(scratch_array("window_pooled", F * R, dtype), (F, R))
-        if G == 1:
-            np.copyto(pooled, slabs[0])
-        else:
-            np.maximum(slabs[0], slabs[1], out=pooled)
-        for slab in slabs[2:]:
-            np.maximum(pooled, slab, out=pooled)
+        pooled = np.maximum.reduce(slabs, axis=0, out=view(scratch_array("window_pooled", F * R, dtype), (F, R)))
         if winner is not None:
             first_winners(list(slabs), pooled, _winner_segment(winner, images, F, R))
         if column_bias is not None:           # max(z + b) = max(z) + b: the bias on the pooled values

@@ -12,7 +12,9 @@ metrics of that batch; epoch logs hold the epoch means of ``loss`` and the metri
 ``model.stop_training = True`` ends ``fit`` after the current batch.
 
 Only :class:`ProgbarLogger` (and the ``verbose=`` option of the others) writes text, and only to
-the stream it is given (``sys.stdout`` by default) when the user asked for it with ``verbose``.
+the stream it is given (``sys.stdout`` by default) when the user asked for it with ``verbose``;
+it draws with :mod:`glassnet.progress`, as :class:`glassnet.utils.Progbar` does for loops written
+by hand.
 """
 import csv
 import inspect
@@ -26,6 +28,7 @@ import warnings
 import numpy as np
 
 from glassnet.errors import describe, message
+from glassnet.progress import RunningMeans, format_logs, load_tqdm, say
 
 
 class Callback:
@@ -155,121 +158,6 @@ class History(Callback):
             self.history.setdefault(key, []).append(value)
 
 
-def format_logs(logs, keys=None):
-    """``"loss: 0.4123 - accuracy: 0.8512"`` from a logs dict (Keras's style)."""
-    keys = [k for k in (keys or logs) if k not in ("batch", "size") and k in logs]
-    return " - ".join(f"{k}: {logs[k]:.4g}" if k == "lr" else f"{k}: {logs[k]:.4f}" for k in keys)
-
-
-def _say(stream, text):
-    stream = stream if stream is not None else sys.stdout
-    stream.write(text + "\n")
-    stream.flush()
-
-
-def _load_tqdm():
-    """tqdm's class, or None when tqdm is not installed (progress then falls back to lines)."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm
-
-
-class _RunningMeans:
-    """Means of named values, each weighted by the number of samples it stands for."""
-
-    def __init__(self):
-        self.sums, self.weights = {}, {}
-
-    def add(self, values, weight):
-        for key, value in values:
-            self.sums[key] = self.sums.get(key, 0.0) + float(value) * weight
-            self.weights[key] = self.weights.get(key, 0) + weight
-
-    def means(self):
-        return {key: total / self.weights[key] for key, total in self.sums.items() if self.weights[key]}
-
-
-class Progbar:
-    """A progress bar for hand-written training loops, like ``keras.utils.Progbar`` (seed 000's loop)::
-
-        progbar = Progbar(len(x))
-        for step, (xb, yb) in zip(range(steps), datagen.flow(x, y, seed=0)):
-            loss, accuracy = model.train_on_batch(xb, yb)
-            progbar.add(len(xb), values=[("loss", loss), ("accuracy", accuracy)])
-
-    Each value is shown as its mean over the samples so far, weighted by the counts passed to
-    :meth:`add` / :meth:`update` (the latest value for names in ``stateful_metrics``).
-
-    Parameters
-    ----------
-    target : int or None
-        Total number of samples (or steps) expected; None when unknown.
-    width : int or None
-        Width of the bar itself in characters (None: fill the line).
-    verbose : {0, 1, 2}
-        0: silent; 1: a live bar (tqdm, the ``progress`` extra; without it, as 2); 2: one line
-        when ``target`` is reached.
-    interval : float
-        Least time in seconds between two redraws of the bar.
-    stateful_metrics : iterable of str, optional
-        Names shown as given, not averaged.
-    unit_name : str
-        What one count is ("step", "sample", ...).
-    stream : file-like, optional
-        Where to write (default ``sys.stdout``).
-    """
-
-    def __init__(self, target, width=30, verbose=1, interval=0.05, stateful_metrics=None, unit_name="step",
-                 stream=None):
-        if target is not None and (isinstance(target, bool) or not isinstance(target, numbers.Integral)
-                                   or target < 0):
-            raise ValueError(message("Progbar", "target as an int >= 0 (or None when unknown)", repr(target)))
-        if verbose not in (0, 1, 2):
-            raise ValueError(message("Progbar", "verbose 0 (silent), 1 (bar) or 2 (one line)", repr(verbose)))
-        self.target = None if target is None else int(target)
-        self.verbose, self.stream = verbose, stream
-        self.stateful_metrics = set(stateful_metrics or ())
-        self._means, self._latest = _RunningMeans(), {}
-        self._seen_so_far, self._start = 0, time.perf_counter()
-        tqdm = _load_tqdm() if verbose == 1 else None
-        bar_format = None if width is None else "{l_bar}{bar:%d}{r_bar}" % width
-        self._bar = None if tqdm is None else tqdm(total=self.target, unit=unit_name, file=stream or sys.stdout,
-                                                   bar_format=bar_format, mininterval=interval, leave=True)
-
-    def values(self):
-        """What the bar shows now: the running means, and the latest value of stateful metrics."""
-        return {**self._means.means(), **self._latest}
-
-    def update(self, current, values=None, finalize=None):
-        """Move to ``current`` (the count so far) with the values of the samples since the last call.
-
-        ``finalize`` (default: ``current >= target``) closes the bar or writes the summary line.
-        """
-        values = list(values or [])
-        weight = max(current - self._seen_so_far, 0)
-        self._latest.update((key, value) for key, value in values if key in self.stateful_metrics)
-        self._means.add([(key, value) for key, value in values if key not in self.stateful_metrics], weight)
-        self._seen_so_far = current
-        if finalize is None:
-            finalize = self.target is not None and current >= self.target
-        text = format_logs(self.values())
-        if self._bar is not None:
-            self._bar.set_postfix_str(text, refresh=False)
-            self._bar.update(weight)
-            if finalize:
-                self._bar.close()
-                self._bar = None
-        elif finalize and self.verbose:
-            total = "?" if self.target is None else self.target
-            _say(self.stream, f"{current}/{total} - {time.perf_counter() - self._start:.1f}s - {text}")
-
-    def add(self, n, values=None):
-        """``update(count so far + n, values)``."""
-        self.update(self._seen_so_far + n, values)
-
-
 class ProgbarLogger(Callback):
     """Progress output of ``fit`` / ``evaluate``.
 
@@ -288,7 +176,7 @@ class ProgbarLogger(Callback):
             raise ValueError(message("ProgbarLogger", "verbose 1 (bar) or 2 (one line per epoch)", repr(verbose)))
         self.verbose = verbose
         self.stream = stream
-        self._tqdm = _load_tqdm() if verbose == 1 else None
+        self._tqdm = load_tqdm() if verbose == 1 else None
         self._bar = None
 
     @property
@@ -302,7 +190,7 @@ class ProgbarLogger(Callback):
     # -- fit -------------------------------------------------------------------------------
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
-        self._running = _RunningMeans()
+        self._running = RunningMeans()
         self._desc = f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}"
         if self.uses_bar:
             self._bar = self._new_bar(self.params.get("steps"), self._desc)
@@ -321,7 +209,7 @@ class ProgbarLogger(Callback):
             self._bar.close()
             self._bar = None
         else:
-            _say(self.stream, f"{self._desc} - {time.perf_counter() - self._start:.1f}s - {text}")
+            say(self.stream, f"{self._desc} - {time.perf_counter() - self._start:.1f}s - {text}")
 
     def on_train_end(self, logs=None):
         if self._bar is not None:  # fit stopped mid-epoch (stop_training)
@@ -345,7 +233,7 @@ class ProgbarLogger(Callback):
             self._bar.close()
             self._bar = None
         else:
-            _say(self.stream, f"Evaluate - {time.perf_counter() - self._start:.1f}s - {text}")
+            say(self.stream, f"Evaluate - {time.perf_counter() - self._start:.1f}s - {text}")
 
 
 def _monitor_mode(mode, monitor, where):
@@ -441,7 +329,7 @@ class EarlyStopping(Callback):
             if self.restore_best_weights and self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
             if self.verbose:
-                _say(self.stream, f"Epoch {epoch + 1}: early stopping")
+                say(self.stream, f"Epoch {epoch + 1}: early stopping")
 
 
 def _file_path(value, where, name, example):
@@ -527,7 +415,7 @@ class ModelCheckpoint(Callback):
             self.model.save(path)
         self.last_saved = path
         if self.verbose:
-            _say(self.stream, f"Epoch {epoch + 1}: saved model to {path}")
+            say(self.stream, f"Epoch {epoch + 1}: saved model to {path}")
 
 
 class LearningRateScheduler(Callback):
@@ -564,7 +452,7 @@ class LearningRateScheduler(Callback):
                                      f"{new!r} at epoch {epoch}"))
         optimizer.learning_rate = float(new)
         if self.verbose:
-            _say(self.stream, f"Epoch {epoch + 1}: learning rate {float(new):.6g}")
+            say(self.stream, f"Epoch {epoch + 1}: learning rate {float(new):.6g}")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -642,5 +530,5 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
-__all__ = ["Callback", "CallbackList", "History", "Progbar", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
+__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "CSVLogger", "TerminateOnNaN"]

@@ -403,8 +403,9 @@ class Sequential:
         """One gradient step on a batch: (loss, predictions) from before the update.
 
         BLAS stays at one thread for the whole step (:func:`glassnet.ops.parallel.held_blas`): the
-        step's products all run on glassnet's worker threads, and its many parallel calls then skip
-        lowering and restoring BLAS's limit each time.
+        built-in layers' products all run on glassnet's worker threads, and its many parallel calls
+        then skip lowering and restoring BLAS's limit each time. (A custom layer's products should
+        go through :func:`glassnet.ops.matmul` too; ``@`` would run on one thread here.)
         """
         with held_blas():
             loss, y_pred = self._step(xb, yb, fused, update=True)

@@ -1,7 +1,7 @@
 """Small helpers with Keras's names: ``to_categorical``, ``Progbar``."""
 import numpy as np
 
-from glassnet.callbacks import Progbar  # noqa: F401  (keras.utils.Progbar's place)
+from glassnet.progress import Progbar  # noqa: F401  (keras.utils.Progbar's place)
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):

@@ -266,4 +266,3 @@ def test_convolutions_with_few_flops_but_large_arrays_are_split_between_threads(
     assert len(plan.blocks) == 2 and plan.threads == 2
     monkeypatch.setattr(conv, "MIN_THREAD_BYTES", 2 ** 40)
     assert len(conv_blocks(128, 13, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1
-

@@ -238,39 +238,6 @@ def test_verbose_0_is_silent(capsys):
     assert captured.out == "" and captured.err == ""
 
 
-def test_progbar_shows_sample_weighted_means_and_the_latest_stateful_value():
-    stream = io.StringIO()
-    progbar = gn.utils.Progbar(5, verbose=2, stateful_metrics=["lr"], stream=stream)
-    progbar.add(2, values=[("loss", 1.0), ("lr", 0.1)])
-    assert stream.getvalue() == ""                                          # one line, at the target
-    progbar.add(3, values=[("loss", 2.0), ("lr", 0.05)])
-    assert progbar.values() == pytest.approx({"loss": 1.6, "lr": 0.05})    # (2 * 1 + 3 * 2) / 5
-    line = stream.getvalue().strip()
-    assert line.startswith("5/5 - ") and line.endswith("loss: 1.6000 - lr: 0.05")
-
-
-def test_progbar_draws_a_bar_in_seed_000s_hand_written_loop():
-    from glassnet.preprocessing import ImageDataGenerator
-    x, y = np.random.default_rng(0).random((40, 8, 8, 1)), np.arange(40) % 3
-    net = gn.Sequential([layers.Flatten(input_shape=(8, 8, 1)), layers.Dense(3, activation="softmax")], seed=0)
-    net.compile(optimizers.SGD(0.1), "sparse_categorical_crossentropy", ["accuracy"])
-    stream = io.StringIO()
-    progbar = gn.utils.Progbar(len(x), width=20, stream=stream, unit_name="sample")
-    flow = ImageDataGenerator(horizontal_flip=True).flow(x, y, batch_size=16, seed=0)
-    for _, (xb, yb) in zip(range(len(flow)), flow):                        # the flow repeats forever
-        loss, accuracy = net.train_on_batch(xb, yb)
-        progbar.add(len(xb), values=[("train loss", loss), ("accuracy", accuracy)])
-    text = stream.getvalue()
-    assert "40/40" in text and "train loss:" in text and "accuracy:" in text and "sample/s" in text
-    assert progbar._bar is None                                            # closed at the target
-
-
-@pytest.mark.parametrize("kwargs", [dict(target=-1), dict(target=2.5), dict(target=10, verbose=3)])
-def test_progbar_arguments_are_validated(kwargs):
-    with pytest.raises(ValueError, match="Progbar"):
-        gn.utils.Progbar(**kwargs)
-
-
 def test_history_resets_for_every_fit():
     m = model()
     first = m.fit(X, Y, epochs=2, verbose=0)

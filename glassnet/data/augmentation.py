@@ -337,8 +337,8 @@ class ImageDataGenerator:
         except ImportError as error:
             raise ImportError(message(
                 "ImageDataGenerator", "SciPy (glassnet's data extra) for rotation, shifts, shear and zoom",
-                "no SciPy installed", 'Install it with: pip install "glassnet[data]", or leave those options at 0.'
-            )) from error
+                f"SciPy could not be imported ({error})",
+                'Install it with: pip install "glassnet[data]", or leave those options at 0.')) from error
         n, H, W, C = x.shape
         rows, cols = self._affine_coordinates(n, H, W, rng)
         index = np.broadcast_to(np.arange(n, dtype=float)[:, None, None], rows.shape)

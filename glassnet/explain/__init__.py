@@ -24,7 +24,7 @@ grad_cam_plus_plus         Grad-CAM++ weights                              (N, H
 guided_grad_cam            guided backprop times Grad-CAM                  (N, H, W, C)
 cam                        CAM of a GlobalAveragePooling2D -> Dense model  (N, H, W)
 occlusion                  score drop when a window is hidden              (N, H, W)
-activation_maximization    input that maximizes a unit or a filter         (H, W, C), (steps+1,)
+activation_maximization    input that maximizes a unit or a filter         (H, W, C) or (K, H, W, C)
 feature_maps               a layer's output                                (N, ...)
 filters                    a Conv2D kernel, filter first                   (F, KH, KW, C)
 sanity_check               cascading weight randomization test             SanityCheck

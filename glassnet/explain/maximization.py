@@ -144,6 +144,8 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
     jitter = check_positive_int(jitter, "jitter", where, minimum=0)
     lr = _check_nonnegative(lr, "lr", where)
     rng = as_generator(seed, where)
+    if not isinstance(return_trajectory, (bool, np.bool_)):
+        raise TypeError(message(where, "return_trajectory True or False", describe(return_trajectory)))
     if optimizer not in OPTIMIZERS:
         raise ValueError(message(where, f"optimizer one of {sorted(OPTIMIZERS)}", repr(optimizer)))
     stepper = OPTIMIZERS[optimizer](lr)

@@ -6,6 +6,8 @@
 - ``backward(dy) -> dx`` fills ``grads`` (same keys as ``params``) and never mutates ``dy``.
 - ``get_weights()`` / ``set_weights()`` use Keras's order: trainable weights in creation
   order, then non-trainable ones (e.g. BatchNormalization's moving statistics).
+- A custom layer computes matrix products with :func:`glassnet.ops.matmul`, which spreads them
+  over glassnet's worker threads: during a training step BLAS itself is held at one thread.
 """
 import itertools
 import re

@@ -9,9 +9,11 @@ How many threads: ``glassnet.ops.NUM_THREADS`` when set, else as many as NumPy's
 right now (``threadpoolctl.threadpool_limits(n)``, ``OPENBLAS_NUM_THREADS``, ...), read through
 threadpoolctl when it is installed; without threadpoolctl glassnet stays on one thread.
 While the workers run, BLAS is limited to one thread (and put back afterwards), so n workers
-use n cores, not n * n. The BLAS setting is process-wide: another thread of the program calling
-BLAS during those milliseconds runs single-threaded too. ``glassnet.ops.NUM_THREADS = 1``
-turns all of this off.
+use n cores, not n * n; a training step holds that limit from start to end (:func:`held_blas`).
+The BLAS setting is process-wide: another thread of the program calling BLAS meanwhile runs
+single-threaded too, and so does a matrix product that a custom layer computes with ``@``
+inside a training step (use :func:`glassnet.ops.matmul`, which runs on the workers).
+``glassnet.ops.NUM_THREADS = 1`` turns all of this off.
 """
 import contextlib
 import os
@@ -53,7 +55,8 @@ def in_worker():
 
 
 def num_threads(nbytes=None):
-    """Threads glassnet's own blocks may use: ``ops.NUM_THREADS``, else BLAS's current limit.
+    """Threads glassnet's own blocks may use: ``ops.NUM_THREADS``, else BLAS's limit (while
+    glassnet holds BLAS at one thread, the limit it had before).
 
     With ``nbytes`` (the size of the work), 1 when the work is too small to be worth splitting.
     """
@@ -64,8 +67,9 @@ def num_threads(nbytes=None):
     blas = _blas_controllers()
     if not blas:
         return 1
-    saved = _STATE["saved"]              # while BLAS is held at one thread, the limit it had before
-    return max(1, min(saved[0] if _STATE["active"] and saved else blas[0].get_num_threads(), _CPUS))
+    held = _STATE["active"]              # read before "saved", which is set before "active" rises
+    saved = _STATE["saved"]
+    return max(1, min(saved[0] if held and saved else blas[0].get_num_threads(), _CPUS))
 
 
 def _executor(workers):
@@ -111,17 +115,28 @@ def _limit_blas(entering):
             if _STATE["active"] == 0:
                 _STATE["saved"] = [c.get_num_threads() for c in blas]
                 _STATE["active"] = 1             # before the limit drops: num_threads() reads "saved" now
-                for c, n in zip(blas, _STATE["saved"]):
-                    if n != 1:
-                        c.set_num_threads(1)
+                try:
+                    for c, n in zip(blas, _STATE["saved"]):
+                        if n != 1:
+                            c.set_num_threads(1)
+                except BaseException:            # not held after all: put back what was lowered, if it can be
+                    _STATE["active"] = 0
+                    with contextlib.suppress(Exception):
+                        _restore_blas(blas)
+                    raise
             else:
                 _STATE["active"] += 1
         else:
             if _STATE["active"] == 1:
-                for c, n in zip(blas, _STATE["saved"]):
-                    if n != 1:
-                        c.set_num_threads(n)
+                _restore_blas(blas)
             _STATE["active"] -= 1
+
+
+def _restore_blas(blas):
+    """Give the BLAS libraries back the limits saved when glassnet first held them."""
+    for c, n in zip(blas, _STATE["saved"]):
+        if n != 1:
+            c.set_num_threads(n)
 
 
 @contextlib.contextmanager

@@ -307,7 +307,7 @@ def plot_activation_maximization(model, layer=-1, indices=None, class_names=None
         if indices is None:
             indices = range(target.output_shape[-1])
         indices = [int(i) for i in indices]
-        images = _explain().activation_maximization(model, target, indices, **kwargs)
+        images = _explain().activation_maximization(model, target, indices, **{**kwargs, "return_trajectory": False})
     else:
         images = np.asarray(model)
         indices = range(len(images)) if indices is None else indices

@@ -115,3 +115,5 @@ def test_activation_maximization_argument_errors():
         explain.activation_maximization(model, 0, 0, bounds=(1, 0))
     with pytest.raises(ValueError, match="optimizer"):
         explain.activation_maximization(model, 0, 0, optimizer="rmsprop")
+    with pytest.raises(TypeError, match="return_trajectory"):
+        explain.activation_maximization(model, 0, 0, return_trajectory="yes")

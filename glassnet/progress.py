@@ -9,7 +9,8 @@ import time
 
 import numpy as np
 
-from glassnet.errors import describe, message
+from glassnet.errors import message
+from glassnet.validation import check_int, check_real
 
 
 def _format_value(key, value):
@@ -60,14 +61,13 @@ class RunningMeans:
 
 def _check_progbar_args(target, width, verbose, interval):
     where = "Progbar"
-    if target is not None and (isinstance(target, bool) or not isinstance(target, numbers.Integral) or target < 0):
-        raise ValueError(message(where, "target as an int >= 0 (or None when unknown)", describe(target)))
-    if width is not None and (isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1):
-        raise ValueError(message(where, "width as an int >= 1 (or None to fill the line)", describe(width)))
-    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
-        raise ValueError(message(where, "verbose 0 (silent), 1 (bar) or 2 (one line)", describe(verbose)))
-    if isinstance(interval, bool) or not isinstance(interval, numbers.Real) or not 0 <= interval < float("inf"):
-        raise ValueError(message(where, "interval in seconds, >= 0", describe(interval)))
+    if target is not None:
+        check_int(target, "target (or None when unknown)", where, minimum=0)
+    if width is not None:
+        check_int(width, "width (or None to fill the line)", where, minimum=1)
+    if check_int(verbose, "verbose", where, minimum=0) > 2:
+        raise ValueError(message(where, "verbose 0 (silent), 1 (bar) or 2 (one line)", repr(verbose)))
+    check_real(interval, "interval in seconds", where, low=0)
 
 
 class Progbar:

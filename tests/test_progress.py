@@ -46,11 +46,12 @@ def test_progbar_draws_a_bar_in_seed_000s_hand_written_loop():
     assert "train loss:" in text and "accuracy:" in text and "phase: train" in text
 
 
-@pytest.mark.parametrize("kwargs", [dict(target=-1), dict(target=2.5), dict(target=10, verbose=3),
-                                    dict(target=10, verbose=True), dict(target=10, width=0),
-                                    dict(target=10, interval=-1)])
-def test_progbar_arguments_are_validated(kwargs):
-    with pytest.raises(ValueError, match="Progbar"):
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(target=-1), ValueError), (dict(target=2.5), TypeError), (dict(target=10, verbose=3), ValueError),
+    (dict(target=10, verbose=True), TypeError), (dict(target=10, width=0), ValueError),
+    (dict(target=10, interval=-1), ValueError)])
+def test_progbar_arguments_are_validated(kwargs, error):
+    with pytest.raises(error, match="Progbar"):
         gn.utils.Progbar(**kwargs)
 
 

@@ -32,7 +32,7 @@ from glassnet.ops.im2col import im2col, window_slices
 from glassnet.ops.padding import pad2d, unpad2d
 from glassnet.ops.parallel import num_threads, run_blocks
 from glassnet.ops.workspace import clear_workspace  # noqa: F401  (re-exported)
-from glassnet.ops.workspace import block_matrix, ones, recycled_empty, scratch_array as _scratch, view as _view
+from glassnet.ops.workspace import block_matrix, column_sums, recycled_empty, scratch_array as _scratch, view as _view
 
 #: Preferred size of one block's im2col matrix: a few MiB keeps it in cache between the copy
 #: that builds it and the GEMM that reads it (measured fastest between 2 and 8 MiB).
@@ -377,13 +377,7 @@ def backward_blocks(gradient, xp, kernel, stride, need_dx, need_bias, dtype, pla
                 gate_by_input(target, xp[images, in_rows])
         dy_rows = dy2d.reshape(len(cols), G * F)                # G pixels per row of a wide matrix
         dkernel2d = blas.gemm_tall(cols, dy_rows, np.empty((cols.shape[1], G * F), dtype=dtype))
-        # The bias gradient sums dy over N, OH, OW: a GEMV with a vector of ones runs several times
-        # faster than .sum(axis=0) on such a tall, narrow matrix (and accumulates more accurately).
-        # NumPy's GEMV holds the GIL, so it comes last: a worker thread starting its block waits
-        # for it (keras_mnist's first layer on 2 threads: the worker started 0.55 ms into the call
-        # with the GEMV first, 0.15 ms with it last; the step 1-2% faster in alternated fresh
-        # processes, within the noise).
-        dbias = ones(len(dy2d), dtype) @ dy2d if need_bias else None
+        dbias = column_sums(dy2d, dtype) if need_bias else None        # last: it holds the GIL
         return dkernel2d, dbias
 
     dkernel2d, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)   # sums of the blocks' shares

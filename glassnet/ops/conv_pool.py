@@ -33,7 +33,7 @@ from glassnet.ops.conv import (backward_blocks, conv_plan, forward_blocks, kept_
                                kept_reference, unpadded)
 from glassnet.ops.padding import pad2d, padded_shape
 from glassnet.ops.pooling import clear_uncovered, route_to_winners, tiled_max_pool, winner_dtype
-from glassnet.ops.workspace import ones, scratch_array, view
+from glassnet.ops.workspace import column_sums, scratch_array, view
 
 
 def _plan(padded, input_dtype, kernel, stride):
@@ -164,7 +164,7 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gat
         gated = dy[images] * (y[images] > 0) if relu else dy[images]    # a ReLU's gate at each winner
         if need_bias:          # the routed gradient sums to the pooled one: a pass over 1/(PH*PW) the values
             block = gated.reshape(-1, gated.shape[-1])
-            bias_shares[images.start] = ones(len(block), dtype) @ block
+            bias_shares[images.start] = column_sums(block, dtype)
         route_to_winners(gated, winner[images], scratch, pool_size, pool_size)
         return scratch
 

@@ -34,7 +34,7 @@ from glassnet.ops import conv, conv_wide
 from glassnet.ops.conv_rows import add_shares, gate_by_input
 from glassnet.ops.parallel import num_threads, run_blocks
 from glassnet.ops.pooling import first_winners, winner_dtype
-from glassnet.ops.workspace import block_matrix, ones, scratch_array, view
+from glassnet.ops.workspace import block_matrix, column_sums, scratch_array, view
 
 #: The method applies to convolutions with at most this many filters: wider ones already run
 #: their GEMMs fast (keras_mnist's 64), where the extra FLOPs would not pay.
@@ -237,7 +237,7 @@ def backward(dy, xp, y, winner, kernel, relu, plan, need_dx=True, need_bias=True
             _add_cells(dcols, dx_cells[images], plan)
             if gate_input:
                 gate_by_input(dx_cells[images, :Hp, :Wp], xp[images])
-        dbias = pooled_dy @ ones(R, dtype) if need_bias else None      # last: NumPy's GEMV holds the GIL
+        dbias = column_sums(pooled_dy.T) if need_bias else None        # last: it holds the GIL
         return dkernel_w, dbias
 
     threads = min(plan.threads, num_threads())

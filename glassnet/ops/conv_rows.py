@@ -20,7 +20,7 @@ import numpy as np
 
 from glassnet.ops import blas
 from glassnet.ops.parallel import run_blocks
-from glassnet.ops.workspace import block_matrix, ones, scratch_array, view
+from glassnet.ops.workspace import block_matrix, column_sums, scratch_array, view
 
 
 def applicable(C, stride, dtype, blocks, Hp):
@@ -189,7 +189,7 @@ def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threa
             _scatter_columns(dxw.reshape(-1, Hp, OW, KW, C), dxp[images], sw)
             if gate_input:
                 gate_by_input(dxp[images], xp[images])
-        dbias = ones(rows, dtype) @ frame if need_bias else None
+        dbias = column_sums(frame, dtype) if need_bias else None       # last: it holds the GIL
         return dk3, dbias
 
     dk3, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)

@@ -1,4 +1,4 @@
-"""The workspace's kept arrays: a recycled array is reused only when nobody else refers to it."""
+"""The workspace's kept arrays: a recycled array is reused only when nobody else refers to it; column sums by the kept ones."""
 import numpy as np
 
 from glassnet import layers
@@ -41,3 +41,14 @@ def test_an_input_gradient_the_caller_keeps_is_not_overwritten_by_the_next_backw
     np.testing.assert_array_equal(first, kept)                 # untouched by the second pass
     np.testing.assert_allclose(second, 2 * kept, rtol=1e-6)
     assert second.ctypes.data != first.ctypes.data
+
+
+def test_column_sums_equal_the_sums_over_rows_whatever_length_came_before():
+    rng = np.random.default_rng(0)
+    for rows in (50, 7, 120):                                   # the kept vector of ones grows and is cut
+        matrix = rng.standard_normal((rows, 3))
+        np.testing.assert_allclose(workspace.column_sums(matrix), matrix.sum(axis=0), rtol=1e-12)
+        assert workspace.column_sums(matrix.astype(np.float32)).dtype == np.float32
+    transposed = rng.standard_normal((4, 30)).astype(np.float32).T  # a transposed view, as the window method passes
+    np.testing.assert_allclose(workspace.column_sums(transposed, np.float64), transposed.sum(axis=0), rtol=1e-6)
+    assert workspace.column_sums(transposed, np.float64).dtype == np.float64

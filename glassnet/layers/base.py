@@ -270,6 +270,11 @@ class Layer:
 
     # -- computation ---------------------------------------------------------------------
     def __call__(self, x, training=False):
+        """On symbolic tensors (``gn.Input`` or a layer's output): a call in a graph, returning the output
+        tensor (:mod:`glassnet.functional`); on a NumPy array: ``forward(x, training)``."""
+        from glassnet.functional import call_symbolic, is_symbolic
+        if is_symbolic(x):
+            return call_symbolic(self, x)
         return self.forward(x, training=training)
 
     def apply(self, x, training=False):

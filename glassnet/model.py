@@ -846,6 +846,12 @@ class Model:
             return layer.output_shape
         return next(t.shape for t, c in zip(self._traced.tensors, self._traced.calls) if c is call)
 
+    def _slot_shapes(self):
+        """{slot: (None, ...) shape} of every tensor of the graph."""
+        shapes = {slot: tensor.shape for slot, tensor in enumerate(self._traced.input_tensors)}
+        shapes.update((node.output, tensor.shape) for node, tensor in zip(self._graph().nodes, self._traced.tensors))
+        return shapes
+
     def get_config(self):
         """Keras's Functional config: every layer with its ``inbound_nodes`` (``[[layer, call, 0], ...]``
         per call), ``input_layers`` and ``output_layers``; no code, only names and numbers."""
@@ -972,6 +978,9 @@ class Sequential(Model):
 
     def _output_layer(self):
         return self._layers[-1]
+
+    def _slot_shapes(self):
+        return {0: self.input_shape, **{i + 1: layer.output_shape for i, layer in enumerate(self._layers)}}
 
     def _graph(self):
         return Graph.chain(self._layers)

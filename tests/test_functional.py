@@ -11,9 +11,9 @@ from glassnet import explain, layers
 from glassnet.testing import check_model_gradients
 
 
-def residual(dtype="float32", seed=0):
+def residual(dtype="float32", seed=0, channels=2):
     """conv -> [conv -> BN] + projection shortcut -> ReLU -> GAP -> Dense(softmax)."""
-    x = gn.Input((8, 8, 2), name="image")
+    x = gn.Input((8, 8, channels), name="image")
     stem = layers.Conv2D(4, 3, padding="same", activation="relu", dtype=dtype, seed=seed, name="stem")(x)
     branch = layers.Conv2D(6, 3, padding="same", dtype=dtype, seed=seed + 1, name="branch")(stem)
     branch = layers.BatchNormalization(dtype=dtype, name="bn")(branch)
@@ -24,9 +24,9 @@ def residual(dtype="float32", seed=0):
                     name="residual")
 
 
-def data(n=12, seed=1):
+def data(n=12, seed=1, channels=2):
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, 8, 8, 2)).astype("float32"), rng.integers(0, 3, n)
+    return rng.standard_normal((n, 8, 8, channels)).astype("float32"), rng.integers(0, 3, n)
 
 
 def test_a_diamond_graph_passes_the_finite_difference_check():
@@ -167,3 +167,51 @@ def test_a_residual_model_matches_keras_on_the_same_weights(monkeypatch):
     for name in ("stem", "branch", "bn", "shortcut", "out"):
         for ours, theirs in zip(model.get_layer(name).get_weights(), reference.get_layer(name).get_weights()):
             np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_the_report_the_diagram_and_the_cli_take_a_graph_model(tmp_path, capsys):
+    from glassnet import cli, viz
+    model = residual(channels=1)
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    x, y = data(8, channels=1)
+    history = model.fit(x, y, epochs=1, batch_size=4, verbose=0, seed=0)
+    edges = viz.diagram.layer_edges(model)
+    names = [layer.name for layer in model.layers]
+    assert (names.index("stem"), names.index("shortcut")) in edges and (names.index("bn"), names.index("add")) in edges
+    assert viz.model_to_dot(model).count(" -> ") == len(edges) == 9
+    path = viz.report(model, x, y, tmp_path / "report", history=history, n_explain=2, sanity=False, progress=False,
+                      maximization_steps=2, methods=["saliency", "grad_cam"], diagram_engine="matplotlib")
+    assert os.path.getsize(path) > 10_000
+    model.save(tmp_path / "graph.npz")
+    np.save(tmp_path / "x.npy", x[:3])
+    assert cli.main(["summary", "--model", str(tmp_path / "graph.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "Connected to" in out and "bn[0][0]" in out
+    assert cli.main(["predict", "--model", str(tmp_path / "graph.npz"), "--input", str(tmp_path / "x.npy")]) == 0
+
+
+def test_grad_cam_on_a_residual_model_matches_an_independent_pytorch_implementation():
+    """Grad-CAM at the Add tensor, recomputed with torch autograd on the same weights."""
+    torch = pytest.importorskip("torch", reason="PyTorch is the dev-only oracle (pip install glassnet[dev])")
+    model = residual("float64")
+    x = data(3)[0].astype("float64")
+    weights = {name: [torch.tensor(w) for w in model.get_layer(name).get_weights()]
+               for name in ("stem", "branch", "bn", "shortcut", "out")}
+
+    def conv(t, kernel, bias, same):
+        return torch.nn.functional.conv2d(t, kernel.permute(3, 2, 0, 1), bias, padding="same" if same else 0)
+    t = torch.tensor(x, requires_grad=True).permute(0, 3, 1, 2)
+    stem = torch.relu(conv(t, *weights["stem"], True))
+    gamma, beta, mean, var = weights["bn"]
+    branch = conv(stem, *weights["branch"], True)
+    branch = (branch - mean[:, None, None]) / torch.sqrt(var[:, None, None] + 1e-3) * gamma[:, None, None] \
+        + beta[:, None, None]
+    added = branch + conv(stem, *weights["shortcut"], False)
+    added.retain_grad()
+    logits = torch.relu(added).mean(dim=(2, 3)) @ weights["out"][0] + weights["out"][1]
+    target = logits.argmax(dim=1)
+    logits[torch.arange(3), target].sum().backward()
+    alpha = added.grad.mean(dim=(2, 3))
+    expected = torch.relu((alpha[:, :, None, None] * added).sum(dim=1)).detach().numpy()
+    got = explain.grad_cam(model, x, layer="add", upsample=False)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)

@@ -18,6 +18,7 @@
 import itertools
 import re
 from collections import defaultdict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -119,6 +120,15 @@ def deserialize(config):
 
 def serialize(layer):
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+class Geometry(NamedTuple):
+    """How a windowed layer maps its input grid to its output grid (height, width): output cell j reads
+    the window of ``kernel`` input cells starting at ``strides * j - pads[axis][0]`` (padding resolved
+    for the input size, "same" included). Explanations read it (e.g. where a Grad-CAM cell is centred)."""
+    kernel: tuple
+    strides: tuple
+    pads: tuple
 
 
 class Layer:
@@ -255,6 +265,11 @@ class Layer:
                                      f"inputs with {self.input_shape[-1]} channels/features on the last axis "
                                      f"(it was built for {self.input_shape})", f"per-example shape {shape}",
                                      "Check the data, or create a new layer for this input."))
+
+    def geometry(self, input_hw):
+        """The :class:`Geometry` of a windowed layer for an input of height and width ``input_hw``; None
+        for a layer without one (the default: elementwise layers keep the grid, others have none)."""
+        return None
 
     def create_weights(self, input_shape):
         """Create ``params`` (and ``non_trainable``) for a per-example input shape. Default: none."""

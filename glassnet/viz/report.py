@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from glassnet.errors import describe, message
+from glassnet.explain.similarity import blank_maps
 from glassnet.viz._common import DPI, as_images, as_labels, class_name, png_bytes
 from glassnet.viz.diagram import plot_model
 from glassnet.viz.explanations import METHODS, NEEDS_CONV
@@ -125,15 +126,25 @@ def _conv_layers(model):
 
 
 def _verdict(model, x, method, seed):
-    """Badge for :func:`glassnet.explain.sanity_check` (cascading weight randomization) on ``method``."""
+    """The sanity-check verdict on ``method`` (:func:`glassnet.explain.sanity_check`) with its evidence."""
     from glassnet import explain
+    from glassnet.viz.trust import plot_sanity_check
 
     result = explain.sanity_check(model, x, lambda net, images, target=None: method.compute(net, images, target),
                                   seed=seed)
-    detail = (f"rank corr. {result.mean[-1]:.2f} with {len(result.layers)} layers randomized "
-              f"(pass < {result.threshold:.2f})")
     return {"passed": result.passed, "label": "passes sanity check" if result.passed else "fails sanity check",
-            "detail": detail, "correlations": [float(value) for value in result.mean]}
+            "detail": result.reason, "correlations": [float(value) for value in result.mean],
+            "n_blank": result.n_blank, "n_images": len(x), "score": result.score,
+            "curve": figure_uri(plot_sanity_check(result))}
+
+
+def _faithfulness(model, x, maps, seed):
+    """Mean deletion and insertion AUCs of the maps and of a random pixel order (:func:`deletion_insertion`)."""
+    from glassnet import explain
+
+    result = explain.deletion_insertion(model, x, maps, steps=10, seed=seed)
+    return {name: float(getattr(result, name).mean())
+            for name in ("deletion_auc", "random_deletion_auc", "insertion_auc", "random_insertion_auc")}
 
 
 def _sample(n_total, n_explain, seed):
@@ -353,12 +364,15 @@ def _explanations(model, x, labels, probs, indices, class_names, methods, sanity
             with timer("sanity checks"):
                 verdict = _verdict(model, x[:sanity], method, seed)
             steps.step(f"sanity check {method.title}")
+        maps = maps.sum(axis=-1) if maps.ndim == 4 else maps  # channels summed, sign kept
+        with timer("deletion and insertion"):
+            faithfulness = _faithfulness(model, x, maps, seed)
         with timer("drawing heatmaps"):
-            maps = maps.sum(axis=-1) if maps.ndim == 4 else maps  # channels summed, sign kept
             cmap, _, signed = color_scale(maps)  # one colour scheme per column: signed if any map is
             cells.append([_heatmap_cell(shown[i], maps[i], signed) for i in range(len(x))])
         columns.append({"key": method.key, "name": method.title, "description": method.description,
-                        "verdict": verdict, "gradient": gradient_css(cmap), "signed": signed})
+                        "verdict": verdict, "gradient": gradient_css(cmap), "signed": signed,
+                        "faithfulness": faithfulness, "n_blank": int(blank_maps(maps).sum())})
     rows = [{"index": int(index), "true": class_name(class_names, int(labels[row])),
              "pred": class_name(class_names, int(predicted[row])), "prob": float(probs[row, predicted[row]]),
              "correct": bool(predicted[row] == labels[row]), "input": image_uri(shown[row]),

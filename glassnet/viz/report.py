@@ -179,7 +179,7 @@ def _check_inputs(model, x, y, n_explain, methods):
 # -- the report --------------------------------------------------------------------------------
 def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, title=None, methods=None,
            sanity=True, sanity_images=4, progress=True, seed=0, filename="report.html", diagram_engine="auto",
-           maximization_steps=200):
+           maximization_steps=200, on_warning=None):
     """Write one self-contained HTML report about ``model`` on test data ``(x, y)``.
 
     Parameters
@@ -215,6 +215,9 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     diagram_engine : {"auto", "graphviz", "matplotlib"}
     maximization_steps : int
         Gradient-ascent steps of the activation maximization.
+    on_warning : callable, optional
+        Receives one line per method whose maps are blank (constant) on some explained or checked
+        images: those maps carry no evidence (the report shows the same counts).
 
     Returns
     -------
@@ -241,6 +244,9 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     try:
         context = _build(model, x, labels, history, n_explain, class_names, chosen, sanity, seed, convs,
                          feature_layers, diagram_engine, maximization_steps, steps, timer)
+        if on_warning is not None:
+            for line in _blank_warnings(context["explanations"]):
+                on_warning(line)
         with timer("page"):
             context.update(title=title or f"glassnet report: {model.name}", model_name=model.name, notes=notes,
                            generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -254,6 +260,17 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     finally:
         steps.close()
     return path
+
+
+def _blank_warnings(explanations):
+    """One line per method with blank maps among the explained (or sanity-checked) images."""
+    lines, shown = [], len(explanations["rows"])
+    for method in explanations["methods"]:
+        checked = method["verdict"]["n_blank"] if method["verdict"] else 0
+        if method["n_blank"] or checked:
+            lines.append(f"{method['name']}: {method['n_blank']} of {shown} explained maps are blank (constant), "
+                         f"{checked} of the sanity-checked ones: a blank map carries no evidence and never passes")
+    return lines
 
 
 def _version():

@@ -120,7 +120,7 @@ def explain_job(spec):
         if spec["lib"] == "captum":
             import torch
             torch.set_num_threads(spec["threads"])
-            X = torch.from_numpy(np.array(x.transpose(0, 3, 1, 2), order="C"))
+            X = torch.from_numpy(np.array(x.transpose(0, 3, 1, 2), order="C")).requires_grad_()
             table = _captum_methods(torch_copy(model), X, target)
         else:
             table = _glassnet_methods(model, x, target)

@@ -119,7 +119,7 @@ class SanityCheck(NamedTuple):
 
 
 #: The verdict's limit on the excess similarity at the top (see :func:`sanity_check`).
-LIMIT = 0.2
+LIMIT = 0.25
 
 
 def _signature_parameters(function):
@@ -228,7 +228,7 @@ def _reason(passed, score, limit, top_layer, measure, n_blank, n, data_score, fi
 
 
 def sanity_check(model, images, method="grad_cam", target=None, threshold=None, seed=0, absolute=None,
-                 measure="spearman", limit=LIMIT, repeats=3, null_models=3, independent=True, train_data=None,
+                 measure="spearman", limit=LIMIT, repeats=5, null_models=3, independent=True, train_data=None,
                  data_epochs=1, **kwargs):
     """Model and data randomization tests of a saliency method (Adebayo et al., 2018).
 
@@ -261,19 +261,24 @@ def sanity_check(model, images, method="grad_cam", target=None, threshold=None, 
     Why. The paper (Inception v3 on ImageNet, its Figs. 2 and 4) finds that guided
     backpropagation and guided Grad-CAM keep their maps after the logits and several blocks under
     them are re-initialized, while the gradient, SmoothGrad and Grad-CAM lose them at the logits;
-    and that on MNIST a network trained on permuted labels gives different gradient, SmoothGrad
-    and Grad-CAM maps but the same guided-backpropagation maps. Judging the cascade's bottom
-    (every layer random), as glassnet did before, flips with the dataset, since re-initializing
-    every layer down to the first changes any map; a raw similarity means nothing without the
-    null: two random LeNet-5s' integrated-gradients maps already agree at Spearman 0.99 of
-    ``|map|`` on MNIST digits (``|x|`` dominates them, and the background is zero), their
-    gradients at 0.7, their Grad-CAMs near 0. The signed Spearman correlation separates the
-    methods best: on LeNet-5 trained on 4,000 MNIST digits or 4,000 Fashion-MNIST images (two
-    seeds each, 32 test images), re-initializing the logits layer leaves guided backpropagation
-    80-89% of its above-null similarity and guided Grad-CAM 28-54%, the gradient, SmoothGrad,
-    Grad-CAM, integrated gradients and occlusion -6% to 12%; the limit of 20% sits between them.
-    Magnitude measures keep more (the trained lower layers shape ``|gradient|`` whatever the top
-    layer): the excess of Spearman ``|map|`` reaches 41% for the vanilla gradient on MNIST.
+    and that on MNIST a network trained on permuted labels gives different gradient and Grad-CAM
+    maps but the same guided-backpropagation maps. The rule glassnet had before (mean Spearman
+    of ``|map|`` below 0.5 with *every* layer re-initialized) contradicted it: on ``make demo``'s
+    LeNet-5 guided backpropagation's cascade read 0.84 0.80 0.64 0.47 0.40 and passed, since
+    re-initializing every layer down to the first changes any map, and its verdict flipped with
+    the dataset. A raw similarity means nothing without the null either: two random LeNet-5s'
+    integrated-gradients maps agree at Spearman 0.99 of ``|map|`` on MNIST digits (``|x|``
+    dominates them and the background is zero), their gradients at 0.7, their Grad-CAMs near 0.
+
+    The numbers behind the measure and the limit: on LeNet-5s trained on 3,000-4,000 MNIST digits
+    or Fashion-MNIST images (three seeds, 24-64 test images;
+    ``tests/explain/test_explain_trust_paper.py``), re-initializing the logits layer leaves
+    guided backpropagation 80-89% of its above-null signed-Spearman similarity and guided
+    Grad-CAM 28-62%, against -5% to 20% for the gradient, SmoothGrad, Grad-CAM, integrated
+    gradients and occlusion (Grad-CAM the highest of these: the trained layers under its map still
+    place it on the object); the limit of 25% sits between them. The signed measure separates
+    them best: magnitude measures keep more whatever the method (the trained lower layers shape
+    ``|gradient|``), e.g. Spearman ``|map|`` keeps 41% for the vanilla gradient on one MNIST model.
 
     Parameters
     ----------

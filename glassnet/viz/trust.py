@@ -20,7 +20,8 @@ def plot_sanity_check(result, title=None, figsize=(3.4, 2.5), to_file=None):
     """The cascading randomization curve of a :class:`glassnet.explain.SanityCheck`, as in the paper's figure.
 
     Similarity of the maps to the trained model's (mean over the non-blank maps) against the layers
-    re-initialized so far, top layer first, one line per measure (the verdict's measure thicker);
+    re-initialized so far, top layer first, one line per measure (the verdict's measure thicker; a
+    star marks its mean over the independent draws of the top layer, which the verdict judges);
     the grey band is the null of the verdict's measure (the range of the pair means of
     independently initialized copies); the red dotted line is the verdict's bar on that measure
     (null + limit x (1 - null)).
@@ -53,10 +54,14 @@ def plot_sanity_check(result, title=None, figsize=(3.4, 2.5), to_file=None):
         if name in result.measures:
             width = 2.0 if name == result.measure else width      # the verdict's measure stands out
             ax.plot(steps, _means(result.measures[name], informative), style, lw=width, markersize=3, label=label)
+    if result.top and result.measure in result.top and informative.any():
+        # the verdict averages several draws of the top layer; the cascade's first point is one of them
+        ax.plot([1], [result.top[result.measure][:, informative].mean()], "*", color="black", markersize=7,
+                label=f"top layer, mean of {len(result.top[result.measure])} draws")
     ax.set_xticks(steps, [f"{step}: {name}" for step, name in zip(steps, result.layers)], rotation=40, ha="right",
                   fontsize=6)
     ax.set_xlabel("layers re-initialized, top first", fontsize=7)
-    ax.set_ylabel("similarity to trained map", fontsize=7)
+    ax.set_ylabel("similarity", fontsize=7)
     ax.tick_params(axis="y", labelsize=6)
     ax.set_ylim(-0.3, 1.05)
     ax.grid(alpha=0.3)

@@ -322,15 +322,9 @@ def sanity_check(model, images, method="grad_cam", target=None, threshold=None, 
     x = check_images(model, images, where)
     explain = _method(method, where)
     target = check_target(model, target, len(x), where)
-    if threshold is not None:
-        threshold = check_real(threshold, "threshold (a rank correlation)", where, low=-1, high=1)
-    limit = check_real(limit, "limit (a share of the above-null similarity)", where, low=0, high=1)
-    if absolute is not None:
-        measure = "spearman_abs" if absolute else "spearman"
-    measure = check_choice(measure, MEASURES, "measure", where)
-    repeats = check_positive_int(repeats, "repeats", where)
-    null_models = check_positive_int(null_models, "null_models", where)
-    data_epochs = check_positive_int(data_epochs, "data_epochs", where)
+    threshold, limit, measure = _check_rule(threshold, limit, absolute, measure, where)
+    repeats, null_models, data_epochs = (check_positive_int(value, name, where) for value, name in (
+        (repeats, "repeats"), (null_models, "null_models"), (data_epochs, "data_epochs")))
     if null_models < 2:
         raise ValueError(message(where, "null_models >= 2 (the null compares pairs of copies)", null_models))
     rng = as_generator(seed, where)
@@ -345,59 +339,90 @@ def sanity_check(model, images, method="grad_cam", target=None, threshold=None, 
     def maps_of(net):
         return _two_dimensional(explain(net, x, target=target, **kwargs), len(x), where)
 
-    trained = copy_model(model)
-    reference = maps_of(trained)
-    blank = blank_maps(reference)
-    informative = ~blank
-
-    def compared(net):
-        return _measure(reference, maps_of(net))
-
-    # cascade, top first; its first step is the first draw of the top layer
-    cascade, fresh = [], _fresh(model, rng)
-    for index in layers:
-        trained.layers[index].set_weights(fresh.layers[index].get_weights())
-        cascade.append(compared(trained))
-    top = [cascade[0]]
-    for _ in range(repeats - 1):
-        redrawn = copy_model(model)
-        redrawn.layers[layers[0]].set_weights(_fresh(model, rng).layers[layers[0]].get_weights())
-        top.append(compared(redrawn))
-    randoms = [maps_of(_fresh(model, rng)) for _ in range(null_models)]
-    null = [_measure(randoms[i], randoms[j]) for i in range(null_models) for j in range(i + 1, null_models)]
-    alone = []
-    if independent:
-        fresh = _fresh(model, rng)
-        for index in layers:
-            single = copy_model(model)
-            single.layers[index].set_weights(fresh.layers[index].get_weights())
-            alone.append(compared(single))
+    tests = _Randomizations(model, layers, maps_of, rng)
     data = None
+    cascade = tests.cascade()
+    top, null = tests.top(repeats, cascade), tests.null(null_models)
+    alone = tests.independent() if independent else {}
     if train_data is not None:
-        data = compared(_permuted_label_model(model, train_data, data_epochs, rng, where))
-
-    measures, top, null = _stack(cascade), _stack(top), _stack(null)
+        data = tests.compared(_permuted_label_model(model, train_data, data_epochs, rng, where))
+    informative = ~tests.blank
     null_mean = _means(null, informative)
     excess = _excess(_means(top, informative), null_mean)
-    score = excess[measure]
     data_score = None if data is None else _excess(_means(data, informative), null_mean)[measure]
-    correlations = measures[measure]
+    correlations = cascade[measure]
     mean = correlations[:, informative].mean(axis=1) if informative.any() else np.full(len(layers), np.nan)
-    n_blank = int(blank.sum())
-    enough = 2 * n_blank <= len(x) and informative.any()
+    n_blank = int(tests.blank.sum())
+    enough = bool(2 * n_blank <= len(x) and informative.any())
     if threshold is None:
-        passed = enough and score < limit and (data_score is None or data_score < limit)
-        null_level = null_mean[measure]
-        bar = null_level + limit * (1 - null_level) if np.isfinite(null_level) else float("nan")
-        fixed = None
+        passed = enough and excess[measure] < limit and (data_score is None or data_score < limit)
+        bar, fixed = null_mean[measure] + limit * (1 - null_mean[measure]), None
     else:
         top_mean = _means(top, informative)[measure]
-        passed, bar, fixed = bool(enough and top_mean < threshold), float(threshold), (top_mean, threshold)
+        passed, bar, fixed = enough and top_mean < threshold, threshold, (top_mean, threshold)
     names = [model.layers[index].name for index in layers]
-    reason = _reason(passed, score, limit, names[0], measure, n_blank, len(x), data_score, fixed)
-    return SanityCheck(names, correlations, mean, bool(passed), float(bar), measure, measures, null, null_mean, top,
-                       excess, float(score), float(limit), _stack(alone) if alone else {}, data, data_score, blank,
-                       n_blank, reason)
+    reason = _reason(passed, excess[measure], limit, names[0], measure, n_blank, len(x), data_score, fixed)
+    return SanityCheck(names, correlations, mean, bool(passed), float(bar), measure, cascade, null, null_mean, top,
+                       excess, float(excess[measure]), float(limit), alone, data, data_score, tests.blank, n_blank,
+                       reason)
+
+
+def _check_rule(threshold, limit, absolute, measure, where):
+    """Validated (threshold or None, limit, measure name) of :func:`sanity_check`."""
+    if threshold is not None:
+        threshold = check_real(threshold, "threshold (a rank correlation)", where, low=-1, high=1)
+    limit = check_real(limit, "limit (a share of the above-null similarity)", where, low=0, high=1)
+    if absolute is not None:
+        measure = "spearman_abs" if absolute else "spearman"
+    return threshold, limit, check_choice(measure, MEASURES, "measure", where)
+
+
+class _Randomizations:
+    """The model randomization tests of one method on one batch: maps of re-initialized copies vs the trained maps.
+
+    Every copy's weights come from ``_fresh(model, rng)``, drawn in a fixed order, so one seed gives one result.
+    Each test returns ``{measure: (steps, N)}``.
+    """
+
+    def __init__(self, model, layers, maps_of, rng):
+        self.model, self.layers, self.maps_of, self.rng = model, layers, maps_of, rng
+        self.reference = maps_of(copy_model(model))
+        self.blank = blank_maps(self.reference)
+
+    def compared(self, net):
+        """Every measure of ``net``'s maps against the trained maps."""
+        return _measure(self.reference, self.maps_of(net))
+
+    def _with(self, indices, fresh, net=None):
+        """``net`` (default a copy of the model) with the layers at ``indices`` taken from ``fresh``."""
+        net = copy_model(self.model) if net is None else net
+        for index in indices:
+            net.layers[index].set_weights(fresh.layers[index].get_weights())
+        return net
+
+    def cascade(self):
+        """One more layer re-initialized at each step, top first."""
+        net, fresh, steps = copy_model(self.model), _fresh(self.model, self.rng), []
+        for index in self.layers:
+            steps.append(self.compared(self._with([index], fresh, net)))
+        return _stack(steps)
+
+    def top(self, repeats, cascade):
+        """The top layer alone re-initialized, ``repeats`` independent draws: the cascade's first step and more."""
+        first = {name: values[0] for name, values in cascade.items()}
+        draws = [first] + [self.compared(self._with(self.layers[:1], _fresh(self.model, self.rng)))
+                           for _ in range(repeats - 1)]
+        return _stack(draws)
+
+    def null(self, copies):
+        """Every pair of ``copies`` independently initialized models, compared with each other."""
+        maps = [self.maps_of(_fresh(self.model, self.rng)) for _ in range(copies)]
+        return _stack([_measure(maps[i], maps[j]) for i in range(copies) for j in range(i + 1, copies)])
+
+    def independent(self):
+        """Each layer alone re-initialized, the others trained."""
+        fresh = _fresh(self.model, self.rng)
+        return _stack([self.compared(self._with([index], fresh)) for index in self.layers])
 
 
 class DeletionInsertion(NamedTuple):

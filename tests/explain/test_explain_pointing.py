@@ -96,10 +96,18 @@ def test_grad_cam_points_at_the_object(shapes_net):
 
 
 def test_sanity_check_on_the_trained_net(shapes_net):
+    """On this GAP net the class score weighs only 32 non-negative channels that all fire on the one object,
+    so random class weights often redraw the trained Grad-CAM map (single draws of the top layer range from
+    0.1 to 0.8 signed Spearman): Grad-CAM keeps more of its map than the gradient does, though much less than
+    guided backprop, which keeps it whatever the class weights."""
     model, test = shapes_net
-    x = test.x[:20]
-    result = explain.sanity_check(model, x, "grad_cam", target=test.y[:20], seed=0)
-    assert result.passed and result.mean[-1] < 0.5
+    x, y = test.x[:20], test.y[:20]
+    results = {method: explain.sanity_check(model, x, method, target=y, seed=0, independent=False)
+               for method in ("input_gradients", "grad_cam", "guided_backprop")}
+    for result in results.values():
+        assert result.passed == (result.score < result.limit) and result.n_blank == 0
+    assert results["input_gradients"].passed and not results["guided_backprop"].passed
+    assert results["input_gradients"].score < results["grad_cam"].score < results["guided_backprop"].score - 0.2
     # a "map" that is just the image does not depend on the weights: flagged
     result = explain.sanity_check(model, x, lambda net, images, target=None: images[..., 0])
     assert not result.passed and np.allclose(result.mean, 1.0)

@@ -563,7 +563,8 @@ register("report", "one self-contained HTML report: summary, diagram, curves, co
          add_report_arguments, run_report,
          "Write DIR/report.html for a saved model on a test set: summary table, architecture diagram, training "
          "curves, accuracy and confusion, filters, feature maps, activation maximization per class, and for a "
-         "sample of test images every explanation method with its sanity-check verdict.")
+         "sample of test images every explanation method with its sanity-check verdict, randomization curve and "
+         "deletion/insertion AUCs. Blank (constant) maps are reported as warnings on stderr.")
 register("explain", "explain one prediction as a heatmap picture", add_explain_arguments, run_explain,
          "Explain why a saved model predicts what it does for one test image (--index) or your own image "
          "(--image), with the chosen method, and write the picture (image and heatmap with colorbar) to --out.")

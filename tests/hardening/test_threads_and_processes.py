@@ -123,6 +123,18 @@ def test_blas_count_is_unchanged_after_two_threads_run_every_entry_point_at_once
     assert numpy_blas_count() == 2 and blas_threads.holds() == 0
 
 
+@pytest.mark.timeout(2 * TIMEOUT)
+@pytest.mark.parametrize("preset", ["keras_mnist", "fashion"])
+def test_predict_from_three_threads_on_one_shared_model_matches_serial_calls(preset):
+    model = models.get(preset, seed=0)
+    batches = [data(16, seed=seed)[0] for seed in range(3)]
+    serial = [model.predict(x) for x in batches]
+    for _ in range(2):
+        results = run_threads(*[lambda x=x: [model.predict(x) for _ in range(3)] for x in batches])
+        for expected, calls in zip(serial, results):
+            assert all(np.array_equal(expected, result) for result in calls)
+
+
 def predicting(stop):
     """Another thread's use of glassnet: predict in a loop until ``stop`` is set."""
     model, (x, _) = models.lenet5(seed=1), data(128, seed=1)

@@ -24,6 +24,7 @@ from glassnet.errors import message
 from glassnet.explain.backprop import (backprop, check_images, check_layer, check_modifier, check_score,
                                        check_target, chunk_size, chunks, forward_pass, last_spatial_layer)
 from glassnet.layers import Activation, Dense, Dropout, GlobalAveragePooling2D, Softmax
+from glassnet.ops.parallel import held_blas
 
 
 def _interpolation_matrix(size_in, size_out, dtype, grid=None):
@@ -73,8 +74,10 @@ def upsample_bilinear(maps, size, grid=None):
     grid = (None, None) if grid is None else grid
     rows = _interpolation_matrix(maps.shape[1], H, dtype, grid[0])
     cols = _interpolation_matrix(maps.shape[2], W, dtype, grid[1])
-    # separable: out = Ry @ m @ Rx^T for every map
-    return (rows @ maps.astype(dtype, copy=False) @ cols.T).astype(dtype, copy=False)
+    # separable: out = Ry @ m @ Rx^T for every map; BLAS held at one thread as in glassnet's own
+    # products, so the bits do not depend on whether another thread is running glassnet
+    with held_blas():
+        return (rows @ maps.astype(dtype, copy=False) @ cols.T).astype(dtype, copy=False)
 
 
 def receptive_field_grid(model, index):

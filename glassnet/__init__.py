@@ -9,12 +9,13 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "activations", "callbacks", "cli", "data", "datasets", "explain", "initializers",
-    "layers", "losses", "metrics", "model", "models", "ops", "optimizers",
+    "interop", "layers", "losses", "metrics", "model", "models", "ops", "optimizers",
     "preprocessing", "reference", "saving", "utils", "validation", "viz",
 }
 _ATTRIBUTES = {
     "Sequential": "glassnet.model",
     "load_model": "glassnet.saving",
+    "export_onnx": "glassnet.interop",
 }
 
 

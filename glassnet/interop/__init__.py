@@ -51,7 +51,7 @@ def load(path, kind):
 
 def export_onnx(model, path, opset=17):
     """Write ``model`` as an ONNX file that onnxruntime runs (see :mod:`glassnet.interop.onnx_format`)."""
-    from glassnet.interop.onnx_format import export_onnx as export
+    from glassnet.interop.onnx_writer import export_onnx as export
     export(model, path, opset=opset)
 
 

@@ -29,7 +29,7 @@ def refuse(path, what, problem, fix):
 def unsupported(path, what, items, fix):
     """One ValueError listing every unsupported layer / operator: ``items`` are (name, kind, reason)."""
     listed = "; ".join(f"{name!r} ({kind}{': ' + reason if reason else ''})" for name, kind, reason in items)
-    return ValueError(message(WHERE, f"a {what} whose layers glassnet has",
+    return ValueError(message(WHERE, f"{what} whose layers glassnet has",
                               f"{os.fspath(path)!r} with {len(items)} unsupported "
                               f"{'layer' if len(items) == 1 else 'layers'}: {listed}", fix))
 

@@ -317,9 +317,9 @@ def translate(model_config, path):
         layers.append({"class_name": made[0], "config": layer_config})
         sources.append((name, cls, fix))
     if problems:
-        raise unsupported(path, "Keras model", problems, _FIX_UNSUPPORTED)
+        raise unsupported(path, "a Keras model", problems, _FIX_UNSUPPORTED)
     if translator.flatten_order is not None:
-        raise unsupported(path, "Keras model", [(layers[-1]["config"]["name"], "output", "channels_first "
+        raise unsupported(path, "a Keras model", [(layers[-1]["config"]["name"], "output", "channels_first "
                                                  "features flattened without a Dense after them")], _FIX_UNSUPPORTED)
     return {"name": str(sequential.get("name") or "sequential"), "layers": layers,
             "input_shape": list(input_shape) if input_shape else None}, sources

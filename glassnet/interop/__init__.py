@@ -49,10 +49,10 @@ def load(path, kind):
     return read_onnx(path)
 
 
-def export_onnx(model, path, opset=17):
-    """Write ``model`` as an ONNX file that onnxruntime runs (see :mod:`glassnet.interop.onnx_format`)."""
+def export_onnx(model, path, opset=17, dtype="float32"):
+    """Write ``model`` as an ONNX file that onnxruntime runs (see :func:`glassnet.interop.onnx_writer.export_onnx`)."""
     from glassnet.interop.onnx_writer import export_onnx as export
-    export(model, path, opset=opset)
+    export(model, path, opset=opset, dtype=dtype)
 
 
 __all__ = ["detect_format", "load", "export_onnx"]

@@ -27,6 +27,8 @@ class _Graph:
 
     def constant(self, name, array):
         array = np.asarray(array)
+        if array.dtype.kind == "f":
+            array = array.astype(self.dtype)
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
 
@@ -171,7 +173,7 @@ _WRITERS = {
 }
 
 
-def export_onnx(model, path, opset=17):
+def export_onnx(model, path, opset=17, dtype="float32"):
     """Write ``model`` (a built glassnet Sequential) to ``path`` as an ONNX model.
 
     Parameters
@@ -181,6 +183,9 @@ def export_onnx(model, path, opset=17):
         Written atomically.
     opset : int
         ONNX opset (13 or newer).
+    dtype : {"float32", "float64"}
+        Type of the graph's tensors and weights. float32 by default, whatever the model's dtype:
+        onnxruntime's CPU kernels (Conv among them) have no float64 versions.
 
     The graph's input ``input`` is (N, H, W, C) and its output ``output`` what ``model.predict`` returns.
     """
@@ -192,6 +197,8 @@ def export_onnx(model, path, opset=17):
     if not isinstance(model, Sequential):
         raise TypeError(message(where, "a glassnet Sequential", type(model).__name__))
     opset = check_int(opset, "opset", where, minimum=13, fix="Use opset=17 (the default) or any from 13 up.")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(message(where, "dtype 'float32' or 'float64'", repr(dtype), "Keep the default, float32."))
     if not model.built:
         raise RuntimeError(message(where, "a built model", "an unbuilt one",
                                    "Give the first layer input_shape=... or call model.build(input_shape)."))
@@ -200,14 +207,14 @@ def export_onnx(model, path, opset=17):
     if missing:
         raise ValueError(message(where, "a model whose layers have ONNX operators", ", ".join(missing),
                                  "Save it with model.save('m.npz') instead."))
-    g = _Graph(onnx, model.dtype)
+    g = _Graph(onnx, np.dtype(dtype))
     shape = tuple(model.input_shape[1:])
     for layer in model.layers:
         _WRITERS[type(layer).__name__](g, layer, shape)
         shape = tuple(layer.output_shape[1:])
     g.to_nhwc("output")
     g.nodes.append(onnx.helper.make_node("Identity", [g.current], ["output"], name="output"))
-    elem = onnx.TensorProto.DOUBLE if model.dtype == np.float64 else onnx.TensorProto.FLOAT
+    elem = onnx.TensorProto.DOUBLE if dtype == "float64" else onnx.TensorProto.FLOAT
     graph = onnx.helper.make_graph(
         g.nodes, model.name, [onnx.helper.make_tensor_value_info("input", elem, ["N", *model.input_shape[1:]])],
         [onnx.helper.make_tensor_value_info("output", elem, ["N", *model.output_shape[1:]])], g.initializers)

@@ -14,8 +14,8 @@ _HDF5_OFFSETS = (0, 512, 1024, 2048, 4096)
 
 def detect_format(path):
     """``"npz"``, ``"keras"`` (a zip with config.json), ``"h5"`` (HDF5) or ``"onnx"`` (a protobuf
-    starting with the ir_version field, or any non-zip, non-HDF5 file named ``.onnx``), told by the
-    file's first bytes; ``"npz"`` for anything else, whose reader then says what is wrong."""
+    starting with the ir_version field, or any other non-zip, non-HDF5 file named ``.onnx``), told
+    by the file's first bytes; ``"npz"`` for anything else, whose reader then says what is wrong."""
     import zipfile
     try:
         with open(path, "rb") as handle:
@@ -31,10 +31,19 @@ def detect_format(path):
         return "keras" if "config.json" in names else "npz"
     if any(head[offset:offset + 8] == _HDF5_MAGIC for offset in _HDF5_OFFSETS):
         return "h5"
-    # ModelProto's field 1 (ir_version, a varint) is written first: tag byte 0x08
-    if head[:1] == b"\x08" or (head and os.fspath(path).lower().endswith(".onnx")):
+    if _looks_like_onnx(head) or (head and os.fsdecode(path).lower().endswith(".onnx")):
         return "onnx"
     return "npz"
+
+
+#: ModelProto's field tags that may follow ir_version: producer_name, producer_version, domain,
+#: model_version, doc_string, graph, opset_import, metadata_props
+_ONNX_NEXT_TAGS = {0x12, 0x1a, 0x22, 0x28, 0x32, 0x3a, 0x42, 0x72}
+
+
+def _looks_like_onnx(head):
+    """An ONNX protobuf starts with field 1, ir_version (tag 0x08, a small varint), then another field."""
+    return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 64 and head[2] in _ONNX_NEXT_TAGS
 
 
 def load(path, kind):

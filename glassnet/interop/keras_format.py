@@ -111,6 +111,42 @@ class _Translator:
                           "strides": _pair(c.get("strides", 1), "strides"), "padding": _padding_mode(c["padding"]),
                           "activation": _activation(c.get("activation")), "use_bias": bool(c.get("use_bias", True))}
 
+    def _depthwise_config(self, c):
+        self.image_layout(c)
+        return {"kernel_size": _pair(c["kernel_size"], "kernel_size"), "strides": _pair(c.get("strides", 1), "strides"),
+                "padding": _padding_mode(c["padding"]), "depth_multiplier": int(c.get("depth_multiplier", 1)),
+                "dilation_rate": _pair(c.get("dilation_rate", 1), "dilation_rate"),
+                "activation": _activation(c.get("activation")), "use_bias": bool(c.get("use_bias", True))}
+
+    def DepthwiseConv2D(self, c):
+        return "DepthwiseConv2D", self._depthwise_config(c)
+
+    def SeparableConv2D(self, c):
+        return "SeparableConv2D", {**self._depthwise_config(c), "filters": int(c["filters"])}
+
+    def UpSampling2D(self, c):
+        self.image_layout(c)
+        return "UpSampling2D", {"size": _pair(c.get("size", 2), "size"),
+                                "interpolation": c.get("interpolation", "nearest")}
+
+    def Cropping2D(self, c):
+        self.image_layout(c)
+        cropping = c.get("cropping", ((0, 0), (0, 0)))
+        if isinstance(cropping, (list, tuple)) and all(isinstance(p, (list, tuple)) for p in cropping):
+            cropping = [[int(v) for v in p] for p in cropping]
+        return "Cropping2D", {"cropping": cropping}
+
+    def Rescaling(self, c):
+        scale, offset = c.get("scale", 1.0), c.get("offset", 0.0)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (scale, offset)):
+            raise _Unsupported(f"scale {scale!r} and offset {offset!r} (glassnet rescales by one number)")
+        return "Rescaling", {"scale": float(scale), "offset": float(offset)}
+
+    def RandomFlip(self, c):        # the identity at inference in both libraries
+        seed = c.get("seed")
+        return "RandomFlip", {"mode": c.get("mode", "horizontal_and_vertical"),
+                              "seed": seed if isinstance(seed, int) and seed >= 0 else None}
+
     def Dense(self, c):
         return "Dense", {"units": int(c["units"]), "activation": _activation(c.get("activation")),
                          "use_bias": bool(c.get("use_bias", True))}

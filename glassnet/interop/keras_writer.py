@@ -46,6 +46,9 @@ def _pads_of(padding):
 
 
 def _conv(layer, shape):
+    """Conv2D, DepthwiseConv2D or SeparableConv2D: Keras pads only 'valid' or 'same', so explicit
+    amounts become a ZeroPadding2D before the convolution."""
+    cls = type(layer).__name__
     entries = []
     padding = layer.padding
     if not isinstance(padding, str):
@@ -54,10 +57,16 @@ def _conv(layer, shape):
         (top, bottom), (left, right) = _pads_of(padding)
         shape = (shape[0] + top + bottom, shape[1] + left + right, shape[2])
         padding = "valid"
-    entries.append(_entry("Conv2D", {**_base(layer), "filters": layer.filters, "kernel_size": list(layer.kernel_size),
-                                     "strides": list(layer.strides), "padding": padding,
-                                     "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
-                                     "activation": layer.activation, "use_bias": layer.use_bias}, shape))
+    config = {**_base(layer), "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
+              "padding": padding, "data_format": "channels_last", "activation": layer.activation,
+              "use_bias": layer.use_bias}
+    if cls == "Conv2D":
+        config.update(filters=layer.filters, dilation_rate=[1, 1], groups=1)
+    else:
+        config.update(depth_multiplier=layer.depth_multiplier, dilation_rate=list(layer.dilation_rate))
+        if cls == "SeparableConv2D":
+            config["filters"] = layer.filters
+    entries.append(_entry(cls, config, shape))
     return entries
 
 
@@ -65,7 +74,7 @@ def _layer_entries(layer, shape):
     """The Keras layer entries (usually one) for one glassnet layer with per-example input ``shape``."""
     cls = type(layer).__name__
     base = _base(layer)
-    if cls == "Conv2D":
+    if cls in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
         return _conv(layer, shape)
     simple = {
         "Dense": lambda: {"units": layer.units, "activation": layer.activation, "use_bias": layer.use_bias},
@@ -83,6 +92,11 @@ def _layer_entries(layer, shape):
                                        "center": layer.center, "scale": layer.scale},
         "ZeroPadding2D": lambda: {"padding": _pads_of(layer.padding), "data_format": "channels_last"},
         "Reshape": lambda: {"target_shape": list(layer.target_shape)},
+        "UpSampling2D": lambda: {"size": list(layer.size), "interpolation": layer.interpolation,
+                                 "data_format": "channels_last"},
+        "Cropping2D": lambda: {"cropping": [list(p) for p in layer.cropping], "data_format": "channels_last"},
+        "Rescaling": lambda: {"scale": layer.scale, "offset": layer.offset},
+        "RandomFlip": lambda: {"mode": layer.mode, "seed": layer.seed},
     }
     if cls not in simple:
         raise ValueError(message("save (.keras)", "a model whose layers Keras has", f"layer {layer.name!r} "

@@ -63,8 +63,16 @@ def keras_architectures():
                              L.BatchNormalization(axis=1), L.MaxPooling2D(2, **cf), L.Conv2D(3, 2, name="cam", **cf),
                              L.Flatten(), L.Dense(6, activation="relu"), L.Dense(4, activation="softmax")])
 
+    def mobile():           # the depthwise family, resampling and preprocessing layers
+        return k.Sequential([k.Input((12, 12, 3)), L.Rescaling(0.5, offset=-0.25), L.RandomFlip(),
+                             L.SeparableConv2D(6, 3, padding="same", depth_multiplier=2, activation="relu"),
+                             L.DepthwiseConv2D(3, dilation_rate=2, depth_multiplier=2, name="cam"),
+                             L.UpSampling2D(2, interpolation="bilinear"), L.Cropping2D(((1, 0), (0, 2))),
+                             L.DepthwiseConv2D(2, strides=2, padding="same", activation="tanh"),
+                             L.UpSampling2D((1, 2)), L.GlobalAveragePooling2D(), L.Dense(3, activation="softmax")])
+
     return {"mnist_cnn": mnist_cnn, "bn_prelu_gap": bn_prelu_gap, "strided_tanh": strided_tanh,
-            "channels_first": channels_first}
+            "channels_first": channels_first, "mobile": mobile}
 
 
 def keras_logits_and_grads(model, x, target, layer_name, channels_first=False):

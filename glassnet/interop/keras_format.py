@@ -23,7 +23,7 @@ import zipfile
 
 import numpy as np
 
-from glassnet.interop._common import (MAX_COMPRESSION, MAX_CONFIG_BYTES, FileProblem, as_float_array,
+from glassnet.interop._common import (MAX_COMPRESSION, MAX_CONFIG_BYTES, WHERE, FileProblem, as_float_array,
                                       check_parameter_count, flat_permutation, refuse, require, unsupported)
 
 KERAS_WHAT = "a Keras model file (.keras zip or Keras 2 .h5)"
@@ -362,37 +362,47 @@ def translate(model_config, path):
 
 
 # -- building the model -----------------------------------------------------------------------
+def _planned_per_layer(layer_configs, input_shape):
+    """Each layer's weight shapes, worked out without allocating them (see planned_weight_shapes)."""
+    from glassnet.layers import deserialize
+    from glassnet.validation import planned_weight_shapes
+    shape, planned = tuple(input_shape), []
+    for config in layer_configs:
+        planned.append(planned_weight_shapes([config], shape))
+        shape = tuple(deserialize(config).compute_output_shape(shape))
+    return planned
+
+
 def build(glassnet_config, sources, read_weights, path):
     """The glassnet Sequential of ``glassnet_config`` with weights from ``read_weights(index, name, cls, sizes)``.
 
-    ``read_weights`` returns the layer's Keras arrays; each is checked against the planned shape
-    (after the layer's fix) before the model is touched.
+    ``read_weights`` returns the layer's Keras arrays, each checked against the planned size before
+    it is read; the model is built only once every array matched, so a configuration that asks for
+    huge layers allocates nothing.
     """
     from glassnet.model import Sequential
-    from glassnet.validation import planned_weight_shapes
     if glassnet_config["input_shape"] is None:
         raise refuse(path, KERAS_WHAT, "its configuration gives no input shape", "Save a model built on an "
                      "input: keras.Input(shape) first, or input_shape= on the first layer.")
     try:
-        shapes = planned_weight_shapes(glassnet_config["layers"], glassnet_config["input_shape"])
+        planned = _planned_per_layer(glassnet_config["layers"], glassnet_config["input_shape"])
     except ValueError as error:
         raise refuse(path, KERAS_WHAT, f"its layers do not fit together ({error})", "Check the file.") from None
-    check_parameter_count(shapes, path, KERAS_WHAT)
-    model = Sequential.from_config(glassnet_config)
+    check_parameter_count([s for shapes in planned for s in shapes], path, KERAS_WHAT)
     weights = []
-    for index, (layer, (name, cls, fix)) in enumerate(zip(model.layers, sources)):
-        want = [w.shape for w in layer.weights]
+    for index, (config, want, (name, cls, fix)) in enumerate(zip(glassnet_config["layers"], planned, sources)):
         try:
             arrays = read_weights(index, name, cls, [int(np.prod(s)) for s in want])
             if len(arrays) != len(want):
                 raise FileProblem(f"layer {name!r} has {len(arrays)} weight arrays, expected {len(want)}")
             if fix is not None and arrays:
                 arrays = fix(arrays)
-            weights += [as_float_array(a, s, f"weight {i} of layer {name!r}", str(layer.dtype))
+            weights += [as_float_array(a, s, f"weight {i} of layer {name!r}", config["config"]["dtype"])
                         for i, (a, s) in enumerate(zip(arrays, want))]
         except FileProblem as problem:
             raise refuse(path, KERAS_WHAT, str(problem), "The file is damaged or does not match its "
                          "configuration; save it again from Keras.") from None
+    model = Sequential.from_config(glassnet_config)
     model.set_weights(weights)
     model.metadata = {"source": "keras"}
     return model
@@ -471,9 +481,16 @@ def read_keras_zip(path, archive_size):
         raise refuse(path, "an intact Keras .keras file", str(problem), "The file was damaged or cut short; "
                      "save it again from Keras.") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, TypeError, RuntimeError,
-            NotImplementedError, OverflowError, AttributeError) as error:
+            NotImplementedError, OverflowError, AttributeError, ValueError) as error:
+        if _ours(error):
+            raise
         raise refuse(path, "an intact Keras .keras file", f"truncated or corrupted ({type(error).__name__}: "
                      f"{str(error)[:200]})", "The file was damaged or cut short; save it again from Keras.") from None
+
+
+def _ours(error):
+    """Whether an error is glassnet's own (already worded for the user), not the file library's."""
+    return type(error) is ValueError and str(error).startswith(f"{WHERE} expects")
 
 
 def _parse_json(data):
@@ -522,6 +539,8 @@ def read_keras_h5(path):
     except FileProblem as problem:
         raise refuse(path, "an intact Keras .h5 file", str(problem), "The file was damaged or cut short; "
                      "save it again from Keras.") from None
-    except (OSError, KeyError, TypeError, RuntimeError, AttributeError, OverflowError) as error:
+    except (OSError, KeyError, TypeError, RuntimeError, AttributeError, OverflowError, ValueError) as error:
+        if _ours(error):
+            raise
         raise refuse(path, "an intact Keras .h5 file", f"truncated or corrupted ({type(error).__name__}: "
                      f"{str(error)[:200]})", "The file was damaged or cut short; save it again from Keras.") from None

@@ -27,7 +27,7 @@ _FIX = ("glassnet reads a chain of the CNN operators listed in glassnet.interop.
         "image sizes) and retry.")
 #: the batch dimension inside folded shape arithmetic (Shape -> Gather -> Concat -> Reshape)
 BATCH = -(1 << 62)
-_ELEMENTWISE = {"ReLU", "LeakyReLU", "PReLU", "Activation", "Dropout", "BatchNormalization"}
+_ELEMENTWISE = {"ReLU", "LeakyReLU", "PReLU", "Activation", "Dropout", "BatchNormalization", "Rescaling"}
 _ARITHMETIC = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
 
 
@@ -206,17 +206,26 @@ class _Reader:
         kernel = self.weight(node.input[1], "the Conv kernel")
         if kernel.ndim != 4:
             raise _Skip(f"a kernel of shape {kernel.shape} (glassnet convolves 2-D images)")
-        if any(d != 1 for d in a.get("dilations", [1, 1])):
-            raise _Skip(f"dilations {list(a['dilations'])} (glassnet convolves without dilation)")
-        if a.get("group", 1) != 1:
-            raise _Skip(f"group={a['group']} (glassnet's Conv2D is not grouped)")
         bias = self.weight(node.input[2], "the Conv bias") if len(node.input) > 2 and node.input[2] else None
         size = list(kernel.shape[2:])
         strides = _ints(a.get("strides", [1, 1]))
+        dilations = _ints(a.get("dilations", [1, 1]))
         padding = self.spatial_padding(a, size, strides, "Conv")
+        config = {"kernel_size": size, "strides": strides, "padding": padding, "use_bias": bias is not None}
+        groups, channels = int(a.get("group", 1)), self.tensor.shape[-1]
+        if groups == channels and groups > 1 and kernel.shape[1] == 1 and kernel.shape[0] % channels == 0:
+            # depthwise: output channel c * M + m filters input channel c; glassnet's kernel is (KH, KW, C, M)
+            multiplier = kernel.shape[0] // channels
+            weights = [kernel.reshape(channels, multiplier, *size).transpose(2, 3, 0, 1)]
+            return self.add(node, "DepthwiseConv2D", {**config, "depth_multiplier": multiplier,
+                                                      "dilation_rate": dilations},
+                            weights + ([bias] if bias is not None else []))
+        if groups != 1:
+            raise _Skip(f"group={groups} on {channels} channels (glassnet has plain and depthwise convolutions)")
+        if any(d != 1 for d in dilations):
+            raise _Skip(f"dilations {dilations} (glassnet dilates depthwise convolutions only)")
         weights = [kernel.transpose(2, 3, 1, 0)] + ([bias] if bias is not None else [])
-        self.add(node, "Conv2D", {"filters": int(kernel.shape[0]), "kernel_size": size, "strides": strides,
-                                  "padding": padding, "use_bias": bias is not None}, weights)
+        self.add(node, "Conv2D", {**config, "filters": int(kernel.shape[0])}, weights)
 
     def spatial_padding(self, a, size, strides, op):
         """glassnet's padding argument for ONNX pads / auto_pad."""
@@ -364,10 +373,94 @@ class _Reader:
         self.flatten_rank4_vector()
         self._dense(node, self.weight(node.input[1], "the MatMul weight"), None)
 
+    def _rescale(self, node, op):
+        """x * c, x / c, x + c or x - c with a scalar constant c: a Rescaling layer (merged with the one
+        just before it, so torch's (x - mean) / std is one layer)."""
+        other = [i for i in node.input if i != self.current]
+        if len(other) != 1 or other[0] not in self.constants or np.size(self.constants[other[0]]) != 1:
+            return False
+        c = float(np.asarray(self.constants[other[0]]).reshape(()))
+        if op in ("Sub", "Div") and node.input[0] != self.current:
+            raise _Skip(f"a {op} with the tensor second (c {'-' if op == 'Sub' else '/'} x)")
+        scale, offset = {"Mul": (c, 0.0), "Div": (1 / c if c else np.inf, 0.0), "Add": (1.0, c),
+                         "Sub": (1.0, -c)}[op]
+        if not np.isfinite(scale):
+            raise _Skip("a division by zero")
+        last = self.layers[-1] if self.layers else None
+        if last and last["class_name"] == "Rescaling" and self.just_added:
+            last["config"]["scale"] *= scale
+            last["config"]["offset"] = last["config"]["offset"] * scale + offset
+        else:
+            self.add(node, "Rescaling", {"scale": scale, "offset": offset})
+        return True
+
+    def Mul(self, node, a):
+        if not self._rescale(node, "Mul"):
+            raise _Skip("a Mul that is not a scaling by one constant")
+
+    def Div(self, node, a):
+        if not self._rescale(node, "Div"):
+            raise _Skip("a Div that is not a scaling by one constant")
+
+    def Sub(self, node, a):
+        if not self._rescale(node, "Sub"):
+            raise _Skip("a Sub that is not a shift by one constant")
+
+    def Resize(self, node, a):
+        """Nearest (asymmetric, floor: a repeat) or linear (half-pixel) upsampling by integer factors."""
+        self.tensor.require_nchw("Resize")
+        scales = self.const(node.input[2], "the Resize scales") if len(node.input) > 2 and node.input[2] else []
+        if np.size(scales) == 0 and len(node.input) > 3:
+            sizes = np.asarray(self.const(node.input[3], "the Resize sizes")).reshape(-1)
+            scales = [1, 1] + [sizes[2] / self.tensor.shape[0], sizes[3] / self.tensor.shape[1]]
+        self._upsample(node, a.get("mode", b"nearest"), a.get("coordinate_transformation_mode", b"half_pixel"),
+                       a.get("nearest_mode", b"round_prefer_floor"), scales)
+
+    def Upsample(self, node, a):
+        """The Resize of opsets 7-9: asymmetric coordinates, nearest pixels rounded down."""
+        self.tensor.require_nchw("Upsample")
+        scales = a["scales"] if "scales" in a else self.const(node.input[1], "the Upsample scales")
+        self._upsample(node, a.get("mode", b"nearest"), "asymmetric", "floor", scales)
+
+    def _upsample(self, node, mode, transform, nearest, scales):
+        mode, transform, nearest = (v.decode() if isinstance(v, bytes) else v for v in (mode, transform, nearest))
+        scales = [float(v) for v in np.asarray(scales).reshape(-1)]
+        if len(scales) != 4 or scales[:2] != [1.0, 1.0] or any(v != int(v) or v < 1 for v in scales[2:]):
+            raise _Skip(f"scales {scales} (glassnet upsamples H and W by integer factors)")
+        if mode == "nearest" and transform == "asymmetric" and nearest == "floor":
+            interpolation = "nearest"
+        elif mode == "linear" and transform in ("half_pixel", "pytorch_half_pixel"):
+            interpolation = "bilinear"
+        else:
+            raise _Skip(f"mode {mode} with {transform} coordinates (glassnet repeats pixels, or interpolates "
+                        "with half-pixel centres)")
+        self.add(node, "UpSampling2D", {"size": [int(scales[2]), int(scales[3])], "interpolation": interpolation},
+                 non_negative=self.tensor.non_negative)
+
+    def Slice(self, node, a):
+        """A crop of H and W (torch's x[:, :, a:b, c:d]): Cropping2D."""
+        self.tensor.require_nchw("Slice")
+        starts, ends = (np.asarray(self.const(n, "the Slice bounds")).reshape(-1) for n in node.input[1:3])
+        axes = np.asarray(self.const(node.input[3], "the Slice axes")).reshape(-1) if len(node.input) > 3 and \
+            node.input[3] else np.arange(len(starts))
+        steps = np.asarray(self.const(node.input[4], "the Slice steps")).reshape(-1) if len(node.input) > 4 and \
+            node.input[4] else np.ones(len(starts), int)
+        crop = [[0, 0], [0, 0]]
+        for start, end, axis, step in zip(starts, ends, axes, steps):
+            axis = int(axis) % 4
+            if axis < 2 or step != 1:
+                raise _Skip(f"a Slice of axis {axis} with step {step} (glassnet crops H and W)")
+            size = self.tensor.shape[axis - 2]
+            begin, stop = (int(np.clip(v + size if v < 0 else v, 0, size)) for v in (start, end))
+            crop[axis - 2] = [begin, size - stop]
+        self.add(node, "Cropping2D", {"cropping": crop}, non_negative=self.tensor.non_negative)
+
     def Add(self, node, a):
         last = self.layers[-1] if self.layers else None
         other = node.input[1] if node.input[0] == self.current else node.input[0]
         if not (last and last["class_name"] == "Dense" and not last["config"]["use_bias"] and self.just_added):
+            if self._rescale(node, "Add"):
+                return
             raise _Skip("an Add that is not a Dense bias (branches need glassnet's Functional API)")
         bias = self.weight(other, "the added bias")
         units = last["config"]["units"]
@@ -486,12 +579,26 @@ def _graph_input(reader, graph):
     reader.batch = dims[0] if dims[0] else BATCH
     if len(dims) == 2:
         return inputs[0].name, _Tensor((dims[1],))
-    first = next((n for n in graph.node if inputs[0].name in n.input), None)
+    first = _first_layout_node(graph, inputs[0].name)
     perm = [int(p) for p in _attributes(first, reader.onnx).get("perm", [])] if first is not None and \
         first.op_type == "Transpose" else None
     if perm == [0, 3, 1, 2]:    # an NHWC input transposed to NCHW by the graph itself
         return inputs[0].name, _Tensor(tuple(dims[1:]), (0, 1, 2, 3))
     return inputs[0].name, _Tensor((dims[2], dims[3], dims[1]), (0, 3, 1, 2))
+
+
+#: operators that leave an image's layout as it is (followed to find how the graph reads its input)
+_LAYOUT_FREE = {"Mul", "Add", "Sub", "Div", "Identity", "Cast", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip"}
+
+
+def _first_layout_node(graph, name):
+    """The first node after ``name`` whose result depends on the layout (past scalings and activations)."""
+    for _ in range(len(graph.node)):
+        node = next((n for n in graph.node if name in n.input), None)
+        if node is None or node.op_type not in _LAYOUT_FREE:
+            return node
+        name = node.output[0]
+    return None
 
 
 def _walk(reader, graph):
@@ -521,7 +628,7 @@ def _walk(reader, graph):
             count = len(reader.layers)
             getattr(reader, node.op_type)(node, attrs)
             # an activation may fold into the Conv / Dense just before it (its bias Add in between)
-            reader.just_added = len(reader.layers) > count or (node.op_type == "Add" and reader.just_added)
+            reader.just_added = len(reader.layers) > count or (node.op_type in _ARITHMETIC and reader.just_added)
             reader.current = node.output[0]
             reader.last_node = node
         except _Skip as reason:

@@ -25,9 +25,9 @@ class _Graph:
         self.current, self.nchw = "input", False
         self.dtype = dtype
 
-    def constant(self, name, array):
+    def constant(self, name, array, cast=True):
         array = np.asarray(array)
-        if array.dtype.kind == "f":
+        if cast and array.dtype.kind == "f":
             array = array.astype(self.dtype)
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
@@ -78,6 +78,62 @@ def _conv(g, layer, shape):
     g.node("Conv", layer.name, inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
            pads=_pads(layer, shape[:2], layer.kernel_size, layer.strides))
     g.activation(layer.name, layer.activation, True)
+
+
+def _layer_pads(layer, shape):
+    """ONNX pads [top, left, bottom, right] from the layer's own padding rule for this input."""
+    (top, bottom), (left, right) = layer._pads(tuple(shape[:2]))
+    return [int(top), int(left), int(bottom), int(right)]
+
+
+def _depthwise(g, layer, shape, with_bias=True):
+    """A grouped Conv with one group per channel: output channel c * M + m filters channel c."""
+    g.to_nchw(layer.name)
+    kernel = layer.params[layer.depthwise_key]                      # (KH, KW, C, M)
+    KH, KW, C, M = kernel.shape
+    inputs = [g.constant(f"{layer.name}/depthwise_kernel", kernel.transpose(2, 3, 0, 1).reshape(C * M, 1, KH, KW))]
+    if with_bias and layer.use_bias:
+        inputs.append(g.constant(f"{layer.name}/bias", layer.params["bias"]))
+    g.node("Conv", layer.name, inputs, group=int(C), kernel_shape=[KH, KW], strides=list(layer.strides),
+           dilations=list(layer.dilation_rate), pads=_layer_pads(layer, shape))
+
+
+def _depthwise_conv(g, layer, shape):
+    _depthwise(g, layer, shape)
+    g.activation(layer.name, layer.activation, True)
+
+
+def _separable_conv(g, layer, shape):
+    _depthwise(g, layer, shape, with_bias=False)
+    inputs = [g.constant(f"{layer.name}/pointwise_kernel", layer.params["pointwise_kernel"].transpose(3, 2, 0, 1))]
+    if layer.use_bias:
+        inputs.append(g.constant(f"{layer.name}/bias", layer.params["bias"]))
+    g.node("Conv", f"{layer.name}/pointwise", inputs, kernel_shape=[1, 1])
+    g.activation(layer.name, layer.activation, True)
+
+
+def _upsampling(g, layer, shape):
+    g.to_nchw(layer.name)
+    scales = g.constant(f"{layer.name}/scales", np.array([1, 1, *layer.size], np.float32), cast=False)
+    if layer.interpolation == "nearest":
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+    else:
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    g.node("Resize", layer.name, ["", scales], **attrs)
+
+
+def _cropping(g, layer, shape):
+    g.to_nchw(layer.name)
+    (top, bottom), (left, right) = layer.cropping
+    bounds = [g.constant(f"{layer.name}/{key}", np.array(value, np.int64)) for key, value in
+              (("starts", [top, left]), ("ends", [shape[0] - bottom, shape[1] - right]), ("axes", [2, 3]))]
+    g.node("Slice", layer.name, bounds)
+
+
+def _rescaling(g, layer, shape):
+    g.node("Mul", layer.name, [g.constant(f"{layer.name}/scale", np.array(layer.scale, g.dtype))])
+    if layer.offset:
+        g.node("Add", layer.name, [g.constant(f"{layer.name}/offset", np.array(layer.offset, g.dtype))])
 
 
 def _dense(g, layer, shape):
@@ -170,6 +226,8 @@ _WRITERS = {
     "Activation": lambda g, layer, shape: g.activation(layer.name, layer.activation, _image(shape) and g.nchw),
     "ReLU": _relu, "LeakyReLU": _relu, "PReLU": _prelu, "Softmax": _softmax,
     "BatchNormalization": _batch_norm, "ZeroPadding2D": _zero_padding,
+    "DepthwiseConv2D": _depthwise_conv, "SeparableConv2D": _separable_conv, "UpSampling2D": _upsampling,
+    "Cropping2D": _cropping, "Rescaling": _rescaling, "RandomFlip": lambda g, layer, shape: None,
 }
 
 

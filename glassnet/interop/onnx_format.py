@@ -480,6 +480,8 @@ class _Reader:
 
     def flatten(self, node):
         if not self.tensor.is_image:
+            if len(self.tensor.shape) > 1:      # e.g. (N, 2, 2) from a Reshape
+                self.add(node, "Flatten", {}, non_negative=self.tensor.non_negative)
             self.tensor.onnx_rank = 2
             return
         order = tuple(g - 1 for g in self.tensor.axes[1:])
@@ -490,11 +492,17 @@ class _Reader:
 
     def Reshape(self, node, a):
         target = [int(d) for d in self.const(node.input[1], "the Reshape shape")]
-        if len(target) != 2 or target[0] not in (0, -1, BATCH, self.batch) or target[1] not in (
-                -1, int(np.prod(self.tensor.shape))):
-            raise _Skip(f"a Reshape to {['N' if d == BATCH else d for d in target]} (glassnet reads only "
-                        "(N, -1), a flatten)")
-        self.flatten(node)
+        shown = ['N' if d == BATCH else d for d in target]
+        if len(target) < 2 or target[0] not in (0, -1, BATCH, self.batch):
+            raise _Skip(f"a Reshape to {shown} (glassnet keeps the batch axis first)")
+        if len(target) == 2 and target[1] in (-1, int(np.prod(self.tensor.shape))):
+            return self.flatten(node)
+        if self.tensor.is_image or self.tensor.permutation is not None or self.tensor.onnx_rank != 2:
+            raise _Skip(f"a Reshape to {shown} of a tensor that is not a vector in glassnet's order")
+        # a vector reshaped row-major: an image comes out (N, H, W, C), glassnet's own layout
+        self.add(node, "Reshape", {"target_shape": target[1:]}, non_negative=self.tensor.non_negative)
+        self.tensor.axes = (0, 1, 2, 3) if self.tensor.is_image else None
+        self.tensor.onnx_rank = len(target)
 
     def Transpose(self, node, a):
         perm = [int(p) for p in a.get("perm", [])]

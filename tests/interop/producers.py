@@ -191,3 +191,29 @@ def export_torch(net, shape, path, dynamo=False):
     else:
         torch.onnx.export(net, (x,), path, input_names=["x"], output_names=["y"], opset_version=17, dynamo=False,
                           dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, do_constant_folding=False)
+
+
+def glassnet_models():
+    """name -> a glassnet model (random weights) for the writers: together they use every layer
+    .keras and ONNX files carry; its first convolution has explicit, uneven padding."""
+    import glassnet as gn
+    from glassnet import layers as L
+    every_layer = gn.Sequential([
+        L.Conv2D(4, 3, padding=(1, 2), activation="relu", input_shape=(9, 9, 2), name="c"), L.BatchNormalization(),
+        L.Conv2D(3, 3, strides=2, padding="same", activation="tanh"), L.AveragePooling2D(2, padding="same"),
+        L.PReLU(shared_axes=[1, 2]), L.LeakyReLU(0.1), L.MaxPooling2D(2, strides=1, padding="same"),
+        L.ZeroPadding2D(((1, 0), (0, 1))), L.Flatten(), L.Dropout(0.2), L.Dense(7, activation="sigmoid"),
+        L.ReLU(max_value=0.7), L.Dense(5), L.Softmax()], seed=0)
+    depthwise_family = gn.Sequential([
+        L.Rescaling(1 / 4, offset=0.5, input_shape=(10, 10, 2)), L.RandomFlip("horizontal"),
+        L.SeparableConv2D(4, 3, padding=1, depth_multiplier=2, activation="relu"),
+        L.DepthwiseConv2D(3, dilation_rate=2, padding="same"), L.UpSampling2D(2, interpolation="bilinear"),
+        L.Cropping2D(((0, 1), (2, 0))), L.DepthwiseConv2D(2, strides=2, activation="sigmoid"),
+        L.UpSampling2D((2, 1)), L.GlobalMaxPooling2D(), L.Reshape((2, 2)), L.Flatten(), L.Dense(3)], seed=0)
+    models = {"every_layer": every_layer, "depthwise_family": depthwise_family}
+    rng = np.random.default_rng(0)
+    for model in models.values():
+        names = [n for layer in model.layers for n in layer.weight_names]
+        model.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) + (1.0 if n == "moving_variance" else 0.0)
+                           for w, n in zip(model.get_weights(), names)])
+    return models

@@ -129,6 +129,14 @@ class _Reader:
             data = handle.read(length)
         return np.frombuffer(data, dtype=dtype.newbyteorder("<")).astype(dtype).reshape([int(d) for d in proto.dims])
 
+    def onnx_shape(self):
+        """The ONNX shape of the chain tensor (what a Shape node returns), ``BATCH`` for the batch."""
+        tensor = self.tensor
+        if tensor.is_image:
+            nhwc = (BATCH,) + tensor.shape
+            return [nhwc[g] for g in tensor.axes]
+        return [BATCH, *tensor.shape] + [1] * (tensor.onnx_rank - 1 - len(tensor.shape))
+
     def const(self, name, what):
         if name not in self.constants:
             raise _Skip(f"{what} {name!r} is computed in the graph, not a constant")
@@ -682,18 +690,6 @@ def read_onnx(path):
     if reader.problems:
         raise unsupported(path, "an ONNX model", reader.problems, _FIX)
     return _build(reader, input_shape, path)
-
-
-def _onnx_shape(reader):
-    """The ONNX shape of the chain tensor, with ``BATCH`` for the batch dimension."""
-    tensor = reader.tensor
-    if tensor.is_image:
-        nhwc = (BATCH,) + tensor.shape
-        return [nhwc[g] for g in tensor.axes]
-    return [BATCH, tensor.shape[0]] + [1] * (tensor.onnx_rank - 2)
-
-
-_Reader.onnx_shape = _onnx_shape
 
 
 def _build(reader, input_shape, path):

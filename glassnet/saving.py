@@ -150,11 +150,15 @@ def save_model(model, path, include_optimizer=True):
     ----------
     model : Sequential
     path : str or os.PathLike
-        Written exactly as given (conventionally ending in ``.npz``).
+        Written exactly as given (conventionally ending in ``.npz``); a name ending in ``.keras``
+        writes a Keras 3 file instead (:mod:`glassnet.interop.keras_writer`: architecture and weights).
     include_optimizer : bool
         Save the compile configuration and optimizer state (needed to resume training exactly).
     """
     from glassnet import __version__
+    if os.fsdecode(check_path(path, "save")).lower().endswith(".keras"):
+        from glassnet.interop.keras_writer import save_keras
+        return save_keras(model, path)
     arrays = {}
     for i, weight in enumerate(model.get_weights()):
         arrays[f"weight_{i:04d}"] = weight
@@ -401,9 +405,12 @@ def load_model(path, compile=True):
         Not a glassnet model file, a newer format, pickled or object data, a truncated or
         tampered file, or weights whose names or shapes do not match the configuration.
     """
-    from glassnet import functional
+    from glassnet import functional, interop
     from glassnet.model import Model, Sequential
     where = "load_model"
+    kind = interop.detect_format(check_path(path, where))
+    if kind != "npz":  # Keras .keras / .h5 and ONNX files, told by content
+        return interop.load(path, kind)
     arrays = _read_archive(path, where)
     config, bad = _parse_config(arrays, path, where, (FORMAT,))
     model_config = config.get("model")

@@ -132,9 +132,13 @@ def fashion(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="float32")
 
 
 def _conv_bn(x, filters, kernel, strides, dtype, rng):
-    """Conv (no bias: the BatchNormalization's beta does its job) -> BatchNormalization, on a tensor."""
+    """Conv (no bias: the BatchNormalization's beta does its job) -> BatchNormalization, on a tensor.
+
+    The moving statistics use momentum 0.9 (PyTorch's 0.1), not Keras's 0.99: measured on a 2-epoch run on
+    9,000 images (142 steps), 0.99 left them so far behind (0.99 ** 142 = 24% of the initial 0 / 1) that the
+    test accuracy was 9.7% at inference against 77.6% with the statistics re-estimated."""
     x = Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, dtype=dtype, seed=rng)(x)
-    return BatchNormalization(dtype=dtype)(x)
+    return BatchNormalization(momentum=0.9, dtype=dtype)(x)
 
 
 def _basic_block(x, filters, strides, dtype, rng):

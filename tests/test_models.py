@@ -172,3 +172,11 @@ def test_resnet_fashion_trains_saves_and_resumes_with_its_recipe(tmp_path):
     loaded = gn.load_model(tmp_path / "resnet.npz")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
+
+
+def test_resnet_fashion_batch_norm_statistics_follow_a_short_run():
+    """Momentum 0.9 (not Keras's 0.99), so that a short run's moving statistics catch up (see models._conv_bn)."""
+    from glassnet import layers
+    model = models.get("resnet_fashion", seed=0, augment=False)
+    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    assert {layer.momentum for layer in norms} == {0.9}

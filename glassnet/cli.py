@@ -161,7 +161,8 @@ def add_train_arguments(parser):
                                                             "(default: 0)")
     parser.add_argument("--validation-split", type=_fraction, default=0.1, metavar="F",
                         help="fraction of the training data held out for validation curves (default: 0.1)")
-    parser.add_argument("--no-augment", action="store_true", help="turn off the recipe's data augmentation")
+    parser.add_argument("--no-augment", action="store_true", help="turn off the recipe's data augmentation (its ImageDataGenerator options, or "
+                        "the augmentation layers of presets that have them)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUT/model.npz (saved after every epoch) instead of starting over")
     parser.add_argument("--out", default=None, metavar="DIR",
@@ -229,7 +230,7 @@ def train(data, model_name, out, epochs=None, batch_size=None, optimizer=None, l
         say(f"Resuming {checkpoint} after epoch {initial_epoch}.")
     else:
         model = models.get(model_name, input_shape=data.x_train.shape[1:], num_classes=len(data.class_names),
-                           seed=seed)
+                           seed=seed, **models.augment_option(model_name, augment))
         models.compile_recipe(model, model_name, optimizer=optimizer, learning_rate=lr)
         initial_epoch = 0
     model.metadata.update({"dataset": data.name, "dataset_description": data.description,

@@ -92,3 +92,9 @@ def test_keras_mnist_on_fashion_mnist():
 
 def test_fashion_preset_on_fashion_mnist():
     _fashion_run("fashion", 0.935)
+
+
+def test_resnet_fashion_preset_on_fashion_mnist():
+    """Issue 20's target: >= 94.5% test accuracy through the recipe (the wall time is recorded; the issue asks
+    for <= 30 min on an idle 2-core machine)."""
+    _fashion_run("resnet_fashion", 0.945)

@@ -197,3 +197,17 @@ def test_predict_reads_idx_and_png_images(capsys, trained, tmp_path):
     expected = load_model(trained / "model.npz").predict(images[:1, ..., None] / 255.0).argmax()
     names = load_model(trained / "model.npz").metadata["class_names"]
     assert status == 0 and out.startswith(f"0: {names[expected]} (")
+
+
+def test_train_resnet_fashion_with_and_without_its_augmentation_layers(capsys, tmp_path):
+    for flag, expected in [([], True), (["--no-augment"], False)]:
+        out = tmp_path / ("plain" if flag else "augmented")
+        status, _, _ = run(capsys, "train", "--dataset", "shapes", "--limit", "64", "--test-limit", "32", "--model",
+                           "resnet_fashion", "--epochs", "1", "--batch-size", "32", "--out", str(out), "--verbose",
+                           "0", *flag)
+        assert status == 0
+        model = load_model(out / "model.npz")
+        assert model.count_params() == 78_426 and model.completed_epochs == 1
+        assert any(type(layer).__name__ == "RandomFlip" for layer in model.layers) == expected
+        assert model.optimizer.schedule is not None
+        assert json.loads((out / "metrics.json").read_text())["model"] == "resnet_fashion"

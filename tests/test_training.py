@@ -381,7 +381,7 @@ class Poison(Layer):
 
     def forward(self, x, training=False):
         if not self.built:
-            self.build(x.shape[1:])
+            self.build(x.shape)
         return x
 
     def backward(self, dy):

@@ -9,12 +9,14 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "activations", "callbacks", "cli", "data", "datasets", "explain", "initializers",
-    "layers", "losses", "metrics", "model", "models", "ops", "optimizers",
-    "preprocessing", "reference", "saving", "utils", "validation", "viz",
+    "layers", "losses", "metrics", "model", "models", "ops", "optimizers", "presets",
+    "preprocessing", "reference", "saving", "trainers", "utils", "validation", "viz",
 }
 _ATTRIBUTES = {
     "Sequential": "glassnet.model",
     "load_model": "glassnet.saving",
+    "Input": "glassnet.missing",        # until the Functional API lands
+    "Model": "glassnet.missing",        # until the Functional API lands
 }
 
 

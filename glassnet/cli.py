@@ -132,7 +132,7 @@ def _load_model_file(path):
 
 
 def _model_from_name_or_path(text, input_shape=(28, 28, 1), num_classes=10, seed=None):
-    from glassnet import models
+    from glassnet import presets as models
     if text in models.available():
         return models.get(text, input_shape=input_shape, num_classes=num_classes, seed=seed)
     if os.path.exists(text):
@@ -143,7 +143,7 @@ def _model_from_name_or_path(text, input_shape=(28, 28, 1), num_classes=10, seed
 
 # -- train -----------------------------------------------------------------------------------
 def add_train_arguments(parser):
-    from glassnet import models
+    from glassnet import presets as models
     _add_data_arguments(parser)
     parser.add_argument("--model", default="fashion", choices=models.available(),
                         help="preset to train (default: fashion); see 'glassnet summary --model NAME'")
@@ -209,7 +209,7 @@ def _whole_history(path, history, initial_epoch):
 def train(data, model_name, out, epochs=None, batch_size=None, optimizer=None, lr=None, seed=0,
           validation_split=0.1, augment=True, resume=False, verbose=1):
     """Train preset ``model_name`` on ``data`` and write everything under ``out``; returns a results dict."""
-    from glassnet import models
+    from glassnet import presets as models
     from glassnet.callbacks import CSVLogger, ModelCheckpoint
     os.makedirs(out, exist_ok=True)
     checkpoint = os.path.join(out, "model.npz")
@@ -292,7 +292,7 @@ def add_summary_arguments(parser):
 
 
 def run_summary(args):
-    from glassnet import models
+    from glassnet import presets as models
     if args.model is None:
         if not args.list:
             raise CommandError("summary needs --model NAME_OR_PATH (a preset or a saved model), or --list "

@@ -27,7 +27,7 @@ import numpy as np
 
 from glassnet import activations
 from glassnet.errors import describe, message
-from glassnet.layers import Activation, Layer, Softmax
+from glassnet.layers import Activation, InputLayer, Layer, Softmax
 from glassnet.layers.base import unique_name
 from glassnet.ops.parallel import held_blas
 from glassnet.trainers.weighting import EpochTotals, class_weight_table, weights_for_batch
@@ -69,6 +69,8 @@ class Sequential:
         self.fit_seed = None
         #: Free-form JSON-able information saved with the model (dataset, class names, scaling).
         self.metadata = {}
+        #: The shape a leading ``layers.InputLayer`` declared (Keras keeps it, not the layer).
+        self._declared_input_shape = None
         for layer in layers or []:
             self.add(layer)
 
@@ -82,14 +84,25 @@ class Sequential:
         if not isinstance(layer, Layer):
             raise TypeError(message("Sequential.add", "a glassnet Layer instance", describe(layer),
                                     "Create it first, e.g. model.add(layers.Dense(10))."))
+        if isinstance(layer, InputLayer):
+            return self._declare_input(layer)
         if any(existing.name == layer.name for existing in self._layers):
             raise ValueError(message("Sequential.add", "unique layer names", f"a second layer named {layer.name!r}",
                                      "Pass a different name=... to one of them."))
         self._layers.append(layer)
-        if len(self._layers) == 1 and layer.input_shape_arg is not None:
-            self.build((None,) + layer.input_shape_arg)
+        first_shape = self._declared_input_shape or layer.input_shape_arg
+        if len(self._layers) == 1 and first_shape is not None:
+            self.build((None,) + first_shape)
         elif self.built:
             self._build_layer(len(self._layers) - 1, self._layers[-2].output_shape[1:])
+
+    def _declare_input(self, layer):
+        """Keras's ``InputLayer`` as the first entry: keep its shape; build once a layer follows."""
+        if self._layers or self._declared_input_shape is not None:
+            raise ValueError(message("Sequential.add", "an InputLayer only as the first entry",
+                                     f"InputLayer '{layer.name}' after {len(self._layers)} layer(s)",
+                                     "Put layers.InputLayer(shape=...) first, or leave it out."))
+        self._declared_input_shape = tuple(layer.shape)
 
     def _build_layer(self, index, shape):
         layer = self._layers[index]
@@ -102,7 +115,7 @@ class Sequential:
     def build(self, input_shape=None):
         """Build every layer for a per-example ``input_shape`` (a leading None is accepted)."""
         if input_shape is None:
-            first = self._layers[0].input_shape_arg if self._layers else None
+            first = self._declared_input_shape or (self._layers[0].input_shape_arg if self._layers else None)
             if first is None:
                 raise ValueError(message("Sequential.build", "an input_shape (or a first layer with input_shape)",
                                          "neither", "Call model.build((None, 28, 28, 1))."))
@@ -796,6 +809,14 @@ class Sequential:
         emit = print if print_fn is None else print_fn
         for line in lines:
             emit(line)
+
+    def to_json(self, **kwargs):
+        """Keras's ``model.to_json()``: the architecture (no weights) as a JSON string that
+        :func:`glassnet.models.model_from_json` reads back; ``kwargs`` go to ``json.dumps``."""
+        import json
+        from glassnet import __version__
+        return json.dumps({"class_name": type(self).__name__, "config": self.get_config(),
+                           "glassnet_version": __version__}, **kwargs)
 
     def get_config(self):
         from glassnet.layers import serialize

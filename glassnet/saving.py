@@ -183,9 +183,47 @@ def _read_member(archive, info, file_size):
     return array.reshape(shape, order="F" if fortran else "C").copy()
 
 
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def foreign_format(path):
+    """Which other library made the file (or folder) at ``path``, from its content; None if none known.
+
+    A small sniffer so that ``load_model`` names the library instead of calling the file damaged;
+    loading those formats is :mod:`glassnet.saving`'s readers' business, not this function's.
+    """
+    if os.path.isdir(path):
+        return "a TensorFlow SavedModel folder" if os.path.isfile(os.path.join(path, "saved_model.pb")) else None
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(_HDF5_MAGIC):
+        return "an HDF5 file, as Keras 2 writes with model.save('model.h5')"
+    if head[:1] == b"\x08" and str(path).lower().endswith(".onnx"):
+        return "an ONNX model"
+    if not head.startswith(_ZIP_MAGIC):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    if "config.json" in names and any(name.endswith(".weights.h5") or name == "model.weights.h5" for name in names):
+        return "a Keras 3 model file (.keras)"
+    if any(name.endswith("data.pkl") for name in names):
+        return "a PyTorch file (torch.save)"
+    return None
+
+
 def _read_archive(path, where):
     """All arrays of an ``.npz`` as a dict, refusing pickles, object arrays and damaged files."""
     path = check_path(path, where)
+    if os.path.exists(path):
+        made_by = foreign_format(path)
+        if made_by is not None:
+            raise ValueError(message(where, "a glassnet model file (.npz written by model.save)",
+                                     f"{path!r}: {made_by}", "glassnet reads its own .npz files: rebuild the model "
+                                     "with glassnet layers and copy the weights in with set_weights, or save it "
+                                     "from glassnet."))
     if not os.path.isfile(path):
         raise FileNotFoundError(message(where, "the path of a file written by model.save()",
                                         f"{path!r}, which does not exist" if not os.path.exists(path)
@@ -195,7 +233,8 @@ def _read_archive(path, where):
     file_size = os.path.getsize(path)
     if not head.startswith(_ZIP_MAGIC):
         kind = ("a single .npy array" if head.startswith(_NPY_MAGIC)
-                else "a pickle, which glassnet never loads (it can run arbitrary code)" if head[:1] == b"\x80"
+                else "a pickle (e.g. PyTorch's legacy torch.save), which glassnet never loads (it can run arbitrary "
+                "code)" if head[:1] == b"\x80"
                 else "empty" if not head else "not an .npz archive")
         raise ValueError(message(where, "a glassnet model file (.npz written by model.save)",
                                  f"{path!r}: {kind}", "Pass a file written by model.save(path)."))

@@ -3,6 +3,7 @@ from glassnet.layers.activation import Activation, LeakyReLU, PReLU, ReLU, Softm
 from glassnet.layers.base import Layer, deserialize, serialize
 from glassnet.layers.conv import Conv2D, ZeroPadding2D
 from glassnet.layers.core import Dense, Dropout, Flatten, Reshape
+from glassnet.layers.input import InputLayer
 from glassnet.layers.normalization import BatchNormalization
 from glassnet.layers.pooling import (AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                                      MaxPooling2D)
@@ -16,5 +17,5 @@ GlobalAvgPool2D = GlobalAveragePooling2D
 __all__ = [
     "Layer", "Activation", "ReLU", "LeakyReLU", "PReLU", "Softmax", "Conv2D", "ZeroPadding2D", "Dense",
     "Dropout", "Flatten", "Reshape", "BatchNormalization", "MaxPooling2D", "AveragePooling2D",
-    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "serialize", "deserialize",
+    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "InputLayer", "serialize", "deserialize",
 ]

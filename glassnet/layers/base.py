@@ -338,6 +338,23 @@ class Layer:
             config["input_shape"] = list(self.input_shape_arg)
         return config
 
+    @classmethod
+    def from_config(cls, config):
+        """Keras's ``Layer.from_config``: a new, unbuilt layer from :meth:`get_config`'s dict."""
+        if not isinstance(config, dict):
+            raise TypeError(message(f"{cls.__name__}.from_config", "the dict that get_config() returns",
+                                    describe(config)))
+        return cls(**config)
+
+    @property
+    def output(self):
+        # Keras's symbolic output exists only for layers called on symbolic tensors (the Functional API).
+        raise AttributeError(message(
+            f"{type(self).__name__} '{self.name}'.output", "a layer called on a symbolic tensor (Keras's "
+            "Functional API)", "a glassnet layer, which computes on arrays",
+            "For its activations use glassnet.explain.feature_maps(model, x, layer) (or "
+            "model.forward(x, stop=model.layer_index(layer) + 1)); for its shape use layer.output_shape."))
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} output_shape={self.output_shape}>"
 

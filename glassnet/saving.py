@@ -322,7 +322,7 @@ def _restore_compile(model, config, arrays, bad):
         return
     try:
         loss = losses.from_config(compile_config["loss"])
-        optimizer = optimizers.from_config(compile_config["optimizer"])
+        optimizer = optimizers.from_saved_config(compile_config["optimizer"])
         specs = []
         for spec in compile_config.get("metrics") or []:
             if isinstance(spec, dict):

@@ -2,6 +2,7 @@
 import numpy as np
 
 from glassnet.progress import Progbar  # noqa: F401  (keras.utils.Progbar's place)
+from glassnet.data.folder import image_dataset_from_directory  # noqa: F401  (Keras 3 keeps it in utils)
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):

@@ -463,7 +463,7 @@ class Sequential:
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", validation_split=0.0,
             validation_data=None, shuffle=True, callbacks=None, seed=None, initial_epoch=0, steps_per_epoch=None,
-            check_numerics=True, class_weight=None, sample_weight=None, validation_freq=1):
+            check_numerics=True, class_weight=None, sample_weight=None, validation_freq=1, validation_steps=None):
         """Train for ``epochs - initial_epoch`` epochs; returns a :class:`~glassnet.callbacks.History`.
 
         Parameters
@@ -482,8 +482,9 @@ class Sequential:
         validation_split : float in [0, 1)
             Fraction of the data held out for validation: the *last* samples, taken before shuffling
             (their sample weights go with them).
-        validation_data : (x_val, y_val) or (x_val, y_val, val_sample_weight), optional
-            Overrides ``validation_split``.
+        validation_data : (x_val, y_val), (x_val, y_val, val_sample_weight) or a generator, optional
+            Overrides ``validation_split``. A generator or dataset of batches (e.g. the validation
+            subset of ``image_dataset_from_directory``) is read once, at the start.
         shuffle : bool
             Shuffle the training samples every epoch.
         callbacks : list of Callback, optional
@@ -507,6 +508,8 @@ class Sequential:
             Keras 3 (see :mod:`glassnet.trainers.weighting`).
         validation_freq : int or list of int
             Validate after every ``k``-th epoch (counted from 1), or after the epochs listed.
+        validation_steps : int, optional
+            Batches to take from a validation generator (default: its ``len()``).
 
         Returns
         -------
@@ -533,7 +536,7 @@ class Sequential:
 
         source = _batch_source(self, x, y, batch_size, shuffle, steps_per_epoch, where, sample_weight)
         if validation_data is not None:
-            validation = self._validation_arrays(validation_data)
+            validation = self._validation_arrays(validation_data, validation_steps)
         elif validation_split > 0:
             validation = source.split(validation_split)
         else:
@@ -593,9 +596,11 @@ class Sequential:
             if self.stop_training or source.exhausted:
                 break
 
-    def _validation_arrays(self, validation_data):
-        """``(x_val, y_val, weights or None)`` from a pair or a triple, checked."""
+    def _validation_arrays(self, validation_data, steps=None):
+        """``(x_val, y_val, weights or None)`` from a pair, a triple or a generator of batches, checked."""
         where = "Sequential.fit(validation_data=...)"
+        if _is_batch_stream(validation_data):
+            return _StreamSource(self, validation_data, steps, where).arrays()
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError(message(where, "a pair (x_val, y_val) or a triple (x_val, y_val, val_sample_weight)",
                                      describe(validation_data) if not isinstance(validation_data, (tuple, list))

@@ -184,6 +184,9 @@ def _read_member(archive, info, file_size):
 
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+#: What zipfile raises on a damaged or altered archive.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
+               SyntaxError, NotImplementedError, RuntimeError, MemoryError, OverflowError)
 
 
 def foreign_format(path):
@@ -205,7 +208,7 @@ def foreign_format(path):
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except _ZIP_ERRORS:       # damaged: the reader reports it
         return None
     if "config.json" in names and any(name.endswith(".weights.h5") or name == "model.weights.h5" for name in names):
         return "a Keras 3 model file (.keras)"
@@ -251,8 +254,7 @@ def _read_archive(path, where):
     except _Bad as error:
         raise ValueError(message(where, "an intact glassnet model file", f"{path!r}: {error}",
                                  "The file was damaged or altered; use another checkpoint.")) from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
-            SyntaxError, NotImplementedError, RuntimeError, MemoryError, OverflowError) as error:
+    except _ZIP_ERRORS as error:
         raise ValueError(message(where, "an intact glassnet model file",
                                  f"{path!r}: truncated or corrupted ({type(error).__name__}: {str(error)[:200]})",
                                  "The file was cut short or damaged; use another checkpoint.")) from None

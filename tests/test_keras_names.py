@@ -97,7 +97,9 @@ def test_every_layer_class_has_from_config(name):
                 "Dense": dict(units=4, activation="tanh", use_bias=False), "Dropout": dict(rate=0.3, seed=1),
                 "Reshape": dict(target_shape=(2, -1)), "Activation": dict(activation="sigmoid"),
                 "InputLayer": dict(shape=(5, 5, 2)), "LeakyReLU": dict(alpha=0.2),
-                "ZeroPadding2D": dict(padding=1)}
+                "ZeroPadding2D": dict(padding=1), "DepthwiseConv2D": dict(kernel_size=3, depth_multiplier=2),
+                "SeparableConv2D": dict(filters=4, kernel_size=3), "Rescaling": dict(scale=1 / 255, offset=0.5),
+                "RandomCrop": dict(height=4, width=3), "Cropping2D": dict(cropping=1)}
     layer = cls(**examples.get(name, {}))
     config = json.loads(json.dumps(layer.get_config()))
     clone = cls.from_config(config)

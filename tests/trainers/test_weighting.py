@@ -204,3 +204,12 @@ def test_verbose_auto_is_a_progress_bar(capsys):
     assert "Epoch 1/1" in out.out + out.err
     with pytest.raises(ValueError, match="verbose"):
         model.fit(X, Y, verbose="loud")
+
+
+def test_validation_data_as_a_generator_of_batches_is_read_like_arrays():
+    batches = [(X[i:i + 10], Y[i:i + 10], W[i:i + 10]) for i in range(0, 40, 10)]
+    with_arrays, with_batches = _pair_without_keras()[0], _pair_without_keras()[0]
+    h1 = with_arrays.fit(X, Y, validation_data=(X, Y, W), epochs=2, seed=0, verbose=0).history
+    h2 = with_batches.fit(X, Y, validation_data=iter(batches), validation_steps=4, epochs=2, seed=0,
+                          verbose=0).history
+    np.testing.assert_allclose(h1["val_loss"], h2["val_loss"], rtol=1e-6)

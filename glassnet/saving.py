@@ -98,9 +98,13 @@ def _metric_config(spec, resolved):
 def _compile_config(model):
     if not model.compiled:
         return None
+    from glassnet import metrics as metrics_module
     resolved = model._resolve_metrics(check_only=True) if model.built else [None] * len(model._metric_specs)
+    weighted = [_metric_config(spec, spec if isinstance(spec, str) else metrics_module.get(spec))
+                for spec in getattr(model, "_weighted_specs", [])]
     return {"loss": model.loss.get_config(), "optimizer": model.optimizer.get_config(),
-            "metrics": [_metric_config(spec, metric) for spec, metric in zip(model._metric_specs, resolved)]}
+            "metrics": [_metric_config(spec, metric) for spec, metric in zip(model._metric_specs, resolved)],
+            "weighted_metrics": weighted}
 
 
 def _rng_state(layer):
@@ -317,23 +321,30 @@ def _check_weights(model, config, arrays, bad, by_name=True):
     return weights
 
 
+def _metric_specs(entries):
+    """Metric names and Metric objects back from :func:`_metric_config`'s entries (ValueError if unknown)."""
+    from glassnet import metrics as metrics_module
+    specs = []
+    for spec in entries or []:
+        if isinstance(spec, dict):
+            cls = getattr(metrics_module, str(spec.get("class_name")), None)
+            if not (isinstance(cls, type) and issubclass(cls, metrics_module.Metric)):
+                raise ValueError(f"unknown metric class {spec.get('class_name')!r}")
+            spec = cls(**{k: v for k, v in spec.items() if k != "class_name"})
+        specs.append(spec)
+    return specs
+
+
 def _restore_compile(model, config, arrays, bad):
-    from glassnet import losses, metrics as metrics_module, optimizers
+    from glassnet import losses, optimizers
     compile_config = config.get("compile")
     if compile_config is None:
         return
     try:
         loss = losses.from_config(compile_config["loss"])
         optimizer = optimizers.from_saved_config(compile_config["optimizer"])
-        specs = []
-        for spec in compile_config.get("metrics") or []:
-            if isinstance(spec, dict):
-                cls = getattr(metrics_module, str(spec.get("class_name")), None)
-                if not (isinstance(cls, type) and issubclass(cls, metrics_module.Metric)):
-                    raise ValueError(f"unknown metric class {spec.get('class_name')!r}")
-                spec = cls(**{k: v for k, v in spec.items() if k != "class_name"})
-            specs.append(spec)
-        model.compile(optimizer=optimizer, loss=loss, metrics=specs)
+        model.compile(optimizer=optimizer, loss=loss, metrics=_metric_specs(compile_config.get("metrics")),
+                      weighted_metrics=_metric_specs(compile_config.get("weighted_metrics")))
     except (KeyError, TypeError, ValueError) as error:
         raise bad(f"its compile configuration is invalid ({error})") from None
     count = config.get("optimizer_state", 0)

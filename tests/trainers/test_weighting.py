@@ -213,3 +213,15 @@ def test_validation_data_as_a_generator_of_batches_is_read_like_arrays():
     h2 = with_batches.fit(X, Y, validation_data=iter(batches), validation_steps=4, epochs=2, seed=0,
                           verbose=0).history
     np.testing.assert_allclose(h1["val_loss"], h2["val_loss"], rtol=1e-6)
+
+
+def test_weighted_metrics_survive_save_and_load(tmp_path):
+    model = gn.Sequential([gn.layers.Dense(3, activation="softmax", input_shape=(5,))], seed=0)
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"],
+                  weighted_metrics=["accuracy", gn.metrics.TopKCategoricalAccuracy(k=2, sparse=True)])
+    model.fit(X, Y, sample_weight=W, epochs=1, verbose=0, seed=0)
+    model.save(tmp_path / "m.npz")
+    loaded = gn.load_model(tmp_path / "m.npz")
+    expected = model.evaluate(X, Y, sample_weight=W, return_dict=True)
+    assert list(expected) == ["loss", "accuracy", "weighted_accuracy", "sparse_top_k_categorical_accuracy"]
+    assert loaded.evaluate(X, Y, sample_weight=W, return_dict=True) == expected

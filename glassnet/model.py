@@ -333,8 +333,15 @@ class Sequential:
             self.build((None,) + array.shape[1:])
         return check_input_shape(array, self.input_shape[1:], where)
 
-    def predict(self, x, batch_size=32, verbose=0, logits=False):
-        """Outputs for ``x`` computed in batches: (N, ...) -> (N, *output_shape)."""
+    def predict(self, x, batch_size=32, verbose=0, logits=False, steps=None):
+        """Outputs for ``x`` computed in batches: (N, ...) -> (N, *output_shape).
+
+        ``x`` may also be a generator or dataset of batches (``x``, ``(x, y)`` or ``(x, y, w)``; the
+        targets are ignored, as in Keras), e.g. from ``image_dataset_from_directory``; ``steps``
+        batches are taken from a generator without ``len()``.
+        """
+        if _is_batch_stream(x):
+            x = _stream_inputs(x, steps, "Sequential.predict")
         x = self.check_x(x, "Sequential.predict")
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(message("Sequential.predict", "batch_size as a positive int", repr(batch_size)))
@@ -351,7 +358,8 @@ class Sequential:
         return self.forward(x, training=training)
 
     # -- training ------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, jit_compile="auto"):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, run_eagerly=None,
+                steps_per_execution=1, jit_compile="auto"):
         """Configure training: an optimizer, a loss and optional metrics.
 
         Parameters
@@ -367,6 +375,8 @@ class Sequential:
         weighted_metrics : list of str, optional
             Metrics weighted by the sample (or class) weights, as Keras's; one whose name is
             also in ``metrics`` is reported as ``"weighted_<name>"``.
+        run_eagerly, steps_per_execution
+            Accepted for Keras scripts: glassnet always runs eagerly, one batch per step.
         jit_compile : "auto", False or None
             Accepted for Keras scripts; glassnet runs NumPy directly and has no compiler to switch on.
         """
@@ -377,6 +387,7 @@ class Sequential:
                                      "E.g. model.compile('adam', loss='sparse_categorical_crossentropy', "
                                      "metrics=['accuracy'])."))
         _check_jit_compile(jit_compile, where)
+        _positive_int(steps_per_execution, "steps_per_execution", where)
         specs = _metric_list(metrics, "metrics", where)
         weighted_specs = _metric_list(weighted_metrics, "weighted_metrics", where)
         self.optimizer = optimizers.get(optimizer)
@@ -971,9 +982,24 @@ def _non_negative_int(value, name, where):
 
 def _is_batch_stream(x):
     """True for generators, iterators and Keras-style Sequences of (x, y) batches (not arrays)."""
-    if x is None or isinstance(x, (np.ndarray, list, tuple, str, bytes)) or hasattr(x, "__array__"):
+    if x is None or isinstance(x, (np.ndarray, list, tuple, str, bytes, dict)) or hasattr(x, "__array__"):
         return False
     return hasattr(x, "__next__") or hasattr(x, "__iter__") or (hasattr(x, "__getitem__") and hasattr(x, "__len__"))
+
+
+def _stream_inputs(data, steps, where):
+    """The inputs of the batches of a generator or Keras-style Sequence, joined (targets are ignored)."""
+    import itertools
+    if steps is None and not hasattr(data, "__len__"):
+        raise ValueError(message(where, "steps=... for a generator without len()", "steps=None"))
+    count = len(data) if steps is None else _positive_int(steps, "steps", where)
+    inputs = [item[0] if isinstance(item, (tuple, list)) else item for item in itertools.islice(iter(data), count)]
+    if not inputs:
+        raise ValueError(message(where, "a generator with at least one batch", "none"))
+    for batch in inputs:
+        if np.ndim(batch) == 0:
+            raise TypeError(message(where, "a generator of numeric input batches (N, ...)", describe(batch)))
+    return np.concatenate([np.asarray(batch) for batch in inputs])
 
 
 def _batch_source(model, x, y, batch_size, shuffle, steps, where, sample_weight=None):

@@ -155,3 +155,17 @@ def test_load_model_names_the_library_that_made_the_file(tmp_path):
         with pytest.raises(ValueError, match=library) as info:
             gn.load_model(path)
         assert "damaged" not in str(info.value)
+
+
+def test_predict_takes_a_generator_and_compile_takes_keras_run_options():
+    model = gn.Sequential([layers.Dense(2, activation="softmax", input_shape=(3,))], seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy", run_eagerly=True, steps_per_execution=1)
+    x = np.random.default_rng(0).random((10, 3), dtype=np.float32)
+    expected = model.predict(x)
+    batches = [(x[i:i + 4], np.zeros(len(x[i:i + 4]), int)) for i in range(0, 10, 4)]
+    np.testing.assert_array_equal(model.predict(iter(batches), steps=3), expected)  # (x, y) items: y ignored
+    np.testing.assert_array_equal(model.predict(iter([x[:5], x[5:]]), steps=2), expected)
+    with pytest.raises(ValueError, match="steps"):
+        model.predict(iter([x]))
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        model.compile("adam", "mse", steps_per_execution=0)

@@ -276,6 +276,8 @@ class EarlyStopping(Callback):
         Training stops if the model does not beat this.
     restore_best_weights : bool
         When stopping, set the weights back to those of the best epoch.
+    start_from_epoch : int
+        Epochs (counted from 0) to let pass before watching at all, as Keras 3's warm-up.
     verbose : int
         1 writes "Epoch N: early stopping" to ``stream``.
 
@@ -287,9 +289,13 @@ class EarlyStopping(Callback):
     """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False, stream=None):
+                 restore_best_weights=False, stream=None, start_from_epoch=0):
         super().__init__()
         where = "EarlyStopping"
+        if isinstance(start_from_epoch, bool) or not isinstance(start_from_epoch, numbers.Integral) \
+                or start_from_epoch < 0:
+            raise ValueError(message(where, "start_from_epoch as an int >= 0", repr(start_from_epoch)))
+        self.start_from_epoch = int(start_from_epoch)
         self.monitor = _check_monitor(monitor, where)
         if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
             raise ValueError(message(where, "patience as an int >= 0", repr(patience)))
@@ -318,6 +324,8 @@ class EarlyStopping(Callback):
         current = logs.get(self.monitor)
         if current is None:
             _missing_monitor("EarlyStopping", self.monitor, logs)
+            return
+        if epoch < self.start_from_epoch:       # still warming up (Keras 3)
             return
         if self._improved(current - self.min_delta, self.best):
             self.best, self.wait, self.best_epoch = current, 0, epoch

@@ -2,7 +2,8 @@
 import numpy as np
 
 from glassnet.progress import Progbar  # noqa: F401  (keras.utils.Progbar's place)
-from glassnet.data.folder import image_dataset_from_directory  # noqa: F401  (Keras 3 keeps it in utils)
+from glassnet.data.folder import (image_dataset_from_directory, img_to_array,  # noqa: F401  (Keras 3's
+                                  load_img)                                     # places for them)
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):

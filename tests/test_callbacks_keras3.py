@@ -88,3 +88,22 @@ def test_lambda_callback_refuses_unknown_hooks_and_non_functions():
         LambdaCallback(on_epoch_finish=print)
     with pytest.raises(TypeError, match="function"):
         LambdaCallback(on_epoch_end=3)
+
+
+def test_early_stopping_start_from_epoch_waits_before_watching():
+    keras = keras_oracle.load()
+    theirs = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    theirs.compile(keras.optimizers.SGD(0.1), "mse")
+    series = [1.0, 2.0, 3.0, 4.0, 3.5, 5.0, 6.0]
+    stops = []
+    for callback, model in ((keras.callbacks.EarlyStopping(patience=1, start_from_epoch=3), theirs),
+                            (gn.callbacks.EarlyStopping(patience=1, start_from_epoch=3), _compiled())):
+        callback.set_model(model)
+        model.stop_training = False
+        callback.on_train_begin({})
+        for epoch, value in enumerate(series):
+            callback.on_epoch_end(epoch, {"val_loss": value})
+            if model.stop_training:
+                break
+        stops.append(epoch)
+    assert stops[0] == stops[1] == 5

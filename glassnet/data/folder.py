@@ -307,6 +307,35 @@ class ImageFolderDataset:
         return pixels.reshape(height, width, channels)
 
 
+def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest", keep_aspect_ratio=False):
+    """``keras.utils.load_img``: one image file as a Pillow image in ``color_mode``, resized to
+    ``target_size`` (height, width) when given (center-cropped first with ``keep_aspect_ratio``)."""
+    if color_mode not in COLOR_MODES:
+        raise ValueError(message("load_img", f"color_mode among {tuple(COLOR_MODES)}", repr(color_mode)))
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(message("load_img", f"interpolation among {INTERPOLATIONS}", repr(interpolation)))
+    Image = _pillow()
+    try:
+        with Image.open(os.fspath(path)) as opened:
+            picture = opened.convert(COLOR_MODES[color_mode][0])
+    except OSError as error:        # missing, unreadable, or not an image (UnidentifiedImageError)
+        raise ValueError(message("load_img", "an image file Pillow can read (PNG, JPEG, BMP, GIF, ...)",
+                                 f"{os.fspath(path)!r} ({type(error).__name__})")) from None
+    if target_size is not None:
+        height, width = target_size
+        if keep_aspect_ratio:
+            picture = picture.crop(_centered_box(picture.size, width / height))
+        resample = getattr(Image, {"area": "BOX"}.get(interpolation, interpolation.upper()))
+        picture = picture.resize((width, height), resample)
+    return picture
+
+
+def img_to_array(img, dtype="float32"):
+    """``keras.utils.img_to_array``: a Pillow image as an array (height, width, channels), values as stored."""
+    array = np.asarray(img, dtype=dtype)
+    return array[..., None] if array.ndim == 2 else array
+
+
 def _centered_box(size, aspect):
     """The largest centered (left, top, right, bottom) box of ``size`` with width / height = ``aspect``."""
     width, height = size
@@ -315,4 +344,4 @@ def _centered_box(size, aspect):
     return left, top, left + crop_w, top + crop_h
 
 
-__all__ = ["image_dataset_from_directory", "ImageFolderDataset", "IMAGE_EXTENSIONS"]
+__all__ = ["image_dataset_from_directory", "ImageFolderDataset", "IMAGE_EXTENSIONS", "load_img", "img_to_array"]

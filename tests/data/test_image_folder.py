@@ -117,3 +117,15 @@ def test_bad_arguments_get_clear_errors(tmp_path):
         image_dataset_from_directory(tmp_path, color_mode="gray")
     with pytest.raises(ValueError, match="image_size"):
         image_dataset_from_directory(tmp_path, image_size=28)
+
+
+def test_load_img_and_img_to_array_as_keras_utils(digits_folder):
+    path = sorted((digits_folder / "two").glob("*.png"))[0]
+    image = gn.utils.load_img(path, color_mode="grayscale", target_size=(14, 10))
+    array = gn.utils.img_to_array(image)
+    assert array.shape == (14, 10, 1) and array.dtype == np.float32
+    expected = np.asarray(Image.open(path).convert("L").resize((10, 14), Image.NEAREST), dtype=np.float32)
+    np.testing.assert_array_equal(array[..., 0], expected)
+    assert gn.utils.img_to_array(gn.utils.load_img(path)).shape == (28, 28, 3)
+    with pytest.raises(ValueError, match="not-there.png"):
+        gn.utils.load_img(digits_folder / "not-there.png")

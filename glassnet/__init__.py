@@ -9,14 +9,15 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "activations", "callbacks", "cli", "data", "datasets", "explain", "initializers",
-    "layers", "losses", "metrics", "model", "models", "ops", "optimizers", "presets",
-    "preprocessing", "reference", "saving", "trainers", "utils", "validation", "viz",
+    "interop", "layers", "losses", "metrics", "model", "models", "ops", "optimizers", "presets",
+    "preprocessing", "reference", "saving", "trainers", "utils", "validation", "viz", "engine", "functional",
 }
 _ATTRIBUTES = {
     "Sequential": "glassnet.model",
+    "Model": "glassnet.model",
+    "Input": "glassnet.functional",
     "load_model": "glassnet.saving",
-    "Input": "glassnet.missing",        # until the Functional API lands
-    "Model": "glassnet.missing",        # until the Functional API lands
+    "export_onnx": "glassnet.interop",
 }
 
 

@@ -2,10 +2,11 @@
 import numpy as np
 
 from glassnet.errors import describe, message
-from glassnet.layers.base import Layer, register
+from glassnet.layers.base import Layer
 
 
-@register
+# Not registered for deserialization: a Sequential keeps only its shape, and graph models save their
+# own InputLayer (glassnet.functional), which owns that name in the registry.
 class InputLayer(Layer):
     """Declares the per-example input shape; computes nothing.
 

@@ -78,3 +78,10 @@ def run_forked(fn, timeout=60):
 def forked():
     """``forked(fn, timeout=60)``: ``fn()`` run in a child made by os.fork() (see run_forked)."""
     return run_forked
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Real Keras 3 on the torch backend, a dev-only oracle (skips with the reason when not installed)."""
+    import keras_oracle
+    return keras_oracle.load()

@@ -11,13 +11,7 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-import keras_oracle
 from glassnet import optimizers, schedules
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return keras_oracle.load()
 
 
 def _problem(seed=0, steps=8):

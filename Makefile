@@ -13,7 +13,8 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[all]"
 	touch $@
 
-# PyTorch is the dev-only test oracle (tests/layers/test_layers_vs_torch.py): installed when the package
+# PyTorch is the dev-only test oracle (tests/layers/test_layers_vs_torch.py), and the backend of the Keras 3
+# oracle (tests/keras_oracle.py, KERAS_BACKEND=torch): installed when the package
 # index has it, else those tests skip with a reason and the committed golden vectors still run.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"

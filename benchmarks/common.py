@@ -11,7 +11,7 @@ import resource
 import statistics
 import time
 
-#: The benchmarked presets (``glassnet.models``), with their parameter counts as a sanity check.
+#: The benchmarked presets (``glassnet.presets``), with their parameter counts as a sanity check.
 MODELS = {"seed003_tiny": 13_602, "keras_mnist": 1_199_882, "lenet5": 61_706}
 
 #: Short names accepted on the command line.

@@ -178,7 +178,7 @@ def im2col_bytes(model_name, input_shape, batch):
     """Bytes the largest convolution's im2col matrix would take for the whole batch at once."""
     import glassnet as gn
     from glassnet.layers import Conv2D
-    model = gn.models.PRESETS[model_name](input_shape=tuple(input_shape), seed=0)
+    model = gn.presets.PRESETS[model_name](input_shape=tuple(input_shape), seed=0)
     sizes = [batch * layer.output_shape[1] * layer.output_shape[2] * int(layer.params["kernel"][..., 0].size) * 4
              for layer in model.layers if isinstance(layer, Conv2D)]
     return max(sizes)

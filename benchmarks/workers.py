@@ -34,7 +34,7 @@ def make_data(n, input_shape, seed=0):
 # -- glassnet ----------------------------------------------------------------------------------
 def _glassnet_model(name, input_shape=(28, 28, 1)):
     import glassnet as gn
-    model = gn.models.PRESETS[name](input_shape=tuple(input_shape), seed=0)
+    model = gn.presets.PRESETS[name](input_shape=tuple(input_shape), seed=0)
     model.compile(optimizer=gn.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM),
                   loss="sparse_categorical_crossentropy")
     return model

@@ -9,8 +9,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "activations", "callbacks", "cli", "data", "datasets", "explain", "initializers",
-    "interop", "layers", "losses", "metrics", "model", "models", "ops", "optimizers",
-    "preprocessing", "reference", "saving", "utils", "validation", "viz", "engine", "functional",
+    "interop", "layers", "losses", "metrics", "model", "models", "ops", "optimizers", "presets",
+    "preprocessing", "reference", "saving", "trainers", "utils", "validation", "viz", "engine", "functional",
 }
 _ATTRIBUTES = {
     "Sequential": "glassnet.model",

@@ -77,7 +77,9 @@ class Callback:
 
 
 def _overrides(callback, hook):
-    return getattr(type(callback), hook) is not getattr(Callback, hook)
+    # A hook set on the instance (LambdaCallback) counts as well as one defined by a subclass.
+    function = getattr(callback, hook)
+    return getattr(function, "__func__", function) is not getattr(Callback, hook)
 
 
 class CallbackList:
@@ -274,6 +276,8 @@ class EarlyStopping(Callback):
         Training stops if the model does not beat this.
     restore_best_weights : bool
         When stopping, set the weights back to those of the best epoch.
+    start_from_epoch : int
+        Epochs (counted from 0) to let pass before watching at all, as Keras 3's warm-up.
     verbose : int
         1 writes "Epoch N: early stopping" to ``stream``.
 
@@ -285,9 +289,13 @@ class EarlyStopping(Callback):
     """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False, stream=None):
+                 restore_best_weights=False, stream=None, start_from_epoch=0):
         super().__init__()
         where = "EarlyStopping"
+        if isinstance(start_from_epoch, bool) or not isinstance(start_from_epoch, numbers.Integral) \
+                or start_from_epoch < 0:
+            raise ValueError(message(where, "start_from_epoch as an int >= 0", repr(start_from_epoch)))
+        self.start_from_epoch = int(start_from_epoch)
         self.monitor = _check_monitor(monitor, where)
         if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
             raise ValueError(message(where, "patience as an int >= 0", repr(patience)))
@@ -316,6 +324,8 @@ class EarlyStopping(Callback):
         current = logs.get(self.monitor)
         if current is None:
             _missing_monitor("EarlyStopping", self.monitor, logs)
+            return
+        if epoch < self.start_from_epoch:       # still warming up (Keras 3)
             return
         if self._improved(current - self.min_delta, self.best):
             self.best, self.wait, self.best_epoch = current, 0, epoch
@@ -530,5 +540,125 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has stopped improving, as Keras 3 does.
+
+    After ``patience`` epochs without an improvement larger than ``min_delta`` the rate becomes
+    ``max(lr * factor, min_lr)`` (only while ``lr > min_lr``); then ``cooldown`` epochs pass before
+    waiting starts again. The rate in effect is added to the epoch logs as ``learning_rate``.
+
+    Parameters
+    ----------
+    monitor : str
+        Epoch logs key, e.g. ``"val_loss"``.
+    factor : float in (0, 1)
+    patience : int >= 0
+    verbose : int
+        1 writes a line to ``stream`` at each reduction.
+    mode : {"auto", "min", "max"}
+        "auto": "max" when the key contains "acc", else "min".
+    min_delta : float
+        Improvements smaller than this do not count.
+    cooldown : int >= 0
+    min_lr : float >= 0
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0, stream=None):
+        super().__init__()
+        where = "ReduceLROnPlateau"
+        self.monitor = _check_monitor(monitor, where)
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:
+            raise ValueError(message(where, "factor in (0, 1)", repr(factor), "E.g. factor=0.5 halves the rate."))
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(message(where, f"{name} as an int >= 0", repr(value)))
+        for name, value in (("min_delta", min_delta), ("min_lr", min_lr)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
+                raise ValueError(message(where, f"{name} as a finite number >= 0", repr(value)))
+        self.factor, self.patience, self.cooldown = float(factor), int(patience), int(cooldown)
+        self.min_delta, self.min_lr = float(min_delta), float(min_lr)
+        self.mode = _monitor_mode(mode, self.monitor, where)
+        self.verbose, self.stream = verbose, stream
+        self._reset()
+
+    def _reset(self):
+        self.best = -np.inf if self.mode == "max" else np.inf
+        self.wait = self.cooldown_counter = 0
+
+    def _improved(self, current):
+        if self.mode == "max":
+            return current > self.best + self.min_delta
+        return current < self.best - self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = float(optimizer.learning_rate)
+        current = logs.get(self.monitor)
+        if current is None:
+            _missing_monitor("ReduceLROnPlateau", self.monitor, logs)
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(current):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter == 0:        # the last cooldown epoch already counts, as in Keras
+            self.wait += 1
+            # Keras compares with the float32 min_lr: a rate already at the floor stays there.
+            if self.wait >= self.patience and optimizer.learning_rate > np.float32(self.min_lr):
+                optimizer.learning_rate = max(optimizer.learning_rate * self.factor, self.min_lr)
+                self.cooldown_counter, self.wait = self.cooldown, 0
+                if self.verbose:
+                    say(self.stream, f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                                     f"{optimizer.learning_rate:.6g}.")
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions, as Keras's: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``.
+
+    Parameters
+    ----------
+    on_epoch_begin, on_epoch_end : callable(epoch, logs), optional
+    on_batch_begin, on_batch_end : callable(batch, logs), optional
+        Also accepted under Keras 3's names ``on_train_batch_begin`` / ``on_train_batch_end``.
+    on_train_begin, on_train_end : callable(logs), optional
+    on_test_begin, on_test_end : callable(logs), optional
+    on_test_batch_end : callable(batch, logs), optional
+    """
+
+    _ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
+
+    def __init__(self, **hooks):
+        super().__init__()
+        for name, function in hooks.items():
+            hook = self._ALIASES.get(name, name)
+            if not _overridable(hook):
+                raise TypeError(message("LambdaCallback", "hooks named like Callback's (on_epoch_end=..., "
+                                        "on_batch_end=..., on_train_begin=...)", repr(name)))
+            if function is None:
+                continue
+            if not callable(function):
+                raise TypeError(message("LambdaCallback", f"{name} as a function", describe(function)))
+            setattr(self, hook, function)
+
+
+def _overridable(hook):
+    return hook.startswith("on_") and callable(getattr(Callback, hook, None))
+
+
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "CSVLogger", "TerminateOnNaN"]
+           "LearningRateScheduler", "CSVLogger", "TerminateOnNaN", "ReduceLROnPlateau", "LambdaCallback",
+           "TensorBoard"]
+
+
+def __getattr__(name):
+    # TensorBoard lives in its own module (it needs the optional ``tensorboard`` package to write).
+    if name == "TensorBoard":
+        from glassnet.trainers.tensorboard import TensorBoard
+        return TensorBoard
+    raise AttributeError(f"module 'glassnet.callbacks' has no attribute {name!r}")

@@ -67,14 +67,67 @@ def _downloadable(module, download):
                                    "--dataset shapes, which needs no download.") from error
 
 
-def load_dataset(name, limit=None, test_limit=None, download=False, seed=0):
-    """Load a dataset by CLI name, scaled to [0, 1] with a channel axis.
+#: A folder without train/ and test/ inside is split this way, the same for every command.
+FOLDER_TEST_FRACTION, FOLDER_SPLIT_SEED = 0.2, 0
+
+
+def _dataset_arg(text):
+    """--dataset: a dataset name, or a folder of class sub-folders of images (PNG, JPEG, ...)."""
+    if text in DATASET_NAMES or os.path.isdir(text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is neither a dataset ({', '.join(DATASET_NAMES)}) nor a folder "
+                                     "of class sub-folders of images")
+
+
+def _folder_arrays(folder, image_shape, subset):
+    """All images of one subset of an image folder, float32 in [0, 1], with their labels and class names."""
+    from glassnet.datasets import image_dataset_from_directory
+    modes = {1: "grayscale", 3: "rgb", 4: "rgba"}
+    if len(image_shape) != 3 or image_shape[-1] not in modes:
+        raise CommandError(f"a folder dataset needs a model on images (H, W, 1, 3 or 4 channels); this one takes "
+                           f"{tuple(image_shape)}")
+    options = dict(image_size=tuple(image_shape[:2]), color_mode=modes[image_shape[-1]], batch_size=256,
+                   seed=FOLDER_SPLIT_SEED)
+    if subset is None:
+        dataset = image_dataset_from_directory(folder, **options)
+    else:
+        dataset = image_dataset_from_directory(folder, validation_split=FOLDER_TEST_FRACTION, subset=subset,
+                                               **options)
+    batches = list(dataset)
+    x = np.concatenate([b[0] for b in batches]) / np.float32(255.0)
+    return x, np.concatenate([b[1] for b in batches]), tuple(dataset.class_names)
+
+
+def load_folder(folder, image_shape=(28, 28, 1)):
+    """An image folder as CLI data: its train/ and test/ sub-folders, or else an 80/20 split (seed 0),
+    resized to ``image_shape`` (H, W, channels) and scaled to [0, 1]."""
+    halves = [os.path.join(folder, part) for part in ("train", "test")]
+    if all(os.path.isdir(half) for half in halves):
+        (xt, yt, names), (xv, yv, test_names) = (_folder_arrays(half, image_shape, None) for half in halves)
+        if names != test_names:
+            raise CommandError(f"{folder}: train/ has classes {names} but test/ has {test_names}")
+        how = "train/ and test/"
+    else:
+        (xt, yt, names), (xv, yv, _) = (_folder_arrays(folder, image_shape, part) for part in ("training",
+                                                                                               "validation"))
+        how = f"{1 - FOLDER_TEST_FRACTION:.0%} / {FOLDER_TEST_FRACTION:.0%} split"
+    text = f"images in {folder} ({len(names)} classes, {how})"
+    return Data(os.path.abspath(folder), xt, yt, xv, yv, names, text)
+
+
+def load_dataset(name, limit=None, test_limit=None, download=False, seed=0, image_shape=(28, 28, 1)):
+    """Load a dataset by CLI name (or an image folder, resized to ``image_shape``), scaled to [0, 1]
+    with a channel axis.
 
     ``fashion-mnist`` and ``mnist`` use the Keras-style loaders (local files, then a download when
     ``download``); ``mnist-t10k`` splits the 10,000 real MNIST test digits 8,000 / 2,000;
-    ``shapes`` is the synthetic offline set.
+    ``shapes`` is the synthetic offline set; a folder is read by :func:`load_folder`.
     """
     from glassnet import datasets
+    if name not in DATASET_NAMES and os.path.isdir(name):
+        data = load_folder(name, image_shape)
+        return data._replace(x_train=data.x_train[:limit], y_train=data.y_train[:limit],
+                             x_test=data.x_test[:test_limit], y_test=data.y_test[:test_limit])
     if name == "fashion-mnist":
         (xt, yt), (xv, yv) = _downloadable(datasets.fashion_mnist, download)
         names, text = datasets.fashion_mnist.CLASS_NAMES, "Fashion-MNIST"
@@ -121,8 +174,10 @@ def _fraction(text):
 
 
 def _add_data_arguments(parser, default="fashion-mnist"):
-    parser.add_argument("--dataset", choices=DATASET_NAMES, default=default,
-                        help=f"dataset (default: {default}); mnist-t10k = the 10,000 real MNIST test digits "
+    parser.add_argument("--dataset", type=_dataset_arg, default=default, metavar="NAME_OR_FOLDER",
+                        help=f"dataset (default: {default}): {', '.join(DATASET_NAMES)}, or a folder of class "
+                             "sub-folders of images (PNG, JPEG, ...; with train/ and test/ inside, or split "
+                             "80/20); mnist-t10k = the 10,000 real MNIST test digits "
                              "split 8,000/2,000 (from $GLASSNET_MNIST_T10K or the MNIST cache); shapes = synthetic, always available")
     parser.add_argument("--limit", type=_positive(int), metavar="N", help="use only the first N training images")
     parser.add_argument("--test-limit", type=_positive(int), metavar="N", help="use only the first N test images")
@@ -137,7 +192,7 @@ def _load_model_file(path):
 
 
 def _model_from_name_or_path(text, input_shape=(28, 28, 1), num_classes=10, seed=None):
-    from glassnet import models
+    from glassnet import presets as models
     if text in models.available():
         return models.get(text, input_shape=input_shape, num_classes=num_classes, seed=seed)
     if os.path.exists(text):
@@ -148,11 +203,13 @@ def _model_from_name_or_path(text, input_shape=(28, 28, 1), num_classes=10, seed
 
 # -- train -----------------------------------------------------------------------------------
 def add_train_arguments(parser):
-    from glassnet import models
+    from glassnet import presets as models
     _add_data_arguments(parser)
-    parser.add_argument("--model", default="fashion", choices=models.available(),
-                        help="preset to train (default: fashion); see 'glassnet summary --model NAME'")
-    parser.add_argument("--epochs", type=_positive(int), help="epochs (default: the preset's recipe)")
+    parser.add_argument("--model", default="fashion", type=_train_model_arg, metavar="PRESET_OR_FILE",
+                        help=f"preset to train ({', '.join(models.available())}; default: fashion; see 'glassnet "
+                             "summary --model NAME'), or a saved model file (.npz) to continue training")
+    parser.add_argument("--epochs", type=_positive(int),
+                        help="epochs (default: the preset's recipe); with a model file: how many more (default 1)")
     parser.add_argument("--batch-size", type=_positive(int), help="batch size (default: the preset's recipe)")
     parser.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop", "adagrad", "adadelta"),
                         help="optimizer with Keras's defaults (default: the preset's recipe)")
@@ -161,8 +218,13 @@ def add_train_arguments(parser):
                                                             "(default: 0)")
     parser.add_argument("--validation-split", type=_fraction, default=0.1, metavar="F",
                         help="fraction of the training data held out for validation curves (default: 0.1)")
-    parser.add_argument("--no-augment", action="store_true", help="turn off the recipe's data augmentation (its ImageDataGenerator options, or "
-                        "the augmentation layers of presets that have them)")
+    parser.add_argument("--no-augment", action="store_true", help="turn off the recipe's data augmentation (its ImageDataGenerator "
+                        "options, or the augmentation layers of presets that have them)")
+    parser.add_argument("--image-size", type=_positive(int), nargs=2, default=(28, 28), metavar=("H", "W"),
+                        help="a folder --dataset: resize its images to H x W for a preset (default: 28 28)")
+    parser.add_argument("--color-mode", choices=("grayscale", "rgb"), default="grayscale",
+                        help="a folder --dataset: read its images as 1 or 3 channels for a preset (default: "
+                             "grayscale)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUT/model.npz (saved after every epoch) instead of starting over")
     parser.add_argument("--out", default=None, metavar="DIR",
@@ -170,6 +232,37 @@ def add_train_arguments(parser):
                              "history.csv, history.png, metrics.json")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                         help="0 quiet, 1 progress bar per epoch (default), 2 one line per epoch")
+
+
+def _train_model_arg(text):
+    """--model of train: a preset name or an existing model file."""
+    from glassnet import presets
+    if text in presets.available() or os.path.isfile(text):
+        return text
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} is neither a preset ({', '.join(presets.available())})"
+                                     " nor a saved model file")
+
+
+def _continued_model(path, data, optimizer, lr):
+    """A saved model to train further on ``data``: (model, the preset whose recipe it follows, or None)."""
+    from glassnet import presets
+    model = _load_model_file(path)
+    preset = (model.metadata or {}).get("preset")
+    preset = preset if preset in presets.available() else None
+    if tuple(model.input_shape[1:]) != data.x_train.shape[1:]:
+        raise CommandError(f"{path} takes images of shape {tuple(model.input_shape[1:])}, the dataset has "
+                           f"{data.x_train.shape[1:]}")
+    if model.output_shape[-1] != len(data.class_names):
+        raise CommandError(f"{path} has {model.output_shape[-1]} outputs, the dataset {len(data.class_names)} "
+                           "classes")
+    if optimizer or lr or not model.compiled:
+        if preset:
+            presets.compile_recipe(model, preset, optimizer=optimizer, learning_rate=lr)
+        else:
+            model.compile(optimizer or "adam", "sparse_categorical_crossentropy", ["accuracy"])
+            if lr:
+                model.optimizer.learning_rate = lr
+    return model, preset
 
 
 def _write_json(path, data):
@@ -215,16 +308,20 @@ def _whole_history(path, history, initial_epoch):
 def train(data, model_name, out, epochs=None, batch_size=None, optimizer=None, lr=None, seed=0,
           validation_split=0.1, augment=True, resume=False, verbose=1):
     """Train preset ``model_name`` on ``data`` and write everything under ``out``; returns a results dict."""
-    from glassnet import models
+    from glassnet import presets as models
     from glassnet.callbacks import CSVLogger, ModelCheckpoint
     os.makedirs(out, exist_ok=True)
     checkpoint = os.path.join(out, "model.npz")
-    recipe = models.recipe(model_name)
-    epochs = epochs or recipe["epochs"]
     n_val = int(len(data.x_train) * validation_split) if validation_split else 0
     x_train, y_train = data.x_train[:len(data.x_train) - n_val], data.y_train[:len(data.y_train) - n_val]
     validation = (data.x_train[len(x_train):], data.y_train[len(y_train):]) if n_val else None
-    if resume and os.path.exists(checkpoint):
+    preset = model_name
+    if model_name not in models.available():        # a saved model file: continue training it
+        model, preset = _continued_model(model_name, data, optimizer, lr)
+        initial_epoch = model.completed_epochs
+        epochs = initial_epoch + (epochs or 1)
+        say(f"Continuing {model_name} after epoch {initial_epoch}, for {epochs - initial_epoch} more.")
+    elif resume and os.path.exists(checkpoint):
         model = _load_model_file(checkpoint)
         initial_epoch = model.completed_epochs
         say(f"Resuming {checkpoint} after epoch {initial_epoch}.")
@@ -233,19 +330,26 @@ def train(data, model_name, out, epochs=None, batch_size=None, optimizer=None, l
                            seed=seed, **models.augment_option(model_name, augment))
         models.compile_recipe(model, model_name, optimizer=optimizer, learning_rate=lr)
         initial_epoch = 0
+    if preset:
+        epochs = epochs or models.recipe(preset)["epochs"]
     model.metadata.update({"dataset": data.name, "dataset_description": data.description,
                            "class_names": list(data.class_names), "preprocessing": "x / 255 (uint8 images to [0, 1])",
-                           "preset": model_name})
+                           **({"preset": preset} if preset else {})})
     callbacks = [ModelCheckpoint(checkpoint, save_best_only=False),
                  CSVLogger(os.path.join(out, "history.csv"), append=initial_epoch > 0)]
     start = time.perf_counter()
-    history = models.fit_recipe(model, model_name, x_train, y_train, epochs=epochs, batch_size=batch_size,
-                                seed=seed, verbose=verbose, validation_data=validation, callbacks=callbacks,
-                                augment=augment, initial_epoch=initial_epoch)
+    if preset:
+        history = models.fit_recipe(model, preset, x_train, y_train, epochs=epochs, batch_size=batch_size,
+                                    seed=seed, verbose=verbose, validation_data=validation, callbacks=callbacks,
+                                    augment=augment, initial_epoch=initial_epoch)
+    else:
+        history = model.fit(x_train, y_train, batch_size=batch_size or 32, epochs=epochs, seed=seed,
+                            verbose=verbose, validation_data=validation, callbacks=callbacks,
+                            initial_epoch=initial_epoch)
     wall = time.perf_counter() - start
     model.save(checkpoint)
     loss, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=256)
-    results = {"dataset": data.name, "dataset_description": data.description, "model": model_name,
+    results = {"dataset": data.name, "dataset_description": data.description, "model": preset or model_name,
                "params": model.count_params(), "train_samples": int(len(x_train)),
                "validation_samples": int(n_val), "test_samples": int(len(data.x_test)),
                "epochs": model.completed_epochs, "train_seconds": round(wall, 2),
@@ -258,9 +362,18 @@ def train(data, model_name, out, epochs=None, batch_size=None, optimizer=None, l
     return model, history, results
 
 
+def _run_name(text):
+    """A preset, model file or dataset folder as a short name for the output folder."""
+    return os.path.splitext(os.path.basename(os.path.normpath(text)))[0]
+
+
 def run_train(args):
-    data = load_dataset(args.dataset, args.limit, args.test_limit, args.download, args.seed)
-    out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}")
+    if os.path.isfile(args.model):
+        image_shape = tuple(_load_model_file(args.model).input_shape[1:])
+    else:
+        image_shape = tuple(args.image_size) + ((1,) if args.color_mode == "grayscale" else (3,))
+    data = load_dataset(args.dataset, args.limit, args.test_limit, args.download, args.seed, image_shape)
+    out = args.out or os.path.join("runs", f"{_run_name(args.model)}-{_run_name(args.dataset)}")
     say(f"Training {args.model} on {data.description}: {len(data.x_train)} training and "
         f"{len(data.x_test)} test images.")
     _, _, results = train(data, args.model, out, args.epochs, args.batch_size, args.optimizer, args.lr, args.seed,
@@ -282,7 +395,8 @@ def run_evaluate(args):
     model = _load_model_file(args.model)
     if not model.compiled:
         model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
-    data = load_dataset(args.dataset, args.limit, args.test_limit, args.download)
+    data = load_dataset(args.dataset, args.limit, args.test_limit, args.download,
+                        image_shape=model.input_shape[1:])
     values = model.evaluate(data.x_test, data.y_test, batch_size=args.batch_size)
     values = values if isinstance(values, list) else [values]
     say(f"{data.description}, {len(data.x_test)} test images: " +
@@ -298,7 +412,7 @@ def add_summary_arguments(parser):
 
 
 def run_summary(args):
-    from glassnet import models
+    from glassnet import presets as models
     if args.model is None:
         if not args.list:
             raise CommandError("summary needs --model NAME_OR_PATH (a preset or a saved model), or --list "
@@ -461,9 +575,9 @@ def _viz():
 
 def _add_saved_model_arguments(parser):
     parser.add_argument("--model", required=True, metavar="PATH", help="model file written by train / model.save")
-    parser.add_argument("--dataset", choices=DATASET_NAMES, default=None,
-                        help="test data (default: the dataset named in the model file, i.e. the one it was "
-                             "trained on)")
+    parser.add_argument("--dataset", type=_dataset_arg, default=None, metavar="NAME_OR_FOLDER",
+                        help="test data: a dataset name or an image folder (default: the dataset named in the "
+                             "model file, i.e. the one it was trained on)")
     parser.add_argument("--test-limit", type=_positive(int), metavar="N", help="use only the first N test images")
     parser.add_argument("--download", action="store_true",
                         help="download the dataset when it is not on disk (needs internet)")
@@ -472,11 +586,12 @@ def _add_saved_model_arguments(parser):
 def _test_data(args, model):
     """The test split of --dataset (or of the dataset recorded in the model file)."""
     name = args.dataset or (getattr(model, "metadata", None) or {}).get("dataset")
-    if name not in DATASET_NAMES:
+    if name not in DATASET_NAMES and not (isinstance(name, str) and os.path.isdir(name)):
         raise CommandError("--dataset is required: the model file does not say which dataset it was trained on"
                            if name is None else f"the model file names dataset {name!r}; pass --dataset")
     # only the test split is used; limit=1 spares the synthetic set from drawing training images
-    return load_dataset(name, limit=1, test_limit=args.test_limit, download=args.download)
+    return load_dataset(name, limit=1, test_limit=args.test_limit, download=args.download,
+                        image_shape=model.input_shape[1:])
 
 
 def _class_names(model, data=None):

@@ -48,7 +48,7 @@ class InputLayer(Layer):
     def __init__(self, input_shape=None, batch_shape=None, **kwargs):
         shape = input_shape if input_shape is not None else (batch_shape[1:] if batch_shape else None)
         super().__init__(input_shape=shape, **kwargs)
-        self.build(self.input_shape_arg)
+        self.build((None,) + self.input_shape_arg)
         self.calls = 1
 
     def apply(self, x, training=False):
@@ -124,7 +124,7 @@ def _checked_output_shape(layer, shape):
         return tuple(layer.compute_output_shape(shapes))
     shape = tuple(shape)
     if not layer.built:
-        layer.build(shape)
+        layer.build((None,) + shape)            # Keras's build takes the batch axis first
         return layer.output_shape[1:]
     if layer.input_rank is not None and len(shape) != layer.input_rank:
         raise ValueError(layer._rank_error(shape))

@@ -48,9 +48,42 @@ def _float_array(values, where):
                             "Convert predictions with np.asarray(y, dtype='float32')."))
 
 
-def _rows(shape):
-    """Number of "samples" the mean runs over: all axes but the last (at least 1)."""
-    return max(int(np.prod(shape[:-1], dtype=np.int64)), 1) if len(shape) else 1
+def check_sample_weight(sample_weight, n, where):
+    """``sample_weight`` as a float64 array of shape ``(n,)``: finite, >= 0 (``(n, 1)`` is accepted).
+
+    Raises TypeError for non-numbers and ValueError for a wrong length or bad values.
+    """
+    weight = np.asarray(sample_weight)
+    if weight.dtype.kind not in "biuf":
+        raise TypeError(message(where, "sample_weight as a numeric array of shape (N,)", describe(weight),
+                                "Pass one number per sample, e.g. np.ones(len(x))."))
+    if weight.ndim == 2 and weight.shape[1] == 1:
+        weight = weight[:, 0]
+    if weight.shape != (n,):
+        raise ValueError(message(where, f"sample_weight of shape ({n},), one weight per sample",
+                                 f"shape {weight.shape}", "x, y and sample_weight must have the same length."))
+    weight = weight.astype(np.float64, copy=False)
+    if not np.isfinite(weight).all() or (weight < 0).any():
+        bad = weight[~np.isfinite(weight) | (weight < 0)][0]
+        raise ValueError(message(where, "finite sample weights >= 0", f"a weight of {bad!r}",
+                                 "Weights scale each sample's loss; use 0 to leave a sample out."))
+    return weight
+
+
+def _reduce(terms_and_grad, pred_shape, sample_weight, where):
+    """Keras's "sum_over_batch_size" reduction of a loss's terms and their gradient.
+
+    ``terms`` are the per-row (cross-entropy) or per-element (binary, MSE) losses and ``grad``
+    the gradient of ``terms.sum()``; the loss is ``sum(w * terms) / terms.size`` with ``w``
+    (one weight per sample, broadcast over the other axes; 1 when None).
+    """
+    terms, grad = terms_and_grad
+    count = max(terms.size, 1)
+    if sample_weight is not None:
+        weight = check_sample_weight(sample_weight, pred_shape[0], where)
+        terms = terms * weight.reshape((-1,) + (1,) * (terms.ndim - 1))
+        grad = grad * weight.astype(grad.dtype).reshape((-1,) + (1,) * (grad.ndim - 1))
+    return terms.sum(dtype=np.float64) / count, grad / count
 
 
 # ---------------------------------------------------------------------------
@@ -61,7 +94,9 @@ class Loss:
     """Base class: a batch-mean loss with its exact gradient.
 
     Subclasses implement ``_targets`` (validation), ``_value_and_grad`` and, for
-    cross-entropies, ``_value_and_grad_logits``.
+    cross-entropies, ``_value_and_grad_logits``; the last two return the loss's terms
+    (per row, or per element) and the gradient of their sum, which :func:`_reduce` weights
+    and averages.
 
     Attributes
     ----------
@@ -92,11 +127,11 @@ class Loss:
         self.from_logits = bool(from_logits)
 
     # -- public API ----------------------------------------------------------
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
         """Batch-mean loss as a Python float (Keras order: targets first)."""
-        return self.value_and_grad(y_true, y_pred)[0]
+        return self.value_and_grad(y_true, y_pred, sample_weight)[0]
 
-    def value_and_grad(self, y_true, y_pred):
+    def value_and_grad(self, y_true, y_pred, sample_weight=None):
         """Batch-mean loss and its gradient with respect to ``y_pred``.
 
         Parameters
@@ -105,6 +140,9 @@ class Loss:
             Targets; the accepted shapes depend on the loss (see :meth:`check_targets`).
         y_pred : ndarray, shape (N, ..., C)
             Model outputs (probabilities, or logits when ``from_logits``).
+        sample_weight : array_like of shape (N,), optional
+            Keras 3's weighting: ``sum_i w_i * loss_i / N`` (the divisor stays the number of
+            samples, as Keras's "sum_over_batch_size" reduction; it is not ``sum(w)``).
 
         Returns
         -------
@@ -113,17 +151,17 @@ class Loss:
         """
         y_pred = _float_array(y_pred, f"{self.name} y_pred")
         targets = self.check_targets(y_true, y_pred.shape)
-        if self.from_logits:
-            value, grad = self._value_and_grad_logits(targets, y_pred)
-        else:
-            value, grad = self._value_and_grad(targets, y_pred)
+        terms = (self._value_and_grad_logits(targets, y_pred) if self.from_logits
+                 else self._value_and_grad(targets, y_pred))
+        value, grad = _reduce(terms, y_pred.shape, sample_weight, self.name)
         return float(value), grad.astype(y_pred.dtype, copy=False)
 
-    def value_and_grad_logits(self, y_true, logits):
+    def value_and_grad_logits(self, y_true, logits, sample_weight=None):
         """Fused activation + loss on pre-activation ``logits`` (stable, exact).
 
         Returns the batch-mean loss of ``activation(logits)`` and its gradient with
-        respect to ``logits`` (same shape and float dtype).
+        respect to ``logits`` (same shape and float dtype); ``sample_weight`` as in
+        :meth:`value_and_grad`.
         """
         if not self.supports_logits:
             raise TypeError(message(f"{self.name}.value_and_grad_logits",
@@ -131,7 +169,8 @@ class Loss:
                                     "Call value_and_grad(y_true, y_pred) instead."))
         logits = _float_array(logits, f"{self.name} logits")
         targets = self.check_targets(y_true, logits.shape)
-        value, grad = self._value_and_grad_logits(targets, logits)
+        value, grad = _reduce(self._value_and_grad_logits(targets, logits), logits.shape, sample_weight,
+                              self.name)
         return float(value), grad.astype(logits.dtype, copy=False)
 
     def fuses_with(self, activation):
@@ -230,9 +269,7 @@ def _categorical_from_probabilities(onehot, y_pred):
     per_row = -(onehot * np.log(clipped)).sum(axis=-1)
     inside = (q >= EPSILON) & (q <= 1.0 - EPSILON)
     g = np.where(inside, -onehot / clipped, 0.0)
-    grad = (g - (g * q).sum(axis=-1, keepdims=True)) / total
-    rows = _rows(y_pred.shape)
-    return per_row.sum(dtype=np.float64) / rows, grad / rows
+    return per_row, (g - (g * q).sum(axis=-1, keepdims=True)) / total
 
 
 def _categorical_from_logits(onehot, logits):
@@ -244,9 +281,7 @@ def _categorical_from_logits(onehot, logits):
     log_probs = log_softmax(logits)      # max-shifted log-sum-exp: finite for any logits
     probs = np.exp(log_probs)
     per_row = -(onehot * log_probs).sum(axis=-1)
-    grad = probs * onehot.sum(axis=-1, keepdims=True) - onehot
-    rows = _rows(logits.shape)
-    return per_row.sum(dtype=np.float64) / rows, grad / rows
+    return per_row, probs * onehot.sum(axis=-1, keepdims=True) - onehot
 
 
 class CategoricalCrossentropy(Loss):
@@ -360,9 +395,7 @@ class BinaryCrossentropy(Loss):
         clipped = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
         elementwise = -(y * np.log(clipped) + (1.0 - y) * np.log1p(-clipped))
         inside = (y_pred >= EPSILON) & (y_pred <= 1.0 - EPSILON)
-        grad = np.where(inside, (clipped - y) / (clipped * (1.0 - clipped)), 0.0)
-        count = max(y_pred.size, 1)
-        return elementwise.sum(dtype=np.float64) / count, grad / count
+        return elementwise, np.where(inside, (clipped - y) / (clipped * (1.0 - clipped)), 0.0)
 
     def _value_and_grad_logits(self, targets, logits):
         """Sigmoid + binary cross-entropy: L = max(z, 0) - z y + log(1 + e^-|z|).
@@ -371,8 +404,7 @@ class BinaryCrossentropy(Loss):
         """
         y = targets.astype(logits.dtype, copy=False)
         elementwise = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
-        count = max(logits.size, 1)
-        return elementwise.sum(dtype=np.float64) / count, (sigmoid(logits) - y) / count
+        return elementwise, sigmoid(logits) - y
 
 
 # ---------------------------------------------------------------------------
@@ -392,8 +424,7 @@ class MeanSquaredError(Loss):
 
     def _value_and_grad(self, targets, y_pred):
         diff = y_pred - targets.astype(y_pred.dtype, copy=False)
-        count = max(y_pred.size, 1)
-        return np.square(diff).sum(dtype=np.float64) / count, diff * (2.0 / count)
+        return np.square(diff), 2.0 * diff
 
 
 # ---------------------------------------------------------------------------

@@ -32,9 +32,10 @@ from glassnet import activations
 from glassnet.engine import Graph, backprop, make_plan, run
 from glassnet.engine.plan import head_kind
 from glassnet.errors import describe, message
-from glassnet.layers import Activation, Layer, Softmax
+from glassnet.layers import Activation, InputLayer, Layer, Softmax
 from glassnet.layers.base import unique_name
 from glassnet.ops.parallel import held_blas
+from glassnet.trainers.weighting import EpochTotals, class_weight_table, weights_for_batch
 from glassnet.validation import as_float_array, check_input_shape, check_int, check_seed, check_shape
 
 
@@ -136,7 +137,9 @@ class Model:
         self.loss = None
         self.compiled = False
         self.metrics = []
+        self.weighted_metrics = []
         self._metric_specs = []
+        self._weighted_specs = []
         self.stop_training = False
         self.history = None
         #: Epochs trained so far (saved with the model; ``fit(initial_epoch=...)`` resumes from it).
@@ -346,10 +349,17 @@ class Model:
             raise ValueError(message(where, "inputs with one number of samples", f"{[len(a) for a in arrays]}"))
         return arrays
 
-    def predict(self, x, batch_size=32, verbose=0, logits=False):
+    def predict(self, x, batch_size=32, verbose=0, logits=False, steps=None):
         """Outputs for ``x`` computed in batches: (N, ...) -> (N, *output_shape); a list (or dict, as the
-        model's outputs were given) of arrays for a model with several outputs."""
+        model's outputs were given) of arrays for a model with several outputs.
+
+        ``x`` may also be a generator or dataset of batches (``x``, ``(x, y)`` or ``(x, y, w)``; the
+        targets are ignored, as in Keras), e.g. from ``image_dataset_from_directory``; ``steps``
+        batches are taken from a generator without ``len()``.
+        """
         where = f"{type(self).__name__}.predict"
+        if _is_batch_stream(x):
+            x = _stream_inputs(x, steps, where)
         xs = self.check_inputs(x, where)
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(message(where, "batch_size as a positive int", repr(batch_size)))
@@ -373,7 +383,8 @@ class Model:
         return self.forward(x, training=training)
 
     # -- training ------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, run_eagerly=None,
+                steps_per_execution=1, jit_compile="auto"):
         """Configure training: an optimizer, a loss and optional metrics.
 
         Parameters
@@ -384,7 +395,15 @@ class Model:
             ``"categorical_crossentropy"``, ``"sparse_categorical_crossentropy"``,
             ``"binary_crossentropy"``, ``"mse"`` or an instance.
         metrics : list of str, optional
-            E.g. ``["accuracy"]`` (the variant is chosen from the loss, as Keras does).
+            E.g. ``["accuracy"]`` (the variant is chosen from the loss, as Keras does). Keras 3
+            does not weigh them by ``sample_weight`` / ``class_weight``.
+        weighted_metrics : list of str, optional
+            Metrics weighted by the sample (or class) weights, as Keras's; one whose name is
+            also in ``metrics`` is reported as ``"weighted_<name>"``.
+        run_eagerly, steps_per_execution
+            Accepted for Keras scripts: glassnet always runs eagerly, one batch per step.
+        jit_compile : "auto", False or None
+            Accepted for Keras scripts; glassnet runs NumPy directly and has no compiler to switch on.
         """
         from glassnet import losses, optimizers
         where = "Sequential.compile"
@@ -392,38 +411,43 @@ class Model:
             raise ValueError(message(where, "a loss", "loss=None",
                                      "E.g. model.compile('adam', loss='sparse_categorical_crossentropy', "
                                      "metrics=['accuracy'])."))
-        if metrics is None:
-            specs = []
-        elif isinstance(metrics, (list, tuple)):
-            specs = list(metrics)
-        elif isinstance(metrics, str) or callable(metrics):
-            specs = [metrics]
-        else:
-            raise TypeError(message(where, "metrics as a list such as ['accuracy']", describe(metrics)))
+        _check_jit_compile(jit_compile, where)
+        _positive_int(steps_per_execution, "steps_per_execution", where)
+        specs = _metric_list(metrics, "metrics", where)
+        weighted_specs = _metric_list(weighted_metrics, "weighted_metrics", where)
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
-        self._metric_specs = specs
+        self._metric_specs, self._weighted_specs = specs, weighted_specs
         self._resolve_metrics(check_only=not self.built)
         self.compiled = True
         self.stop_training = False
         return self
 
     def _resolve_metrics(self, check_only=False):
-        """Turn the metric names into Metric objects; the variant depends on the output shape."""
+        """Turn the metric names into Metric objects; the variant depends on the output shape.
+
+        Sets (unless ``check_only``) and returns ``metrics``; ``weighted_metrics`` are set with them.
+        """
         from glassnet import metrics as metrics_module
         shape = self.output_shape[1:] if self.built else None
         resolved = [metrics_module.get(spec, loss=self.loss, output_shape=shape) for spec in self._metric_specs]
-        names = [m.name for m in resolved]
+        weighted = [metrics_module.get(spec, loss=self.loss, output_shape=shape)
+                    for spec in getattr(self, "_weighted_specs", [])]
+        plain_names = {m.name for m in resolved}
+        weighted = [_renamed(metric, "weighted_" + metric.name) if metric.name in plain_names else metric
+                    for metric in weighted]     # Keras 3 tells the two apart this way
+        names = [m.name for m in resolved + weighted]
         if len(set(names)) != len(names) or "loss" in names:
             raise ValueError(message("Sequential.compile", "distinct metric names other than 'loss'", repr(names)))
         if not check_only:
-            self.metrics = resolved
+            self.metrics, self.weighted_metrics = resolved, weighted
         return resolved
 
     @property
     def metrics_names(self):
-        """Keys of ``evaluate``'s list and of the History: ``["loss", "accuracy", ...]``."""
-        return ["loss"] + [m.name for m in self.metrics]
+        """Keys of ``evaluate``'s list and of the History: ``["loss", "accuracy", ...]`` (then the
+        weighted metrics)."""
+        return ["loss"] + [m.name for m in self.metrics + getattr(self, "weighted_metrics", [])]
 
     def _require_compiled(self, where):
         if not self.compiled:
@@ -475,23 +499,27 @@ class Model:
         """Predictions from what the forward pass returned (the activation applied when fused)."""
         return activations.forward(self.output_activation, z) if fused else z
 
-    def _step(self, xb, yb, fused, update):
-        """One batch: loss and predictions, plus gradients in every layer's ``grads`` when ``update``."""
+    def _step(self, xb, yb, fused, update, sample_weight=None):
+        """One batch: loss and predictions, plus gradients in every layer's ``grads`` when ``update``.
+
+        ``sample_weight`` (one weight per sample, or None) weighs the loss as Keras 3 does.
+        """
         plan = self.plan(logits=fused, fuse=True)
         out = plan.outputs[0]
         tape = run(plan, [xb], training=update, keep=update)
         z = tape.values[out]
         if fused or update:
-            loss, dz = (self.loss.value_and_grad_logits(yb, z) if fused else self.loss.value_and_grad(yb, z))
+            loss, dz = (self.loss.value_and_grad_logits(yb, z, sample_weight) if fused
+                        else self.loss.value_and_grad(yb, z, sample_weight))
         else:
-            loss = self.loss(yb, z)
+            loss = self.loss(yb, z, sample_weight)
         if update:
             self._store_grads(backprop(tape, {out: dz}).weights)
         if fused:
-            return loss, (self._outputs(z, True) if self.metrics else z)
+            return loss, (self._outputs(z, True) if self.metrics or self.weighted_metrics else z)
         return loss, z
 
-    def _train_step(self, xb, yb, params, fused, check_numerics, where):
+    def _train_step(self, xb, yb, params, fused, check_numerics, where, sample_weight=None):
         """One gradient step on a batch: (loss, predictions) from before the update.
 
         BLAS stays at one thread for the whole step (:func:`glassnet.ops.parallel.held_blas`): the
@@ -500,15 +528,12 @@ class Model:
         go through :func:`glassnet.ops.matmul` too; ``@`` would run on one thread here.)
         """
         with held_blas():
-            loss, y_pred = self._step(xb, yb, fused, update=True)
+            loss, y_pred = self._step(xb, yb, fused, update=True, sample_weight=sample_weight)
             grads = self.gradients()
             if check_numerics and not (math.isfinite(loss) and self._finite_grads(grads)):
                 self._raise_non_finite(xb, yb, fused, where)
             self.optimizer.apply(params, grads)
         return loss, y_pred
-
-    def _batch_values(self, loss, yb, y_pred):
-        return [loss] + [metric(yb, y_pred) for metric in self.metrics]
 
     @staticmethod
     def _finite_grads(grads):
@@ -528,26 +553,30 @@ class Model:
         return params
 
     @_trains_alone
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_split=0.0, validation_data=None,
-            shuffle=True, callbacks=None, seed=None, initial_epoch=0, steps_per_epoch=None, check_numerics=True):
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", validation_split=0.0,
+            validation_data=None, shuffle=True, callbacks=None, seed=None, initial_epoch=0, steps_per_epoch=None,
+            check_numerics=True, class_weight=None, sample_weight=None, validation_freq=1, validation_steps=None):
         """Train for ``epochs - initial_epoch`` epochs; returns a :class:`~glassnet.callbacks.History`.
 
         Parameters
         ----------
-        x : array (N, ...) or iterator of (x_batch, y_batch)
+        x : array (N, ...) or iterator of batches
             Inputs (converted once to the model's dtype), or a generator / iterator / Keras-style
-            Sequence of batches, e.g. ``ImageDataGenerator().flow(x, y)``; then ``y`` is None.
+            Sequence of ``(x, y)`` or ``(x, y, sample_weight)`` batches, e.g.
+            ``ImageDataGenerator().flow(x, y, sample_weight=w)``; then ``y`` is None.
         y : array
             Targets: one-hot ``(N, C)`` or class indices ``(N,)`` as the loss requires.
         batch_size : int
         epochs : int
             Index of the last epoch (Keras's meaning: with ``initial_epoch=2, epochs=5`` three run).
-        verbose : {0, 1, 2}
-            0 silent, 1 a live bar per epoch (tqdm), 2 one line per epoch.
+        verbose : {"auto", 0, 1, 2}
+            0 silent, 1 (and "auto") a live bar per epoch (tqdm), 2 one line per epoch.
         validation_split : float in [0, 1)
-            Fraction of the data held out for validation: the *last* samples, taken before shuffling.
-        validation_data : (x_val, y_val), optional
-            Overrides ``validation_split``.
+            Fraction of the data held out for validation: the *last* samples, taken before shuffling
+            (their sample weights go with them).
+        validation_data : (x_val, y_val), (x_val, y_val, val_sample_weight) or a generator, optional
+            Overrides ``validation_split``. A generator or dataset of batches (e.g. the validation
+            subset of ``image_dataset_from_directory``) is read once, at the start.
         shuffle : bool
             Shuffle the training samples every epoch.
         callbacks : list of Callback, optional
@@ -563,11 +592,22 @@ class Model:
             Stop with a RuntimeError naming the first layer where a NaN/inf appeared when the loss or a
             gradient is not finite (the weights keep their values from before that batch). False opts
             out, as Keras does (use ``callbacks.TerminateOnNaN()`` to stop at the first NaN loss).
+        class_weight : dict {class index: weight}, optional
+            Weighs each training sample by the weight of its class (classes left out weigh 1); not
+            with ``sample_weight``, as in Keras. Validation data is not class-weighted.
+        sample_weight : array (N,), optional
+            One weight per training sample: the batch loss is ``sum(w * loss) / batch size``, as in
+            Keras 3 (see :mod:`glassnet.trainers.weighting`).
+        validation_freq : int or list of int
+            Validate after every ``k``-th epoch (counted from 1), or after the epochs listed.
+        validation_steps : int, optional
+            Batches to take from a validation generator (default: its ``len()``).
 
         Returns
         -------
         History
-            ``history.history`` maps ``loss``, each metric, and ``val_*`` to per-epoch lists.
+            ``history.history`` maps ``loss``, each metric, and ``val_*`` to per-epoch lists (the
+            ``val_*`` lists hold only the epochs that were validated).
         """
         from glassnet.callbacks import CallbackList, History, ProgbarLogger
         where = "Sequential.fit"
@@ -577,23 +617,24 @@ class Model:
         initial_epoch = _non_negative_int(initial_epoch, "initial_epoch", where)
         if steps_per_epoch is not None:
             steps_per_epoch = _positive_int(steps_per_epoch, "steps_per_epoch", where)
-        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-            raise ValueError(message(where, "verbose 0 (silent), 1 (progress bar) or 2 (one line per epoch)",
-                                     repr(verbose)))
+        verbose = _verbosity(verbose, where)
         if (isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real)
                 or not 0 <= validation_split < 1):
             raise ValueError(message(where, "validation_split as a float in [0, 1)", repr(validation_split),
                                      "E.g. validation_split=0.2 keeps the last 20% for validation."))
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(message(where, "shuffle as True or False", describe(shuffle)))
+        validates = _validation_epochs(validation_freq, where)
 
-        source = _batch_source(self, x, y, batch_size, shuffle, steps_per_epoch, where)
+        source = _batch_source(self, x, y, batch_size, shuffle, steps_per_epoch, where, sample_weight)
         if validation_data is not None:
-            x_val, y_val = self._validation_arrays(validation_data)
+            validation = self._validation_arrays(validation_data, validation_steps)
         elif validation_split > 0:
-            x_val, y_val = source.split(validation_split)
+            validation = source.split(validation_split)
         else:
-            x_val = y_val = None
+            validation = None
+        if class_weight is not None:
+            source.class_weights = class_weight_table(class_weight, self.output_shape[-1], where)
         params = self._prepare_training(where)
         fused = self._fusable()
         base_seed = self._fit_base_seed(seed, initial_epoch, where)
@@ -604,60 +645,62 @@ class Model:
         callback_list = CallbackList(list(callbacks or []) + [history] + extra, model=self, params={
             "epochs": epochs, "steps": source.steps, "samples": source.samples, "batch_size": batch_size,
             "verbose": verbose, "initial_epoch": initial_epoch,
-            "metrics": self.metrics_names + (["val_" + k for k in self.metrics_names] if x_val is not None else [])})
+            "metrics": self.metrics_names + (["val_" + k for k in self.metrics_names] if validation else [])})
         self.history = history
         self.stop_training = False
         callback_list.on_train_begin()
         # With the guard on, fit reports NaN/inf itself (naming the layer), so NumPy's warnings are noise.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore") if check_numerics else _no_context():
             self._fit_loop(source, callback_list, params, fused, base_seed, initial_epoch, epochs, batch_size,
-                           x_val, y_val, check_numerics, where)
+                           validation if validation else None, check_numerics, where, validates)
         callback_list.on_train_end()
         return history
 
     def _fit_loop(self, source, callback_list, params, fused, base_seed, initial_epoch, epochs, batch_size,
-                  x_val, y_val, check_numerics, where):
+                  validation, check_numerics, where, validates=None):
         names = self.metrics_names
         per_batch = callback_list.wants_batches
         for epoch in range(initial_epoch, epochs):
             rng = self._seed_epoch(base_seed, epoch)
             callback_list.on_epoch_begin(epoch)
-            totals, seen = [0.0] * len(names), 0
-            for batch, (xb, yb) in enumerate(source.batches(rng)):
+            totals = EpochTotals(self.metrics, self.weighted_metrics)
+            for batch, (xb, yb, wb) in enumerate(source.batches(rng)):
                 size = len(xb)
                 if per_batch:
                     callback_list.on_batch_begin(batch, {"batch": batch, "size": size})
                 loss, y_pred = self._train_step(xb, yb, params, fused, check_numerics,
-                                                f"{where} (epoch {epoch + 1}, batch {batch + 1})")
-                values = self._batch_values(loss, yb, y_pred)
-                for i, value in enumerate(values):
-                    totals[i] += value * size
-                seen += size
+                                                f"{where} (epoch {epoch + 1}, batch {batch + 1})", wb)
+                values = totals.add(loss, yb, y_pred, wb)
                 if per_batch:
                     logs = dict(zip(names, values))
                     logs.update(batch=batch, size=size)
                     callback_list.on_batch_end(batch, logs)
                 if self.stop_training:
                     break
-            if seen == 0:  # an exhausted generator
+            if totals.samples == 0:  # an exhausted generator
                 break
-            logs = {name: total / seen for name, total in zip(names, totals)}
-            if x_val is not None:
-                logs.update(("val_" + k, v) for k, v in zip(names, self._evaluate_arrays(x_val, y_val, batch_size,
-                                                                                       fused)))
+            logs = dict(zip(names, totals.means()))
+            if validation is not None and (validates is None or validates(epoch)):
+                logs.update(("val_" + k, v) for k, v in zip(names, self._evaluate_arrays(
+                    *validation[:2], batch_size, fused, sample_weight=validation[2])))
             self.completed_epochs = epoch + 1
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training or source.exhausted:
                 break
 
-    def _validation_arrays(self, validation_data):
+    def _validation_arrays(self, validation_data, steps=None):
+        """``(x_val, y_val, weights or None)`` from a pair, a triple or a generator of batches, checked."""
         where = "Sequential.fit(validation_data=...)"
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError(message(where, "a pair (x_val, y_val)", describe(validation_data)
-                                     if not isinstance(validation_data, (tuple, list))
+        if _is_batch_stream(validation_data):
+            return _StreamSource(self, validation_data, steps, where).arrays()
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(message(where, "a pair (x_val, y_val) or a triple (x_val, y_val, val_sample_weight)",
+                                     describe(validation_data) if not isinstance(validation_data, (tuple, list))
                                      else f"a sequence of {len(validation_data)} items"))
         x_val = self.check_x(validation_data[0], where)
-        return x_val, self.check_y(validation_data[1], len(x_val), where)
+        y_val = self.check_y(validation_data[1], len(x_val), where)
+        weights = validation_data[2] if len(validation_data) == 3 else None
+        return x_val, y_val, weights_for_batch(y_val, weights, None, where)
 
     def _fit_base_seed(self, seed, initial_epoch, where):
         """The seed that all of this fit's random streams derive from (see :meth:`fit`)."""
@@ -674,74 +717,83 @@ class Model:
             layer.rng = np.random.Generator(np.random.PCG64(child))
         return np.random.Generator(np.random.PCG64(children[0]))
 
-    def _evaluate_arrays(self, x, y, batch_size, fused, on_batch=None):
-        """Sample-weighted means of the loss and metrics over ``x`` (inference mode)."""
-        totals, seen = [0.0] * len(self.metrics_names), 0
+    def _evaluate_arrays(self, x, y, batch_size, fused, on_batch=None, sample_weight=None):
+        """Keras's means of the loss and metrics over ``x`` (inference mode; see :class:`EpochTotals`)."""
+        totals = EpochTotals(self.metrics, self.weighted_metrics)
         for batch, start in enumerate(range(0, len(x), batch_size)):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            loss, y_pred = self._step(xb, yb, fused, update=False)
-            for i, value in enumerate(self._batch_values(loss, yb, y_pred)):
-                totals[i] += value * len(xb)
-            seen += len(xb)
+            wb = None if sample_weight is None else sample_weight[start:start + batch_size]
+            loss, y_pred = self._step(xb, yb, fused, update=False, sample_weight=wb)
+            totals.add(loss, yb, y_pred, wb)
             if on_batch is not None:
                 on_batch(batch, {"batch": batch, "size": len(xb)})
-        return [total / seen for total in totals]
+        return totals.means()
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, steps=None):
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, steps=None, sample_weight=None,
+                 return_dict=False):
         """Loss and metrics on ``(x, y)`` in inference mode.
+
+        ``x`` may be a generator of ``(x, y)`` or ``(x, y, sample_weight)`` batches (``y`` None).
+        ``sample_weight`` weighs the loss and the weighted metrics as in :meth:`fit`; ``verbose``
+        takes "auto" (a progress bar) as in Keras.
 
         Returns
         -------
-        float or list of float
-            ``[loss, *metrics]`` (order of :attr:`metrics_names`), or the loss alone without metrics.
+        float, list of float or dict
+            ``[loss, *metrics]`` (order of :attr:`metrics_names`), or the loss alone without metrics;
+            with ``return_dict=True`` a dict ``{"loss": ..., "accuracy": ...}``.
         """
         from glassnet.callbacks import CallbackList, ProgbarLogger
         where = "Sequential.evaluate"
         self._require_compiled(where)
         batch_size = _positive_int(batch_size, "batch_size", where)
-        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-            raise ValueError(message(where, "verbose 0, 1 or 2", repr(verbose)))
-        if _is_batch_stream(x):
-            source = _batch_source(self, x, y, batch_size, False, steps, where)
-            self.metrics = self._resolve_metrics()
-            batches = list(source.batches(None))
-            x = np.concatenate([b[0] for b in batches])
-            y = np.concatenate([b[1] for b in batches])
-        else:
-            x = self.check_x(x, where)
-            y = self.check_y(y, len(x), where)
-            self.metrics = self._resolve_metrics()
+        verbose = _verbosity(verbose, where)
+        source = _batch_source(self, x, y, batch_size, False, steps, where, sample_weight)
+        self.metrics = self._resolve_metrics()
+        x, y, sample_weight = source.arrays()
         progress = CallbackList([ProgbarLogger(verbose)] if verbose else [], model=self,
                                 params={"steps": -(-len(x) // batch_size), "verbose": verbose})
         progress.on_test_begin()
-        values = self._evaluate_arrays(x, y, batch_size, self._fusable(), on_batch=progress.on_test_batch_end)
-        progress.on_test_end(dict(zip(self.metrics_names, values)))
-        return values if self.metrics else values[0]
+        values = self._evaluate_arrays(x, y, batch_size, self._fusable(), on_batch=progress.on_test_batch_end,
+                                       sample_weight=sample_weight)
+        results = dict(zip(self.metrics_names, values))
+        progress.on_test_end(results)
+        if return_dict:
+            return results
+        return values if len(values) > 1 else values[0]
 
     @_trains_alone
-    def train_on_batch(self, x, y):
-        """One gradient step on one batch; returns ``[loss, *metrics]`` (or the loss) before the update."""
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One gradient step on one batch; returns ``[loss, *metrics]`` (or the loss, or a dict with
+        ``return_dict=True``) from before the update. Weights as in :meth:`fit`."""
         where = "Sequential.train_on_batch"
         self._require_compiled(where)
         x = self.check_x(x, where)
         y = self.check_y(y, len(x), where)
         params = self._prepare_training(where)
+        table = None if class_weight is None else class_weight_table(class_weight, self.output_shape[-1], where)
+        weights = weights_for_batch(y, sample_weight, table, where)
         fused = self._fusable()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, y_pred = self._train_step(x, y, params, fused, True, where)
-        values = self._batch_values(loss, y, y_pred)
-        return values if self.metrics else values[0]
+            loss, y_pred = self._train_step(x, y, params, fused, True, where, weights)
+        return self._batch_results(loss, y, y_pred, weights, return_dict)
 
-    def test_on_batch(self, x, y):
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """Loss and metrics on one batch in inference mode (no update)."""
         where = "Sequential.test_on_batch"
         self._require_compiled(where)
         x = self.check_x(x, where)
         y = self.check_y(y, len(x), where)
         self.metrics = self._resolve_metrics()
-        loss, y_pred = self._step(x, y, self._fusable(), update=False)
-        values = self._batch_values(loss, y, y_pred)
-        return values if self.metrics else values[0]
+        weights = weights_for_batch(y, sample_weight, None, where)
+        loss, y_pred = self._step(x, y, self._fusable(), update=False, sample_weight=weights)
+        return self._batch_results(loss, y, y_pred, weights, return_dict)
+
+    def _batch_results(self, loss, y, y_pred, weights, return_dict):
+        values = EpochTotals(self.metrics, self.weighted_metrics).add(loss, y, y_pred, weights)
+        if return_dict:
+            return dict(zip(self.metrics_names, values))
+        return values if len(values) > 1 else values[0]
 
     # -- numerical faults ----------------------------------------------------------------
     def _raise_non_finite(self, xb, yb, fused, where):
@@ -925,11 +977,20 @@ class Sequential(Model):
 
     def __init__(self, layers=None, name=None, seed=None):
         self._init_state(name or unique_name("sequential"), check_seed(seed, "Sequential"))
+        #: The shape a leading ``layers.InputLayer`` declared (Keras keeps it, not the layer).
+        self._declared_input_shape = None
         for layer in layers or []:
             self.add(layer)
 
     def add(self, layer):
-        """Append a layer; builds it at once when the model's input shape is known."""
+        """Append a layer; builds it at once when the model's input shape is known.
+
+        A first ``layers.InputLayer(shape=...)`` or ``gn.Input(shape)`` only gives the input shape,
+        as in Keras 3's ``Sequential([keras.Input(shape), ...])``.
+        """
+        from glassnet.functional import KerasTensor
+        if isinstance(layer, (InputLayer, KerasTensor)):
+            return self._declare_input(layer)
         if not isinstance(layer, Layer):
             raise TypeError(message("Sequential.add", "a glassnet Layer instance", describe(layer),
                                     "Create it first, e.g. model.add(layers.Dense(10))."))
@@ -937,23 +998,32 @@ class Sequential(Model):
             raise ValueError(message("Sequential.add", "unique layer names", f"a second layer named {layer.name!r}",
                                      "Pass a different name=... to one of them."))
         self._layers.append(layer)
-        if len(self._layers) == 1 and layer.input_shape_arg is not None:
-            self.build((None,) + layer.input_shape_arg)
+        first_shape = self._declared_input_shape or layer.input_shape_arg
+        if len(self._layers) == 1 and first_shape is not None:
+            self.build((None,) + first_shape)
         elif self.built:
             self._build_layer(len(self._layers) - 1, self._layers[-2].output_shape[1:])
+
+    def _declare_input(self, entry):
+        """Keras's ``InputLayer`` / ``Input`` as the first entry: keep its shape; build once a layer follows."""
+        if self._layers or self._declared_input_shape is not None:
+            raise ValueError(message("Sequential.add", "an InputLayer (or gn.Input) only as the first entry",
+                                     f"{entry!r} after {len(self._layers)} layer(s)",
+                                     "Put layers.InputLayer(shape=...) first, or leave it out."))
+        self._declared_input_shape = tuple(entry.shape if isinstance(entry, InputLayer) else entry.shape[1:])
 
     def _build_layer(self, index, shape):
         layer = self._layers[index]
         if self.seed is not None and not layer.built:
             layer.rng = np.random.default_rng([self.seed, index])
         if not layer.built or layer.input_shape[1:] != tuple(shape):
-            layer.build(shape)
+            layer.build((None,) + tuple(shape))
         return layer.output_shape[1:]
 
     def build(self, input_shape=None):
-        """Build every layer for a per-example ``input_shape`` (a leading None is accepted)."""
+        """Build every layer for a Keras ``input_shape`` (its leading batch entry, None, may be left out)."""
         if input_shape is None:
-            first = self._layers[0].input_shape_arg if self._layers else None
+            first = self._declared_input_shape or (self._layers[0].input_shape_arg if self._layers else None)
             if first is None:
                 raise ValueError(message("Sequential.build", "an input_shape (or a first layer with input_shape)",
                                          "neither", "Call model.build((None, 28, 28, 1))."))
@@ -1005,6 +1075,14 @@ class Sequential(Model):
         _print_table(self, ["Layer (type)", "Output Shape", "Param #"], (0.45, 0.85, 1.0), 65, rows, line_length,
                      print_fn)
 
+    def to_json(self, **kwargs):
+        """Keras's ``model.to_json()``: the architecture (no weights) as a JSON string that
+        :func:`glassnet.models.model_from_json` reads back; ``kwargs`` go to ``json.dumps``."""
+        import json
+        from glassnet import __version__
+        return json.dumps({"class_name": type(self).__name__, "config": self.get_config(),
+                           "glassnet_version": __version__}, **kwargs)
+
     def get_config(self):
         from glassnet.layers import serialize
         return {"name": self.name, "seed": self.seed,
@@ -1021,7 +1099,56 @@ class Sequential(Model):
         return model
 
 
-# -- helpers for fit ---------------------------------------------------------------------------
+# -- helpers for compile, fit and evaluate -------------------------------------------------------
+def _metric_list(metrics, name, where):
+    """``metrics`` / ``weighted_metrics`` as a list of specs (a single name or function is one spec)."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, (list, tuple)):
+        return list(metrics)
+    if isinstance(metrics, str) or callable(metrics):
+        return [metrics]
+    raise TypeError(message(where, f"{name} as a list such as ['accuracy']", describe(metrics)))
+
+
+def _renamed(metric, name):
+    import copy
+    metric = copy.copy(metric)
+    metric.name = name
+    return metric
+
+
+def _check_jit_compile(jit_compile, where):
+    # Keras compiles its step with XLA on request; glassnet's step is NumPy, run as written.
+    if jit_compile not in ("auto", False, None):
+        raise ValueError(message(where, "jit_compile='auto' or False", repr(jit_compile),
+                                 "glassnet has no XLA (or other) compiler: its layers run NumPy directly and "
+                                 "are already vectorized. Remove jit_compile=... from compile()."))
+
+
+def _verbosity(verbose, where):
+    """Keras's ``verbose``: 0, 1, 2, or "auto" (1, a progress bar)."""
+    if verbose == "auto" and isinstance(verbose, str):
+        return 1
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(message(where, "verbose 'auto', 0 (silent), 1 (progress bar) or 2 (one line per epoch)",
+                                 repr(verbose)))
+    return int(verbose)
+
+
+def _validation_epochs(validation_freq, where):
+    """A test ``epoch -> bool`` (0-based) for Keras's validation_freq: an int k (every k-th epoch, counted
+    from 1) or a collection of 1-based epoch numbers (Keras 2's form)."""
+    if isinstance(validation_freq, numbers.Integral) and not isinstance(validation_freq, bool):
+        every = _positive_int(validation_freq, "validation_freq", where)
+        return lambda epoch: (epoch + 1) % every == 0
+    if isinstance(validation_freq, (list, tuple, set, frozenset, range)):
+        chosen = {_positive_int(e, "validation_freq epochs", where) for e in validation_freq}
+        return lambda epoch: epoch + 1 in chosen
+    raise TypeError(message(where, "validation_freq as an int (every k-th epoch) or a list of epoch numbers",
+                            describe(validation_freq), "E.g. validation_freq=2 validates after epochs 2, 4, ..."))
+
+
 def _no_context():
     import contextlib
     return contextlib.nullcontext()
@@ -1041,30 +1168,50 @@ def _non_negative_int(value, name, where):
 
 def _is_batch_stream(x):
     """True for generators, iterators and Keras-style Sequences of (x, y) batches (not arrays)."""
-    if x is None or isinstance(x, (np.ndarray, list, tuple, str, bytes)) or hasattr(x, "__array__"):
+    if x is None or isinstance(x, (np.ndarray, list, tuple, str, bytes, dict)) or hasattr(x, "__array__"):
         return False
     return hasattr(x, "__next__") or hasattr(x, "__iter__") or (hasattr(x, "__getitem__") and hasattr(x, "__len__"))
 
 
-def _batch_source(model, x, y, batch_size, shuffle, steps, where):
+def _stream_inputs(data, steps, where):
+    """The inputs of the batches of a generator or Keras-style Sequence, joined (targets are ignored)."""
+    import itertools
+    if steps is None and not hasattr(data, "__len__"):
+        raise ValueError(message(where, "steps=... for a generator without len()", "steps=None"))
+    count = len(data) if steps is None else _positive_int(steps, "steps", where)
+    inputs = [item[0] if isinstance(item, (tuple, list)) else item for item in itertools.islice(iter(data), count)]
+    if not inputs:
+        raise ValueError(message(where, "a generator with at least one batch", "none"))
+    for batch in inputs:
+        if np.ndim(batch) == 0:
+            raise TypeError(message(where, "a generator of numeric input batches (N, ...)", describe(batch)))
+    return np.concatenate([np.asarray(batch) for batch in inputs])
+
+
+def _batch_source(model, x, y, batch_size, shuffle, steps, where, sample_weight=None):
     if _is_batch_stream(x):
-        if y is not None:
-            raise ValueError(message(where, "y=None when x is a generator of (x, y) batches", describe(y),
-                                     "The generator yields the targets itself."))
+        for name, value in (("y", y), ("sample_weight", sample_weight)):
+            if value is not None:
+                raise ValueError(message(where, f"{name}=None when x is a generator of (x, y) batches",
+                                         describe(value), "The generator yields the targets (and weights) itself."))
         return _StreamSource(model, x, steps, where)
     if x is None:
         raise ValueError(message(where, "inputs x (an array (N, ...) or a generator of batches)", "None"))
     x = model.check_x(x, where)
-    return _ArraySource(x, model.check_y(y, len(x), where), batch_size, shuffle, steps)
+    y = model.check_y(y, len(x), where)
+    return _ArraySource(x, y, weights_for_batch(y, sample_weight, None, where), batch_size, shuffle, steps)
 
 
 class _ArraySource:
-    """Batches of in-memory arrays: one permutation per epoch, gathered into reused buffers."""
+    """Batches ``(x, y, weights or None)`` of in-memory arrays: one permutation per epoch, gathered
+    into reused buffers. ``class_weights`` (a table by class, set by ``fit``) weighs the samples."""
 
     exhausted = False
 
-    def __init__(self, x, y, batch_size, shuffle, steps):
-        self.x, self.y, self.batch_size, self.shuffle, self.max_steps = x, y, batch_size, shuffle, steps
+    def __init__(self, x, y, weights, batch_size, shuffle, steps):
+        self.x, self.y, self.weights = x, y, weights
+        self.batch_size, self.shuffle, self.max_steps = batch_size, shuffle, steps
+        self.class_weights = None
 
     @property
     def samples(self):
@@ -1075,21 +1222,34 @@ class _ArraySource:
         full = -(-len(self.x) // self.batch_size)
         return full if self.max_steps is None else min(full, self.max_steps)
 
+    def arrays(self):
+        return self.x, self.y, self.weights
+
     def split(self, fraction):
-        """Keras's validation_split: hold out the last ``fraction`` of the samples (before shuffling)."""
+        """Keras's validation_split: hold out the last ``fraction`` of the samples (before shuffling);
+        returns ``(x_val, y_val, weights_val or None)``."""
         at = int(len(self.x) * (1.0 - fraction))
         if at == 0 or at == len(self.x):
             raise ValueError(message("Sequential.fit", f"validation_split={fraction} to leave samples on both "
                                      "sides", f"{len(self.x)} samples -> {at} for training and "
                                      f"{len(self.x) - at} for validation", "Use more data or another fraction."))
-        (self.x, x_val), (self.y, y_val) = (self.x[:at], self.x[at:]), (self.y[:at], self.y[at:])
-        return x_val, y_val
+        held = self.x[at:], self.y[at:], None if self.weights is None else self.weights[at:]
+        self.x, self.y = self.x[:at], self.y[:at]
+        self.weights = None if self.weights is None else self.weights[:at]
+        return held
+
+    def _training_weights(self):
+        if self.class_weights is None:
+            return self.weights
+        return weights_for_batch(self.y, self.weights, self.class_weights, "Sequential.fit")
 
     def batches(self, rng):
         n, size = len(self.x), self.batch_size
+        weights = self._training_weights()
         if not self.shuffle:
             for start in range(0, n, size)[:self.steps]:
-                yield self.x[start:start + size], self.y[start:start + size]
+                yield (self.x[start:start + size], self.y[start:start + size],
+                       None if weights is None else weights[start:start + size])
             return
         order = rng.permutation(n)
         x_buffer = np.empty((min(size, n),) + self.x.shape[1:], dtype=self.x.dtype)
@@ -1098,11 +1258,13 @@ class _ArraySource:
             index = order[start:start + size]
             m = len(index)
             yield (np.take(self.x, index, axis=0, out=x_buffer[:m]),
-                   np.take(self.y, index, axis=0, out=y_buffer[:m]))
+                   np.take(self.y, index, axis=0, out=y_buffer[:m]),
+                   None if weights is None else weights[index])
 
 
 class _StreamSource:
-    """Batches from a generator, an iterator or a Keras-style Sequence (``seq[i]``, ``len(seq)``).
+    """Batches from a generator, an iterator or a Keras-style Sequence (``seq[i]``, ``len(seq)``)
+    yielding ``(x, y)`` or ``(x, y, sample_weight)``.
 
     Each batch is validated (augmentation already costs far more than the checks).
     """
@@ -1110,6 +1272,7 @@ class _StreamSource:
     def __init__(self, model, data, steps, where):
         self.model, self.data, self.where = model, data, where
         self.exhausted = False
+        self.class_weights = None
         self._index = hasattr(data, "__getitem__") and hasattr(data, "__len__") and not hasattr(data, "__next__")
         if steps is None:
             if not hasattr(data, "__len__"):
@@ -1136,17 +1299,32 @@ class _StreamSource:
                           "stops here. Pass an endless generator, or steps_per_epoch no larger than its length.",
                           RuntimeWarning, stacklevel=4)
             return None
-        if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise ValueError(message(self.where, "a generator yielding (x_batch, y_batch) pairs", describe(item)
+        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+            raise ValueError(message(self.where, "a generator yielding (x_batch, y_batch) pairs or (x_batch, y_batch, "
+                                     "sample_weight_batch) triples", describe(item)
                                      if not isinstance(item, (tuple, list)) else f"{len(item)} items per batch"))
         x = self.model.check_x(item[0], self.where)
-        return x, self.model.check_y(item[1], len(x), self.where)
+        y = self.model.check_y(item[1], len(x), self.where)
+        return x, y, weights_for_batch(y, item[2] if len(item) == 3 else None, None, self.where)
 
     def batches(self, rng):
         for step in range(self.steps):
             batch, self._pending = (self._pending, None) if self._pending is not None else (self._next(step), None)
             if batch is None:
                 return
-            yield batch
+            xb, yb, wb = batch
+            if self.class_weights is not None:
+                wb = weights_for_batch(yb, wb, self.class_weights, self.where)
+            yield xb, yb, wb
         if self._index and hasattr(self.data, "on_epoch_end"):
             self.data.on_epoch_end()
+
+    def arrays(self):
+        """All batches of one pass joined: ``(x, y, weights or None)`` (for ``evaluate``)."""
+        batches = list(self.batches(None))
+        if not batches:
+            raise ValueError(message(self.where, "a generator with at least one batch", "none"))
+        weighted = [b[2] is not None for b in batches]
+        if any(weighted) and not all(weighted):
+            raise ValueError(message(self.where, "every batch with sample weights, or none", "a mix"))
+        return tuple(None if column[0] is None else np.concatenate(column) for column in zip(*batches))

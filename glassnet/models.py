@@ -1,319 +1,60 @@
-"""Named model presets: functions returning a fresh, uncompiled, built model.
+"""Keras's ``keras.models`` names: ``Sequential``, ``load_model``, ``save_model``, ``model_from_json``,
+``clone_model``.
 
-=================  ==========  ===========================================================
-name               params      what it is
-=================  ==========  ===========================================================
-``seed003_tiny``   13,602      seed 003: Conv3x3(8, no bias) -> MaxPool2 -> Dense(10, softmax)
-``keras_mnist``    1,199,882   seed 000's Keras ``mnist_cnn`` (Conv32-Conv64-Pool-Dense128)
-``seed000_tanh``   35,754      seed 000's Keras script: Conv 4/8/16 with tanh, Dense128 tanh
-``lenet5``         61,706      LeCun's LeNet-5 with ReLU and max pooling
-``fashion``        871,978     our best small net for Fashion-MNIST (Conv-BN-ReLU blocks)
-``resnet_fashion`` 78,426      a small ResNet (basic blocks, BatchNorm, projection shortcuts, GAP)
-=================  ==========  ===========================================================
-
-Every preset takes ``input_shape=(28, 28, 1)``, ``num_classes=10``, ``seed=None`` (weight
-initialization) and ``dtype="float32"``; ``resnet_fashion`` is a Functional :class:`~glassnet.Model`, the
-others are Sequential. :data:`RECIPES` holds the training settings each was
-measured with (optimizer, learning-rate schedule, epochs, batch size) and :func:`recipe` returns them.
+The named presets (``keras_mnist``, ``lenet5``, ... and their training recipes) live in
+:mod:`glassnet.presets`; their old names here (``glassnet.models.get``, ``glassnet.models.lenet5``, ...)
+still resolve to them so that older scripts keep running.
 """
-import numpy as np
+import json
 
-from glassnet.errors import message
-from glassnet.layers import (Activation, Add, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                             GlobalAveragePooling2D, MaxPooling2D, RandomCrop, RandomFlip, ReLU, ZeroPadding2D)
+from glassnet.errors import describe, message
+from glassnet.model import Sequential
+from glassnet.saving import load_model, save_model
 
-
-def _sequential(layers, seed, name):
-    from glassnet.model import Sequential
-    return Sequential(layers, name=name, seed=seed)
+#: Model classes that ``model_from_json`` can rebuild, by the class name ``to_json`` writes.
+_MODEL_CLASSES = {"Sequential": Sequential}
 
 
-def seed003_tiny(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="float32"):
-    """Seed 003's network: Conv3x3(8 filters, no bias) -> MaxPool2 -> Flatten -> Dense(10, softmax).
+def model_from_json(json_string, custom_objects=None):
+    """Rebuild an (unbuilt or built, untrained) model from :meth:`Sequential.to_json`'s string.
 
-    13,602 parameters for 28x28x1 inputs (72 in the filters, 13,530 in the dense layer).
+    ``custom_objects`` is accepted for Keras scripts; glassnet's JSON names only its own layers
+    (a custom layer class registers itself with ``glassnet.layers.base.register``).
     """
-    return _sequential([
-        Conv2D(8, 3, use_bias=False, input_shape=tuple(input_shape), dtype=dtype),
-        MaxPooling2D(2, dtype=dtype),
-        Flatten(dtype=dtype),
-        Dense(num_classes, activation="softmax", dtype=dtype),
-    ], seed, "seed003_tiny")
+    where = "models.model_from_json"
+    if not isinstance(json_string, (str, bytes)):
+        raise TypeError(message(where, "a JSON string from model.to_json()", describe(json_string)))
+    try:
+        description = json.loads(json_string)
+    except ValueError as error:
+        raise ValueError(message(where, "a JSON string from model.to_json()", f"invalid JSON ({error})")) from None
+    if not isinstance(description, dict) or description.get("class_name") not in _MODEL_CLASSES:
+        name = description.get("class_name") if isinstance(description, dict) else describe(description)
+        raise ValueError(message(where, f"a model of class {sorted(_MODEL_CLASSES)}", repr(name)))
+    if "keras_version" in description or str(description.get("module", "")).startswith("keras"):
+        # Keras 2 writes keras_version at the top, Keras 3 a "module": "keras" entry.
+        version = description.get("keras_version", "3")
+        raise ValueError(message(where, "glassnet's own JSON (model.to_json())",
+                                 f"a description written by Keras {version}",
+                                 "Load the Keras model file itself with gn.load_model('model.keras'), or "
+                                 "rebuild it with glassnet layers."))
+    return _MODEL_CLASSES[description["class_name"]].from_config(description.get("config") or {})
 
 
-def keras_mnist(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="float32"):
-    """Keras's ``mnist_cnn`` example as seed 000 prints it (1,199,882 parameters); last layer named ``preds``."""
-    return _sequential([
-        Conv2D(32, 3, activation="relu", input_shape=tuple(input_shape), dtype=dtype),
-        Conv2D(64, 3, activation="relu", dtype=dtype),
-        MaxPooling2D(2, dtype=dtype),
-        Dropout(0.25, dtype=dtype),
-        Flatten(dtype=dtype),
-        Dense(128, activation="relu", dtype=dtype),
-        Dropout(0.5, dtype=dtype),
-        Dense(num_classes, activation="softmax", name="preds", dtype=dtype),
-    ], seed, "keras_mnist")
+def clone_model(model):
+    """A new model with ``model``'s architecture and freshly initialized weights (as Keras's)."""
+    if not hasattr(model, "get_config"):
+        raise TypeError(message("models.clone_model", "a glassnet model", describe(model)))
+    config = dict(model.get_config())
+    config.pop("seed", None)            # fresh weights, as Keras draws new ones
+    return type(model).from_config(config)
 
 
-def seed000_tanh(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="float32"):
-    """Seed 000's Keras training script: Conv(4, 5x5) tanh -> Conv(8, 3x3) tanh -> MaxPool2 ->
-    Conv(16, 3x3) tanh -> MaxPool2 -> Flatten -> Dense(128, 'normal' init) tanh -> Dense(10, 'normal') softmax.
-
-    The activations are separate layers as in the script; 28 -> 24 -> 22 -> 11 -> 9 -> 4, so the dense
-    layer sees 4*4*16 = 256 features (35,754 parameters).
-    """
-    return _sequential([
-        Conv2D(4, 5, padding="valid", input_shape=tuple(input_shape), dtype=dtype),
-        Activation("tanh", dtype=dtype),
-        Conv2D(8, 3, padding="valid", dtype=dtype),
-        Activation("tanh", dtype=dtype),
-        MaxPooling2D(2, dtype=dtype),
-        Conv2D(16, 3, padding="valid", dtype=dtype),
-        Activation("tanh", dtype=dtype),
-        MaxPooling2D(2, dtype=dtype),
-        Flatten(dtype=dtype),
-        Dense(128, kernel_initializer="normal", dtype=dtype),
-        Activation("tanh", dtype=dtype),
-        Dense(num_classes, kernel_initializer="normal", dtype=dtype),
-        Activation("softmax", dtype=dtype),
-    ], seed, "seed000_tanh")
+def __getattr__(name):
+    from glassnet import presets
+    if name in presets.__all__:
+        return getattr(presets, name)
+    raise AttributeError(f"module 'glassnet.models' has no attribute {name!r}")
 
 
-def lenet5(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="float32"):
-    """LeNet-5 (ReLU, max pooling): Conv5x5(6, same) -> Pool -> Conv5x5(16) -> Pool -> 120 -> 84 -> 10.
-
-    61,706 parameters for 28x28x1 inputs (the "same" padding plays the role of LeNet's 32x32 input).
-    """
-    return _sequential([
-        Conv2D(6, 5, padding="same", activation="relu", input_shape=tuple(input_shape), dtype=dtype),
-        MaxPooling2D(2, dtype=dtype),
-        Conv2D(16, 5, activation="relu", dtype=dtype),
-        MaxPooling2D(2, dtype=dtype),
-        Flatten(dtype=dtype),
-        Dense(120, activation="relu", dtype=dtype),
-        Dense(84, activation="relu", dtype=dtype),
-        Dense(num_classes, activation="softmax", dtype=dtype),
-    ], seed, "lenet5")
-
-
-def _conv_bn_relu(filters, dtype, **kwargs):
-    # No bias: the BatchNormalization's beta that follows does its job.
-    return [Conv2D(filters, 3, padding="same", use_bias=False, dtype=dtype, **kwargs),
-            BatchNormalization(dtype=dtype), ReLU(dtype=dtype)]
-
-
-def fashion(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="float32"):
-    """Our small net for Fashion-MNIST: two VGG-style blocks of Conv3x3-BN-ReLU x2 -> MaxPool -> Dropout(0.25),
-    then Dense(256)-BN-ReLU -> Dropout(0.5) -> Dense(10, softmax).
-
-    Channels 32, 32 | 64, 64 with "same" padding: 28x28 in the first block, 14x14 in the second, so the
-    dense layer sees 7*7*64 = 3,136 features (871,978 parameters, about 19 M multiply-adds per image).
-    Trained with :data:`RECIPES` ``["fashion"]`` (Adam, 15 epochs, step-down learning rate). A
-    "valid"-padding variant (331,306 parameters, 10 M multiply-adds) scored 1.2 points lower in a
-    20k-image, 5-epoch comparison, and random flips/shifts slowed convergence too much for a
-    short schedule, so neither is used.
-    """
-    return _sequential([
-        *_conv_bn_relu(32, dtype, input_shape=tuple(input_shape)),
-        *_conv_bn_relu(32, dtype),
-        MaxPooling2D(2, dtype=dtype),
-        Dropout(0.25, dtype=dtype),
-        *_conv_bn_relu(64, dtype),
-        *_conv_bn_relu(64, dtype),
-        MaxPooling2D(2, dtype=dtype),
-        Dropout(0.25, dtype=dtype),
-        Flatten(dtype=dtype),
-        Dense(256, use_bias=False, dtype=dtype),
-        BatchNormalization(dtype=dtype),
-        ReLU(dtype=dtype),
-        Dropout(0.5, dtype=dtype),
-        Dense(num_classes, activation="softmax", dtype=dtype),
-    ], seed, "fashion")
-
-
-def _conv_bn(x, filters, kernel, strides, dtype, rng):
-    """Conv (no bias: the BatchNormalization's beta does its job) -> BatchNormalization, on a tensor.
-
-    The moving statistics use momentum 0.9 (PyTorch's 0.1), not Keras's 0.99: measured on a 2-epoch run on
-    9,000 images (142 steps), 0.99 left them so far behind (0.99 ** 142 = 24% of the initial 0 / 1) that the
-    test accuracy was 9.7% at inference against 77.6% with the statistics re-estimated."""
-    x = Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, dtype=dtype, seed=rng)(x)
-    return BatchNormalization(momentum=0.9, dtype=dtype)(x)
-
-
-def _basic_block(x, filters, strides, dtype, rng):
-    """He et al.'s basic block: ``relu(BN(conv3x3(relu(BN(conv3x3(x))))) + shortcut)``; the shortcut is a
-    1x1 convolution + BN (projection) when the block changes the resolution or the width, else ``x``."""
-    y = ReLU(dtype=dtype)(_conv_bn(x, filters, 3, strides, dtype, rng))
-    y = _conv_bn(y, filters, 3, 1, dtype, rng)
-    shortcut = x if strides == 1 and x.shape[-1] == filters else _conv_bn(x, filters, 1, strides, dtype, rng)
-    return ReLU(dtype=dtype)(Add(dtype=dtype)([y, shortcut]))
-
-
-def resnet_fashion(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="float32", widths=(16, 32, 64),
-                   blocks_per_stage=1, augment=True):
-    """A small ResNet for 28x28 images, built with the Functional API.
-
-    [augmentation] -> Conv3x3-BN-ReLU stem -> three stages of basic blocks (``widths`` 16, 32, 64 at 28x28,
-    14x14 and 7x7; the first block of stages 2 and 3 has stride 2 and a projection shortcut) ->
-    GlobalAveragePooling2D -> Dense(num_classes, softmax). 78,426 parameters and about 9 M multiply-adds
-    per 28x28x1 image with the defaults (``blocks_per_stage=1``: 7 convolutions deep, a ResNet-8).
-
-    ``augment`` puts RandomFlip("horizontal") and ZeroPadding2D(2) + RandomCrop (random shifts of up to 2
-    pixels) in front: active only while training, exactly the identity at inference. Trained with
-    :data:`RECIPES` ``["resnet_fashion"]`` (AdamW, cosine decay per batch).
-    """
-    from glassnet import Input, Model
-    # two streams from the seed: the weights' (each layer draws its own seed from it) and the augmentation's,
-    # so that the same seed gives the same weights with or without augmentation
-    rng, draws = (np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(2))
-    inputs = Input(tuple(input_shape), name="images")
-    x = inputs
-    if augment:
-        x = RandomFlip("horizontal", dtype=dtype, seed=draws)(x)
-        x = ZeroPadding2D(2, dtype=dtype)(x)
-        x = RandomCrop(input_shape[0], input_shape[1], dtype=dtype, seed=draws)(x)
-    x = ReLU(dtype=dtype)(_conv_bn(x, widths[0], 3, 1, dtype, rng))
-    for stage, filters in enumerate(widths):
-        for block in range(blocks_per_stage):
-            x = _basic_block(x, filters, 2 if stage > 0 and block == 0 else 1, dtype, rng)
-    x = GlobalAveragePooling2D(dtype=dtype)(x)
-    outputs = Dense(num_classes, activation="softmax", dtype=dtype, seed=rng)(x)
-    return Model(inputs, outputs, name="resnet_fashion")
-
-
-PRESETS = {
-    "seed003_tiny": seed003_tiny,
-    "keras_mnist": keras_mnist,
-    "seed000_tanh": seed000_tanh,
-    "lenet5": lenet5,
-    "fashion": fashion,
-    "resnet_fashion": resnet_fashion,
-}
-
-#: Training settings per preset: ``optimizer`` (an ``optimizers.get`` config), ``epochs``,
-#: ``batch_size``, an optional step ``schedule`` ``[(epoch, factor), ...]`` (the learning rate is the
-#: base rate times the factor of the last entry whose epoch has been reached, applied with a
-#: LearningRateScheduler), an optional ``cosine_decay`` ``{"alpha": a, "warmup_epochs": w}`` (the rate follows
-#: ``optimizers.schedules.CosineDecay`` per batch over the whole run, after ``w`` epochs of linear warm-up
-#: from a tenth of the base rate) and optional ``augment`` options for ``ImageDataGenerator``.
-RECIPES = {
-    "seed003_tiny": {"optimizer": {"class_name": "SGD", "learning_rate": 0.005}, "epochs": 3, "batch_size": 1},
-    "keras_mnist": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 12, "batch_size": 128,
-                    "schedule": [(0, 1.0), (6, 0.5), (9, 0.25), (11, 0.1)]},
-    "seed000_tanh": {"optimizer": {"class_name": "SGD", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True,
-                                   "decay": 1e-6}, "epochs": 10, "batch_size": 100},
-    "lenet5": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 3, "batch_size": 32},
-    "fashion": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 15, "batch_size": 128,
-                "schedule": [(0, 1.0), (8, 0.3), (12, 0.1)]},
-    "resnet_fashion": {"optimizer": {"class_name": "AdamW", "learning_rate": 2e-3, "weight_decay": 0.02},
-                       "epochs": 15, "batch_size": 128, "cosine_decay": {"alpha": 0.0, "warmup_epochs": 1}},
-}
-
-
-def available():
-    """Names of the presets, in a stable order."""
-    return list(PRESETS)
-
-
-def get(name, **kwargs):
-    """Build the preset ``name`` (keyword arguments go to its function: input_shape, num_classes, seed, dtype)."""
-    if not isinstance(name, str) or name not in PRESETS:
-        raise ValueError(message("models.get", f"a preset name among {available()}", repr(name),
-                                 "See glassnet.models.available()."))
-    return PRESETS[name](**kwargs)
-
-
-def augment_option(name, augment):
-    """``{"augment": augment}`` for a preset whose function takes it (augmentation layers in the model, such
-    as ``resnet_fashion``'s), else ``{}``: what ``glassnet train --no-augment`` passes to :func:`get`."""
-    import inspect
-    return {"augment": bool(augment)} if "augment" in inspect.signature(PRESETS[name]).parameters else {}
-
-
-def recipe(name):
-    """A copy of the training settings of preset ``name`` (see :data:`RECIPES`)."""
-    if name not in RECIPES:
-        raise ValueError(message("models.recipe", f"a preset name among {available()}", repr(name)))
-    entry = RECIPES[name]
-    return {**entry, "optimizer": dict(entry["optimizer"]), "schedule": list(entry.get("schedule", []))}
-
-
-def compile_recipe(model, name, optimizer=None, learning_rate=None):
-    """Compile ``model`` with preset ``name``'s optimizer (or ``optimizer``), sparse categorical
-    cross-entropy and accuracy. ``learning_rate`` overrides the optimizer's rate; the rate is kept in
-    ``model.metadata["base_learning_rate"]`` (saved with the model) as the base of the recipe's schedule."""
-    from glassnet import optimizers
-    settings = recipe(name)
-    optimizer = optimizers.get(optimizer if optimizer is not None else settings["optimizer"])
-    if learning_rate is not None:
-        optimizer.learning_rate = learning_rate
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.metadata = {**(model.metadata or {}), "base_learning_rate": optimizer.learning_rate}
-    return model
-
-
-def fit_recipe(model, name, x, y, epochs=None, batch_size=None, seed=None, verbose=0, validation_data=None,
-               callbacks=(), augment=None, initial_epoch=0):
-    """Train a compiled ``model`` on ``(x, y)`` with preset ``name``'s settings; returns the History.
-
-    Parameters
-    ----------
-    epochs, batch_size : int, optional
-        Override the recipe's.
-    augment : bool, optional
-        Use the recipe's ``ImageDataGenerator`` options (default: when the recipe has them). With
-        augmentation the batches come from ``ImageDataGenerator(...).flow(x, y, seed=seed)``, so a
-        resumed run is not bit-identical to an uninterrupted one (the generator's state is not saved).
-    """
-    from glassnet.callbacks import LearningRateScheduler
-    settings = recipe(name)
-    epochs = settings["epochs"] if epochs is None else epochs
-    batch_size = settings["batch_size"] if batch_size is None else batch_size
-    callbacks = list(callbacks)
-    if settings.get("cosine_decay") and model.optimizer.schedule is None:
-        steps_per_epoch = -(-len(x) // batch_size)
-        model.optimizer.learning_rate = cosine_schedule(
-            (model.metadata or {}).get("base_learning_rate", model.optimizer.learning_rate), epochs,
-            steps_per_epoch, **settings["cosine_decay"])
-    if settings["schedule"]:
-        base = (model.metadata or {}).get("base_learning_rate", model.optimizer.learning_rate)
-        callbacks.append(LearningRateScheduler(step_schedule([(e, base * f) for e, f in settings["schedule"]])))
-    options = settings.get("augment")
-    if options and (augment is None or augment):
-        from glassnet.preprocessing import ImageDataGenerator
-        flow = ImageDataGenerator(**options).flow(x, y, batch_size=batch_size, seed=seed)
-        return model.fit(flow, epochs=epochs, verbose=verbose, validation_data=validation_data,
-                         callbacks=callbacks, seed=seed, initial_epoch=initial_epoch)
-    return model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, validation_data=validation_data,
-                     callbacks=callbacks, seed=seed, initial_epoch=initial_epoch)
-
-
-def cosine_schedule(base, epochs, steps_per_epoch, alpha=0.0, warmup_epochs=0):
-    """The :class:`~glassnet.schedules.CosineDecay` of a recipe's run: ``epochs * steps_per_epoch`` optimizer
-    steps in all, the first ``warmup_epochs`` of them rising linearly from ``base / 10`` to ``base``.
-
-    A resumed run keeps the schedule saved with its optimizer, so it continues the same curve.
-    """
-    from glassnet.schedules import CosineDecay
-    warmup = min(warmup_epochs, epochs - 1) * steps_per_epoch
-    decay = epochs * steps_per_epoch - warmup
-    if warmup:
-        return CosineDecay(base / 10, decay, alpha=alpha, warmup_target=base, warmup_steps=warmup)
-    return CosineDecay(base, decay, alpha=alpha)
-
-
-def step_schedule(steps):
-    """A ``schedule(epoch, lr)`` for LearningRateScheduler from ``[(epoch, rate), ...]`` (sorted by epoch)."""
-    steps = sorted((int(e), float(r)) for e, r in steps)
-
-    def schedule(epoch, lr):
-        rate = lr
-        for start, value in steps:
-            if epoch >= start:
-                rate = value
-        return rate
-    return schedule
-
-
-__all__ = ["available", "get", "augment_option", "recipe", "compile_recipe", "fit_recipe", "cosine_schedule", "step_schedule", "PRESETS", "RECIPES"] + list(PRESETS)
+__all__ = ["Sequential", "load_model", "save_model", "model_from_json", "clone_model"]

@@ -2,7 +2,11 @@
 
 The formulas, the defaults and the legacy ``decay`` follow classic multi-backend
 Keras 2.2.4 / 2.3.1 (``keras/optimizers.py``), the Keras that seed 000's scripts
-use (``SGD(lr=0.05, decay=1e-6, momentum=0.9, nesterov=True)``). With
+use (``SGD(lr=0.05, decay=1e-6, momentum=0.9, nesterov=True)``), except where
+Keras 3 changed a rule: RMSprop and Adagrad follow Keras 3 by default (epsilon
+inside the square root, Adagrad's accumulator starting at 0.1 with rate 0.001),
+and one explicit argument each gives back Keras 2's recipe. Model files saved
+before that change load with the rule they were trained with. With
 ``t = iterations`` counted *before* the step (0 on the first step):
 
 ``decay`` (all optimizers)
@@ -11,16 +15,17 @@ SGD
     no momentum: ``p -= lr_t * g``;
     momentum: ``v = momentum * v - lr_t * g``; then ``p += v``, or with
     ``nesterov=True`` Keras's form ``p += momentum * v - lr_t * g``.
-Adagrad (``learning_rate=0.01``, ``epsilon=1e-7``, accumulator starts at 0)
-    ``a += g**2``; ``p -= lr_t * g / (sqrt(a) + epsilon)``.
-    (tf.keras 2.x uses ``learning_rate=0.001, initial_accumulator_value=0.1``:
-    pass those for its behaviour.)
+Adagrad (Keras 3: ``learning_rate=0.001``, ``epsilon=1e-7``, accumulator starts at 0.1)
+    ``a += g**2``; ``p -= lr_t * g / sqrt(a + epsilon)``.
+    Keras 2.2/2.3 (seed 000's Keras) started at 0 with ``learning_rate=0.01`` and put epsilon
+    outside the root: ``Adagrad(0.01, initial_accumulator_value=0.0, epsilon_inside_sqrt=False)``.
 Adadelta (``learning_rate=1.0``, ``rho=0.95``, ``epsilon=1e-7``)
     ``a = rho a + (1 - rho) g**2``;
     ``u = g sqrt(d + epsilon) / sqrt(a + epsilon)`` (new ``a``, old ``d``);
     ``p -= lr_t * u``; ``d = rho d + (1 - rho) u**2``.
 RMSprop (``learning_rate=0.001``, ``rho=0.9``, ``epsilon=1e-7``)
-    ``a = rho a + (1 - rho) g**2``; ``p -= lr_t * g / (sqrt(a) + epsilon)``.
+    ``a = rho a + (1 - rho) g**2``; ``p -= lr_t * g / sqrt(a + epsilon)`` as in Keras 3;
+    ``epsilon_inside_sqrt=False`` gives Keras 2's (and PyTorch's) ``g / (sqrt(a) + epsilon)``.
 Adam (``learning_rate=0.001``, ``beta_1=0.9``, ``beta_2=0.999``, ``epsilon=1e-7``)
     ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g**2``;
     ``alpha = lr_t * sqrt(1 - b2**(t+1)) / (1 - b1**(t+1))``;
@@ -351,11 +356,16 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
-def _scaled_gradient_over_root(param, grad, denominator_source, eps, scale, scratch):
-    """``param -= scale * grad / (sqrt(denominator_source) + eps)`` in Keras's order."""
+def _scaled_gradient_over_root(param, grad, denominator_source, eps, scale, scratch, eps_inside=False):
+    """``param -= scale * grad / (sqrt(denominator_source) + eps)`` in Keras's order, or with
+    ``eps_inside`` Keras 3's ``scale * grad / sqrt(denominator_source + eps)``."""
     denom, work = scratch[0], scratch[1]
-    np.sqrt(denominator_source, out=denom)
-    denom += eps
+    if eps_inside:
+        np.add(denominator_source, eps, out=denom)
+        np.sqrt(denom, out=denom)
+    else:
+        np.sqrt(denominator_source, out=denom)
+        denom += eps
     np.multiply(grad, scale, out=work)
     work /= denom
     param -= work
@@ -419,19 +429,25 @@ class Adagrad(Optimizer):
 
     Parameters
     ----------
-    learning_rate : float >= 0, default 0.01 (Keras 2.2/2.3)
+    learning_rate : float >= 0, default 0.001 (Keras 3; Keras 2.2/2.3 used 0.01)
     epsilon : float >= 0, default 1e-7 (None means 1e-7)
     decay : float >= 0, default 0
-    initial_accumulator_value : float >= 0, default 0.0 (tf.keras uses 0.1)
+    initial_accumulator_value : float >= 0, default 0.1 (Keras 3; Keras 2.2/2.3 started at 0)
+    epsilon_inside_sqrt : bool, default True
+        Keras 3's ``g / sqrt(a + epsilon)``; False gives Keras 2's ``g / (sqrt(a) + epsilon)``.
+        Seed 000's Keras 2 Adagrad is ``Adagrad(0.01, initial_accumulator_value=0.0,
+        epsilon_inside_sqrt=False)``.
     """
 
-    default_learning_rate = 0.01
+    default_learning_rate = 0.001
     slot_names = ("accumulators",)
     scratch_count = 2
 
-    def __init__(self, learning_rate=0.01, epsilon=None, decay=0.0,
-                 initial_accumulator_value=0.0, *, lr=None, clipnorm=None, clipvalue=None):
+    def __init__(self, learning_rate=0.001, epsilon=None, decay=0.0,
+                 initial_accumulator_value=0.1, *, lr=None, clipnorm=None, clipvalue=None,
+                 epsilon_inside_sqrt=True):
         super().__init__(learning_rate, decay, clipnorm, clipvalue, lr)
+        self.epsilon_inside_sqrt = _flag("Adagrad", "epsilon_inside_sqrt", epsilon_inside_sqrt)
         self.epsilon = _number("Adagrad", "epsilon", EPSILON if epsilon is None else epsilon,
                                low=0.0)
         self.initial_accumulator_value = _number("Adagrad", "initial_accumulator_value",
@@ -446,11 +462,12 @@ class Adagrad(Optimizer):
     def _update(self, param, grad, slots, scratch, lr):
         accumulator = slots[0]
         accumulator += np.square(grad, out=scratch[0])        # a = a + g^2
-        _scaled_gradient_over_root(param, grad, accumulator, self.epsilon, lr, scratch)
+        _scaled_gradient_over_root(param, grad, accumulator, self.epsilon, lr, scratch, self.epsilon_inside_sqrt)
 
     def _hyperparameters(self):
         return {**super()._hyperparameters(), "epsilon": self.epsilon,
-                "initial_accumulator_value": self.initial_accumulator_value}
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon_inside_sqrt": self.epsilon_inside_sqrt}
 
 
 class Adadelta(Optimizer):
@@ -501,6 +518,9 @@ class RMSprop(Optimizer):
     rho : float in [0, 1), default 0.9
     epsilon : float >= 0, default 1e-7
     decay : float >= 0, default 0
+    epsilon_inside_sqrt : bool, default True
+        Keras 3's ``g / sqrt(a + epsilon)``; False gives Keras 2's (and PyTorch's)
+        ``g / (sqrt(a) + epsilon)``.
     """
 
     default_learning_rate = 0.001
@@ -508,18 +528,20 @@ class RMSprop(Optimizer):
     scratch_count = 2
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=None, decay=0.0, *,
-                 lr=None, clipnorm=None, clipvalue=None):
+                 lr=None, clipnorm=None, clipvalue=None, epsilon_inside_sqrt=True):
         super().__init__(learning_rate, decay, clipnorm, clipvalue, lr)
+        self.epsilon_inside_sqrt = _flag("RMSprop", "epsilon_inside_sqrt", epsilon_inside_sqrt)
         self.rho = _number("RMSprop", "rho", rho, low=0.0, high=1.0, high_open=True)
         self.epsilon = _number("RMSprop", "epsilon", EPSILON if epsilon is None else epsilon,
                                low=0.0)
 
     def _update(self, param, grad, slots, scratch, lr):
         _decay_average(slots[0], self.rho, grad, scratch[0])  # a = rho a + (1-rho) g^2
-        _scaled_gradient_over_root(param, grad, slots[0], self.epsilon, lr, scratch)
+        _scaled_gradient_over_root(param, grad, slots[0], self.epsilon, lr, scratch, self.epsilon_inside_sqrt)
 
     def _hyperparameters(self):
-        return {**super()._hyperparameters(), "rho": self.rho, "epsilon": self.epsilon}
+        return {**super()._hyperparameters(), "rho": self.rho, "epsilon": self.epsilon,
+                "epsilon_inside_sqrt": self.epsilon_inside_sqrt}
 
 
 class Adam(Optimizer):
@@ -621,6 +643,20 @@ def _class_for(name, where):
         raise ValueError(message(where, f"one of {', '.join(map(repr, _CLASSES))}",
                                  repr(name), "Check the spelling of the optimizer name."))
     return cls
+
+
+#: What a configuration written before glassnet followed Keras 3 (no ``epsilon_inside_sqrt`` key)
+#: meant: the Keras 2 rule it was trained with.
+_SAVED_BEFORE_KERAS3 = {"RMSprop": {"epsilon_inside_sqrt": False}, "Adagrad": {"epsilon_inside_sqrt": False}}
+
+
+def from_saved_config(config):
+    """:func:`from_config` for a configuration read from a model file: an older file's RMSprop or
+    Adagrad keeps the Keras 2 rule it was trained with, so training resumes on the same trajectory."""
+    if isinstance(config, dict) and "config" not in config:
+        legacy = _SAVED_BEFORE_KERAS3.get(str(config.get("class_name")), {})
+        config = {**legacy, **config}
+    return from_config(config)
 
 
 def from_config(config):

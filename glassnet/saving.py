@@ -133,9 +133,13 @@ def _metric_config(spec, resolved):
 def _compile_config(model):
     if not model.compiled:
         return None
+    from glassnet import metrics as metrics_module
     resolved = model._resolve_metrics(check_only=True) if model.built else [None] * len(model._metric_specs)
+    weighted = [_metric_config(spec, spec if isinstance(spec, str) else metrics_module.get(spec))
+                for spec in getattr(model, "_weighted_specs", [])]
     return {"loss": model.loss.get_config(), "optimizer": model.optimizer.get_config(),
-            "metrics": [_metric_config(spec, metric) for spec, metric in zip(model._metric_specs, resolved)]}
+            "metrics": [_metric_config(spec, metric) for spec, metric in zip(model._metric_specs, resolved)],
+            "weighted_metrics": weighted}
 
 
 def _rng_state(layer):
@@ -222,9 +226,50 @@ def _read_member(archive, info, file_size):
     return array.reshape(shape, order="F" if fortran else "C").copy()
 
 
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+#: What zipfile raises on a damaged or altered archive.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
+               SyntaxError, NotImplementedError, RuntimeError, MemoryError, OverflowError)
+
+
+def foreign_format(path):
+    """Which other library made the file (or folder) at ``path``, from its content; None if none known.
+
+    A small sniffer so that ``load_model`` names the library instead of calling the file damaged;
+    loading those formats is :mod:`glassnet.saving`'s readers' business, not this function's.
+    """
+    if os.path.isdir(path):
+        return "a TensorFlow SavedModel folder" if os.path.isfile(os.path.join(path, "saved_model.pb")) else None
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(_HDF5_MAGIC):
+        return "an HDF5 file, as Keras 2 writes with model.save('model.h5')"
+    if head[:1] == b"\x08" and str(path).lower().endswith(".onnx"):
+        return "an ONNX model"
+    if not head.startswith(_ZIP_MAGIC):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except _ZIP_ERRORS:       # damaged: the reader reports it
+        return None
+    if "config.json" in names and any(name.endswith(".weights.h5") or name == "model.weights.h5" for name in names):
+        return "a Keras 3 model file (.keras)"
+    if any(name.endswith("data.pkl") for name in names):
+        return "a PyTorch file (torch.save)"
+    return None
+
+
 def _read_archive(path, where):
     """All arrays of an ``.npz`` as a dict, refusing pickles, object arrays and damaged files."""
     path = check_path(path, where)
+    if os.path.exists(path):
+        made_by = foreign_format(path)
+        if made_by is not None:
+            raise ValueError(message(where, "a glassnet model file (.npz written by model.save)",
+                                     f"{path!r}: {made_by}", "glassnet reads its own .npz files: rebuild the model "
+                                     "with glassnet layers and copy the weights in with set_weights, or save it "
+                                     "from glassnet."))
     if not os.path.isfile(path):
         raise FileNotFoundError(message(where, "the path of a file written by model.save()",
                                         f"{path!r}, which does not exist" if not os.path.exists(path)
@@ -234,7 +279,8 @@ def _read_archive(path, where):
     file_size = os.path.getsize(path)
     if not head.startswith(_ZIP_MAGIC):
         kind = ("a single .npy array" if head.startswith(_NPY_MAGIC)
-                else "a pickle, which glassnet never loads (it can run arbitrary code)" if head[:1] == b"\x80"
+                else "a pickle (e.g. PyTorch's legacy torch.save), which glassnet never loads (it can run arbitrary "
+                "code)" if head[:1] == b"\x80"
                 else "empty" if not head else "not an .npz archive")
         raise ValueError(message(where, "a glassnet model file (.npz written by model.save)",
                                  f"{path!r}: {kind}", "Pass a file written by model.save(path)."))
@@ -251,8 +297,7 @@ def _read_archive(path, where):
     except _Bad as error:
         raise ValueError(message(where, "an intact glassnet model file", f"{path!r}: {error}",
                                  "The file was damaged or altered; use another checkpoint.")) from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
-            SyntaxError, NotImplementedError, RuntimeError, MemoryError, OverflowError) as error:
+    except _ZIP_ERRORS as error:
         raise ValueError(message(where, "an intact glassnet model file",
                                  f"{path!r}: truncated or corrupted ({type(error).__name__}: {str(error)[:200]})",
                                  "The file was cut short or damaged; use another checkpoint.")) from None
@@ -315,23 +360,30 @@ def _check_weights(model, config, arrays, bad, by_name=True):
     return weights
 
 
+def _metric_specs(entries):
+    """Metric names and Metric objects back from :func:`_metric_config`'s entries (ValueError if unknown)."""
+    from glassnet import metrics as metrics_module
+    specs = []
+    for spec in entries or []:
+        if isinstance(spec, dict):
+            cls = getattr(metrics_module, str(spec.get("class_name")), None)
+            if not (isinstance(cls, type) and issubclass(cls, metrics_module.Metric)):
+                raise ValueError(f"unknown metric class {spec.get('class_name')!r}")
+            spec = cls(**{k: v for k, v in spec.items() if k != "class_name"})
+        specs.append(spec)
+    return specs
+
+
 def _restore_compile(model, config, arrays, bad):
-    from glassnet import losses, metrics as metrics_module, optimizers
+    from glassnet import losses, optimizers
     compile_config = config.get("compile")
     if compile_config is None:
         return
     try:
         loss = losses.from_config(compile_config["loss"])
-        optimizer = optimizers.from_config(compile_config["optimizer"])
-        specs = []
-        for spec in compile_config.get("metrics") or []:
-            if isinstance(spec, dict):
-                cls = getattr(metrics_module, str(spec.get("class_name")), None)
-                if not (isinstance(cls, type) and issubclass(cls, metrics_module.Metric)):
-                    raise ValueError(f"unknown metric class {spec.get('class_name')!r}")
-                spec = cls(**{k: v for k, v in spec.items() if k != "class_name"})
-            specs.append(spec)
-        model.compile(optimizer=optimizer, loss=loss, metrics=specs)
+        optimizer = optimizers.from_saved_config(compile_config["optimizer"])
+        model.compile(optimizer=optimizer, loss=loss, metrics=_metric_specs(compile_config.get("metrics")),
+                      weighted_metrics=_metric_specs(compile_config.get("weighted_metrics")))
     except (KeyError, TypeError, ValueError) as error:
         raise bad(f"its compile configuration is invalid ({error})") from None
     count = config.get("optimizer_state", 0)

@@ -1,7 +1,9 @@
-"""Small helpers with Keras's names: ``to_categorical``, ``Progbar``."""
+"""Small helpers with Keras's names: ``to_categorical``, ``Progbar``, ``plot_model``."""
 import numpy as np
 
 from glassnet.progress import Progbar  # noqa: F401  (keras.utils.Progbar's place)
+from glassnet.data.folder import (image_dataset_from_directory, img_to_array,  # noqa: F401  (Keras 3's
+                                  load_img)                                     # places for them)
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):
@@ -69,3 +71,25 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     out = np.zeros((labels.size, num_classes), dtype=dtype)
     out[np.arange(labels.size), labels] = 1
     return out.reshape(shape + (num_classes,))
+
+
+def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, show_layer_names=False,
+               rankdir="TB", expand_nested=False, dpi=200, show_layer_activations=False, show_trainable=False,
+               **kwargs):
+    """``keras.utils.plot_model`` with Keras 3's defaults: draw ``model`` and write ``to_file``.
+
+    One box per layer (its type, with ``show_layer_names`` its name; with ``show_shapes`` its output
+    shape); ``rankdir`` "TB" (top to bottom) or "LR". Drawn by :func:`glassnet.viz.plot_model`
+    (graphviz when its ``dot`` is installed, else matplotlib; needs the ``viz`` extra). The
+    activation is always shown in the box; ``show_dtype``, ``expand_nested``, ``dpi``,
+    ``show_layer_activations`` and ``show_trainable`` are accepted for Keras scripts and change
+    nothing (every glassnet model is one flat float32/float64 chain).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        (Keras returns an IPython image; the file written is the same kind of picture.)
+    """
+    from glassnet.viz import plot_model as draw
+    return draw(model, to_file=to_file, show_shapes=show_shapes, show_params=show_shapes, rankdir=rankdir,
+                show_layer_names=show_layer_names, **kwargs)

@@ -15,7 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from glassnet import models, optimizers
+from glassnet import optimizers
+from glassnet import presets as models
 from glassnet.data import fashion_mnist
 from glassnet.data.mnist import DatasetNotFoundError, load_t10k
 

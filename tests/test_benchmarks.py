@@ -27,7 +27,7 @@ def test_flops_follow_the_pytorch_reference_accounting():
         "lenet5": 28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10,
     }
     for name, macs in expected.items():
-        model = gn.models.PRESETS[name](seed=0)
+        model = gn.presets.PRESETS[name](seed=0)
         assert model.count_params() == common.MODELS[name]
         forward, train, exact = common.flops(model)
         assert forward == 2 * macs

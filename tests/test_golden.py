@@ -36,7 +36,7 @@ def test_layer_matches_torch(path):
     config, data = load(path)
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in config["args"].items()}
     layer = getattr(layers, config["layer"])(**args, dtype="float64")
-    layer.build(data["x"].shape[1:])
+    layer.build(data["x"].shape)
     if config["weights"]:
         layer.set_weights([data[name] for name in config["weights"]])
 

@@ -79,14 +79,14 @@ def test_config_round_trip(name):
 
 
 def test_layers_use_keras_defaults_and_are_reproducible_by_seed():
-    conv = layers.Conv2D(8, 3, seed=7).build((10, 10, 4))
+    conv = layers.Conv2D(8, 3, seed=7).build((None, 10, 10, 4))
     kernel, bias = conv.get_weights()
     limit = np.sqrt(6 / (9 * 4 + 9 * 8))                     # glorot_uniform on fan_in 36, fan_out 72
     assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit
     np.testing.assert_array_equal(bias, 0)
-    again = layers.Conv2D(8, 3, seed=7).build((10, 10, 4))
+    again = layers.Conv2D(8, 3, seed=7).build((None, 10, 10, 4))
     np.testing.assert_array_equal(again.get_weights()[0], kernel)
-    he = layers.Dense(50, kernel_initializer="he_normal", seed=1).build((300,))
+    he = layers.Dense(50, kernel_initializer="he_normal", seed=1).build((None, 300,))
     assert abs(he.get_weights()[0].var() * 300 / 2 - 1) < 0.05
 
 

@@ -100,7 +100,7 @@ def bad_calls():
          "validation_split"),
         ("validation_split leaves nothing", lambda m: m.fit(X[:1], Y[:1], validation_split=0.5, verbose=0),
          ValueError, "both sides"),
-        ("validation_data triple", lambda m: m.fit(X, Y, validation_data=(X, Y, Y), verbose=0), ValueError,
+        ("validation_data of four", lambda m: m.fit(X, Y, validation_data=(X, Y, Y, Y), verbose=0), ValueError,
          "pair"),
         ("validation_data wrong shape", lambda m: m.fit(X, Y, validation_data=(X[..., 0], Y), verbose=0),
          ValueError, "validation_data"),

@@ -120,28 +120,35 @@ def test_adam_first_step_moves_each_coordinate_by_about_lr():
     assert np.all(np.abs(p) < 0.001) and p[0] < 0 < p[1]
 
 
+def _over_root(a, eps, inside):
+    """Keras 3's sqrt(a + eps) or Keras 2's sqrt(a) + eps."""
+    return math.sqrt(a + eps) if inside else math.sqrt(a) + eps
+
+
+@pytest.mark.parametrize("inside", [True, False])
 @pytest.mark.parametrize("decay", [0.0, 0.5])
-def test_rmsprop(decay):
+def test_rmsprop(decay, inside):
     lr, rho, eps = 0.01, 0.9, 1e-7
 
     def update(p, g, s, t):
         s["a"] = rho * s["a"] + (1 - rho) * g * g
-        return p - decayed(lr, decay, t) * g / (math.sqrt(s["a"]) + eps)
-    np.testing.assert_allclose(run(optimizers.RMSprop(lr, decay=decay)), by_hand(update, ["a"]),
-                               rtol=1e-14, atol=1e-15)
+        return p - decayed(lr, decay, t) * g / _over_root(s["a"], eps, inside)
+    np.testing.assert_allclose(run(optimizers.RMSprop(lr, decay=decay, epsilon_inside_sqrt=inside)),
+                               by_hand(update, ["a"]), rtol=1e-14, atol=1e-15)
 
 
+@pytest.mark.parametrize("inside", [True, False])
 @pytest.mark.parametrize("initial", [0.0, 0.1])
 @pytest.mark.parametrize("decay", [0.0, 0.5])
-def test_adagrad(initial, decay):
+def test_adagrad(initial, decay, inside):
     lr, eps = 0.1, 1e-7
 
     def update(p, g, s, t):
         if t == 0:
             s["a"] = initial
         s["a"] = s["a"] + g * g
-        return p - decayed(lr, decay, t) * g / (math.sqrt(s["a"]) + eps)
-    opt = optimizers.Adagrad(lr, decay=decay, initial_accumulator_value=initial)
+        return p - decayed(lr, decay, t) * g / _over_root(s["a"], eps, inside)
+    opt = optimizers.Adagrad(lr, decay=decay, initial_accumulator_value=initial, epsilon_inside_sqrt=inside)
     np.testing.assert_allclose(run(opt), by_hand(update, ["a"]), rtol=1e-14, atol=1e-15)
 
 
@@ -161,9 +168,10 @@ def test_adadelta(decay):
 def test_keras_defaults():
     cases = {
         "sgd": dict(learning_rate=0.01, momentum=0.0, nesterov=False, decay=0.0),
-        "adagrad": dict(learning_rate=0.01, epsilon=1e-7, initial_accumulator_value=0.0),
+        "adagrad": dict(learning_rate=0.001, epsilon=1e-7, initial_accumulator_value=0.1,
+                        epsilon_inside_sqrt=True),
         "adadelta": dict(learning_rate=1.0, rho=0.95, epsilon=1e-7),
-        "rmsprop": dict(learning_rate=0.001, rho=0.9, epsilon=1e-7),
+        "rmsprop": dict(learning_rate=0.001, rho=0.9, epsilon=1e-7, epsilon_inside_sqrt=True),
         "adam": dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                      amsgrad=False),
     }
@@ -198,10 +206,11 @@ def test_agrees_with_torch_where_rules_coincide():
          lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True)),
         (optimizers.SGD(0.1, momentum=0.9),
          lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9)),
-        (optimizers.RMSprop(0.01),
+        # torch keeps Keras 2's epsilon outside the square root.
+        (optimizers.RMSprop(0.01, epsilon_inside_sqrt=False),
          lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.9, eps=1e-7)),
         # torch's lr_decay is Keras's legacy decay.
-        (optimizers.Adagrad(0.1, decay=0.3, initial_accumulator_value=0.1),
+        (optimizers.Adagrad(0.1, decay=0.3, initial_accumulator_value=0.1, epsilon_inside_sqrt=False),
          lambda ps: torch.optim.Adagrad(ps, lr=0.1, lr_decay=0.3, eps=1e-7,
                                         initial_accumulator_value=0.1)),
         (optimizers.Adadelta(),
@@ -215,6 +224,38 @@ def test_agrees_with_torch_where_rules_coincide():
     for ours, theirs in cases:
         np.testing.assert_allclose(run(ours), torch_run(torch, theirs), rtol=1e-12,
                                    atol=1e-14, err_msg=repr(ours))
+
+
+def keras_run(keras, make, steps=STEPS):
+    """The trajectory of real Keras 3's optimizer on the same parameters and gradients."""
+    variables = [keras.Variable(p.copy(), dtype="float64") for p in P0]
+    opt = make()
+    trajectory = []
+    for _ in range(steps):
+        grads = [keras.ops.convert_to_tensor(c * np.asarray(v.numpy())) for v, c in zip(variables, C)]
+        opt.apply_gradients(zip(grads, variables))
+        trajectory.append(np.concatenate([np.asarray(v.numpy()).ravel() for v in variables]))
+    return np.array(trajectory)
+
+
+def test_rmsprop_and_adagrad_defaults_follow_keras3():
+    import keras_oracle
+    keras = keras_oracle.load()
+    for ours, theirs in [(optimizers.RMSprop(0.01), lambda: keras.optimizers.RMSprop(0.01)),
+                         (optimizers.Adagrad(), lambda: keras.optimizers.Adagrad()),
+                         (optimizers.get("adagrad"), lambda: keras.optimizers.get("adagrad"))]:
+        # Keras keeps the learning rate as a float32 variable (0.01 -> 0.0099999998): agreement to 1e-7.
+        np.testing.assert_allclose(run(ours), keras_run(keras, theirs), rtol=1e-7, atol=1e-9, err_msg=repr(ours))
+    # Keras 2's recipe stays reachable and differs visibly from Keras 3's trajectory.
+    keras2 = run(optimizers.Adagrad(0.01, initial_accumulator_value=0.0, epsilon_inside_sqrt=False))
+    assert np.abs(keras2 - keras_run(keras, lambda: keras.optimizers.Adagrad(0.01))).max() > 1e-3
+
+
+def test_files_saved_before_keras3_rules_keep_their_rule():
+    old = {"class_name": "RMSprop", "learning_rate": 0.01, "decay": 0.0, "rho": 0.9, "epsilon": 1e-7}
+    assert optimizers.from_saved_config(old).epsilon_inside_sqrt is False
+    assert optimizers.from_config(old).epsilon_inside_sqrt is True
+    assert optimizers.from_saved_config({**old, "epsilon_inside_sqrt": True}).epsilon_inside_sqrt is True
 
 
 # ---------------------------------------------------------------------------
@@ -424,7 +465,7 @@ def test_get_names_case_insensitive_and_instances():
     (lambda: optimizers.RMSprop(rho=1.5), "rho"),
     (lambda: optimizers.Adadelta(epsilon=0.0), "epsilon"),
     (lambda: optimizers.Adagrad(initial_accumulator_value=-0.1), "initial_accumulator_value"),
-    (lambda: optimizers.Adagrad(epsilon=0.0), "epsilon"),
+    (lambda: optimizers.Adagrad(epsilon=0.0, initial_accumulator_value=0.0), "epsilon"),
     (lambda: optimizers.SGD(clipnorm=0.0), "clipnorm"),
 ])
 def test_bad_hyperparameters_raise_value_error(make, pattern):

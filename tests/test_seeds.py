@@ -25,7 +25,7 @@ TIGHT = dict(rtol=1e-10, atol=1e-10)
 
 def built(layer, x, weights=None):
     """Build ``layer`` for ``x``'s per-example shape and load ``weights`` (Keras order)."""
-    layer.build(x.shape[1:])
+    layer.build(x.shape)
     if weights is not None:
         layer.set_weights(weights)
     return layer

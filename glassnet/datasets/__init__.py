@@ -7,12 +7,15 @@
   ``$GLASSNET_MNIST_T10K``, or the MNIST cache).
 - ``shapes.load_data(n_train, n_test, seed, ...)``: synthetic shapes with ground-truth masks, offline.
 - ``load_idx(path)`` / ``save_idx(path, array)``: IDX files, gzipped or raw.
+- ``image_dataset_from_directory(path, image_size, color_mode, batch_size, validation_split, subset, seed,
+  class_names)``: your own folder of class sub-folders of images, read lazily (Keras's name).
 """
 from glassnet.data import fashion_mnist, mnist
 from glassnet.data import synthetic as shapes
 from glassnet.data.download import DownloadError, download
+from glassnet.data.folder import image_dataset_from_directory
 from glassnet.data.idx import load_idx, save_idx
 from glassnet.data.mnist import DatasetNotFoundError, data_home
 
 __all__ = ["mnist", "fashion_mnist", "shapes", "load_idx", "save_idx", "download",
-           "DownloadError", "DatasetNotFoundError", "data_home"]
+           "DownloadError", "DatasetNotFoundError", "data_home", "image_dataset_from_directory"]

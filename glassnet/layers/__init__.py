@@ -4,6 +4,7 @@ from glassnet.layers.base import Layer, deserialize, serialize
 from glassnet.layers.conv import Conv2D, ZeroPadding2D
 from glassnet.layers.core import Dense, Dropout, Flatten, Reshape
 from glassnet.layers.depthwise import DepthwiseConv2D, SeparableConv2D
+from glassnet.layers.input import InputLayer
 from glassnet.layers.normalization import BatchNormalization
 from glassnet.layers.pooling import (AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                                      MaxPooling2D)
@@ -21,7 +22,7 @@ SeparableConvolution2D = SeparableConv2D
 __all__ = [
     "Layer", "Activation", "ReLU", "LeakyReLU", "PReLU", "Softmax", "Conv2D", "ZeroPadding2D", "Dense",
     "Dropout", "Flatten", "Reshape", "BatchNormalization", "MaxPooling2D", "AveragePooling2D",
-    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "serialize", "deserialize",
+    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "InputLayer", "serialize", "deserialize",
     "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D", "Cropping2D", "Rescaling", "RandomFlip", "RandomCrop",
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate",
 ]

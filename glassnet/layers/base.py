@@ -190,11 +190,19 @@ class Layer:
         return tuple(int(d) for d in shape)
 
     def _per_example(self, input_shape):
-        """Drop a leading batch entry (``None`` or, when the rank says so, an int)."""
+        """The per-example part of a Keras ``input_shape``, whose first entry is the batch axis.
+
+        ``Flatten().build((32, 26, 26, 8))`` builds for ``(26, 26, 8)`` and ``Dense(3).build((None, 4))``
+        for 4 features, as in Keras. Where it is unambiguous a shape without the batch axis is still
+        taken (older glassnet code): a fixed-rank layer given exactly its rank (``Conv2D.build((28, 28,
+        1))``), or a single axis (``Dense(3).build((4,))``).
+        """
         shape = tuple(input_shape)
-        if shape and shape[0] is None:
-            shape = shape[1:]
-        elif self.input_rank is not None and len(shape) == self.input_rank + 1:
+        if self.input_rank is not None:
+            has_batch = len(shape) == self.input_rank + 1 or (shape and shape[0] is None)
+        else:
+            has_batch = len(shape) > 1 or (shape and shape[0] is None)
+        if has_batch:
             shape = shape[1:]
         return tuple(int(d) for d in shape)
 
@@ -203,7 +211,7 @@ class Layer:
         return tuple(input_shape)
 
     def build(self, input_shape):
-        """Create weights for ``input_shape`` (per example; a leading None is dropped)."""
+        """Create weights for a Keras ``input_shape`` ``(batch, ...)`` (the batch size may be None)."""
         shape = self._per_example(input_shape)
         self.check_input_shape(shape)
         self.create_weights(shape)
@@ -252,7 +260,7 @@ class Layer:
             raise ValueError(message(where, f"input of shape {layout}", f"an array of shape {shape}",
                                      fix.get(x.ndim) if self.input_rank == 3 else None))
         if not self.built:
-            self.build(shape[1:])
+            self.build((None,) + shape[1:])
             return
         self.check_input_shape(shape[1:])
         self.check_weights_fit(shape[1:])
@@ -379,6 +387,23 @@ class Layer:
         if self.input_shape_arg is not None:
             config["input_shape"] = list(self.input_shape_arg)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Keras's ``Layer.from_config``: a new, unbuilt layer from :meth:`get_config`'s dict."""
+        if not isinstance(config, dict):
+            raise TypeError(message(f"{cls.__name__}.from_config", "the dict that get_config() returns",
+                                    describe(config)))
+        return cls(**config)
+
+    @property
+    def output(self):
+        # Keras keeps the symbolic tensor a layer was last called on; glassnet's layers keep no such tensor.
+        raise AttributeError(message(
+            f"{type(self).__name__} '{self.name}'.output", "Keras's symbolic layer output",
+            "a glassnet layer, which keeps no symbolic tensor (gn.Model takes the tensors its calls return)",
+            "For its activations use glassnet.explain.feature_maps(model, x, layer) (or "
+            "model.forward(x, stop=model.layer_index(layer) + 1)); for its shape use layer.output_shape."))
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} output_shape={self.output_shape}>"

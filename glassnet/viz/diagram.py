@@ -50,8 +50,9 @@ def _is_graph(model):
     return getattr(model, "_traced", None) is not None
 
 
-def layer_rows(model, show_shapes=True, show_params=True):
-    """One dict per box, inputs first: ``title``, ``details``, ``shape``, ``params``, ``color``.
+def layer_rows(model, show_shapes=True, show_params=True, show_layer_names=True):
+    """One dict per box, inputs first: ``title`` (name and type, or the type alone), ``details``, ``shape``,
+    ``params``, ``color``.
 
     A Sequential gets an "input" box; a graph model's inputs are its InputLayers."""
     if not model.built:
@@ -63,7 +64,7 @@ def layer_rows(model, show_shapes=True, show_params=True):
     for layer in model.layers:
         kind = type(layer).__name__
         color = _INPUT_COLOR if kind == "InputLayer" else _COLORS.get(kind, _ACTIVATION_COLOR)
-        rows.append({"title": f"{layer.name} ({kind})", "details": _details(layer),
+        rows.append({"title": f"{layer.name} ({kind})" if show_layer_names else kind, "details": _details(layer),
                      "shape": _shape(layer.output_shape) if show_shapes else "",
                      "params": f"{layer.count_params():,} params" if show_params else "", "color": color})
     return rows
@@ -92,14 +93,14 @@ def _levels(count, edges):
     return level
 
 
-def model_to_dot(model, show_shapes=True, show_params=True, rankdir="TB"):
+def model_to_dot(model, show_shapes=True, show_params=True, rankdir="TB", show_layer_names=True):
     """Graphviz DOT source of the diagram (every layer a node with its type, output shape and params)."""
     if rankdir not in ("TB", "LR"):
         raise ValueError(message("model_to_dot", "rankdir 'TB' or 'LR'", repr(rankdir)))
     lines = [f'digraph "{html.escape(model.name)}" {{', f"  rankdir={rankdir}; ranksep=0.3;",
              '  node [shape=plaintext, fontname="Helvetica", fontsize=11];',
              '  edge [color="#555555", arrowsize=0.7];']
-    for index, row in enumerate(layer_rows(model, show_shapes, show_params)):
+    for index, row in enumerate(layer_rows(model, show_shapes, show_params, show_layer_names)):
         cells = [f"<b>{html.escape(row['title'])}</b>"]
         cells += [html.escape(row[key]) for key in ("details", "shape", "params") if row[key]]
         body = "".join(f"<tr><td>{cell}</td></tr>" for cell in cells)
@@ -121,11 +122,11 @@ def _run_dot(source, fmt):
     return result.stdout
 
 
-def _graphviz_figure(model, to_file, show_shapes, show_params, rankdir):
+def _graphviz_figure(model, to_file, show_shapes, show_params, rankdir, show_layer_names):
     """Render with dot; the returned Figure shows dot's PNG, ``to_file`` gets dot's own output."""
     import matplotlib.image
 
-    source = model_to_dot(model, show_shapes, show_params, rankdir)
+    source = model_to_dot(model, show_shapes, show_params, rankdir, show_layer_names)
     png = _run_dot(source, "png")
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "diagram.png")
@@ -146,11 +147,11 @@ def _graphviz_figure(model, to_file, show_shapes, show_params, rankdir):
     return figure
 
 
-def _matplotlib_figure(model, to_file, show_shapes, show_params):
+def _matplotlib_figure(model, to_file, show_shapes, show_params, show_layer_names):
     """The same diagram drawn with matplotlib boxes and arrows (top to bottom)."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    rows = layer_rows(model, show_shapes, show_params)
+    rows = layer_rows(model, show_shapes, show_params, show_layer_names)
     edges = layer_edges(model)
     level = _levels(len(rows), edges)
     # boxes of one level side by side (a graph's branches), levels top to bottom
@@ -185,7 +186,8 @@ def _matplotlib_figure(model, to_file, show_shapes, show_params):
     return finish(figure, to_file)
 
 
-def plot_model(model, to_file=None, show_shapes=True, show_params=True, engine="auto", rankdir="TB"):
+def plot_model(model, to_file=None, show_shapes=True, show_params=True, engine="auto", rankdir="TB",
+               show_layer_names=True):
     """Draw the architecture: one box per layer with its type, output shape and parameter count.
 
     Parameters
@@ -201,6 +203,8 @@ def plot_model(model, to_file=None, show_shapes=True, show_params=True, engine="
         "auto" uses graphviz when its ``dot`` program is on PATH and matplotlib otherwise.
     rankdir : {"TB", "LR"}
         Graphviz layout direction (top-bottom or left-right).
+    show_layer_names : bool
+        Title each box with the layer's name and type (else the type alone).
 
     Returns
     -------
@@ -215,8 +219,8 @@ def plot_model(model, to_file=None, show_shapes=True, show_params=True, engine="
                                    "no `dot` found", "Install graphviz (apt install graphviz) or use "
                                    "engine='auto' / 'matplotlib'."))
     if engine == "graphviz" or (engine == "auto" and has_dot):
-        return _graphviz_figure(model, to_file, show_shapes, show_params, rankdir)
-    return _matplotlib_figure(model, to_file, show_shapes, show_params)
+        return _graphviz_figure(model, to_file, show_shapes, show_params, rankdir, show_layer_names)
+    return _matplotlib_figure(model, to_file, show_shapes, show_params, show_layer_names)
 
 
 __all__ = ["plot_model", "model_to_dot", "layer_rows", "layer_edges"]

@@ -127,7 +127,7 @@ def test_upsample_bilinear_known_values():
 
 
 def test_receptive_field_grid_follows_kernels_strides_and_padding():
-    from glassnet import models
+    from glassnet import presets as models
     keras_mnist = models.keras_mnist(seed=0)
     # two valid 3x3 convs shift by 1 pixel each, then 2x2 pooling: cell j is centred on 2 j + 0.5 + 2
     assert explain.receptive_field_grid(keras_mnist, 3) == ((2.5, 2), (2.5, 2))

@@ -5,7 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from glassnet import explain, models
+from glassnet import explain
+from glassnet import presets as models
 from glassnet.explain import backprop
 
 ROUNDS = 3

@@ -447,7 +447,8 @@ CASES = [
     case("explain", "sanity_check threshold 2", lambda: explain("sanity_check")(model(), X, threshold=2),
          "[-1, 1]", "2"),
     case("predict", "a dict instead of an array", lambda: model().predict({"x": X}), "numeric", "dict"),
-    case("predict", "a generator of non-batches", lambda: model().predict(iter([1, 2])), "numeric", "iterator"),
+    case("predict", "a generator of non-batches", lambda: model().predict(iter([1, 2]), steps=2), "numeric", "int"),
+    case("predict", "a generator without len() or steps", lambda: model().predict(iter([X])), "steps", "None"),
     case("explain", "filters of a model without Conv2D",
          lambda: explain("filters")(gn.Sequential([layers.Dense(3, input_shape=(4,))])), "Conv2D", "none"),
 

@@ -42,7 +42,7 @@ GEOMETRIES = {
 def conv_and_input(name):
     filters, kernel, shape, batch = GEOMETRIES[name]
     conv = layers.Conv2D(filters, kernel, seed=0)
-    conv.build(shape)
+    conv.build((None,) + shape)
     x = np.random.default_rng(0).random((batch,) + shape, dtype=np.float32)
     OH, OW = shape[0] - kernel + 1, shape[1] - kernel + 1
     unchunked = batch * OH * OW * kernel * kernel * shape[2] * 4  # the whole im2col matrix

@@ -56,7 +56,7 @@ def test_leaky_relu_gradients(alpha):
 ])
 def test_prelu_gradients(shape, shared_axes, alpha_shape):
     layer = layers.PReLU(shared_axes=shared_axes, dtype="float64")
-    layer.build(shape[1:])
+    layer.build(shape)
     assert layer.params["alpha"].shape == alpha_shape
     rng = np.random.default_rng(5)
     layer.set_weights([rng.uniform(-0.5, 0.5, alpha_shape)])
@@ -98,7 +98,7 @@ def test_saturating_layers_stay_finite_at_plus_minus_1000(dtype):
             y = layer.forward(x)
             dx = layer.backward(np.ones_like(y))
             assert y.dtype == dx.dtype == dtype and np.isfinite(y).all() and np.isfinite(dx).all()
-        dense = layers.Dense(2, activation="softmax", dtype=dtype).build((5,))
+        dense = layers.Dense(2, activation="softmax", dtype=dtype).build((None, 5,))
         dense.set_weights([np.eye(5, 2, dtype=dtype) * 1000, np.zeros(2, dtype=dtype)])
         y = dense.forward(x)
         assert np.isfinite(dense.backward(np.ones_like(y))).all()

@@ -42,7 +42,7 @@ def test_conv2d_gradients(config):
     rng = np.random.default_rng(CONV_CONFIGS.index(config))
     layer = layers.Conv2D(filters, kernel, strides=strides, padding=padding, activation=activation,
                           use_bias=use_bias, bias_initializer="normal", dtype="float64")
-    layer.build(shape[1:])
+    layer.build(shape)
     layer.set_weights([rng.standard_normal(w.shape) for w in layer.get_weights()])
     x = smooth_conv_input(layer, shape, rng)
     errors = check_layer_gradients(layer, x, seed=1)
@@ -58,7 +58,7 @@ def test_conv2d_logits_path_is_the_linear_layer(activation):
     x = rng.standard_normal((2, 4, 4, 2))
     check_layer_gradients(layer, x, forward_kwargs={"logits": True})
     linear = layers.Conv2D(3, 3, padding="same", dtype="float64")
-    linear.build((4, 4, 2))
+    linear.build((None, 4, 4, 2))
     linear.set_weights(layer.get_weights())
     np.testing.assert_allclose(layer.forward(x, logits=True), linear.forward(x), rtol=0, atol=0)
 
@@ -81,7 +81,7 @@ def test_zero_padding_matches_keras_pair_meaning():
     """Keras: ZeroPadding2D((1, 2)) pads 1 row top and bottom, 2 columns left and right."""
     layer = layers.ZeroPadding2D((1, 2))
     assert layer.pads == ((1, 1), (2, 2))
-    assert layer.build((3, 3, 1)).output_shape == (None, 5, 7, 1)
+    assert layer.build((None, 3, 3, 1)).output_shape == (None, 5, 7, 1)
 
 
 @pytest.mark.parametrize("size, kernel, stride, expected_pads, expected_out", [
@@ -96,7 +96,7 @@ def test_zero_padding_matches_keras_pair_meaning():
 def test_same_padding_follows_keras(size, kernel, stride, expected_pads, expected_out):
     layer = layers.Conv2D(1, (kernel, 1), strides=(stride, 1), padding="same")
     assert layer._pads((size, 4))[0] == expected_pads
-    assert layer.build((size, 4, 1)).output_shape[1] == expected_out == -(-size // stride)
+    assert layer.build((None, size, 4, 1)).output_shape[1] == expected_out == -(-size // stride)
 
 
 def test_conv2d_matches_direct_sum():

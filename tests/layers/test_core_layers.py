@@ -16,7 +16,7 @@ def test_dense_gradients(batch, activation, use_bias):
     rng = np.random.default_rng(ACTIVATIONS.index(activation) + 10 * batch + use_bias)
     layer = layers.Dense(4, activation=activation, use_bias=use_bias, bias_initializer="normal",
                          dtype="float64")
-    layer.build((6,))
+    layer.build((None, 6,))
     layer.set_weights([rng.standard_normal(w.shape) for w in layer.get_weights()])
     x = smooth_conv_input(layer, (batch, 6), rng)
     errors = check_layer_gradients(layer, x)
@@ -92,8 +92,8 @@ def test_fused_activation_equals_a_separate_activation_layer(kind, activation, r
         (lambda **kw: layers.Conv2D(3, 2, padding="same", dtype="float64", **kw))
     x = rng.standard_normal((3, 5) if kind == "dense" else (2, 4, 4, 2))
     fused, linear = make(activation=activation, bias_initializer="normal"), make()
-    fused.build(x.shape[1:])
-    linear.build(x.shape[1:])
+    fused.build(x.shape)
+    linear.build(x.shape)
     linear.set_weights(fused.get_weights())
     act = layers.Activation(activation, dtype="float64")
     fused.relu_rule = act.relu_rule = rule

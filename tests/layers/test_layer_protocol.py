@@ -21,7 +21,7 @@ EXPECTED_WEIGHTS = {    # Keras's names and order
 
 def _built(factory, shape, dtype="float32", seed=0):
     layer = factory(dtype)
-    layer.build(shape)
+    layer.build((None,) + shape)
     rng = np.random.default_rng(seed)
     # random weights (positive where BatchNormalization needs a variance) so that copies are informative
     layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.get_weights()])
@@ -87,15 +87,23 @@ def test_output_shape_agrees_with_forward(case):
 
 
 @pytest.mark.parametrize("case", CATALOG, ids=CATALOG_IDS)
-def test_build_accepts_shape_with_or_without_batch(case):
+def test_build_takes_keras_shapes_with_the_batch_axis(case):
     _, factory, shape = case
-    plain, batched, listed = factory("float32"), factory("float32"), factory("float32")
-    plain.build(shape)
-    batched.build((None,) + shape)
+    unknown, sized, listed = factory("float32"), factory("float32"), factory("float32")
+    unknown.build((None,) + shape)
+    sized.build((32,) + shape)                                  # Keras: the first entry is the batch size
     listed.build([None] + list(shape))
-    assert plain.output_shape == batched.output_shape == listed.output_shape
-    assert plain.input_shape == batched.input_shape == (None,) + shape
-    assert [w.shape for w in plain.get_weights()] == [w.shape for w in batched.get_weights()]
+    assert unknown.output_shape == sized.output_shape == listed.output_shape
+    assert unknown.input_shape == sized.input_shape == (None,) + shape
+    assert [w.shape for w in unknown.get_weights()] == [w.shape for w in sized.get_weights()]
+    if len(shape) == 1 or unknown.input_rank == len(shape):     # unambiguous without the batch axis: accepted
+        assert factory("float32").build(shape).input_shape == (None,) + shape
+
+
+def test_build_examples_from_the_issue_follow_keras():
+    assert layers.Flatten().build((32, 26, 26, 8)).output_shape == (None, 26 * 26 * 8)
+    assert layers.Dense(10).build((16, 64)).output_shape == (None, 10)
+    assert layers.BatchNormalization().build((8, 5, 5, 3)).get_weights()[0].shape == (3,)
 
 
 @pytest.mark.parametrize("case", CATALOG, ids=CATALOG_IDS)
@@ -107,7 +115,7 @@ def test_get_config_round_trip_gives_an_identical_layer(case):
     clone = layers.deserialize(config)
     assert type(clone) is type(layer)
     assert clone.get_config() == layer.get_config()
-    clone.build(shape)
+    clone.build((None,) + shape)
     clone.set_weights(layer.get_weights())
     x = _input(shape, dtype="float64")
     for training in (False, True):
@@ -168,7 +176,7 @@ def test_set_weights_on_an_unbuilt_layer_says_how_to_build_it():
 ], ids=["conv1", "conv2", "conv_rect_nobias", "dense", "dense_nobias", "bn", "bn_bare", "prelu", "prelu_shared",
         "pool", "flatten", "dropout"])
 def test_count_params(layer, shape, expected):
-    built = layer().build(shape)
+    built = layer().build((None,) + shape)
     assert built.count_params() == expected == sum(w.size for w in built.get_weights())
 
 

@@ -86,7 +86,7 @@ CASES = [
     ("leaky_alpha_str", lambda: L.LeakyReLU("0.2"), ValueError, ["alpha", "'0.2'", "LeakyReLU(alpha=0.1)"]),
     ("prelu_shared_axes_zero", lambda: L.PReLU(shared_axes=[0]), ValueError, ["shared_axes", "[0]", "shared_axes=[1, 2]"]),
     ("prelu_shared_axes_str", lambda: L.PReLU(shared_axes="hw"), ValueError, ["shared_axes", "'hw'", "shared_axes=[1, 2]"]),
-    ("prelu_shared_axes_beyond", lambda: L.PReLU(shared_axes=[4]).build((4, 4, 2)), ValueError,
+    ("prelu_shared_axes_beyond", lambda: L.PReLU(shared_axes=[4]).build((None, 4, 4, 2)), ValueError,
      ["shared_axes within 1..3", "[4]", "1-based"]),
     ("prelu_initializer_unknown", lambda: L.PReLU(alpha_initializer="small"), ValueError, ["alpha_initializer", "'small'", "zeros"]),
     ("softmax_axis", lambda: L.Softmax(axis=1), ValueError, ["axis=-1", "got 1", "class axis last"]),
@@ -102,7 +102,7 @@ CASES = [
     ("reshape_zero", lambda: L.Reshape((0, 5)), ValueError, ["target_shape", "(0, 5)", "Reshape((7, 7, 2))"]),
     ("reshape_two_unknowns", lambda: L.Reshape((-1, -1)), ValueError, ["at most one of them -1", "(-1, -1)", "Reshape("]),
     ("reshape_str", lambda: L.Reshape("7x7"), ValueError, ["target_shape", "'7x7'", "Reshape("]),
-    ("reshape_size_mismatch", lambda: L.Reshape((3, -1)).build((10,)), ValueError, ["10 elements", "(3, -1)"]),
+    ("reshape_size_mismatch", lambda: L.Reshape((3, -1)).build((None, 10,)), ValueError, ["10 elements", "(3, -1)"]),
     # --- arguments every layer takes ------------------------------------------------------------
     ("dtype_int", lambda: L.Dense(3, dtype="int32"), ValueError, ["dtype 'float32' or 'float64'", "'int32'", "float64"]),
     ("dtype_float16", lambda: L.Conv2D(3, 3, dtype="float16"), ValueError, ["dtype", "'float16'", "float64"]),
@@ -113,31 +113,31 @@ CASES = [
     ("input_shape_str", lambda: L.Dense(3, input_shape="784"), ValueError, ["input_shape", "'784'", "(28, 28, 1)"]),
     ("input_shape_empty", lambda: L.Dense(3, input_shape=()), ValueError, ["input_shape", "()", "(28, 28, 1)"]),
     # --- build: rank and kernel larger than the (padded) input ----------------------------------
-    ("conv_build_rank2", lambda: L.Conv2D(2, 3).build((28, 28)), ValueError, ["(N, H, W, C)", "(None, 28, 28)", "x[..., None]"]),
+    ("conv_build_rank2", lambda: L.Conv2D(2, 3).build((None, 28, 28)), ValueError, ["(N, H, W, C)", "(None, 28, 28)", "x[..., None]"]),
     ("conv_build_rank4", lambda: L.Conv2D(2, 3).build((None, 1, 28, 28, 1)), ValueError, ["(N, H, W, C)", "28, 28, 1)", "x[..., None]"]),
     ("conv_build_after_flatten", lambda: L.Conv2D(2, 3).build((None, 784)), ValueError, ["(N, H, W, C)", "(None, 784)", "Flatten"]),
-    ("conv_kernel_larger_than_input", lambda: L.Conv2D(2, 5).build((3, 3, 1)), ValueError,
+    ("conv_kernel_larger_than_input", lambda: L.Conv2D(2, 5).build((None, 3, 3, 1)), ValueError,
      ["at least as large as its kernel (5, 5)", "3x3", "padding='same'"]),
-    ("conv_kernel_larger_than_padded", lambda: L.Conv2D(2, (6, 2), padding=1).build((3, 3, 1)), ValueError,
+    ("conv_kernel_larger_than_padded", lambda: L.Conv2D(2, (6, 2), padding=1).build((None, 3, 3, 1)), ValueError,
      ["kernel (6, 2) after padding", "5x5", "smaller kernel"]),
-    ("conv_kernel_larger_one_axis", lambda: L.Conv2D(2, (1, 4)).build((8, 3, 1)), ValueError, ["kernel (1, 4)", "8x3"]),
-    ("pool_larger_than_input", lambda: L.MaxPooling2D(3).build((2, 2, 1)), ValueError,
+    ("conv_kernel_larger_one_axis", lambda: L.Conv2D(2, (1, 4)).build((None, 8, 3, 1)), ValueError, ["kernel (1, 4)", "8x3"]),
+    ("pool_larger_than_input", lambda: L.MaxPooling2D(3).build((None, 2, 2, 1)), ValueError,
      ["at least as large as pool_size (3, 3)", "(2, 2, 1)", "padding='same'"]),
-    ("avgpool_larger_one_axis", lambda: L.AveragePooling2D((1, 5)).build((4, 4, 3)), ValueError, ["pool_size (1, 5)", "(4, 4, 3)"]),
-    ("pool_build_rank", lambda: L.MaxPooling2D().build((10,)), ValueError, ["(N, H, W, C)", "(None, 10)", "x[..., None]"]),
-    ("gap_build_rank", lambda: L.GlobalAveragePooling2D().build((4, 4)), ValueError, ["(N, H, W, C)", "(None, 4, 4)"]),
-    ("gmp_build_rank", lambda: L.GlobalMaxPooling2D().build((16,)), ValueError, ["(N, H, W, C)", "(None, 16)"]),
-    ("zeropad_build_rank", lambda: L.ZeroPadding2D(1).build((16,)), ValueError, ["(N, H, W, C)", "(None, 16)"]),
+    ("avgpool_larger_one_axis", lambda: L.AveragePooling2D((1, 5)).build((None, 4, 4, 3)), ValueError, ["pool_size (1, 5)", "(4, 4, 3)"]),
+    ("pool_build_rank", lambda: L.MaxPooling2D().build((None, 10,)), ValueError, ["(N, H, W, C)", "(None, 10)", "x[..., None]"]),
+    ("gap_build_rank", lambda: L.GlobalAveragePooling2D().build((None, 4, 4)), ValueError, ["(N, H, W, C)", "(None, 4, 4)"]),
+    ("gmp_build_rank", lambda: L.GlobalMaxPooling2D().build((None, 16,)), ValueError, ["(N, H, W, C)", "(None, 16)"]),
+    ("zeropad_build_rank", lambda: L.ZeroPadding2D(1).build((None, 16,)), ValueError, ["(N, H, W, C)", "(None, 16)"]),
     ("dense_build_images", lambda: L.Dense(3).build((None, 4, 4, 2)), ValueError, ["(N, features)", "(None, 4, 4, 2)", "Flatten"]),
     ("dense_build_scalar", lambda: L.Dense(3).build((None,)), ValueError, ["(N, features)", "1-D", "x[None, :]"]),
     # --- forward on a layer directly --------------------------------------------------------------
     ("conv_forward_one_image", lambda: L.Conv2D(2, 3).forward(_x(5, 5, 1)), ValueError, ["(N, H, W, C)", "(5, 5, 1)", "x[None]"]),
     ("conv_forward_one_gray", lambda: L.Conv2D(2, 3).forward(_x(5, 5)), ValueError, ["(N, H, W, C)", "(5, 5)", "x[None, ..., None]"]),
-    ("conv_forward_built_rank", lambda: L.Conv2D(2, 3).build((5, 5, 1)).forward(_x(5, 5, 1)), ValueError,
+    ("conv_forward_built_rank", lambda: L.Conv2D(2, 3).build((None, 5, 5, 1)).forward(_x(5, 5, 1)), ValueError,
      ["(N, H, W, C)", "(5, 5, 1)", "x[None]"]),
-    ("conv_forward_built_channels", lambda: L.Conv2D(2, 3).build((5, 5, 1)).forward(_x(1, 5, 5, 3)), ValueError,
+    ("conv_forward_built_channels", lambda: L.Conv2D(2, 3).build((None, 5, 5, 1)).forward(_x(1, 5, 5, 3)), ValueError,
      ["1 channels", "(5, 5, 3)", "new layer"]),
-    ("conv_forward_built_too_small", lambda: L.Conv2D(2, 3).build((5, 5, 1)).forward(_x(1, 2, 5, 1)), ValueError,
+    ("conv_forward_built_too_small", lambda: L.Conv2D(2, 3).build((None, 5, 5, 1)).forward(_x(1, 2, 5, 1)), ValueError,
      ["kernel (3, 3)", "2x5"]),
     ("conv_forward_list", lambda: L.Conv2D(2, 3).forward([[[[0.0]]]]), TypeError, ["float NumPy array", "list", "astype"]),
     ("conv_forward_uint8_images", lambda: L.Conv2D(2, 3).forward(np.zeros((1, 5, 5, 1), np.uint8)), TypeError,
@@ -146,17 +146,17 @@ CASES = [
      TypeError, ["float NumPy array", "int64", "model.predict"]),
     ("dropout_forward_bool", lambda: L.Dropout(0.5).forward(np.ones((2, 3), bool), training=True), TypeError,
      ["float NumPy array", "bool", "astype"]),
-    ("dense_forward_built_features", lambda: L.Dense(3).build((4,)).forward(_x(2, 5)), ValueError,
+    ("dense_forward_built_features", lambda: L.Dense(3).build((None, 4,)).forward(_x(2, 5)), ValueError,
      ["4 channels/features", "(5,)", "new layer"]),
-    ("dense_forward_one_vector", lambda: L.Dense(3).build((4,)).forward(_x(4)), ValueError, ["(N, features)", "1-D", "x[None, :]"]),
+    ("dense_forward_one_vector", lambda: L.Dense(3).build((None, 4,)).forward(_x(4)), ValueError, ["(N, features)", "1-D", "x[None, :]"]),
     ("dense_forward_images", lambda: L.Dense(3).forward(_x(2, 4, 4, 1)), ValueError, ["(N, features)", "(None, 4, 4, 1)", "Flatten"]),
-    ("bn_forward_built_channels", lambda: L.BatchNormalization().build((4, 4, 2)).forward(_x(1, 4, 4, 3)), ValueError,
+    ("bn_forward_built_channels", lambda: L.BatchNormalization().build((None, 4, 4, 2)).forward(_x(1, 4, 4, 3)), ValueError,
      ["2 channels", "(4, 4, 3)"]),
-    ("prelu_forward_built_shape", lambda: L.PReLU().build((4, 4, 2)).forward(_x(1, 5, 4, 2)), ValueError,
+    ("prelu_forward_built_shape", lambda: L.PReLU().build((None, 4, 4, 2)).forward(_x(1, 5, 4, 2)), ValueError,
      ["alpha of shape (4, 4, 2)", "(5, 4, 2)", "shared_axes=[1, 2]"]),
-    ("pool_forward_built_rank", lambda: L.MaxPooling2D().build((4, 4, 2)).forward(_x(4, 4, 2)), ValueError,
+    ("pool_forward_built_rank", lambda: L.MaxPooling2D().build((None, 4, 4, 2)).forward(_x(4, 4, 2)), ValueError,
      ["(N, H, W, C)", "(4, 4, 2)", "x[None]"]),
-    ("reshape_forward_built_size", lambda: L.Reshape((2, -1)).build((4,)).forward(_x(3, 5)), ValueError,
+    ("reshape_forward_built_size", lambda: L.Reshape((2, -1)).build((None, 4,)).forward(_x(3, 5)), ValueError,
      ["a target shape with 5 elements", "(2, -1)"]),
     # --- through a model ---------------------------------------------------------------------------
     ("model_missing_channel_axis", lambda: gn.Sequential([L.Conv2D(2, 3, input_shape=(8, 8, 1))]).predict(_x(2, 8, 8)),
@@ -173,17 +173,17 @@ CASES = [
                                                                    L.MaxPooling2D(2), L.Conv2D(2, 5)]),
      ValueError, ["kernel (5, 5)", "3x3", "fewer pooling layers"]),
     # --- weights and configs -------------------------------------------------------------------
-    ("set_weights_count", lambda: L.Dense(3).build((4,)).set_weights([np.zeros((4, 3))]), ValueError,
+    ("set_weights_count", lambda: L.Dense(3).build((None, 4,)).set_weights([np.zeros((4, 3))]), ValueError,
      ["2 arrays ['kernel', 'bias']", "1 arrays", "get_weights() order"]),
-    ("set_weights_shape", lambda: L.Dense(3).build((4,)).set_weights([np.zeros((3, 4)), np.zeros(3)]), ValueError,
+    ("set_weights_shape", lambda: L.Dense(3).build((None, 4,)).set_weights([np.zeros((3, 4)), np.zeros(3)]), ValueError,
      ["'kernel' of shape (4, 3)", "(3, 4)", "[kernel, bias]"]),
-    ("set_weights_conv_oihw", lambda: L.Conv2D(8, 3).build((5, 5, 1)).set_weights([np.zeros((8, 1, 3, 3)), np.zeros(8)]),
+    ("set_weights_conv_oihw", lambda: L.Conv2D(8, 3).build((None, 5, 5, 1)).set_weights([np.zeros((8, 1, 3, 3)), np.zeros(8)]),
      ValueError, ["(3, 3, 1, 8)", "(8, 1, 3, 3)", "HWIO"]),
-    ("set_weights_nan", lambda: L.Dense(3).build((4,)).set_weights([np.full((4, 3), np.nan), np.zeros(3)]), ValueError,
+    ("set_weights_nan", lambda: L.Dense(3).build((None, 4,)).set_weights([np.full((4, 3), np.nan), np.zeros(3)]), ValueError,
      ["finite numbers for 'kernel'", "(4, 3)"]),
-    ("set_weights_strings", lambda: L.Dense(1).build((1,)).set_weights([np.array([["a"]]), np.zeros(1)]), ValueError,
+    ("set_weights_strings", lambda: L.Dense(1).build((None, 1,)).set_weights([np.array([["a"]]), np.zeros(1)]), ValueError,
      ["finite numbers for 'kernel'", "<U1"]),
-    ("set_weights_not_a_list", lambda: L.Dense(3).build((4,)).set_weights(np.zeros((4, 3))), TypeError,
+    ("set_weights_not_a_list", lambda: L.Dense(3).build((None, 4,)).set_weights(np.zeros((4, 3))), TypeError,
      ["a list of 2 arrays", "(4, 3)", "get_weights()"]),
     ("set_weights_unbuilt", lambda: L.Dense(3).set_weights([np.zeros((4, 3)), np.zeros(3)]), RuntimeError,
      ["a built layer", "unbuilt", "input_shape"]),
@@ -223,7 +223,7 @@ def test_bad_input_raises_a_clear_glassnet_error(case):
 
 
 def test_a_failed_set_weights_leaves_the_layer_unchanged():
-    layer = L.Dense(3).build((4,))
+    layer = L.Dense(3).build((None, 4,))
     before = layer.get_weights()
     with pytest.raises(ValueError):
         layer.set_weights([np.ones((4, 3)), np.ones(4)])      # kernel fine, bias wrong
@@ -234,5 +234,5 @@ def test_a_failed_set_weights_leaves_the_layer_unchanged():
 @pytest.mark.parametrize("padding", ["SAME", "Valid", 0, (0, 2), [1, 1], ((0, 1), (2, 0)), [[1, 0], [0, 1]],
                                      np.int64(2)], ids=str)
 def test_valid_padding_forms_are_accepted(padding):
-    layer = L.Conv2D(1, 3, padding=padding).build((6, 6, 1))
+    layer = L.Conv2D(1, 3, padding=padding).build((None, 6, 6, 1))
     assert layer.forward(_x(1, 6, 6, 1)).shape[1:] == layer.output_shape[1:]

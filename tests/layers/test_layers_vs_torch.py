@@ -82,7 +82,7 @@ def _conv_config(seed):
                               activation=str(rng.choice(["relu", "sigmoid", "tanh", "linear", "softmax"])),
                               use_bias=bool(rng.integers(2)), bias_initializer="normal", dtype="float64")
         try:
-            layer.build((H, W, C))
+            layer.build((None, H, W, C))
         except ValueError:              # kernel larger than the padded input: draw again
             continue
         return layer, rng.standard_normal((N, H, W, C)), rng
@@ -119,7 +119,7 @@ def _pool_config(seed):
         cls = layers.MaxPooling2D if rng.integers(2) else layers.AveragePooling2D
         layer = cls(pool, strides, padding=padding, dtype="float64")
         try:
-            layer.build((H, W, C))
+            layer.build((None, H, W, C))
         except ValueError:
             continue
         return layer, rng.standard_normal((N, H, W, C)), rng
@@ -173,7 +173,7 @@ def test_batchnorm_matches_torch(seed, training):
     rng = np.random.default_rng(3000 + seed)
     shape = [(4, 3, 3, 2), (5, 4), (2, 2, 5, 3)][seed % 3]
     momentum, epsilon = [(0.99, 1e-3), (0.9, 1e-5), (0.5, 0.1)][seed % 3]
-    layer = layers.BatchNormalization(momentum=momentum, epsilon=epsilon, dtype="float64").build(shape[1:])
+    layer = layers.BatchNormalization(momentum=momentum, epsilon=epsilon, dtype="float64").build(shape)
     C = shape[-1]
     layer.set_weights([rng.uniform(0.5, 2, C), rng.standard_normal(C), rng.standard_normal(C), rng.uniform(0.5, 2, C)])
     x = rng.standard_normal(shape) * 2 + 1
@@ -232,7 +232,7 @@ def test_relu_variants_match_torch(max_value, slope):
                                                 ((3, 6), None), ((2, 3, 4, 5), [1, 2, 3])])
 def test_prelu_matches_torch(shape, shared_axes):
     rng = np.random.default_rng(6000)
-    layer = layers.PReLU(shared_axes=shared_axes, dtype="float64").build(shape[1:])
+    layer = layers.PReLU(shared_axes=shared_axes, dtype="float64").build(shape)
     layer.set_weights([rng.uniform(-0.5, 0.5, layer.params["alpha"].shape)])
     x = rng.standard_normal(shape)
     r = rng.standard_normal(shape)

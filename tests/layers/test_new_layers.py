@@ -48,7 +48,7 @@ GRADIENT_CASES = [
 def test_float64_gradients(factory, shape):
     layer = factory()
     rng = np.random.default_rng(len(shape) * 31 + shape[0])
-    layer.build(shape)
+    layer.build((None,) + shape)
     layer.set_weights([rng.standard_normal(w.shape) for w in layer.get_weights()])
     batch = (2,) + shape
     x = smooth_conv_input(layer, batch, rng) if getattr(layer, "activation", None) == "relu" else rng.standard_normal(batch)
@@ -113,10 +113,10 @@ def test_separable_is_depthwise_then_pointwise():
     rng = np.random.default_rng(12)
     x = rng.standard_normal((2, 6, 6, 3))
     separable = layers.SeparableConv2D(5, 3, depth_multiplier=2, padding="same", activation="tanh",
-                                       bias_initializer="normal", dtype="float64").build(x.shape[1:])
+                                       bias_initializer="normal", dtype="float64").build(x.shape)
     depthwise_kernel, pointwise_kernel, bias = separable.get_weights()
     depthwise = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", use_bias=False,
-                                       dtype="float64").build(x.shape[1:])
+                                       dtype="float64").build(x.shape)
     depthwise.set_weights([depthwise_kernel])
     expected = np.tanh(np.einsum("nhwk,kf->nhwf", depthwise.forward(x), pointwise_kernel[0, 0]) + bias)
     np.testing.assert_allclose(separable.forward(x), expected, rtol=1e-12)
@@ -184,11 +184,11 @@ def test_bad_hyperparameters_raise_glassnets_error(build):
 ])
 def test_inputs_that_do_not_fit_raise_glassnets_error(layer, shape):
     with pytest.raises(ValueError, match="expects"):
-        layer().build(shape)
+        layer().build((None,) + shape)
 
 
 def test_a_built_layer_refuses_another_channel_count():
-    layer = layers.DepthwiseConv2D(3).build((6, 6, 2))
+    layer = layers.DepthwiseConv2D(3).build((None, 6, 6, 2))
     with pytest.raises(ValueError, match="channels"):
         layer.forward(np.zeros((1, 6, 6, 3), dtype="float32"))
 
@@ -210,7 +210,7 @@ def test_a_built_layer_refuses_another_channel_count():
     (lambda: layers.RandomCrop(24, 20), (28, 28, 3), 0, (24, 20, 3)),
 ])
 def test_count_params_and_output_shape_as_keras(layer, shape, params, output):
-    built = layer().build(shape)
+    built = layer().build((None,) + shape)
     assert built.count_params() == params
     assert built.output_shape == (None,) + output
 

@@ -28,7 +28,7 @@ def test_same_outputs_as_keras_with_keras_weights(keras, name, kwargs, shape):
     theirs.build((None,) + shape)
     weights = [rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()]
     theirs.set_weights(weights)
-    ours = getattr(layers, name)(**kwargs).build(shape)
+    ours = getattr(layers, name)(**kwargs).build((None,) + shape)
     ours.set_weights(weights)                          # Keras's shapes and order, unchanged
     expected = keras.ops.convert_to_numpy(theirs(x))
     np.testing.assert_allclose(ours.forward(x), expected, rtol=2e-5, atol=2e-5)

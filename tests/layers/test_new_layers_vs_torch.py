@@ -57,7 +57,7 @@ def _built(cls, rng, *args, **kwargs):
         shape = (int(rng.integers(1, 4)), int(rng.integers(3, 9)), int(rng.integers(3, 9)), int(rng.integers(1, 4)))
         layer = cls(*args, **_random_geometry(rng), **kwargs, dtype="float64")
         try:
-            layer.build(shape[1:])
+            layer.build(shape)
         except ValueError:
             continue
         layer.set_weights([rng.standard_normal(w.shape) for w in layer.get_weights()])

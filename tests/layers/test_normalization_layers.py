@@ -13,7 +13,7 @@ SHAPES = [(4, 3, 3, 2), (6, 5), (2, 1, 1, 3), (1, 3, 4, 2)]
 def _random_bn(shape, options, seed):
     rng = np.random.default_rng(seed)
     layer = layers.BatchNormalization(**options, dtype="float64")
-    layer.build(shape[1:])
+    layer.build(shape)
     C = shape[-1]
     values = {"gamma": rng.uniform(0.5, 2.0, C), "beta": rng.standard_normal(C),
               "moving_mean": rng.standard_normal(C), "moving_variance": rng.uniform(0.5, 2.0, C)}
@@ -58,7 +58,7 @@ def test_batchnorm_moving_statistics_update():
 
 
 def test_batchnorm_keras_defaults_and_weight_order():
-    layer = layers.BatchNormalization().build((4, 4, 3))
+    layer = layers.BatchNormalization().build((None, 4, 4, 3))
     assert (layer.momentum, layer.epsilon) == (0.99, 1e-3)
     assert layer.weight_names == ["gamma", "beta", "moving_mean", "moving_variance"]
     assert list(layer.params) == ["gamma", "beta"]                  # moving statistics are not trainable

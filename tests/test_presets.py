@@ -1,9 +1,10 @@
-"""glassnet.models: the named presets, their sizes and their training recipes."""
+"""glassnet.presets: the named presets, their sizes and their training recipes."""
 import numpy as np
 import pytest
 
 import glassnet as gn
-from glassnet import callbacks, layers, models
+from glassnet import callbacks, layers
+from glassnet import presets as models
 
 
 @pytest.mark.parametrize("name, params", [

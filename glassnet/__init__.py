@@ -8,7 +8,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "activations", "callbacks", "cli", "data", "datasets", "explain", "initializers",
+    "activations", "callbacks", "cli", "data", "datasets", "distributed", "explain", "initializers",
     "layers", "losses", "metrics", "model", "models", "ops", "optimizers",
     "preprocessing", "reference", "saving", "utils", "validation", "viz",
 }

@@ -14,7 +14,7 @@ The model travels as the bytes of its ``.npz`` file, checked on the client first
 """
 from glassnet.distributed.batch import DEFAULT_CHUNK, chunk_seeds, evaluate, explain, predict
 from glassnet.distributed.cluster import ADDRESS_VARIABLE, CONNECT_TIMEOUT, connect, local_cluster, probe
-from glassnet.distributed.sweep import load_spec, sweep
+from glassnet.distributed.sweeps import load_spec, sweep
 
 __all__ = ["predict", "evaluate", "explain", "sweep", "load_spec", "connect", "local_cluster", "probe",
            "chunk_seeds", "DEFAULT_CHUNK", "ADDRESS_VARIABLE", "CONNECT_TIMEOUT"]

@@ -168,7 +168,7 @@ def _check_inputs(model, x, y, n_explain, methods):
 # -- the report --------------------------------------------------------------------------------
 def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, title=None, methods=None,
            sanity=True, sanity_images=4, progress=True, seed=0, filename="report.html", diagram_engine="auto",
-           maximization_steps=200):
+           maximization_steps=200, predict=None):
     """Write one self-contained HTML report about ``model`` on test data ``(x, y)``.
 
     Parameters
@@ -204,6 +204,9 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     diagram_engine : {"auto", "graphviz", "matplotlib"}
     maximization_steps : int
         Gradient-ascent steps of the activation maximization.
+    predict : callable, optional
+        ``predict(x) -> probabilities (N, K)`` for the whole test set, e.g. over a Dask cluster with
+        :func:`glassnet.distributed.predict` (default: ``model.predict(x, batch_size=256)``).
 
     Returns
     -------
@@ -229,7 +232,7 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     steps, timer, started = Progress(progress, total), _Timer(), time.perf_counter()
     try:
         context = _build(model, x, labels, history, n_explain, class_names, chosen, sanity, seed, convs,
-                         feature_layers, diagram_engine, maximization_steps, steps, timer)
+                         feature_layers, diagram_engine, maximization_steps, steps, timer, predict)
         with timer("page"):
             context.update(title=title or f"glassnet report: {model.name}", model_name=model.name, notes=notes,
                            generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -264,7 +267,7 @@ def render(context):
 
 
 def _build(model, x, labels, history, n_explain, class_names, methods, sanity, seed, convs, feature_layers,
-           diagram_engine, maximization_steps, steps, timer):
+           diagram_engine, maximization_steps, steps, timer, predict=None):
     """Compute every section; returns the template context (without page metadata)."""
     context = {"n_examples": len(x), "curves": None, "final_metrics": [], "filters": None, "feature_maps": [],
                "feature_maps_index": None, "activation_maximization": None}
@@ -280,7 +283,7 @@ def _build(model, x, labels, history, n_explain, class_names, methods, sanity, s
             context["final_metrics"] = _final_metrics(history)
     steps.step("curves")
     with timer("predictions"):
-        probs = model.predict(x, batch_size=256)
+        probs = np.asarray(predict(x)) if predict is not None else model.predict(x, batch_size=256)
         predicted = probs.argmax(axis=1)
     steps.step("predictions")
     with timer("accuracy and confusion"):

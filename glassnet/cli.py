@@ -604,6 +604,10 @@ def _cluster(scheduler):
     return None if scheduler in (None, "auto") else scheduler
 
 
+_BATCH_METHODS = {"guided": ("saliency", {"modifier": "guided"}), "rectified": ("saliency", {"modifier": "rectified"}),
+                  "smooth_grad": ("smooth_grad", {"seed": 0})}
+
+
 def _explain_test_set(args):
     from glassnet import explain
     model = _load_model_file(args.model)
@@ -611,13 +615,16 @@ def _explain_test_set(args):
         raise CommandError("--scheduler explains every test image; leave out --index and --image")
     if not args.out.endswith((".npy", ".zarr")):
         raise CommandError(f"--out {args.out!r}: with --scheduler the maps go to a .npy or .zarr file")
-    if args.method not in explain.METHODS:
+    # the pictured saliency variants are explain.saliency with a backward rule
+    method, kwargs = _BATCH_METHODS.get(args.method, (args.method, {}))
+    if method not in explain.METHODS:
         raise CommandError(f"--method {args.method!r} has no batch form; with --scheduler use one of "
-                           f"{', '.join(sorted(explain.METHODS))}")
+                           f"{', '.join(sorted(set(explain.METHODS) | set(_BATCH_METHODS)))}")
     data = _test_data(args, model)
-    kwargs = {} if args.target is None else {"target": args.target}
+    if args.target is not None:
+        kwargs["target"] = args.target
     start = time.perf_counter()
-    maps = _distributed().explain(model, data.x_test, args.method, client=_cluster(args.scheduler), out=args.out,
+    maps = _distributed().explain(model, data.x_test, method, client=_cluster(args.scheduler), out=args.out,
                                   progress=True, **kwargs)
     say(f"Wrote {args.method} maps {tuple(maps.shape)} of {len(data.x_test)} {data.description} test images to "
         f"{args.out} ({time.perf_counter() - start:.0f} s).")

@@ -72,7 +72,7 @@ def local_cluster(n_workers=None, **kwargs):
     """
     distributed = import_distributed("glassnet.distributed.local_cluster")
     options = {"n_workers": n_workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True,
-               "dashboard_address": None, "silence_logs": logging.ERROR}
+               "dashboard_address": ":0", "silence_logs": logging.ERROR}
     options.update(kwargs)
     return distributed.LocalCluster(**options)
 

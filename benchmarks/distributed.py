@@ -103,10 +103,14 @@ def markdown(result, command):
     if "speedup" in result:
         lines += ["", f"Speed-up from {min(result['runs'])} to {max(result['runs'])} workers: **{result['speedup']:.2f}x**."]
     overhead = result["overhead"]
+    one = result["runs"][min(result["runs"])]
+    per_image_ms = 1e3 * one["seconds"] / result["images"] * min(result["runs"])
+    share = overhead["per_chunk_ms"] / (result["chunk_size"] * per_image_ms)
     lines += ["", f"Per-chunk overhead: **{overhead['per_chunk_ms']:.1f} ms** ({overhead['chunks']} one-image predict "
               f"chunks on one worker: {overhead['wall_s']:.2f} s wall against {overhead['compute_s']:.2f} s of "
-              "computation in one process). A chunk of integrated gradients (50 steps) costs tens of ms per image, "
-              "so chunks of 16 or more images keep the overhead under a few percent.", "",
+              f"computation in one process). One image of integrated gradients cost {per_image_ms:.0f} ms of a "
+              f"worker here, so a chunk of {result['chunk_size']} images pays {100 * share:.2f}% overhead; pick chunks "
+              "holding at least ~100 times the overhead of work.", "",
               f"Load average (1, 5, 15 min) before: {result['load_before']}, after: {result['load_after']}."]
     return "\n".join(lines) + "\n"
 
@@ -125,6 +129,7 @@ def main(argv=None):
     result = measure(args)
     print(json.dumps(result, indent=2))
     if not args.quick:
+        RESULTS.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
         text = markdown(result, "python -m benchmarks.distributed")
         RESULTS.write_text(text + (f"\n{args.note}\n" if args.note else ""))
         print(f"wrote {RESULTS}")

@@ -40,9 +40,10 @@ from glassnet.distributed.sources import Source, read_part
 from glassnet.errors import describe, message
 from glassnet.validation import check_int, check_seed
 
-#: Default images per chunk. Per-chunk overhead is a few ms (benchmarks/distributed.py), so
-#: these keep it under 1% of the work: predict/evaluate run ~1,000 images per second per core,
-#: integrated gradients with 50 steps ~10.
+#: Default images per chunk, so that a chunk holds ~100 times its overhead of work: a chunk costs
+#: scheduling, transfers and a result round trip (146 ms each on a 2-core machine at load 12-18,
+#: benchmarks/RESULTS-distributed.md; far less on an idle one), while LeNet-5 predicts ~1,000 images
+#: per second per core and runs integrated gradients (50 steps) on ~10.
 DEFAULT_CHUNK = {"predict": 2048, "evaluate": 2048, "explain": 64}
 
 Chunk = namedtuple("Chunk", "index start stop")

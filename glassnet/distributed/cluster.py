@@ -11,8 +11,8 @@ for ever on a port that accepts connections but never speaks), then the client c
 """
 import asyncio
 import contextlib
-import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from glassnet.errors import describe, message
 
@@ -55,7 +55,9 @@ def probe(address, timeout=CONNECT_TIMEOUT, where="glassnet.distributed"):
             "Start one with 'dask scheduler' (port 8786) and workers with 'dask worker ADDRESS', check the "
             f"address and firewall, or unset {ADDRESS_VARIABLE} to use the embedded local cluster."))
     try:
-        identity = asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout))
+        # on a thread of its own: asyncio.run refuses to run inside a running event loop (Jupyter)
+        with ThreadPoolExecutor(1, thread_name_prefix="glassnet-probe") as runner:
+            identity = runner.submit(asyncio.run, asyncio.wait_for(_identity(address, timeout), timeout)).result()
     except (asyncio.TimeoutError, TimeoutError):
         raise unreachable("timed out") from None
     except Exception as error:  # refused, unresolvable, or something that is not a Dask scheduler
@@ -68,11 +70,13 @@ def probe(address, timeout=CONNECT_TIMEOUT, where="glassnet.distributed"):
 def local_cluster(n_workers=None, **kwargs):
     """An embedded LocalCluster: ``n_workers`` processes (default: one per core), one thread each.
 
+    Its HTTP server takes a free port and the logging configuration is left as it is.
+
     Extra keyword arguments go to :class:`distributed.LocalCluster`.
     """
     distributed = import_distributed("glassnet.distributed.local_cluster")
     options = {"n_workers": n_workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True,
-               "dashboard_address": ":0", "silence_logs": logging.ERROR}
+               "dashboard_address": ":0", "silence_logs": False}
     options.update(kwargs)
     return distributed.LocalCluster(**options)
 

@@ -205,7 +205,10 @@ def run_trial(spec, trial):
     from glassnet.distributed.shipping import _save_bytes
     from glassnet.distributed.sources import worker_name
     started = time.perf_counter()
-    data = _trial_data(spec)
+    try:
+        data = _trial_data(spec)
+    except FileNotFoundError as error:          # the dataset is missing where this trial runs
+        raise FileNotFoundError(f"{worker_name()} cannot load dataset {spec['dataset']!r}: {error}") from None
     params = trial["params"]
     n_val = int(len(data.x_train) * spec["validation_split"])
     n_fit = len(data.x_train) - n_val

@@ -8,9 +8,10 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="the distributed extra (dask.distributed) is not installed")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster():
-    """Two worker processes with one thread each, as the embedded default makes them."""
+    """Two worker processes with one thread each, as the embedded default makes them; one per test module,
+    so that none is left running (its threads allocating, its workers ticking) while other tests measure."""
     from glassnet.distributed import local_cluster
     with local_cluster(2) as running:
         yield running

@@ -99,3 +99,24 @@ def test_a_model_file_that_fails_its_checks_is_refused_before_anything_is_shippe
     with pytest.raises(ValueError, match="model.npz"):
         gd.explain(str(path), images, "grad_cam", timeout=30)
     assert time.perf_counter() - started < 10
+
+
+def test_the_probe_works_inside_a_running_event_loop(silent_address):
+    import asyncio
+
+    async def inside_a_notebook():
+        with pytest.raises(ConnectionError, match="within 0.5 s"):
+            gd.probe(silent_address, timeout=0.5)
+    asyncio.run(inside_a_notebook())
+
+
+def test_the_embedded_cluster_by_default_leaves_nothing_behind(model, images, monkeypatch):
+    import logging
+    import threading
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    levels = {name: logging.getLogger(name).level for name in ("distributed", "distributed.nanny")}
+    with threadpool_limits(1):
+        expected = model.predict(images[:8], batch_size=32)
+    assert np.array_equal(gd.predict(model, images[:8]), expected)
+    assert {name: logging.getLogger(name).level for name in levels} == levels
+    assert not [t for t in threading.enumerate() if t.name.startswith("glassnet-probe")]

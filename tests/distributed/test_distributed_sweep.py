@@ -2,6 +2,7 @@
 summary, a sweep killed and rerun, a trial whose worker dies."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,3 +120,19 @@ def test_a_trial_whose_worker_dies_is_retried_and_counted_once(client, tmp_path,
     assert sorted(stored) == sorted(t["id"] for t in plan_trials(gd.load_spec(spec)))     # each trial once
     assert len(os.listdir(tmp_path / "sweep" / "trials")) == 4
     assert np.isfinite([row["metrics"]["val_accuracy"] for row in result["results"]]).all()
+
+
+def test_a_dataset_missing_on_a_worker_fails_its_trial_naming_the_worker(client, tmp_path):
+    empty = str(tmp_path / "no-data")
+    # lambdas travel by value and find the worker's own os.environ (a bound method would carry a copy)
+    before = client.run(lambda: os.environ.get("GLASSNET_DATA"))
+    client.run(lambda: os.environ.update(GLASSNET_DATA=empty))         # an empty dataset cache on the workers
+    try:
+        result = gd.sweep(small_spec(dataset="mnist", params={"epochs": [1]}), tmp_path / "sweep", client=client)
+    finally:
+        for address, value in before.items():
+            client.run(lambda: os.environ.pop("GLASSNET_DATA", None) if value is None
+                       else os.environ.update(GLASSNET_DATA=value), workers=[address])
+    assert result["results"] == [] and len(result["failed"]) == 1
+    reason = json.loads((tmp_path / "sweep" / "failed.json").read_text())[result["failed"][0]]
+    assert re.search(r"worker tcp://127\.0\.0\.1:\d+ cannot load dataset 'mnist'", reason)

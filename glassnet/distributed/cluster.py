@@ -67,6 +67,19 @@ def probe(address, timeout=CONNECT_TIMEOUT, where="glassnet.distributed"):
     return identity
 
 
+@contextlib.contextmanager
+def kept_environment():
+    """Put ``os.environ`` back as it was on leaving the block: Dask's nanny writes the worker
+    settings (``OMP_NUM_THREADS=1``, ...) into the parent process's environment and leaves them."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in [name for name in os.environ if name not in saved]:
+            del os.environ[name]
+        os.environ.update(saved)
+
+
 def local_cluster(n_workers=None, **kwargs):
     """An embedded LocalCluster: ``n_workers`` processes (default: one per core), one thread each.
 
@@ -78,7 +91,8 @@ def local_cluster(n_workers=None, **kwargs):
     options = {"n_workers": n_workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True,
                "dashboard_address": ":0", "silence_logs": False}
     options.update(kwargs)
-    return distributed.LocalCluster(**options)
+    with kept_environment():                  # a restarted worker's nanny sets them again for its child
+        return distributed.LocalCluster(**options)
 
 
 @contextlib.contextmanager
@@ -110,7 +124,7 @@ def connect(client=None, timeout=CONNECT_TIMEOUT, where="glassnet.distributed"):
                                 describe(client), "For example client='tcp://127.0.0.1:8786'."))
     address = client or os.environ.get(ADDRESS_VARIABLE) or None
     if address is None:
-        with local_cluster() as cluster, distributed.Client(cluster) as own:
+        with kept_environment(), local_cluster() as cluster, distributed.Client(cluster) as own:
             yield own
         return
     probe(address, timeout, where)
@@ -128,4 +142,4 @@ def worker_threads(client):
     return max(1, sum(client.nthreads().values()))
 
 
-__all__ = ["connect", "probe", "local_cluster", "worker_threads", "ADDRESS_VARIABLE", "CONNECT_TIMEOUT"]
+__all__ = ["connect", "probe", "local_cluster", "kept_environment", "worker_threads", "ADDRESS_VARIABLE", "CONNECT_TIMEOUT"]

@@ -12,8 +12,8 @@ distributed = pytest.importorskip("distributed", reason="the distributed extra (
 def cluster():
     """Two worker processes with one thread each, as the embedded default makes them; one per test module,
     so that none is left running (its threads allocating, its workers ticking) while other tests measure."""
-    from glassnet.distributed import local_cluster
-    with local_cluster(2) as running:
+    from glassnet.distributed.cluster import kept_environment, local_cluster
+    with kept_environment(), local_cluster(2) as running:
         yield running
 
 

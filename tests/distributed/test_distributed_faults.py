@@ -115,8 +115,10 @@ def test_the_embedded_cluster_by_default_leaves_nothing_behind(model, images, mo
     import threading
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     levels = {name: logging.getLogger(name).level for name in ("distributed", "distributed.nanny")}
+    environment = dict(os.environ)
     with threadpool_limits(1):
         expected = model.predict(images[:8], batch_size=32)
     assert np.array_equal(gd.predict(model, images[:8]), expected)
     assert {name: logging.getLogger(name).level for name in levels} == levels
+    assert dict(os.environ) == environment                                # no OMP_NUM_THREADS=1 left behind
     assert not [t for t in threading.enumerate() if t.name.startswith("glassnet-probe")]

@@ -8,7 +8,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "activations", "callbacks", "cli", "data", "datasets", "explain", "initializers",
+    "activations", "callbacks", "cli", "data", "datasets", "distributed", "explain", "initializers",
     "interop", "layers", "losses", "metrics", "model", "models", "ops", "optimizers", "presets",
     "preprocessing", "reference", "saving", "trainers", "utils", "validation", "viz", "engine", "functional",
 }

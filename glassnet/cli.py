@@ -389,6 +389,7 @@ def add_evaluate_arguments(parser):
     parser.add_argument("--model", required=True, metavar="PATH", help="model file written by train / model.save")
     _add_data_arguments(parser)
     parser.add_argument("--batch-size", type=_positive(int), default=256, help="batch size (default: 256)")
+    _add_scheduler_argument(parser)
 
 
 def run_evaluate(args):
@@ -397,7 +398,11 @@ def run_evaluate(args):
         model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     data = load_dataset(args.dataset, args.limit, args.test_limit, args.download,
                         image_shape=model.input_shape[1:])
-    values = model.evaluate(data.x_test, data.y_test, batch_size=args.batch_size)
+    if args.scheduler is None:
+        values = model.evaluate(data.x_test, data.y_test, batch_size=args.batch_size)
+    else:
+        values = _distributed().evaluate(model, data.x_test, data.y_test, client=_cluster(args.scheduler),
+                                         batch_size=args.batch_size, progress=True)
     values = values if isinstance(values, list) else [values]
     say(f"{data.description}, {len(data.x_test)} test images: " +
         ", ".join(f"{name} {value:.4f}" for name, value in zip(model.metrics_names, values)))
@@ -610,6 +615,7 @@ def add_report_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="picks the explained images (default: 0)")
     parser.add_argument("--no-sanity", action="store_true", help="skip the sanity checks (faster)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_scheduler_argument(parser, "the test-set predictions")
 
 
 def run_report(args):
@@ -625,10 +631,16 @@ def run_report(args):
     say(f"Reporting on {args.model}: {len(data.x_test)} {data.description} test images, "
         f"{min(args.n_explain, len(data.x_test))} explained by every method.")
     start = time.perf_counter()
+    predict = None
+    if args.scheduler is not None:
+        distributed, client = _distributed(), _cluster(args.scheduler)
+
+        def predict(x):
+            return distributed.predict(model, x, client=client, batch_size=256)
     path = viz.report(model, data.x_test, data.y_test, args.out, history=history, n_explain=args.n_explain,
                       class_names=_class_names(model, data), sanity=not args.no_sanity, progress=not args.quiet,
                       seed=args.seed, title=f"glassnet report: {os.path.basename(args.model)} on {data.description}",
-                      on_warning=warn)
+                      predict=predict, on_warning=warn)
     say(f"Report: {path} ({time.perf_counter() - start:.0f} s)")
     return 0
 
@@ -644,10 +656,14 @@ def add_explain_arguments(parser):
     parser.add_argument("--method", choices=list(METHODS), default="grad_cam", help="default: grad_cam")
     parser.add_argument("--target", type=int, metavar="K", help="class to explain (default: the predicted one)")
     parser.add_argument("--out", default="explanation.png", metavar="FILE",
-                        help="picture to write; .png, .svg or .pdf (default: explanation.png)")
+                        help="picture to write; .png, .svg or .pdf (default: explanation.png); with --scheduler, "
+                             "the maps of every test image as .npy or .zarr")
+    _add_scheduler_argument(parser, "every test image (up to --test-limit), written to --out as .npy or .zarr")
 
 
 def run_explain(args):
+    if args.scheduler is not None:
+        return _explain_test_set(args)
     viz = _viz()
     model = _load_model_file(args.model)
     names, label = _class_names(model), None
@@ -684,6 +700,93 @@ register("report", "one self-contained HTML report: summary, diagram, curves, co
 register("explain", "explain one prediction as a heatmap picture", add_explain_arguments, run_explain,
          "Explain why a saved model predicts what it does for one test image (--index) or your own image "
          "(--image), with the chosen method, and write the picture (image and heatmap with colorbar) to --out.")
+
+
+# -- scale-out on Dask (glassnet.distributed) -----------------------------------------------------
+def _add_scheduler_argument(parser, what="the work"):
+    parser.add_argument("--scheduler", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                        help=f"run {what} on a Dask cluster: the scheduler at ADDRESS (tcp://host:8786), or with no "
+                             "ADDRESS the one in $DASK_SCHEDULER_ADDRESS, else an embedded local cluster (one "
+                             "worker process per core); needs glassnet[distributed]")
+
+
+def _distributed():
+    """glassnet.distributed, or a one-line error naming the missing extra."""
+    try:
+        import distributed  # noqa: F401
+        from glassnet import distributed as scale_out
+    except ImportError as error:
+        raise CommandError("this needs the distributed extra: pip install 'glassnet[distributed]' "
+                           f"({error})") from None
+    return scale_out
+
+
+def _cluster(scheduler):
+    """``client`` for glassnet.distributed: None (environment or embedded cluster) or the address."""
+    return None if scheduler in (None, "auto") else scheduler
+
+
+_BATCH_METHODS = {"guided": ("saliency", {"modifier": "guided"}), "rectified": ("saliency", {"modifier": "rectified"}),
+                  "smooth_grad": ("smooth_grad", {"seed": 0})}
+
+
+def _explain_test_set(args):
+    from glassnet import explain
+    model = _load_model_file(args.model)
+    if args.image is not None or args.index is not None:
+        raise CommandError("--scheduler explains every test image; leave out --index and --image")
+    if not args.out.endswith((".npy", ".zarr")):
+        raise CommandError(f"--out {args.out!r}: with --scheduler the maps go to a .npy or .zarr file")
+    # the pictured saliency variants are explain.saliency with a backward rule
+    method, kwargs = _BATCH_METHODS.get(args.method, (args.method, {}))
+    if method not in explain.METHODS:
+        raise CommandError(f"--method {args.method!r} has no batch form; with --scheduler use one of "
+                           f"{', '.join(sorted(set(explain.METHODS) | set(_BATCH_METHODS)))}")
+    data = _test_data(args, model)
+    if args.target is not None:
+        kwargs["target"] = args.target
+    start = time.perf_counter()
+    maps = _distributed().explain(model, data.x_test, method, client=_cluster(args.scheduler), out=args.out,
+                                  progress=True, **kwargs)
+    say(f"Wrote {args.method} maps {tuple(maps.shape)} of {len(data.x_test)} {data.description} test images to "
+        f"{args.out} ({time.perf_counter() - start:.0f} s).")
+    return 0
+
+
+def add_sweep_arguments(parser):
+    parser.add_argument("spec", metavar="SPEC.json", help="the sweep: recipe, dataset, params, search, metric "
+                                                          "(see glassnet.distributed.sweep)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default: runs/sweep-SPEC); rerunning into it skips finished trials")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="the Dask scheduler (tcp://host:8786); default: $DASK_SCHEDULER_ADDRESS, else an "
+                             "embedded local cluster (one worker process per core)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_sweep(args):
+    distributed = _distributed()
+    from glassnet.distributed.sweeps import plan_trials
+    spec = distributed.load_spec(args.spec)
+    out = args.out or os.path.join("runs", "sweep-" + os.path.splitext(os.path.basename(args.spec))[0])
+    say(f"Sweep: {len(plan_trials(spec))} trials of {spec['recipe']} on {spec['dataset']} ({spec['search']} "
+        f"search), ranked by {spec['metric']}; writing {out}/.")
+    result = distributed.sweep(spec, out, client=args.scheduler, progress=not args.quiet)
+    say(f"Trained {len(result['trained'])}, skipped {len(result['skipped'])} finished, "
+        f"{len(result['failed'])} failed (see {os.path.join(out, 'failed.json')})." if result["failed"] else
+        f"Trained {len(result['trained'])}, skipped {len(result['skipped'])} already finished.")
+    best = result["best"]
+    if best is not None:
+        say(f"Best: trial {best['id']} {best['params']}: {spec['metric']} {best['metrics'][spec['metric']]:.4f}; "
+            f"model {os.path.join(out, 'best_model.npz')}, table results.csv, summary {result['summary']}")
+    return 1 if result["failed"] else 0
+
+
+register("sweep", "train a preset over a grid or random search of hyperparameters on a Dask cluster",
+         add_sweep_arguments, run_sweep,
+         "Run the trials of SPEC.json (recipe, dataset, params, search, metric) on a Dask cluster, each with its "
+         "own seed; write every trial's model and history, results.csv/.json sorted by the metric, best_model.npz "
+         "and summary.html under --out. Rerunning skips the finished trials.")
 
 
 # -- entry point -----------------------------------------------------------------------------

@@ -180,7 +180,7 @@ def _check_inputs(model, x, y, n_explain, methods):
 # -- the report --------------------------------------------------------------------------------
 def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, title=None, methods=None,
            sanity=True, sanity_images=4, progress=True, seed=0, filename="report.html", diagram_engine="auto",
-           maximization_steps=200, on_warning=None):
+           maximization_steps=200, on_warning=None, predict=None):
     """Write one self-contained HTML report about ``model`` on test data ``(x, y)``.
 
     Parameters
@@ -219,6 +219,9 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     on_warning : callable, optional
         Receives one line per method whose maps are blank (constant) on some explained or checked
         images: those maps carry no evidence (the report shows the same counts).
+    predict : callable, optional
+        ``predict(x) -> probabilities (N, K)`` for the whole test set, e.g. over a Dask cluster with
+        :func:`glassnet.distributed.predict` (default: ``model.predict(x, batch_size=256)``).
 
     Returns
     -------
@@ -244,7 +247,7 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     steps, timer, started = Progress(progress, total), _Timer(), time.perf_counter()
     try:
         context = _build(model, x, labels, history, n_explain, class_names, chosen, sanity, seed, convs,
-                         feature_layers, diagram_engine, maximization_steps, steps, timer)
+                         feature_layers, diagram_engine, maximization_steps, steps, timer, predict)
         if on_warning is not None:
             for line in _blank_warnings(context["explanations"]):
                 on_warning(line)
@@ -293,7 +296,7 @@ def render(context):
 
 
 def _build(model, x, labels, history, n_explain, class_names, methods, sanity, seed, convs, feature_layers,
-           diagram_engine, maximization_steps, steps, timer):
+           diagram_engine, maximization_steps, steps, timer, predict=None):
     """Compute every section; returns the template context (without page metadata)."""
     context = {"n_examples": len(x), "curves": None, "final_metrics": [], "filters": None, "feature_maps": [],
                "feature_maps_index": None, "activation_maximization": None}
@@ -309,7 +312,7 @@ def _build(model, x, labels, history, n_explain, class_names, methods, sanity, s
             context["final_metrics"] = _final_metrics(history)
     steps.step("curves")
     with timer("predictions"):
-        probs = model.predict(x, batch_size=256)
+        probs = np.asarray(predict(x)) if predict is not None else model.predict(x, batch_size=256)
         predicted = probs.argmax(axis=1)
     steps.step("predictions")
     with timer("accuracy and confusion"):

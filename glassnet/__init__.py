@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "activations", "callbacks", "cli", "data", "datasets", "explain", "initializers",
-    "layers", "losses", "metrics", "model", "models", "ops", "optimizers",
+    "interop", "layers", "losses", "metrics", "model", "models", "ops", "optimizers",
     "preprocessing", "reference", "saving", "utils", "validation", "viz", "engine", "functional",
 }
 _ATTRIBUTES = {
@@ -17,6 +17,7 @@ _ATTRIBUTES = {
     "Model": "glassnet.model",
     "Input": "glassnet.functional",
     "load_model": "glassnet.saving",
+    "export_onnx": "glassnet.interop",
 }
 
 

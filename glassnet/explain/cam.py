@@ -3,6 +3,20 @@
 Each weighs the feature maps ``A`` (N, h, w, K) of one layer by a per-channel weight and sums
 over the channels; maps are ReLU'd (``relu=True``) and resized to the input with bilinear
 interpolation (``upsample=True``), never normalized, so values keep their units and signs.
+
+Placement of the resized map. ``upsample=True`` puts each cell of the map at the centre of its
+receptive field in the input whenever the model's geometry is known (every layer up to the
+map's is a convolution, a pooling, a padding or keeps the spatial size), and falls back to
+half-pixel centres (``cv2.resize``, PyTorch's ``interpolate(align_corners=False)``,
+pytorch-grad-cam) otherwise. Until December 2026 ``True`` always meant half-pixel centres (now
+``upsample="half_pixel"``). Why: a "valid" convolution shifts its output by (k - 1) / 2 pixels,
+which half-pixel centres ignore, and a map drawn half a cell off points beside the object.
+Measured on ``datasets.shapes`` (planted objects with pixel masks; 9 models: three architectures
+with "valid" convolutions, LeNet-5 among them, x three seeds, 3,000 training and 300 test images
+each; ``tests/explain/test_explain_pointing.py``), receptive-field centres raised the pointing
+game from 0.61 to 0.69 on average at a tolerance of 2 pixels (better on 9 of 9 models) and from
+0.35 to 0.44 at 0 pixels (8 of 9), and the share of the map's mass inside the object's mask from
+0.27 to 0.30 (9 of 9). For "same"-padded models the two placements coincide.
 """
 import numpy as np
 
@@ -10,6 +24,7 @@ from glassnet.errors import message
 from glassnet.explain.backprop import (backprop, check_images, check_layer, check_modifier, check_score,
                                        check_target, chunk_size, chunks, forward_pass, last_spatial_layer)
 from glassnet.layers import Activation, Dense, Dropout, GlobalAveragePooling2D, Softmax
+from glassnet.ops.parallel import held_blas
 
 
 def _interpolation_matrix(size_in, size_out, dtype, grid=None):
@@ -59,8 +74,10 @@ def upsample_bilinear(maps, size, grid=None):
     grid = (None, None) if grid is None else grid
     rows = _interpolation_matrix(maps.shape[1], H, dtype, grid[0])
     cols = _interpolation_matrix(maps.shape[2], W, dtype, grid[1])
-    # separable: out = Ry @ m @ Rx^T for every map
-    return (rows @ maps.astype(dtype, copy=False) @ cols.T).astype(dtype, copy=False)
+    # separable: out = Ry @ m @ Rx^T for every map; BLAS held at one thread as in glassnet's own
+    # products, so the bits do not depend on whether another thread is running glassnet
+    with held_blas():
+        return (rows @ maps.astype(dtype, copy=False) @ cols.T).astype(dtype, copy=False)
 
 
 def receptive_field_grid(model, index):
@@ -94,17 +111,19 @@ def receptive_field_grid(model, index):
 
 
 def _check_upsample(upsample, where):
-    if upsample is True or upsample is False or upsample == "aligned":
+    if upsample is True or upsample is False or upsample in ("aligned", "half_pixel"):
         return upsample
-    raise ValueError(message(where, "upsample True (bilinear, half-pixel centres), 'aligned' (bilinear, "
-                             "each cell at the centre of its receptive field) or False", repr(upsample)))
+    raise ValueError(message(where, "upsample True (bilinear, each cell at the centre of its receptive field "
+                             "where the model's geometry is known), 'aligned' (the same), 'half_pixel' "
+                             "(bilinear, half-pixel centres, as cv2.resize) or False", repr(upsample)))
 
 
 def _finish(maps, x, relu, upsample, model=None, index=None):
     if relu:
         maps = np.maximum(maps, 0)
     if upsample:
-        grid = receptive_field_grid(model, index) if upsample == "aligned" else None
+        # receptive-field centres when known (None otherwise: half-pixel centres); see the module notes
+        grid = None if upsample == "half_pixel" else receptive_field_grid(model, index)
         maps = upsample_bilinear(maps, x.shape[1:3], grid)
     return maps
 
@@ -147,10 +166,12 @@ def grad_cam(model, images, target=None, layer=None, relu=True, upsample=True, s
         A layer with a 4-D output; default the last such layer.
     relu : bool
         Keep only positive evidence (the paper's ReLU). False returns the signed map.
-    upsample : {True, "aligned", False}
-        Resize to (H, W) bilinearly: True with half-pixel centres (``cv2.resize``, PyTorch's
-        ``align_corners=False``); "aligned" puts each cell at the centre of its receptive field in
-        the input (exact for "valid" convolutions, which shift the map by (k - 1) / 2 per layer);
+    upsample : {True, "aligned", "half_pixel", False}
+        Resize to (H, W) bilinearly. True (or "aligned") puts each cell at the centre of its
+        receptive field in the input when the model's geometry is known (exact for "valid"
+        convolutions, which shift the map by (k - 1) / 2 per layer), else uses half-pixel centres;
+        "half_pixel" always uses half-pixel centres (``cv2.resize``, PyTorch's
+        ``align_corners=False``: what ``True`` meant before December 2026, see the module notes);
         False returns the layer's (h, w) resolution.
     score : {"logits", "probability"}
     modifier : {None, "guided", "rectified"}
@@ -191,8 +212,8 @@ def _grad_cam_plus_plus_maps(A, G):
 def guided_grad_cam(model, images, target=None, layer=None, score="logits", upsample=True):
     """Guided Grad-CAM: guided-backprop input gradients times the upsampled Grad-CAM.
 
-    Parameters as :func:`grad_cam`; ``upsample`` is True or "aligned" (the map must reach the
-    input's resolution).
+    Parameters as :func:`grad_cam`; ``upsample`` is True, "aligned" or "half_pixel" (the map must
+    reach the input's resolution).
 
     Returns
     -------
@@ -202,7 +223,7 @@ def guided_grad_cam(model, images, target=None, layer=None, score="logits", upsa
     """
     where = "explain.guided_grad_cam"
     if upsample is False:
-        raise ValueError(message(where, "upsample True or 'aligned'", "False",
+        raise ValueError(message(where, "upsample True, 'aligned' or 'half_pixel'", "False",
                                  "Guided Grad-CAM multiplies input-resolution gradients by the map."))
     x, r, index = _layer_gradients(model, images, target, layer, score, None, upsample, where, _grad_cam_maps)
     maps = _finish(r.reduced, x, True, upsample, model, index)

@@ -31,6 +31,7 @@ import numpy as np
 from glassnet import activations
 from glassnet.engine import Graph, backprop, make_plan, run
 from glassnet.engine.plan import head_kind
+from glassnet.functional import InputLayer
 from glassnet.errors import describe, message
 from glassnet.layers import Activation, InputLayer, Layer, Softmax
 from glassnet.layers.base import unique_name
@@ -885,7 +886,7 @@ class Model:
         for layer in self._layers:
             calls = [call for call in self._traced.calls if call.layer is layer] or [None]
             shapes = [self._call_shape(layer, call) for call in calls]
-            sources = [f"{t.history.layer.name}[{t.history.index}][0]" for call in calls if call is not None
+            sources = [f"{t.history.layer.name}[{self._call_number(t.history)}][0]" for call in calls if call is not None
                        for t in call.inputs]
             rows.append([[f"{layer.name} ({type(layer).__name__})", str(shapes[0] if len(shapes) == 1 else shapes),
                           layer.count_params(), sources[0] if sources else ""]]
@@ -897,6 +898,13 @@ class Model:
         if call is None:
             return layer.output_shape
         return next(t.shape for t, c in zip(self._traced.tensors, self._traced.calls) if c is call)
+
+    def _call_number(self, call):
+        """The position of ``call`` among its layer's calls in this model (a layer may have been called
+        in other graphs too, so its own call counter is not it)."""
+        if isinstance(call.layer, InputLayer):
+            return 0
+        return [c for c in self._traced.calls if c.layer is call.layer].index(call)
 
     def _slot_shapes(self):
         """{slot: (None, ...) shape} of every tensor of the graph."""
@@ -912,12 +920,12 @@ class Model:
         for layer in self._layers:
             calls = [call for call in self._traced.calls if call.layer is layer]
             entries.append({**serialize(layer), "name": layer.name, "inbound_nodes": [
-                [[t.history.layer.name, t.history.index, 0] for t in call.inputs] for call in calls]})
+                [[t.history.layer.name, self._call_number(t.history), 0] for t in call.inputs] for call in calls]})
         ends = {"input_layers": self._traced.input_tensors, "output_layers": self._traced.output_tensors}
         config = {"name": self.name, "layers": entries, "output_structure": self._traced.structure,
                   "output_names": list(self._traced.output_names)}
         for key, tensors in ends.items():
-            config[key] = [[t.history.layer.name, t.history.index, 0] for t in tensors]
+            config[key] = [[t.history.layer.name, self._call_number(t.history), 0] for t in tensors]
         return config
 
     @classmethod

@@ -130,6 +130,21 @@ def test_fit_evaluate_and_an_exact_resume_from_a_saved_graph_model(tmp_path):
     assert [l.name for l in rebuilt.layers] == [l.name for l in resumed.layers]
 
 
+def test_layers_called_in_an_earlier_graph_save_and_load_in_a_later_one(tmp_path):
+    """Keras's habit: an encoder model, then a bigger model calling the same layers again."""
+    x = gn.Input((6,), name="features")
+    encoder = layers.Dense(4, activation="relu", name="encoder", seed=0)
+    gn.Model(x, encoder(x))
+    head = layers.Dense(2, name="head", seed=1)
+    full = gn.Model(x, head(encoder(x)))
+    lines = []
+    full.summary(print_fn=lines.append)
+    assert any("features[0][0]" in line and "encoder" in line for line in lines)
+    full.save(tmp_path / "full.npz")
+    data_x = np.random.default_rng(0).random((3, 6))
+    np.testing.assert_array_equal(gn.load_model(tmp_path / "full.npz").predict(data_x), full.predict(data_x))
+
+
 def test_every_explanation_runs_on_a_graph_model():
     model = residual()
     x, _ = data(3)

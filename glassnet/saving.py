@@ -150,11 +150,15 @@ def save_model(model, path, include_optimizer=True):
     ----------
     model : Sequential
     path : str or os.PathLike
-        Written exactly as given (conventionally ending in ``.npz``).
+        Written exactly as given (conventionally ending in ``.npz``); a name ending in ``.keras``
+        writes a Keras 3 file instead (:mod:`glassnet.interop.keras_writer`: architecture and weights).
     include_optimizer : bool
         Save the compile configuration and optimizer state (needed to resume training exactly).
     """
     from glassnet import __version__
+    if os.fsdecode(check_path(path, "save")).lower().endswith(".keras"):
+        from glassnet.interop.keras_writer import save_keras
+        return save_keras(model, path)
     arrays = {}
     for i, weight in enumerate(model.get_weights()):
         arrays[f"weight_{i:04d}"] = weight
@@ -401,23 +405,29 @@ def load_model(path, compile=True):
         Not a glassnet model file, a newer format, pickled or object data, a truncated or
         tampered file, or weights whose names or shapes do not match the configuration.
     """
-    from glassnet.model import Sequential
+    from glassnet import functional, interop
+    from glassnet.model import Model, Sequential
     where = "load_model"
+    kind = interop.detect_format(check_path(path, where))
+    if kind != "npz":  # Keras .keras / .h5 and ONNX files, told by content
+        return interop.load(path, kind)
     arrays = _read_archive(path, where)
     config, bad = _parse_config(arrays, path, where, (FORMAT,))
     model_config = config.get("model")
     if not isinstance(model_config, dict) or not isinstance(model_config.get("layers"), list):
         raise bad("its model configuration is missing")
+    graph = "input_layers" in model_config          # a Functional model's config (else a Sequential's)
     try:
         # weight shapes worked out without allocating: a tampered units=10**9 must not allocate gigabytes
-        planned = planned_weight_shapes(model_config["layers"], model_config.get("input_shape"))
+        planned = (functional.planned_weight_shapes(model_config) if graph else
+                   planned_weight_shapes(model_config["layers"], model_config.get("input_shape")))
     except Exception as error:  # any layer constructor error means the configuration was altered
         raise bad(f"its model configuration is invalid ({type(error).__name__}: {error})") from None
     held = [arrays[key].shape for key in sorted(arrays) if key.startswith("weight_")]
     if planned is not None and planned != held:
         raise bad(f"its model configuration needs weights of shapes {planned[:6]}, the file holds {held[:6]}")
     try:
-        model = Sequential.from_config(model_config)
+        model = (Model if graph else Sequential).from_config(model_config)
     except Exception as error:  # any layer constructor error means the configuration was altered
         raise bad(f"its model configuration is invalid ({type(error).__name__}: {error})") from None
     weights = _check_weights(model, config, arrays, bad)

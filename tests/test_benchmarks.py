@@ -266,3 +266,17 @@ def test_convolutions_with_few_flops_but_large_arrays_are_split_between_threads(
     assert len(plan.blocks) == 2 and plan.threads == 2
     monkeypatch.setattr(conv, "MIN_THREAD_BYTES", 2 ** 40)
     assert len(conv_blocks(128, 13, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1
+
+
+# -- two source trees compared ---------------------------------------------------------------------
+def test_compare_trees_reports_per_round_ratios_of_the_second_tree_to_the_first():
+    from benchmarks.compare_trees import parse_args, summary_lines
+
+    def result(train, infer, foreign=0.1):
+        return {"train": {"ips_median": train, "ips_best": train, "foreign_cpu": foreign},
+                "infer": {"ips_median": infer, "ips_best": infer, "foreign_cpu": foreign}}
+    rounds = [(result(100, 400), result(110, 400)), (result(100, 400), result(90, 200, foreign=0.4))]
+    lines = summary_lines("lenet5", parse_args(["a", "b"]), rounds)
+    assert "train ips_median: before 100 img/s; after/before per round 0.900-1.100, median 1.000" in lines[0]
+    assert "infer ips_median: before 400 img/s; after/before per round 0.500-1.000, median 0.750" in lines[2]
+    assert lines[-1].endswith("other processes 0.40")

@@ -24,7 +24,7 @@ from glassnet.errors import message
 from glassnet.explain.backprop import (backprop, check_images, check_layer, check_modifier, check_score,
                                        check_target, chunk_size, chunks, forward_pass, last_spatial_layer)
 from glassnet.layers import Activation, Dense, Dropout, GlobalAveragePooling2D, Softmax
-from glassnet.ops import resolve_padding
+from glassnet.ops.parallel import held_blas
 
 
 def _interpolation_matrix(size_in, size_out, dtype, grid=None):
@@ -74,16 +74,10 @@ def upsample_bilinear(maps, size, grid=None):
     grid = (None, None) if grid is None else grid
     rows = _interpolation_matrix(maps.shape[1], H, dtype, grid[0])
     cols = _interpolation_matrix(maps.shape[2], W, dtype, grid[1])
-    # separable: out = Ry @ m @ Rx^T for every map
-    return (rows @ maps.astype(dtype, copy=False) @ cols.T).astype(dtype, copy=False)
-
-
-def _window(layer):
-    """(kernel, strides, padding) of a windowed layer, or None."""
-    for size_name in ("kernel_size", "pool_size"):
-        if hasattr(layer, size_name) and hasattr(layer, "strides") and hasattr(layer, "padding"):
-            return getattr(layer, size_name), layer.strides, layer.padding
-    return None
+    # separable: out = Ry @ m @ Rx^T for every map; BLAS held at one thread as in glassnet's own
+    # products, so the bits do not depend on whether another thread is running glassnet
+    with held_blas():
+        return (rows @ maps.astype(dtype, copy=False) @ cols.T).astype(dtype, copy=False)
 
 
 def receptive_field_grid(model, index):
@@ -94,23 +88,26 @@ def receptive_field_grid(model, index):
     leading padding p maps its output cell j to ``s * j - p + (k - 1) / 2`` of its input; layers
     that keep the spatial size map j to j. Returns None when a layer's geometry is unknown.
     """
-    grid = [(0.0, 1.0), (0.0, 1.0)]
-    for layer in model.layers[:index + 1]:
-        in_hw = layer.input_shape[1:3]
-        window = _window(layer)
-        if window is not None:
-            kernel, strides, padding = window
-            pads = resolve_padding(padding, kernel, strides, in_hw)
-            maps = [(-pads[a][0] + (kernel[a] - 1) / 2, strides[a]) for a in range(2)]
-        elif getattr(layer, "pads", None) is not None and len(layer.output_shape) == 4:     # ZeroPadding2D
-            maps = [(-layer.pads[a][0], 1) for a in range(2)]
-        elif len(layer.output_shape) == 4 and layer.output_shape[1:3] == layer.input_shape[1:3]:
+    graph = model._graph()
+    target = model.layer_slot(index)
+    grids = {slot: ((0.0, 1.0), (0.0, 1.0)) for slot in graph.inputs}
+    shapes = model._slot_shapes()
+    for node in graph.nodes:                 # topological: each node's first input has its grid already
+        grid, shape_in, shape_out = grids.get(node.inputs[0]), shapes[node.inputs[0]], shapes[node.output]
+        if grid is None or len(shape_out) != 4 or len(shape_in) != 4:
             continue
-        else:
-            return None
-        # compose: input = offset + step * u with u = a + b * j
-        grid = [(offset + step * a, step * b) for (offset, step), (a, b) in zip(grid, maps)]
-    return tuple(grid)
+        geometry = node.layer.geometry(shape_in[1:3])
+        if geometry is not None:
+            kernel, strides, pads = geometry
+            maps = [(-pads[a][0] + (kernel[a] - 1) / 2, strides[a]) for a in range(2)]
+            # compose: input = offset + step * u with u = a + b * j
+            grids[node.output] = tuple((offset + step * a, step * b) for (offset, step), (a, b) in zip(grid, maps))
+        elif shape_out[1:3] == shape_in[1:3]:
+            grids[node.output] = grid
+        if node.output == target:
+            break
+    found = grids.get(target)
+    return None if found is None else tuple(found)
 
 
 def _check_upsample(upsample, where):

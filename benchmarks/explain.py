@@ -86,7 +86,7 @@ def measure(a, threads):
 
 
 def format_rows(threads, rows):
-    return [f"| {method} | {threads} | {row['glassnet']:.0f} | {row['captum']:.0f} | {row['ratio']:.2f}x | "
+    return [f"| {method} | {threads} | {row['glassnet']:.3g} | {row['captum']:.3g} | {row['ratio']:.2f}x | "
             f"{row['range'][0]:.2f}-{row['range'][1]:.2f} | {row['agreement']:.1e} | {row['foreign']:.2f} |"
             for method, row in rows.items()]
 

@@ -1,11 +1,11 @@
-"""Training steps fuse Conv2D(relu) + MaxPooling2D (glassnet.ops.conv_pool), and a convolution applies
+"""Training steps fuse Conv2D(relu) + MaxPooling2D (glassnet.ops.conv2d_maxpool_forward), and a convolution applies
 the ReLU gate of the convolution below it; everything else sees the layers one by one."""
 import numpy as np
 import pytest
 
 import glassnet as gn
 from glassnet import explain, layers
-from glassnet.ops import conv_pool
+from glassnet.ops.conv import plan as planning
 from glassnet.testing import check_model_gradients
 
 
@@ -40,7 +40,7 @@ def test_training_fuses_the_pair_and_gives_the_unfused_gradients(monkeypatch, fu
     for _ in range(3):
         fused.train_on_batch(x, y)
     assert fused_calls == [(fused.layers[1].name, True)] * 3
-    assert isinstance(fused.layers[1]._cache, conv_pool._WindowsCache) == (fused_method == "windows")
+    assert isinstance(fused.layers[1]._cache.plan, planning.PoolWindowsPlan) == (fused_method == "windows")
     monkeypatch.setattr(layers.Conv2D, "fuses_with", lambda self, pool, x: False)
     for _ in range(3):
         separate.train_on_batch(x, y)

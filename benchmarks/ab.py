@@ -1,7 +1,7 @@
 """One version of glassnet against another: the training step of the benchmark presets, alternated.
 
 The "before" version is a git ref of this repository, exported to a temporary folder; "after" is
-the working tree. Every measurement runs in a fresh process (``PYTHONPATH`` set to one of the two
+the working tree, or another ref with ``--after``. Every measurement runs in a fresh process (``PYTHONPATH`` set to one of the two
 trees), and each round runs the two versions in turn, the order rotated from round to round, so
 that load from other processes hits both alike. A measurement is the median time of
 ``--steps`` training steps (``train_on_batch``, after ``--warmup`` untimed ones) on random data;
@@ -31,6 +31,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", required=True, help="git ref of the version to compare against")
+    ap.add_argument("--after", help="git ref of the version to measure (default: the working tree)")
     ap.add_argument("--models", default=",".join(MODELS), help="comma list of presets (default: %(default)s)")
     ap.add_argument("--threads", default="1,2", help="comma list of BLAS thread counts (default 1,2)")
     ap.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
@@ -75,11 +76,12 @@ def measure(tree, spec):
 def export(ref, folder):
     """The tree of git ``ref`` written into ``folder``."""
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+    Path(folder).mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return Path(folder)
 
 
-def compare(a, before_tree):
+def compare(a, before_tree, after_tree):
     """Alternate the two trees for every (model, threads); returns one record per setting."""
     records = []
     for model in a.models.split(","):
@@ -87,7 +89,7 @@ def compare(a, before_tree):
             spec = {"model": model, "threads": threads, "batch": a.batch, "steps": a.steps, "warmup": a.warmup}
             rounds = []
             for r in range(a.rounds):
-                order = [("before", before_tree), ("after", ROOT)]
+                order = [("before", before_tree), ("after", after_tree)]
                 timed = {name: measure(tree, spec) for name, tree in (order if r % 2 == 0 else order[::-1])}
                 rounds.append(timed)
             ratios = [t["before"] / t["after"] for t in rounds]
@@ -105,8 +107,10 @@ def main(argv=None):
         print(step_seconds(json.loads(argv[1])))
         return
     a = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="glassnet-before-") as folder:
-        records = compare(a, export(a.before, folder))
+    with tempfile.TemporaryDirectory(prefix="glassnet-ab-") as folder:
+        before = export(a.before, Path(folder) / "before")
+        after = ROOT if a.after is None else export(a.after, Path(folder) / "after")
+        records = compare(a, before, after)
     if a.json:
         Path(a.json).write_text(json.dumps(records, indent=1))
 

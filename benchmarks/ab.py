@@ -1,8 +1,9 @@
 """One version of glassnet against another: the training step of the benchmark presets, alternated.
 
 The "before" version is a git ref of this repository, exported to a temporary folder; "after" is
-the working tree, or another ref with ``--after``. Every measurement runs in a fresh process (``PYTHONPATH`` set to one of the two
-trees), and each round runs the two versions in turn, the order rotated from round to round, so
+the working tree, or another ref with ``--after``. Every measurement runs in a fresh process
+(``PYTHONPATH`` set to one of the two trees), and each round runs the two versions in turn, the
+order rotated from round to round, so
 that load from other processes hits both alike. A measurement is the median time of
 ``--steps`` training steps (``train_on_batch``, after ``--warmup`` untimed ones) on random data;
 the result per (model, threads) is the ratio before / after of each round (> 1: after is faster)

@@ -75,8 +75,8 @@ def recycled_empty(name, shape, dtype):
 
     For the large arrays a layer returns, such as a convolution's input gradient: they are
     dropped by the end of a training step, and glibc hands that much memory back to the kernel,
-    so every step would fault it in again (benchmarks/NOTES.md). An array the caller still holds is never reused: a fresh
-    one is made and kept in its place.
+    so every step would fault it in again (benchmarks/NOTES.md). An array the caller still holds
+    is never reused: a fresh one is made and kept in its place.
     """
     arrays, key = _thread_pool().arrays, ("recycled", name)
     array = arrays.get(key)

@@ -23,7 +23,7 @@ CONFIGS = [
     ((2, 11, 8, 3, 2), (4, 3), (1, 1), ((1, 1), (0, 0)), (2, 1), True),
     ((1, 55, 55, 1, 2), (39, 39), (1, 1), ((0, 0), (0, 0)), (17, 17), True),  # 289 cells a window: int32 winners
     ((2, 9, 9, 2, 3), (2, 2), (1, 1), ((0, 0), (0, 0)), (2, 2), False),     # a 3x3 patch for a 2x2 kernel: 2.25x
-    ((2, 8, 8, 17, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 2), False),    # more channels than POOL_WINDOWS_MAX_CHANNELS
+    ((2, 8, 8, 17, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 2), False),    # channels over the windows limit
 ]
 
 

@@ -91,7 +91,8 @@ def test_row_path_is_taken_where_it_applies_and_only_there(monkeypatch):
 
 def test_im2col_path_when_blas_is_not_bound(monkeypatch):
     monkeypatch.setattr(blas, "available", lambda dtype=None: False)
-    monkeypatch.setattr(row_windows, "forward", lambda *args, **kwargs: pytest.fail("the row path needs BLAS accumulation"))
+    monkeypatch.setattr(row_windows, "forward",
+                        lambda *args, **kwargs: pytest.fail("the row path needs BLAS accumulation"))
     rng = np.random.default_rng(3)
     x, kernel = rng.standard_normal((2, 6, 6, 3)), rng.standard_normal((3, 3, 3, 2))
     y, _ = ops.conv2d_forward(x, kernel, None, (1, 1), ((0, 0), (0, 0)))

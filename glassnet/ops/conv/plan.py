@@ -8,8 +8,9 @@ geometry. Plans depend on shapes and dtypes only, so a caller can plan before pa
 Rules, in order (:func:`conv_plan`):
 
 1. a dilation other than (1, 1): :class:`DilatedPlan` (im2col over the dilated windows);
-2. stride 1 down the rows, several channels, BLAS accumulation available and blocks of whole
-   images: :class:`RowWindowPlan` (im2col along the width only, one accumulating GEMM per kernel row);
+2. stride 1 down the rows, several channels, the input in the computation's dtype, BLAS
+   accumulation available and blocks of whole images: :class:`RowWindowPlan` (im2col along the
+   width only, one accumulating GEMM per kernel row);
 3. one channel, fewer than :data:`WIDE_MAX_FILTERS` filters, a kernel at least
    :data:`WIDE_MIN_KERNEL_WIDTH` wide, stride 1 and an output width that :data:`WIDE_GROUP`
    divides: :class:`WideRowsPlan` (im2col rows holding G neighbouring output pixels);
@@ -247,7 +248,7 @@ def _wide_group(kernel_shape, stride, OW):
     return WIDE_GROUP if fits else 1
 
 
-def _row_window_plan(padded_shape, kernel_shape, stride, OW, dtype, threads):
+def _row_window_plan(padded_shape, input_dtype, kernel_shape, stride, OW, dtype, threads):
     """The :class:`RowWindowPlan` (rule 2), or None where it does not apply."""
     N, Hp, _, C = padded_shape
     KH, KW, _, F = kernel_shape
@@ -255,7 +256,7 @@ def _row_window_plan(padded_shape, kernel_shape, stride, OW, dtype, threads):
     image_flops = 2 * OH * OW * KH * KW * C * F
     blocks = split_blocks(N, Hp, OW * KW * C * dtype.itemsize, threads, image_flops=image_flops,
                           image_out_bytes=OH * OW * F * dtype.itemsize)
-    if not (stride[0] == 1 and C > 1 and whole_images(blocks, Hp) and blas.available(dtype)):
+    if not (stride[0] == 1 and C > 1 and input_dtype == dtype and whole_images(blocks, Hp) and blas.available(dtype)):
         return None
     per_image = 2 * OH * OW * KW * C * F >= PER_IMAGE_FLOPS          # one kernel row's GEMM per image
     return RowWindowPlan(tuple(stride), (OH, OW), blocks, threads, per_image)
@@ -289,8 +290,8 @@ def conv_plan(padded_shape, input_dtype, kernel_shape, stride, dtype, dilation=(
     if tuple(dilation) != (1, 1):
         plan = DilatedPlan(tuple(stride), (OH, OW), [], threads, tuple(dilation))
     else:
-        rows = _row_window_plan(padded_shape, kernel_shape, stride, OW, dtype, threads)
-        if rows is not None and input_dtype == dtype:
+        rows = _row_window_plan(padded_shape, input_dtype, kernel_shape, stride, OW, dtype, threads)
+        if rows is not None:
             return rows
         G = _wide_group(kernel_shape, stride, OW)
         plan = (WideRowsPlan(tuple(stride), (OH, OW), [], threads, G) if G > 1

@@ -14,8 +14,8 @@ term is one GEMM over a shifted slice of the same matrix, summed in place by BLA
 :func:`glassnet.ops.blas.gemm`). The GEMMs run over a block of images at once, on the full
 ``(Hp, OW)`` frame of each image: the last KH - 1 rows of each image's frame are dropped (forward)
 or hold zeros in ``dy`` (backward), so a shifted slice never mixes two images' valid rows; the cost
-of the frame is Hp / OH more GEMM rows. Large images run the forward GEMMs per image instead,
-straight into ``y``.
+of the frame is Hp / OH more GEMM rows. Large images (the plan's ``per_image``) run the forward
+GEMMs per image instead, straight into ``y``.
 """
 import numpy as np
 

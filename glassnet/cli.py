@@ -59,7 +59,7 @@ def _downloadable(module, download):
         if download:
             raise
         raise DatasetNotFoundError(f"{error} From the command line: add --download to fetch it, or try "
-                                   "--dataset mnist-t10k or --dataset shapes, which need no download.") from error
+                                   "--dataset shapes, which needs no download.") from error
 
 
 def load_dataset(name, limit=None, test_limit=None, download=False, seed=0):
@@ -118,7 +118,7 @@ def _fraction(text):
 def _add_data_arguments(parser, default="fashion-mnist"):
     parser.add_argument("--dataset", choices=DATASET_NAMES, default=default,
                         help=f"dataset (default: {default}); mnist-t10k = the 10,000 real MNIST test digits "
-                             "split 8,000/2,000; shapes = synthetic, always available")
+                             "split 8,000/2,000 (from $GLASSNET_MNIST_T10K or the MNIST cache); shapes = synthetic, always available")
     parser.add_argument("--limit", type=_positive(int), metavar="N", help="use only the first N training images")
     parser.add_argument("--test-limit", type=_positive(int), metavar="N", help="use only the first N test images")
     parser.add_argument("--download", action="store_true",

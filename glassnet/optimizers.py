@@ -28,6 +28,14 @@ Adam (``learning_rate=0.001``, ``beta_1=0.9``, ``beta_2=0.999``, ``epsilon=1e-7`
     Epsilon sits outside the bias correction, as in Keras (PyTorch adds it to
     ``sqrt(v_hat)``, so the two agree only for ``epsilon=0``).
 
+Keras 3 additions:
+
+``learning_rate`` as a schedule (:mod:`glassnet.schedules`, also ``optimizers.schedules``)
+    ``lr = schedule(iterations)`` before every update (then the legacy ``decay``, if any).
+``weight_decay`` (SGD, Adam; AdamW is Adam with ``weight_decay=0.004`` by default)
+    Keras 3's decoupled rule, before the update: ``p = p - p * weight_decay * lr`` with this step's
+    ``lr`` (Loshchilov & Hutter's AdamW; not an L2 term added to the gradient).
+
 Every update runs in place on the parameter arrays, in the order Keras writes
 the expressions, reusing per-parameter scratch buffers (no allocation per step).
 ``clipnorm`` / ``clipvalue`` clip the gradients first, as in Keras.
@@ -37,6 +45,7 @@ import numbers
 
 import numpy as np
 
+from . import schedules
 from .errors import describe, message
 from .ops.parallel import over_rows
 
@@ -119,14 +128,37 @@ class Optimizer:
         self._scratch = None
 
     # -- hyperparameters ---------------------------------------------------
+    #: The LearningRateSchedule given as ``learning_rate`` (None: a constant rate).
+    schedule = None
+    #: Keras 3's decoupled weight decay (None: off); see the module notes.
+    weight_decay = None
+    _decay_step = 0.0       # weight_decay * lr of the step being applied
+
     @property
     def learning_rate(self):
-        """Base learning rate (before legacy decay)."""
+        """Base learning rate (before legacy decay); with a schedule, its value at the current step."""
+        if self.schedule is not None:
+            return float(self.schedule(self.iterations))
         return self._learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value):
-        self._learning_rate = _number(type(self).__name__, "learning_rate", value, low=0.0)
+        owner = type(self).__name__
+        if self.schedule is not None:
+            raise TypeError(message(f"{owner}.learning_rate", "no new value: it follows the LearningRateSchedule "
+                                    f"{self.schedule!r} given at construction", describe(value),
+                                    "Use a constant learning_rate to set it from callbacks, or a new optimizer."))
+        if isinstance(value, dict):
+            value = schedules.deserialize(value)
+        if isinstance(value, schedules.LearningRateSchedule):
+            self.schedule = value
+            return
+        self._learning_rate = _number(owner, "learning_rate", value, low=0.0)
+
+    def _init_weight_decay(self, weight_decay):
+        """Validate and keep ``weight_decay`` (None or a real >= 0)."""
+        if weight_decay is not None:
+            self.weight_decay = _number(type(self).__name__, "weight_decay", weight_decay, low=0.0)
 
     lr = property(lambda self: self.learning_rate,
                   lambda self, value: setattr(self, "learning_rate", value),
@@ -156,6 +188,7 @@ class Optimizer:
         grads = self._clip(grads)
         lr = self.current_learning_rate()
         step = self._step_factors(lr)
+        self._decay_step = self.weight_decay * lr if self.weight_decay else 0.0
         for i, (param, grad) in enumerate(zip(params, grads)):
             slots = [self._slots[name][i] for name in self.slot_names]
             self._update_in_shares(param, grad, slots, self._scratch[i], step)
@@ -166,15 +199,22 @@ class Optimizer:
         threads (every update is elementwise; keras_mnist's weights: 2.5 ms per step on one thread,
         nearly all of it its 1.2M-weight Dense kernel)."""
         if not all(a.flags.c_contiguous for a in [param, *slots, *scratch]):
-            self._update(param, grad, slots, scratch, step)
+            self._decayed_update(param, grad, slots, scratch, step)
             return
         param, slots, scratch = param.reshape(-1), [a.reshape(-1) for a in slots], [a.reshape(-1) for a in scratch]
         grad = np.ravel(grad)
 
         def update_share(share):
-            self._update(param[share], grad[share], [a[share] for a in slots], [a[share] for a in scratch], step)
+            self._decayed_update(param[share], grad[share], [a[share] for a in slots], [a[share] for a in scratch],
+                                 step)
 
         over_rows(update_share, param.size, param.nbytes)
+
+    def _decayed_update(self, param, grad, slots, scratch, step):
+        """:meth:`_update` after Keras 3's decoupled weight decay ``p -= p * (weight_decay * lr)``."""
+        if self._decay_step:
+            param -= np.multiply(param, self._decay_step, out=scratch[0])
+        self._update(param, grad, slots, scratch, step)
 
     def _step_factors(self, lr):
         """Scalars shared by all parameters in this step (Adam adds bias correction)."""
@@ -291,7 +331,11 @@ class Optimizer:
 
     # -- configuration -------------------------------------------------------
     def _hyperparameters(self):
-        return {"learning_rate": self.learning_rate, "decay": self.decay}
+        rate = self.learning_rate if self.schedule is None else schedules.serialize(self.schedule)
+        config = {"learning_rate": rate, "decay": self.decay}
+        if self.weight_decay is not None:
+            config["weight_decay"] = self.weight_decay
+        return config
 
     def get_config(self):
         """JSON-able dict with ``class_name`` and the hyperparameters."""
@@ -335,13 +379,16 @@ class SGD(Optimizer):
     nesterov : bool, default False
         Keras's form: ``v = m v - lr g; p += m v - lr g``.
     decay : float >= 0, default 0
+    weight_decay : float >= 0, optional
+        Keras 3's decoupled weight decay ``p -= p * weight_decay * lr`` before each update.
     """
 
     default_learning_rate = 0.01
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, decay=0.0, *,
-                 lr=None, clipnorm=None, clipvalue=None):
+                 lr=None, clipnorm=None, clipvalue=None, weight_decay=None):
         super().__init__(learning_rate, decay, clipnorm, clipvalue, lr)
+        self._init_weight_decay(weight_decay)
         self.momentum = _number("SGD", "momentum", momentum, low=0.0, high=1.0, high_open=True)
         self.nesterov = _flag("SGD", "nesterov", nesterov)
         # Like Keras, plain SGD keeps no velocity.
@@ -485,14 +532,17 @@ class Adam(Optimizer):
     epsilon : float >= 0, default 1e-7
     decay : float >= 0, default 0
     amsgrad : bool, default False
+    weight_decay : float >= 0, optional
+        Keras 3's decoupled weight decay (see :class:`AdamW`).
     """
 
     default_learning_rate = 0.001
     scratch_count = 2
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=None,
-                 decay=0.0, amsgrad=False, *, lr=None, clipnorm=None, clipvalue=None):
+                 decay=0.0, amsgrad=False, *, lr=None, clipnorm=None, clipvalue=None, weight_decay=None):
         super().__init__(learning_rate, decay, clipnorm, clipvalue, lr)
+        self._init_weight_decay(weight_decay)
         self.beta_1 = _number("Adam", "beta_1", beta_1, low=0.0, high=1.0, high_open=True)
         self.beta_2 = _number("Adam", "beta_2", beta_2, low=0.0, high=1.0, high_open=True)
         self.epsilon = _number("Adam", "epsilon", EPSILON if epsilon is None else epsilon,
@@ -518,11 +568,34 @@ class Adam(Optimizer):
                 "epsilon": self.epsilon, "amsgrad": self.amsgrad}
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), Keras 3's ``AdamW``.
+
+    Before each Adam update every parameter shrinks by ``p -= p * weight_decay * lr`` (``lr``: this
+    step's rate, from the schedule if there is one), instead of an L2 term entering the moments.
+
+    Parameters
+    ----------
+    learning_rate : float >= 0 or LearningRateSchedule, default 0.001
+    weight_decay : float >= 0, default 0.004 (Keras 3's)
+    beta_1, beta_2, epsilon, amsgrad, decay
+        As :class:`Adam`.
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=None,
+                 amsgrad=False, decay=0.0, *, lr=None, clipnorm=None, clipvalue=None):
+        if weight_decay is None:
+            raise ValueError(message("AdamW", "weight_decay as a float >= 0", "None",
+                                     "Use Adam for no weight decay, or the default weight_decay=0.004."))
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, decay, amsgrad, lr=lr, clipnorm=clipnorm,
+                         clipvalue=clipvalue, weight_decay=weight_decay)
+
+
 # ---------------------------------------------------------------------------
 # Look-up and serialization
 # ---------------------------------------------------------------------------
 
-_CLASSES = {cls.__name__.lower(): cls for cls in (SGD, Adagrad, Adadelta, RMSprop, Adam)}
+_CLASSES = {cls.__name__.lower(): cls for cls in (SGD, Adagrad, Adadelta, RMSprop, Adam, AdamW)}
 
 
 def get(identifier):

@@ -247,19 +247,16 @@ def _t10k_candidates(path):
     candidates = []
     if os.environ.get(_T10K_ENV):
         candidates.append(Path(os.environ[_T10K_ENV]).expanduser())
-    repo = Path(__file__).resolve().parents[2]  # glassnet/data/mnist.py -> repository root
-    candidates += [repo.parent / "shared" / "data" / "mnist-t10k",
-                   Path.cwd() / "shared" / "data" / "mnist-t10k",
-                   Path.cwd().parent / "shared" / "data" / "mnist-t10k",
-                   data_home() / MNIST.name]
+    candidates.append(data_home() / MNIST.name)
     return candidates
 
 
 def t10k_dir(path=None):
     """The folder holding the real 10,000 MNIST test digits, or None when none is found.
 
-    Looks at ``path``, then ``$GLASSNET_MNIST_T10K``, then ``../shared/data/mnist-t10k``
-    next to the repository (and next to the working folder), then the MNIST cache.
+    Looks at ``path``, then ``$GLASSNET_MNIST_T10K``, then the MNIST cache of :func:`load_data`
+    (``$GLASSNET_DATA/mnist`` or ``~/.glassnet/datasets/mnist``). It never guesses folders of a
+    development layout.
     """
     stems = STEMS[2:]
     for candidate in _t10k_candidates(path):

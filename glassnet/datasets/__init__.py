@@ -3,7 +3,8 @@
 - ``mnist.load_data(path=None)``, ``fashion_mnist.load_data(path=None)``: real data, local files
   first (given folder, cache ``~/.glassnet/datasets`` or ``$GLASSNET_DATA``, Debian's package for
   Fashion-MNIST), then a SHA-256-verified download.
-- ``mnist.load_t10k()``: the real 10,000 MNIST test digits kept next to the repository.
+- ``mnist.load_t10k(path=None)``: the real 10,000 MNIST test digits (the given folder,
+  ``$GLASSNET_MNIST_T10K``, or the MNIST cache).
 - ``shapes.load_data(n_train, n_test, seed, ...)``: synthetic shapes with ground-truth masks, offline.
 - ``load_idx(path)`` / ``save_idx(path, array)``: IDX files, gzipped or raw.
 """

@@ -266,11 +266,35 @@ class Layer:
     def __call__(self, x, training=False):
         return self.forward(x, training=training)
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
+        """Forward pass, pure: returns ``(y, cache)``; ``cache`` holds what :meth:`vjp` needs (None when
+        nothing). Writes nothing into the layer except, while training, its own ``rng`` draws."""
         raise NotImplementedError
 
-    def backward(self, dy):
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        """Backward pass, pure: ``(dx, grads)`` from the ``cache`` of :meth:`apply` and ``dy``.
+
+        ``dx`` has the input's shape (None when ``need_dx`` is False); ``grads`` has the keys of
+        ``params`` ({} when ``need_grads`` is False or the layer has no weights). ``rule`` is the
+        ReLU backward rule ("vanilla", "guided", "rectified"). Never mutates ``dy`` or the layer.
+        """
         raise NotImplementedError
+
+    def forward(self, x, training=False, **options):
+        """Stateful form of :meth:`apply` (``options`` such as ``logits=True`` go to it): keeps the cache
+        for :meth:`backward`."""
+        y, self._cache = self.apply(x, training=training, **options)
+        self._forwarded = True
+        return y
+
+    def backward(self, dy):
+        """Stateful form of :meth:`vjp` on the last :meth:`forward`'s cache: fills ``grads``, returns dL/dx."""
+        if not getattr(self, "_forwarded", False):
+            raise RuntimeError(message(f"{type(self).__name__} '{self.name}'.backward", "a forward pass first",
+                                       "no forward pass", "Call forward(x, training=True) before backward."))
+        dx, grads = self.vjp(self._cache, dy)
+        self.grads.update(grads)
+        return dx
 
     # -- weights -------------------------------------------------------------------------
     @property

@@ -1,5 +1,6 @@
 """MNIST / Fashion-MNIST loaders: search order, formats, validation, Debian's package, the real t10k digits."""
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,8 @@ import pytest
 
 from glassnet import datasets
 from glassnet.data import fashion_mnist, mnist
+
+T10K_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mnist-t10k"
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
@@ -139,13 +142,28 @@ def test_fashion_mnist_is_a_distinct_spec():
     assert all(len(v) == 64 for v in mnist.MNIST.checksums.values())
 
 
-def test_load_t10k_finds_the_shared_digits(monkeypatch):
-    monkeypatch.delenv("GLASSNET_MNIST_T10K", raising=False)
+def test_load_t10k_reads_the_fixture_digits():
     x, y = datasets.mnist.load_t10k()
     assert x.shape == (10000, 28, 28) and y.shape == (10000,)
     assert x.dtype == y.dtype == np.uint8
     assert set(np.unique(y)) == set(range(10))
-    assert mnist.t10k_dir() == Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist-t10k"
+    assert mnist.t10k_dir() == T10K_FIXTURE
+
+
+def test_load_t10k_never_looks_in_a_development_layout(tmp_path, monkeypatch):
+    """Without the variable it looks only in the MNIST cache, not in ../shared or the working folder."""
+    layout = tmp_path / "work"
+    (layout / "shared" / "data").mkdir(parents=True)
+    shutil.copytree(T10K_FIXTURE, layout / "shared" / "data" / "mnist-t10k")
+    (layout / "repo").mkdir()
+    monkeypatch.chdir(layout / "repo")
+    monkeypatch.delenv("GLASSNET_MNIST_T10K")
+    monkeypatch.setenv("GLASSNET_DATA", str(tmp_path / "empty-cache"))
+    assert mnist.t10k_dir() is None
+    with pytest.raises(datasets.DatasetNotFoundError, match="GLASSNET_MNIST_T10K"):
+        datasets.mnist.load_t10k()
+    shutil.copytree(T10K_FIXTURE, tmp_path / "empty-cache" / "mnist")
+    assert mnist.t10k_dir() == tmp_path / "empty-cache" / "mnist"
 
 
 def test_load_t10k_honours_env_and_path(tmp_path, monkeypatch):

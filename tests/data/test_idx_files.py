@@ -10,7 +10,7 @@ import pytest
 from glassnet import datasets
 from glassnet.data.idx import TYPE_CODES
 
-T10K = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist-t10k"
+T10K = Path(__file__).resolve().parents[1] / "fixtures" / "mnist-t10k"
 DTYPES = ["uint8", "int8", "int16", "int32", "float32", "float64"]
 SHAPES = [(), (5,), (3, 4), (2, 3, 4), (2, 1, 3, 2), (1, 2, 1, 2, 1, 3), (0, 28, 28)]
 

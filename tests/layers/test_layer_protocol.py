@@ -15,6 +15,7 @@ from layer_cases import CATALOG, CATALOG_IDS, distinct
 EXPECTED_WEIGHTS = {    # Keras's names and order
     "Conv2D": ["kernel", "bias"], "Dense": ["kernel", "bias"], "PReLU": ["alpha"],
     "BatchNormalization": ["gamma", "beta", "moving_mean", "moving_variance"],
+    "DepthwiseConv2D": ["kernel", "bias"], "SeparableConv2D": ["depthwise_kernel", "pointwise_kernel", "bias"],
 }
 
 

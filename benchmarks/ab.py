@@ -7,7 +7,8 @@ order rotated from round to round, so
 that load from other processes hits both alike. A measurement is the median time of
 ``--steps`` training steps (``train_on_batch``, after ``--warmup`` untimed ones) on random data;
 the result per (model, threads) is the ratio before / after of each round (> 1: after is faster)
-and their median and range.
+and their median and range, for the wall time and for the process's CPU time (all its threads):
+on a machine loaded by other processes the CPU time varies far less than the wall time.
 
 Examples::
 
@@ -44,7 +45,7 @@ def parse_args(argv=None):
 
 
 def step_seconds(spec):
-    """Median seconds of one training step of ``spec["model"]`` (runs in the child process)."""
+    """Median wall and CPU seconds of one training step of ``spec["model"]`` (runs in the child process)."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -55,13 +56,14 @@ def step_seconds(spec):
         rng = np.random.default_rng(0)
         x = rng.standard_normal((spec["batch"],) + tuple(model.input_shape[1:]), dtype=np.float32)
         y = rng.integers(0, 10, spec["batch"])
-        times = []
+        wall, cpu = [], []
         for step in range(spec["warmup"] + spec["steps"]):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             model.train_on_batch(x, y)
             if step >= spec["warmup"]:
-                times.append(time.perf_counter() - start)
-    return statistics.median(times)
+                wall.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
+    return {"wall": statistics.median(wall), "cpu": statistics.median(cpu)}
 
 
 def measure(tree, spec):
@@ -71,7 +73,7 @@ def measure(tree, spec):
                           cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"measurement failed ({spec}, {tree}):\n{done.stderr[-3000:]}")
-    return float(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def export(ref, folder):
@@ -93,19 +95,23 @@ def compare(a, before_tree, after_tree):
                 order = [("before", before_tree), ("after", after_tree)]
                 timed = {name: measure(tree, spec) for name, tree in (order if r % 2 == 0 else order[::-1])}
                 rounds.append(timed)
-            ratios = [t["before"] / t["after"] for t in rounds]
-            records.append({"model": model, "threads": threads, "rounds": rounds, "ratios": ratios})
-            ms = {name: statistics.median(t[name] for t in rounds) * 1e3 for name in ("before", "after")}
-            print(f"{model:14s} {threads} thread(s): before/after {statistics.median(ratios):.3f} "
-                  f"(range {min(ratios):.3f}-{max(ratios):.3f}; {ms['before']:.1f} -> {ms['after']:.1f} ms/step)",
-                  flush=True)
+            record = {"model": model, "threads": threads, "rounds": rounds}
+            summary = []
+            for clock in ("wall", "cpu"):
+                ratios = [t["before"][clock] / t["after"][clock] for t in rounds]
+                ms = [statistics.median(t[name][clock] for t in rounds) * 1e3 for name in ("before", "after")]
+                record[clock + "_ratios"] = ratios
+                summary.append(f"{clock} {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f}; "
+                               f"{ms[0]:.1f} -> {ms[1]:.1f} ms)")
+            records.append(record)
+            print(f"{model:14s} {threads} thread(s), before/after: " + ", ".join(summary), flush=True)
     return records
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        print(step_seconds(json.loads(argv[1])))
+        print(json.dumps(step_seconds(json.loads(argv[1]))))
         return
     a = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="glassnet-ab-") as folder:

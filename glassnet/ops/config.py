@@ -10,8 +10,8 @@ Set them through the package, e.g. ``glassnet.ops.MEMORY_BUDGET_BYTES = 64 * 2**
 MEMORY_BUDGET_BYTES = 256 * 2 ** 20
 
 #: Threads for glassnet's own blocks of work (convolution, pooling). None follows NumPy's BLAS
-#: (e.g. ``threadpoolctl.threadpool_limits(2)``; read through threadpoolctl when installed,
-#: else 1); an int fixes it; 1 keeps everything on the calling thread. See :mod:`glassnet.ops.parallel`.
+#: (e.g. ``threadpoolctl.threadpool_limits(2)``; read from NumPy's OpenBLAS itself, 1 with another
+#: BLAS); an int fixes it; 1 keeps everything on the calling thread. See :mod:`glassnet.ops.parallel`.
 NUM_THREADS = None
 
 #: The names above, the settings the package forwards.

@@ -13,7 +13,9 @@ import glassnet as gn
 import glassnet.ops as ops
 from benchmarks import common, report
 from benchmarks.run import aggregate
-from glassnet.ops.conv import clear_workspace, conv_blocks
+from glassnet.ops.conv import clear_workspace
+from glassnet.ops.conv import plan as planning
+from glassnet.ops.conv.plan import split_blocks as conv_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,13 +139,12 @@ def test_conv_blocks_cover_the_output_once_and_respect_the_budget(monkeypatch, N
 def test_small_images_come_in_blocks_of_enough_work(monkeypatch):
     """LeNet's first layer (28x28, 5x5x6: 0.24 MFLOP and 78 KB of im2col per image): 4 MiB blocks
     would be 3 blocks of ~43 images; MIN_BLOCK_FLOPS merges them into 2 of 64, within the budget."""
-    from glassnet.ops import conv
     image_flops, row_bytes = 2 * 28 * 28 * 25 * 6, 28 * 25 * 4
     sizes = [b[0].stop - b[0].start for b in conv_blocks(128, 28, row_bytes, image_flops=image_flops)]
     assert sizes == [64, 64]
-    monkeypatch.setattr(conv, "MIN_BLOCK_FLOPS", 0)
+    monkeypatch.setattr(planning, "MIN_BLOCK_FLOPS", 0)
     assert len(conv_blocks(128, 28, row_bytes, image_flops=image_flops)) == 3
-    monkeypatch.setattr(conv, "MIN_BLOCK_FLOPS", 10 ** 12)
+    monkeypatch.setattr(planning, "MIN_BLOCK_FLOPS", 10 ** 12)
     monkeypatch.setattr(ops, "MEMORY_BUDGET_BYTES", 32 * 28 * row_bytes)   # 32 images at most
     assert {b[0].stop - b[0].start for b in conv_blocks(128, 28, row_bytes, image_flops=image_flops)} == {32}
 
@@ -244,27 +245,25 @@ def test_fused_relu_matches_relu_after_the_convolution():
 
 
 def test_small_convolutions_are_not_split_between_threads(monkeypatch):
-    from glassnet.ops import conv
     image_flops, row_bytes = 2 * 10 * 10 * 150 * 16, 10 * 150 * 4        # LeNet's second convolution
     assert len(conv_blocks(32, 10, row_bytes, threads=2, image_flops=image_flops)) == 1   # 15 MFLOP in all
     assert len(conv_blocks(128, 10, row_bytes, threads=2, image_flops=image_flops)) == 2  # 61 MFLOP
-    monkeypatch.setattr(conv, "MIN_THREAD_FLOPS", 0)
+    monkeypatch.setattr(planning, "MIN_THREAD_FLOPS", 0)
     assert len(conv_blocks(32, 10, row_bytes, threads=2, image_flops=image_flops)) == 2
 
 
 def test_convolutions_with_few_flops_but_large_arrays_are_split_between_threads(monkeypatch):
-    from glassnet.ops import conv, conv_pool_windows
     monkeypatch.setattr(ops, "NUM_THREADS", 2)
     # the tiny model's 3x3, 1 -> 8 channel convolution + 2x2 pooling on 28x28 images, one matrix
     # row per pooling window: 13x13 windows of 4x4 pixels, 4 x 8 outputs each
     image_flops, row_bytes, out_bytes = 2 * 13 * 13 * 16 * 32, 13 * 16 * 4, 13 * 13 * 32 * 4
-    assert 128 * image_flops < 2 * conv.MIN_THREAD_FLOPS                  # too few FLOPs on their own
+    assert 128 * image_flops < 2 * planning.MIN_THREAD_FLOPS                  # too few FLOPs on their own
     assert len(conv_blocks(128, 13, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 2
     assert len(conv_blocks(128, 13, row_bytes, threads=2, image_flops=image_flops)) == 1   # matrix bytes alone
     assert len(conv_blocks(32, 13, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1
-    plan = conv_pool_windows.plan((128, 28, 28, 1), (3, 3, 1, 8), (1, 1), (2, 2), np.dtype(np.float32))
+    plan = planning.pool_windows_plan((128, 28, 28, 1), (3, 3, 1, 8), (1, 1), (2, 2), np.dtype(np.float32))
     assert len(plan.blocks) == 2 and plan.threads == 2
-    monkeypatch.setattr(conv, "MIN_THREAD_BYTES", 2 ** 40)
+    monkeypatch.setattr(planning, "MIN_THREAD_BYTES", 2 ** 40)
     assert len(conv_blocks(128, 13, row_bytes, threads=2, image_flops=image_flops, image_out_bytes=out_bytes)) == 1
 
 

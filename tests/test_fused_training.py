@@ -1,4 +1,4 @@
-"""Training steps fuse Conv2D(relu) + MaxPooling2D (glassnet.ops.conv_pool), and a convolution applies
+"""Training steps fuse Conv2D(relu) + MaxPooling2D (glassnet.ops.conv2d_maxpool_forward), and a convolution applies
 the ReLU gate of the convolution below it; everything else sees the layers one by one."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import glassnet as gn
 import glassnet.ops
 from glassnet import explain, layers
 from glassnet.engine import backprop, plan as planning, run
-from glassnet.ops import conv_pool
+from glassnet.ops.conv import plan as conv_plans
 from glassnet.testing import check_model_gradients
 
 
@@ -22,7 +22,7 @@ def _net(dtype="float64", seed=0, pool=2, pool_strides=None, second_activation="
 
 @pytest.fixture
 def fused_calls(monkeypatch):
-    """(name of the convolution, training, type of the cache) of each fused Conv2D + MaxPooling2D pass."""
+    """(name of the convolution, training, type of the plan) of each fused Conv2D + MaxPooling2D pass."""
     calls = []
     real = glassnet.ops.conv2d_maxpool_forward
     names = {}
@@ -34,7 +34,7 @@ def fused_calls(monkeypatch):
 
     def fused(*args, record_winners=True, **kwargs):
         y, cache = real(*args, record_winners=record_winners, **kwargs)
-        calls.append((names["conv"], record_winners, type(cache)))
+        calls.append((names["conv"], record_winners, type(cache.plan) if cache is not None else None))
         return y, cache
     monkeypatch.setattr(glassnet.ops, "conv2d_maxpool_forward", fused)
     monkeypatch.setattr(planning.ConvPoolStep, "apply", apply)
@@ -58,7 +58,7 @@ def test_training_fuses_the_pair_and_gives_the_unfused_gradients(monkeypatch, fu
     for _ in range(3):
         fused.train_on_batch(x, y)
     assert [call[:2] for call in fused_calls] == [(fused.layers[1].name, True)] * 3
-    assert (fused_calls[0][2] is conv_pool._WindowsCache) == (fused_method == "windows")
+    assert (fused_calls[0][2] is conv_plans.PoolWindowsPlan) == (fused_method == "windows")
     _no_fusion(monkeypatch)
     for _ in range(3):
         separate.train_on_batch(x, y)

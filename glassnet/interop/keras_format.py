@@ -103,12 +103,11 @@ class _Translator:
     # -- one converter per Keras class: returns (class_name, config, weight fix or None) ----------
     def Conv2D(self, c):
         self.image_layout(c)
-        if _pair(c.get("dilation_rate", 1), "dilation_rate") != [1, 1]:
-            raise _Unsupported(f"dilation_rate {c.get('dilation_rate')} (glassnet convolves without dilation)")
         if c.get("groups", 1) != 1:
             raise _Unsupported(f"groups={c.get('groups')} (glassnet's Conv2D is not grouped)")
         return "Conv2D", {"filters": int(c["filters"]), "kernel_size": _pair(c["kernel_size"], "kernel_size"),
                           "strides": _pair(c.get("strides", 1), "strides"), "padding": _padding_mode(c["padding"]),
+                          "dilation_rate": _pair(c.get("dilation_rate", 1), "dilation_rate"),
                           "activation": _activation(c.get("activation")), "use_bias": bool(c.get("use_bias", True))}
 
     def _depthwise_config(self, c):

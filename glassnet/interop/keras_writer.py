@@ -60,10 +60,11 @@ def _conv(layer, shape):
     config = {**_base(layer), "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
               "padding": padding, "data_format": "channels_last", "activation": layer.activation,
               "use_bias": layer.use_bias}
+    config["dilation_rate"] = list(layer.dilation_rate)
     if cls == "Conv2D":
-        config.update(filters=layer.filters, dilation_rate=[1, 1], groups=1)
+        config.update(filters=layer.filters, groups=1)
     else:
-        config.update(depth_multiplier=layer.depth_multiplier, dilation_rate=list(layer.dilation_rate))
+        config.update(depth_multiplier=layer.depth_multiplier)
         if cls == "SeparableConv2D":
             config["filters"] = layer.filters
     entries.append(_entry(cls, config, shape))

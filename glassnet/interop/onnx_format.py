@@ -1,6 +1,6 @@
 """Reading ONNX models (e.g. from ``torch.onnx.export``) as glassnet Sequential models.
 
-Supported operators (the CNN set): Conv (no dilation, group 1), Relu, LeakyRelu, PRelu, Sigmoid,
+Supported operators (the CNN set): Conv (group 1, or depthwise), Relu, LeakyRelu, PRelu, Sigmoid,
 Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Gemm, MatMul (+ Add of a
 constant bias), Flatten, Reshape (to (N, -1) or a no-op), BatchNormalization (inference),
 Dropout, Pad (constant zeros on H and W), Identity and Transpose (layout changes only). Shape
@@ -230,10 +230,10 @@ class _Reader:
                             weights + ([bias] if bias is not None else []))
         if groups != 1:
             raise _Skip(f"group={groups} on {channels} channels (glassnet has plain and depthwise convolutions)")
-        if any(d != 1 for d in dilations):
-            raise _Skip(f"dilations {dilations} (glassnet dilates depthwise convolutions only)")
+        if any(d != 1 for d in dilations) and any(s != 1 for s in strides):
+            raise _Skip(f"dilations {dilations} with strides {strides} (Conv2D dilates with strides of 1, as Keras)")
         weights = [kernel.transpose(2, 3, 1, 0)] + ([bias] if bias is not None else [])
-        self.add(node, "Conv2D", {**config, "filters": int(kernel.shape[0])}, weights)
+        self.add(node, "Conv2D", {**config, "filters": int(kernel.shape[0]), "dilation_rate": dilations}, weights)
 
     def spatial_padding(self, a, size, strides, op):
         """glassnet's padding argument for ONNX pads / auto_pad."""

@@ -76,7 +76,7 @@ def _conv(g, layer, shape):
     if layer.use_bias:
         inputs.append(g.constant(f"{layer.name}/bias", layer.params["bias"]))
     g.node("Conv", layer.name, inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-           pads=_pads(layer, shape[:2], layer.kernel_size, layer.strides))
+           dilations=list(layer.dilation_rate), pads=_layer_pads(layer, shape))
     g.activation(layer.name, layer.activation, True)
 
 

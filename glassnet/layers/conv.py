@@ -32,6 +32,9 @@ class Conv2D(Activated, Layer):
     activation : {"relu", "sigmoid", "tanh", "linear", "softmax"} or None
     use_bias : bool
     kernel_initializer, bias_initializer : str or Initializer
+    dilation_rate : int or (DH, DW)
+        Distance between kernel taps in the input: the kernel covers ((KH - 1) * DH + 1,
+        (KW - 1) * DW + 1) pixels. As in Keras, a dilation above 1 needs strides of 1.
 
     Shapes: input (N, H, W, C) -> output (N, OH, OW, F); kernel (KH, KW, C, F); bias (F,).
     """
@@ -39,7 +42,7 @@ class Conv2D(Activated, Layer):
     input_rank = 3
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", dilation_rate=(1, 1), **kwargs):
         super().__init__(**kwargs)
         if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters <= 0:
             raise ValueError(message("Conv2D", "filters as a positive int", repr(filters),
@@ -48,14 +51,23 @@ class Conv2D(Activated, Layer):
         self.kernel_size = positive_pair(kernel_size, "kernel_size", "Conv2D")
         self.strides = positive_pair(strides, "strides", "Conv2D")
         self.padding = check_padding(padding, "Conv2D")
+        self.dilation_rate = positive_pair(dilation_rate, "dilation_rate", "Conv2D")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(message("Conv2D", "strides of 1 with a dilation_rate above 1 (as in Keras)",
+                                     f"strides={self.strides} and dilation_rate={self.dilation_rate}",
+                                     "Use strides=1 with the dilation, or a pooling layer after it."))
         self._init_activation(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer", "Conv2D")
         self.bias_initializer = check_initializer(bias_initializer, "bias_initializer", "Conv2D")
         self._kept_matrices = {}           # im2col matrices from training forward passes to backward passes
 
+    def _span(self):
+        """The input pixels the kernel covers: (KH - 1) * DH + 1 by (KW - 1) * DW + 1."""
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
+
     def _pads(self, input_hw):
-        return resolve_padding(self.padding, self.kernel_size, self.strides, input_hw)
+        return resolve_padding(self.padding, self._span(), self.strides, input_hw)
 
     def geometry(self, input_hw):
         return Geometry(self.kernel_size, self.strides, self._pads(input_hw))
@@ -64,17 +76,19 @@ class Conv2D(Activated, Layer):
         super().check_input_shape(shape)
         (top, bottom), (left, right) = self._pads(shape[:2])
         padded = (shape[0] + top + bottom, shape[1] + left + right)
-        if padded[0] < self.kernel_size[0] or padded[1] < self.kernel_size[1]:
+        span = self._span()
+        if padded[0] < span[0] or padded[1] < span[1]:
             raise ValueError(message(f"Conv2D '{self.name}'", f"an input at least as large as its kernel "
-                                     f"{self.kernel_size} after padding", f"{padded[0]}x{padded[1]} (input "
+                                     f"{span} after padding", f"{padded[0]}x{padded[1]} (input "
                                      f"{shape})", "Use padding='same', a smaller kernel, or fewer pooling layers "
                                      "before this one."))
 
     def compute_output_shape(self, input_shape):
         H, W, _ = input_shape
         (top, bottom), (left, right) = self._pads((H, W))
-        return (conv_output_size(H, self.kernel_size[0], self.strides[0], top, bottom),
-                conv_output_size(W, self.kernel_size[1], self.strides[1], left, right), self.filters)
+        span = self._span()
+        return (conv_output_size(H, span[0], self.strides[0], top, bottom),
+                conv_output_size(W, span[1], self.strides[1], left, right), self.filters)
 
     def create_weights(self, input_shape):
         self.add_weight("kernel", self.kernel_size + (input_shape[-1], self.filters), self.kernel_initializer)
@@ -88,7 +102,7 @@ class Conv2D(Activated, Layer):
         relu = self.activation == "relu" and not logits
         z, conv_cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
                                        self._pads(x.shape[1:3]), relu=relu,
-                                       keep=self._kept_matrices if training else None)
+                                       keep=self._kept_matrices if training else None, dilation=self.dilation_rate)
         y, activated = (z, z) if relu else self._activate(z, logits)
         return y, ConvCache(conv_cache, activated)
 
@@ -116,16 +130,17 @@ class Conv2D(Activated, Layer):
 
     def pools_with(self, pool):
         """Whether this layer and ``pool``, the MaxPooling2D after it, may run as one fused step
-        (:func:`glassnet.ops.conv2d_maxpool_forward`): no activation or a ReLU, and pooling windows
-        that tile the input without padding. (Whether the batch's images are small enough is
-        decided per call: :func:`glassnet.ops.conv_pool.fusable`.)"""
+        (:func:`glassnet.ops.conv2d_maxpool_forward`): no activation or a ReLU, no dilation, and
+        pooling windows that tile the input without padding. (Whether the batch's images are small
+        enough is decided per call: :func:`glassnet.ops.conv2d_maxpool_fusable`.)"""
         from glassnet.layers.pooling import MaxPooling2D
         return (self.activation in ("relu", "linear") and type(pool) is MaxPooling2D
-                and pool.strides == pool.pool_size and pool.padding == "valid")
+                and pool.strides == pool.pool_size and pool.padding == "valid" and self.dilation_rate == (1, 1))
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding, "activation": self.activation,
+                "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+                "activation": self.activation,
                 "use_bias": self.use_bias, "kernel_initializer": initializer_config(self.kernel_initializer),
                 "bias_initializer": initializer_config(self.bias_initializer)}
 

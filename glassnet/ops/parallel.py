@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-import glassnet.ops as _ops
 from glassnet.ops import blas_threads
+from glassnet.ops import config as _ops
 
 #: Work smaller than this (bytes touched) stays on the calling thread: handing it to the workers
 #: costs ~0.1 ms, more than splitting it saves.

@@ -6,10 +6,33 @@ speed, several times faster than a reduction over the window axes of a reshaped 
 Max pooling routes each gradient to the first maximum of its window (so a tie sends it to a
 single element); overlapping windows accumulate gradients.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from glassnet.ops.padding import conv_output_size, pad2d, unpad2d
 from glassnet.ops.parallel import batch_shares, num_threads, run_blocks
+
+
+class MaxPoolCache(NamedTuple):
+    """What :func:`max_pool2d_backward` needs: each window's first winning offset (or None), else
+    ``inputs`` = (padded input, output) to find them from; the padded shape and the geometry."""
+    winner: np.ndarray
+    inputs: tuple
+    padded_shape: tuple
+    pool_size: tuple
+    stride: tuple
+    pads: tuple
+
+
+class AvgPoolCache(NamedTuple):
+    """What :func:`avg_pool2d_backward` needs: the input shape, the geometry, and each window's
+    count of real (unpadded) cells, or None without padding."""
+    x_shape: tuple
+    pool_size: tuple
+    stride: tuple
+    pads: tuple
+    counts: np.ndarray
 
 
 def _offset_view(xp, i, j, stride, OH, OW):
@@ -93,7 +116,7 @@ def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
     Returns
     -------
     y : ndarray, shape (N, OH, OW, C)
-    cache : tuple for :func:`max_pool2d_backward`. Without recorded winners it refers to the
+    cache : MaxPoolCache for :func:`max_pool2d_backward`. Without recorded winners it refers to the
         (padded) input and to ``y``, so neither may be modified before the backward pass.
     """
     KH, KW = pool_size
@@ -118,7 +141,7 @@ def max_pool2d_forward(x, pool_size, stride, pads, record_winners=True):
     threads = num_threads(x.nbytes)
     run_blocks(pool_images, batch_shares(x.shape[0], threads), threads, blas=False)
     inputs = None if record_winners else (xp, y)
-    return y, (winner, inputs, xp.shape, pool_size, stride, pads)
+    return y, MaxPoolCache(winner, inputs, xp.shape, pool_size, stride, pads)
 
 
 def _find_winners(xp, y, pool_size, stride):
@@ -220,12 +243,12 @@ def avg_pool2d_forward(x, pool_size, stride, pads):
     Returns
     -------
     y : ndarray, shape (N, OH, OW, C)
-    cache : tuple for :func:`avg_pool2d_backward`
+    cache : AvgPoolCache for :func:`avg_pool2d_backward`
     """
     KH, KW = pool_size
     N, C = x.shape[0], x.shape[3]
     counts = _window_counts(x.shape, pool_size, stride, pads, x.dtype)
-    cache = (x.shape, pool_size, stride, pads, counts)
+    cache = AvgPoolCache(x.shape, pool_size, stride, pads, counts)
     OH, OW = _out_hw(x.shape, pool_size, stride, pads)
     xp = pad2d(x, pads)
     y = np.zeros((N, OH, OW, C), dtype=x.dtype)

@@ -2,7 +2,7 @@
 
 A fresh multi-MiB array per call would be mapped and page-faulted in again every batch, so the
 convolutions borrow flat arrays from here instead. They are sized by the block size
-(:data:`glassnet.ops.conv.BLOCK_BYTES`), so this holds a few MiB per thread at most. Two more
+(:data:`glassnet.ops.conv.plan.BLOCK_BYTES`), so this holds a few MiB per thread at most. Two more
 kinds of kept array live here: vectors of ones for the bias gradients (:func:`column_sums`), and the
 arrays of :func:`recycled_empty`, which a layer returns and gets back once nobody holds them.
 """
@@ -60,10 +60,9 @@ def column_sums(matrix, dtype=None):
     ``dtype`` (default the matrix's), as a GEMV with this thread's kept vector of ones.
 
     The GEMV runs several times faster than ``.sum(axis=0)`` on a tall, narrow matrix and adds
-    more accurately; a fresh vector of ones per call (keras_mnist's first layer: 86,528 of them)
-    cost 0.2 ms in page faults and filling. NumPy's GEMV holds the GIL, so a block calls this last:
-    a worker thread starting its own block waits for it (keras_mnist's first layer on 2 threads:
-    the worker started 0.55 ms into the call with the GEMV first, 0.15 ms with it last).
+    more accurately; a fresh vector of ones per call would cost page faults and filling (a first
+    layer's 86,528-pixel batch: 0.2 ms). NumPy's GEMV holds the GIL, so a block calls this last:
+    a worker thread starting its own block would wait for it.
     """
     dtype = matrix.dtype if dtype is None else np.dtype(dtype)
     ones = _kept_flat(("ones", dtype.str), len(matrix), lambda n: _read_only_ones(n, dtype))
@@ -76,9 +75,8 @@ def recycled_empty(name, shape, dtype):
 
     For the large arrays a layer returns, such as a convolution's input gradient: they are
     dropped by the end of a training step, and glibc hands that much memory back to the kernel,
-    so every step faulted it in again (keras_mnist's second layer: 340 page faults and 6 ms of
-    system time per step on 2 threads). An array the caller still holds is never reused: a fresh
-    one is made and kept in its place.
+    so every step would fault it in again (benchmarks/NOTES.md). An array the caller still holds
+    is never reused: a fresh one is made and kept in its place.
     """
     arrays, key = _thread_pool().arrays, ("recycled", name)
     array = arrays.get(key)

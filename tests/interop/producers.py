@@ -207,7 +207,8 @@ def glassnet_models():
     depthwise_family = gn.Sequential([
         L.Rescaling(1 / 4, offset=0.5, input_shape=(10, 10, 2)), L.RandomFlip("horizontal"),
         L.SeparableConv2D(4, 3, padding=1, depth_multiplier=2, activation="relu"),
-        L.DepthwiseConv2D(3, dilation_rate=2, padding="same"), L.UpSampling2D(2, interpolation="bilinear"),
+        L.DepthwiseConv2D(3, dilation_rate=2, padding="same"), L.Conv2D(4, 2, dilation_rate=(2, 1), padding="same"),
+        L.UpSampling2D(2, interpolation="bilinear"),
         L.Cropping2D(((0, 1), (2, 0))), L.DepthwiseConv2D(2, strides=2, activation="sigmoid"),
         L.UpSampling2D((2, 1)), L.GlobalMaxPooling2D(), L.Reshape((2, 2)), L.Flatten(), L.Dense(3)], seed=0)
     models = {"every_layer": every_layer, "depthwise_family": depthwise_family}

@@ -150,9 +150,9 @@ def test_unknown_operators_and_dynamic_shapes_are_listed(tmp_path):
     class Odd(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv = nn.Conv2d(1, 2, 3, dilation=2)
+            self.conv = nn.Conv2d(1, 2, 3, dilation=2, stride=2)      # dilated and strided: refused, as in Keras
             self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
-            self.fc = nn.Linear(2 * 8 * 8, 3)
+            self.fc = nn.Linear(2 * 4 * 4, 3)
 
         def forward(self, x):
             x = torch.nn.functional.elu(self.up(self.conv(x)))

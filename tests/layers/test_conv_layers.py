@@ -36,18 +36,23 @@ def _conv_id(config):
     return f"{shape}-f{filters}-k{kernel}-s{strides}-p{padding}-{activation}-{'bias' if bias else 'nobias'}"
 
 
-@pytest.mark.parametrize("config", CONV_CONFIGS, ids=[_conv_id(c) for c in CONV_CONFIGS])
-def test_conv2d_gradients(config):
-    shape, filters, kernel, strides, padding, activation, use_bias = config
-    rng = np.random.default_rng(CONV_CONFIGS.index(config))
-    layer = layers.Conv2D(filters, kernel, strides=strides, padding=padding, activation=activation,
-                          use_bias=use_bias, bias_initializer="normal", dtype="float64")
+def _check_conv_gradients(shape, seed, **conv_args):
+    """Finite-difference check of a float64 Conv2D with random weights on a kink-free input."""
+    rng = np.random.default_rng(seed)
+    layer = layers.Conv2D(bias_initializer="normal", dtype="float64", **conv_args)
     layer.build(shape)
     layer.set_weights([rng.standard_normal(w.shape) for w in layer.get_weights()])
     x = smooth_conv_input(layer, shape, rng)
     errors = check_layer_gradients(layer, x, seed=1)
-    assert set(errors) == {"x", "kernel"} | ({"bias"} if use_bias else set())
+    assert set(errors) == {"x", "kernel"} | ({"bias"} if conv_args["use_bias"] else set())
     assert layer.output_shape[1:] == layer.forward(x).shape[1:]
+
+
+@pytest.mark.parametrize("config", CONV_CONFIGS, ids=[_conv_id(c) for c in CONV_CONFIGS])
+def test_conv2d_gradients(config):
+    shape, filters, kernel, strides, padding, activation, use_bias = config
+    _check_conv_gradients(shape, CONV_CONFIGS.index(config), filters=filters, kernel_size=kernel, strides=strides,
+                          padding=padding, activation=activation, use_bias=use_bias)
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "softmax", "relu"])
@@ -99,6 +104,17 @@ def test_same_padding_follows_keras(size, kernel, stride, expected_pads, expecte
     assert layer.build((None, size, 4, 1)).output_shape[1] == expected_out == -(-size // stride)
 
 
+def _direct_sum(xp, kernel, bias, out_hw, window):
+    """The convolution by its definition: output (i, j) is sum over (a, b, c) of xp[:, rows, cols][a, b, c]
+    * kernel[a, b, c] + bias, with (rows, cols) = window(i, j) the slices of the taps it reads."""
+    expected = np.zeros((len(xp),) + out_hw + (kernel.shape[3],))
+    for i in range(out_hw[0]):
+        for j in range(out_hw[1]):
+            rows, cols = window(i, j)
+            expected[:, i, j, :] = np.einsum("nabc,abcf->nf", xp[:, rows, cols, :], kernel) + bias
+    return expected
+
+
 def test_conv2d_matches_direct_sum():
     """Cross-correlation definition y[n,i,j,f] = sum xp[n, i*sh + a, j*sw + b, c] k[a, b, c, f] + bias[f]."""
     rng = np.random.default_rng(5)
@@ -108,11 +124,7 @@ def test_conv2d_matches_direct_sum():
     y = layer.forward(x)
     kernel, bias = layer.get_weights()
     xp = np.pad(x, ((0, 0), (1, 0), (0, 2), (0, 0)))
-    expected = np.zeros(y.shape)
-    for i in range(y.shape[1]):
-        for j in range(y.shape[2]):
-            window = xp[:, 2 * i:2 * i + 2, j:j + 3, :]
-            expected[:, i, j, :] = np.einsum("nabc,abcf->nf", window, kernel) + bias
+    expected = _direct_sum(xp, kernel, bias, y.shape[1:3], lambda i, j: (slice(2 * i, 2 * i + 2), slice(j, j + 3)))
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
 
 
@@ -124,3 +136,111 @@ def test_conv2d_first_layer_skips_input_gradient():
     assert dx is None and grads["kernel"].shape == (3, 3, 1, 2)
     dx, grads = layer.vjp(cache, np.ones((2, 3, 3, 2)), need_grads=False)
     assert dx.shape == x.shape and grads == {}
+
+
+# (N, H, W, C), filters, kernel_size, dilation_rate, padding, activation, use_bias
+DILATED_CONFIGS = [
+    ((2, 7, 7, 2), 3, 3, 2, "valid", None, True),                  # a 5x5 span
+    ((2, 8, 9, 3), 2, 3, (2, 1), "same", "relu", True),            # dilated down the rows only
+    ((1, 9, 6, 1), 2, (2, 3), (3, 2), "same", "tanh", False),      # one channel, rectangular
+    ((2, 6, 7, 2), 3, 2, 3, 1, "sigmoid", True),                   # int padding, even kernel
+    ((2, 5, 8, 2), 2, (1, 3), (1, 3), ((1, 0), (2, 1)), "linear", True),
+    ((2, 5, 5, 2), 2, 3, 2, "same", "softmax", True),              # span 5 on a 5x5 input
+]
+
+
+@pytest.mark.parametrize("config", DILATED_CONFIGS, ids=[_conv_id(c) for c in DILATED_CONFIGS])
+def test_dilated_conv2d_gradients(config):
+    shape, filters, kernel, dilation, padding, activation, use_bias = config
+    _check_conv_gradients(shape, DILATED_CONFIGS.index(config), filters=filters, kernel_size=kernel,
+                          dilation_rate=dilation, padding=padding, activation=activation, use_bias=use_bias)
+
+
+def test_dilated_conv2d_matches_direct_sum():
+    """y[n,i,j,f] = sum xp[n, i + a*dh, j + b*dw, c] k[a, b, c, f] + bias[f], and its gradients by loops."""
+    rng = np.random.default_rng(8)
+    layer = layers.Conv2D(3, (2, 3), padding=((1, 0), (0, 2)), dilation_rate=(3, 2), bias_initializer="normal",
+                          dtype="float64")
+    x = rng.standard_normal((2, 7, 6, 2))
+    y = layer.forward(x)
+    kernel, bias = layer.get_weights()
+    xp = np.pad(x, ((0, 0), (1, 0), (0, 2), (0, 0)))
+    taps = lambda i, j: (slice(i, i + 4, 3), slice(j, j + 5, 2))     # noqa: E731  (3 rows, 2 columns apart)
+    np.testing.assert_allclose(y, _direct_sum(xp, kernel, bias, y.shape[1:3], taps), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    dxp, dkernel = np.zeros(xp.shape), np.zeros(kernel.shape)
+    for i in range(y.shape[1]):
+        for j in range(y.shape[2]):
+            rows, cols = taps(i, j)
+            dxp[:, rows, cols, :] += np.einsum("nf,abcf->nabc", dy[:, i, j], kernel)
+            dkernel += np.einsum("nabc,nf->abcf", xp[:, rows, cols, :], dy[:, i, j])
+    np.testing.assert_allclose(dx, dxp[:, 1:, :-2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["kernel"], dkernel, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["bias"], dy.sum(axis=(0, 1, 2)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size, kernel, dilation, expected_pads", [
+    (7, 3, 2, (2, 2)),       # span 5: 4 pixels of padding, split evenly
+    (8, 2, 3, (1, 2)),       # span 4: 3 pixels, the extra one at the bottom (Keras)
+    (5, 3, 3, (3, 3)),       # span 7 larger than the input
+])
+def test_same_padding_of_a_dilated_kernel_follows_keras(size, kernel, dilation, expected_pads):
+    layer = layers.Conv2D(1, (kernel, 1), padding="same", dilation_rate=(dilation, 1))
+    assert layer._pads((size, 4))[0] == expected_pads
+    assert layer.compute_output_shape((size, 4, 1)) == (size, 4, 1)
+
+
+def test_dilation_rate_in_the_config_and_back():
+    layer = layers.Conv2D(4, 3, dilation_rate=(2, 3), padding="same")
+    config = layer.get_config()
+    assert config["dilation_rate"] == [2, 3]
+    clone = layers.deserialize(layers.serialize(layer))
+    assert clone.dilation_rate == (2, 3) and clone.get_config() == config
+    assert layers.Conv2D(4, 3).get_config()["dilation_rate"] == [1, 1]
+    assert layers.Conv2D(4, 3, dilation_rate=2).dilation_rate == (2, 2)
+
+
+def test_a_dilated_convolution_is_not_fused_with_its_pooling():
+    pool = layers.MaxPooling2D(2)
+    assert not layers.Conv2D(4, 3, activation="relu", dilation_rate=2).pools_with(pool)
+    assert layers.Conv2D(4, 3, activation="relu").pools_with(pool)
+
+
+@pytest.mark.slow                                        # importing Keras takes a minute on a loaded 2-core machine
+@pytest.mark.parametrize("size, kernel, dilation", [((9, 8), 3, 2), ((8, 8), 2, 3), ((7, 10), (2, 3), (3, 2))])
+def test_dilated_same_convolution_matches_keras(monkeypatch, size, kernel, dilation):
+    """Keras 3 (the dev-only oracle, on its torch backend) with the same weights: the same output,
+    so "same" padding of a dilated kernel is split as Keras splits it."""
+    monkeypatch.setenv("KERAS_BACKEND", "torch")         # read once, when keras is first imported
+    keras = pytest.importorskip("keras", reason="Keras 3 (a dev-only oracle) is not importable")
+    x = np.random.default_rng(0).standard_normal((2,) + size + (3,)).astype("float32")
+    theirs = keras.layers.Conv2D(4, kernel, padding="same", dilation_rate=dilation)
+    expected = keras.ops.convert_to_numpy(theirs(x))
+    ours = layers.Conv2D(4, kernel, padding="same", dilation_rate=dilation)
+    ours.build(x.shape[1:])
+    ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.weights])
+    np.testing.assert_allclose(ours.forward(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_with_dilated_convolutions_trains_saves_and_loads(tmp_path):
+    """Two stacked dilated ReLU convolutions (the upper one gates the lower one's gradient in its
+    blocks) then a pooling: a training step lowers the loss on its batch, and the saved model
+    predicts the same after loading."""
+    import glassnet as gn
+    model = gn.Sequential([layers.Conv2D(4, 3, activation="relu", dilation_rate=2, padding="same",
+                                         input_shape=(12, 12, 2)),
+                           layers.Conv2D(6, 3, activation="relu", dilation_rate=(1, 2)),
+                           layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(3, activation="softmax")], seed=0)
+    model.compile(optimizer=gn.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((16, 12, 12, 2)).astype("float32"), rng.integers(0, 3, 16)
+    assert model.layers[1].output_shape == (None, 10, 8, 6)
+    first = model.train_on_batch(x, y)
+    for _ in range(5):
+        model.train_on_batch(x, y)
+    assert model.evaluate(x, y) < first
+    model.save(tmp_path / "dilated.npz")
+    loaded = gn.load_model(tmp_path / "dilated.npz")
+    assert loaded.layers[0].dilation_rate == (2, 2) and loaded.layers[1].dilation_rate == (1, 2)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

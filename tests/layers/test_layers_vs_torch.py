@@ -70,7 +70,8 @@ def _random_padding(rng):
     return tuple(tuple(int(p) for p in pair) for pair in rng.integers(0, 3, (2, 2)))
 
 
-def _conv_config(seed):
+def _conv_config(seed, dilated=False):
+    """A random Conv2D and input; ``dilated``: strides 1 (as Keras requires) and a dilation_rate of 1-3."""
     rng = np.random.default_rng(seed)
     while True:
         N, H, W, C = (int(v) for v in (rng.integers(1, 4), rng.integers(1, 10), rng.integers(1, 10),
@@ -78,9 +79,13 @@ def _conv_config(seed):
         kernel = tuple(int(k) for k in rng.integers(1, 5, 2))
         strides = tuple(int(s) for s in rng.integers(1, 4, 2))
         padding = _random_padding(rng)
+        strides, dilation = ((1, 1), tuple(int(d) for d in rng.integers(1, 4, 2))) if dilated else (strides, (1, 1))
+        if dilated and dilation == (1, 1):
+            continue
         layer = layers.Conv2D(int(rng.integers(1, 5)), kernel, strides=strides, padding=padding,
                               activation=str(rng.choice(["relu", "sigmoid", "tanh", "linear", "softmax"])),
-                              use_bias=bool(rng.integers(2)), bias_initializer="normal", dtype="float64")
+                              use_bias=bool(rng.integers(2)), bias_initializer="normal", dtype="float64",
+                              dilation_rate=dilation)
         try:
             layer.build((None, H, W, C))
         except ValueError:              # kernel larger than the padded input: draw again
@@ -88,9 +93,10 @@ def _conv_config(seed):
         return layer, rng.standard_normal((N, H, W, C)), rng
 
 
+@pytest.mark.parametrize("dilated", [False, True], ids=["", "dilated"])
 @pytest.mark.parametrize("seed", range(40))
-def test_conv2d_matches_torch(seed):
-    layer, x, rng = _conv_config(seed)
+def test_conv2d_matches_torch(seed, dilated):
+    layer, x, rng = _conv_config(seed, dilated)
     y = layer.forward(x)
     r = rng.standard_normal(y.shape)
     ours = _run_glassnet(layer, x, r)
@@ -99,7 +105,8 @@ def test_conv2d_matches_torch(seed):
     kernel = _t(layer.params["kernel"], grad=True)
     bias = _t(layer.params["bias"], grad=True) if layer.use_bias else None
     xp = F.pad(_nchw(tx), _torch_pad(layer._pads(x.shape[1:3])))
-    z = F.conv2d(xp, kernel.permute(3, 2, 0, 1).contiguous(), bias, stride=layer.strides)
+    z = F.conv2d(xp, kernel.permute(3, 2, 0, 1).contiguous(), bias, stride=layer.strides,
+                 dilation=layer.dilation_rate)
     ty = _nhwc(TORCH_ACT[layer.activation](z))
     ty.backward(_t(r))
     tgrads = {"kernel": kernel.grad.numpy()}

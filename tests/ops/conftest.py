@@ -9,9 +9,9 @@ def blocks_of_one_image(monkeypatch):
     however little work a block holds (``image_bytes``: one padded image's row-window matrix)."""
     def setup(threads, image_bytes):
         monkeypatch.setattr(ops, "NUM_THREADS", threads)
-        monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", image_bytes)
-        monkeypatch.setattr("glassnet.ops.conv.MIN_BLOCK_FLOPS", 0)
-        monkeypatch.setattr("glassnet.ops.conv.MIN_THREAD_FLOPS", 0)
+        monkeypatch.setattr("glassnet.ops.conv.plan.BLOCK_BYTES", image_bytes)
+        monkeypatch.setattr("glassnet.ops.conv.plan.MIN_BLOCK_FLOPS", 0)
+        monkeypatch.setattr("glassnet.ops.conv.plan.MIN_THREAD_FLOPS", 0)
         monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
     return setup
 

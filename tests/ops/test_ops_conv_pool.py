@@ -1,9 +1,9 @@
-"""Fused convolution + ReLU + max pooling (glassnet.ops.conv_pool) against the two separate ops."""
+"""Fused convolution + ReLU + max pooling (glassnet.ops.conv2d_maxpool_*) against the two separate ops."""
 import numpy as np
 import pytest
 
 from glassnet import ops
-from glassnet.ops import conv_pool, conv_pool_windows
+from glassnet.ops.conv import plan as planning
 
 
 # (N, H, W, C, F), kernel, conv stride, conv pads, pool, whether one matrix row per pooling window applies
@@ -11,9 +11,9 @@ CONFIGS = [
     ((3, 8, 8, 2, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 2), True),
     ((2, 9, 10, 3, 4), (3, 3), (1, 1), ((1, 1), (1, 1)), (2, 2), True),      # 9x10 output: a leftover row
     ((2, 11, 11, 2, 5), (2, 3), (1, 2), ((0, 1), (2, 0)), (3, 2), False),
-    ((4, 14, 14, 6, 16), (5, 5), (1, 1), ((0, 0), (0, 0)), (2, 2), True),    # LeNet's second convolution
+    ((4, 14, 14, 6, 16), (5, 5), (1, 1), ((0, 0), (0, 0)), (2, 2), True),    # 5x5, 6 -> 16 channels
     ((2, 7, 7, 4, 2), (3, 3), (1, 1), ((0, 0), (0, 0)), (5, 5), False),      # one window, most cells left over
-    ((3, 12, 12, 1, 6), (5, 5), (1, 1), ((2, 2), (2, 2)), (2, 2), True),     # C = 1 (LeNet's first)
+    ((3, 12, 12, 1, 6), (5, 5), (1, 1), ((2, 2), (2, 2)), (2, 2), True),     # C = 1, 5x5 -> 6 filters
     ((2, 11, 9, 3, 4), (3, 3), (2, 1), ((1, 1), (0, 0)), (2, 2), False),     # row stride 2: im2col method
     ((2, 6, 7, 2, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), True),       # one-cell windows
     # non-square kernels and windows, partial patch cells
@@ -23,7 +23,7 @@ CONFIGS = [
     ((2, 11, 8, 3, 2), (4, 3), (1, 1), ((1, 1), (0, 0)), (2, 1), True),
     ((1, 55, 55, 1, 2), (39, 39), (1, 1), ((0, 0), (0, 0)), (17, 17), True),  # 289 cells a window: int32 winners
     ((2, 9, 9, 2, 3), (2, 2), (1, 1), ((0, 0), (0, 0)), (2, 2), False),     # a 3x3 patch for a 2x2 kernel: 2.25x
-    ((2, 8, 8, 17, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 2), False),    # more channels than MAX_CHANNELS
+    ((2, 8, 8, 17, 3), (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 2), False),    # channels over the windows limit
 ]
 
 
@@ -44,9 +44,9 @@ def test_fused_equals_conv_relu_then_max_pool(fused_method, relu, dtype, shape, 
     x = rng.integers(-2, 3, size=(N, H, W, C)).astype(dtype)
     kernel = rng.integers(-1, 2, size=kernel_hw + (C, F)).astype(dtype)
     bias = rng.integers(-1, 2, size=F).astype(dtype) if F % 2 else None
-    assert conv_pool.fusable(x, kernel, stride, pads, pool)
+    assert ops.conv2d_maxpool_fusable(x, kernel, stride, pads, pool)
     y, cache = ops.conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool, relu=relu)
-    assert isinstance(cache, conv_pool._WindowsCache) == (fused_method == "windows" and windows)
+    assert isinstance(cache.plan, planning.PoolWindowsPlan) == (fused_method == "windows" and windows)
     dy = rng.standard_normal(y.shape).astype(dtype)
     expected_y, expected_grads = _separate(x, kernel, bias, stride, pads, pool, dy, relu)
     np.testing.assert_array_equal(y, expected_y)
@@ -68,11 +68,10 @@ def test_fused_equals_conv_relu_then_max_pool(fused_method, relu, dtype, shape, 
 def test_fused_over_many_blocks_and_threads(monkeypatch, blocks_of_one_image, fused_method, threads, gate_input):
     blocks_of_one_image(threads, 12 * 10 * 3 * 3 * 8)
     if fused_method == "windows":
-        monkeypatch.setattr("glassnet.ops.conv.BLOCK_BYTES", 5 * 5 * 4 * 4 * 3 * 8)    # one image's window matrix
+        monkeypatch.setattr("glassnet.ops.conv.plan.BLOCK_BYTES", 5 * 5 * 4 * 4 * 3 * 8)    # one image's window matrix
     plans = []
-    for module, name in ((conv_pool, "_plan"), (conv_pool_windows, "plan")):
-        real_plan = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *args, _real=real_plan: plans.append(_real(*args)) or plans[-1])
+    real_plan = planning.conv_pool_plan
+    monkeypatch.setattr(planning, "conv_pool_plan", lambda *args: plans.append(real_plan(*args)) or plans[-1])
     rng = np.random.default_rng(4)
     x, kernel, bias = rng.standard_normal((7, 10, 10, 3)), rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
     y, cache = ops.conv2d_maxpool_forward(x, kernel, bias, (1, 1), ((1, 1), (1, 1)), (2, 2))
@@ -85,15 +84,15 @@ def test_fused_over_many_blocks_and_threads(monkeypatch, blocks_of_one_image, fu
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
     used = [plan for plan in plans if plan is not None]
     assert [len(plan.blocks) for plan in used] == [7] * len(used) and len(used) >= 1   # an image per block
-    assert (type(used[0]).__name__ == "WindowPlan") == (fused_method == "windows")
+    assert isinstance(used[0], planning.PoolWindowsPlan) == (fused_method == "windows")
 
 
 def test_not_fusable_without_whole_image_blocks_or_a_whole_window(monkeypatch):
     x, kernel = np.zeros((2, 10, 10, 3)), np.zeros((3, 3, 3, 4))
-    assert conv_pool.fusable(x, kernel, (1, 1), ((0, 0), (0, 0)), (2, 2))
-    assert not conv_pool.fusable(x, kernel, (1, 1), ((0, 0), (0, 0)), (9, 2))            # 8 output rows < 9
+    assert ops.conv2d_maxpool_fusable(x, kernel, (1, 1), ((0, 0), (0, 0)), (2, 2))
+    assert not ops.conv2d_maxpool_fusable(x, kernel, (1, 1), ((0, 0), (0, 0)), (9, 2))            # 8 output rows < 9
     monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", 1000)                        # images split in rows
-    assert not conv_pool.fusable(x, kernel, (2, 1), ((0, 0), (0, 0)), (2, 2))
+    assert not ops.conv2d_maxpool_fusable(x, kernel, (2, 1), ((0, 0), (0, 0)), (2, 2))
 
 
 def test_fusable_decides_on_the_whole_batch(monkeypatch):
@@ -104,6 +103,6 @@ def test_fusable_decides_on_the_whole_batch(monkeypatch):
     image_bytes = 6 * 10 * 3 * 3 * 4 * 8                    # one image's im2col matrix (row stride 2: im2col)
     for budget in range(image_bytes, 2 * image_bytes + 1, image_bytes // 8):
         monkeypatch.setattr("glassnet.ops.MEMORY_BUDGET_BYTES", budget)
-        if conv_pool.fusable(x, kernel, (2, 1), ((1, 0), (0, 0)), (2, 2)):
+        if ops.conv2d_maxpool_fusable(x, kernel, (2, 1), ((1, 0), (0, 0)), (2, 2)):
             y, _ = ops.conv2d_maxpool_forward(x, kernel, None, (2, 1), ((1, 0), (0, 0)), (2, 2))
             assert y.shape == (64, 3, 5, 2)

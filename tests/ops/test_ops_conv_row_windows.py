@@ -1,9 +1,10 @@
-"""The row-window convolution (glassnet.ops.conv_rows) against the im2col path, and when it is used."""
+"""The row-window convolution (glassnet.ops.conv.row_windows) against the im2col path, and when it is used."""
 import numpy as np
 import pytest
 
 from glassnet import ops
-from glassnet.ops import blas, conv_rows
+from glassnet.ops import blas
+from glassnet.ops.conv import plan as planning, row_windows
 
 needs_blas = pytest.mark.skipif(not blas.available(np.float32), reason="no BLAS GEMM bound: the row path is off")
 
@@ -22,7 +23,7 @@ def _both_paths(monkeypatch, x, kernel, bias, stride, pads, dy, relu):
     results = []
     for use_rows in (True, False):
         if not use_rows:
-            monkeypatch.setattr(conv_rows, "applicable", lambda *args: False)
+            monkeypatch.setattr(planning, "_row_window_plan", lambda *args: None)
         y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=relu)
         grads = ops.conv2d_backward(dy, cache, kernel, need_bias=bias is not None,
                                     relu_output=y if relu else None)
@@ -36,7 +37,7 @@ def _both_paths(monkeypatch, x, kernel, bias, stride, pads, dy, relu):
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("shape, kernel_hw, stride, pads", CONFIGS)
 def test_row_windows_match_im2col(monkeypatch, per_image, dtype, relu, shape, kernel_hw, stride, pads):
-    monkeypatch.setattr(conv_rows, "PER_IMAGE_FLOPS", 0 if per_image else float("inf"))
+    monkeypatch.setattr(planning, "PER_IMAGE_FLOPS", 0 if per_image else float("inf"))
     N, H, W, C, F = shape
     rng = np.random.default_rng(sum(shape))
     x = rng.standard_normal((N, H, W, C)).astype(dtype)
@@ -61,8 +62,9 @@ def test_row_windows_over_many_blocks_and_threads(monkeypatch, blocks_of_one_ima
     """Small blocks (one image each) spread over threads sum the kernel gradient exactly once."""
     blocks_of_one_image(threads, 11 * 8 * 3 * 3 * 8)
     blocks_seen = []
-    real_backward = conv_rows.backward
-    monkeypatch.setattr(conv_rows, "backward", lambda *args: blocks_seen.append(len(args[7])) or real_backward(*args))
+    real_backward = row_windows.backward
+    monkeypatch.setattr(row_windows, "backward",
+                        lambda *args: blocks_seen.append(len(args[0].blocks)) or real_backward(*args))
     rng = np.random.default_rng(7)
     x, kernel = rng.standard_normal((7, 9, 8, 3)), rng.standard_normal((3, 3, 3, 4))
     bias, dy = rng.standard_normal(4), rng.standard_normal((7, 9, 8, 4))
@@ -77,9 +79,9 @@ def test_row_windows_over_many_blocks_and_threads(monkeypatch, blocks_of_one_ima
 @needs_blas
 def test_row_path_is_taken_where_it_applies_and_only_there(monkeypatch):
     calls = []
-    real_forward = conv_rows.forward
-    monkeypatch.setattr(conv_rows, "forward",
-                        lambda *args, **kwargs: calls.append(args[1].shape) or real_forward(*args, **kwargs))
+    real_forward = row_windows.forward
+    monkeypatch.setattr(row_windows, "forward",
+                        lambda *args, **kwargs: calls.append(args[2].shape) or real_forward(*args, **kwargs))
     x = np.zeros((2, 12, 12, 32), dtype="float32")
     ops.conv2d_forward(x, np.zeros((3, 3, 32, 64), dtype="float32"), None, (1, 1), ((0, 0), (0, 0)))
     ops.conv2d_forward(x, np.zeros((3, 3, 32, 8), dtype="float32"), None, (2, 1), ((0, 0), (0, 0)))  # row stride 2
@@ -89,7 +91,8 @@ def test_row_path_is_taken_where_it_applies_and_only_there(monkeypatch):
 
 def test_im2col_path_when_blas_is_not_bound(monkeypatch):
     monkeypatch.setattr(blas, "available", lambda dtype=None: False)
-    monkeypatch.setattr(conv_rows, "forward", lambda *args, **kwargs: pytest.fail("the row path needs BLAS accumulation"))
+    monkeypatch.setattr(row_windows, "forward",
+                        lambda *args, **kwargs: pytest.fail("the row path needs BLAS accumulation"))
     rng = np.random.default_rng(3)
     x, kernel = rng.standard_normal((2, 6, 6, 3)), rng.standard_normal((3, 3, 3, 2))
     y, _ = ops.conv2d_forward(x, kernel, None, (1, 1), ((0, 0), (0, 0)))
@@ -108,5 +111,5 @@ def test_scatter_columns_is_col2im_along_the_width(OW, KW, sw):
         for j in range(KW):
             expected[:, :, ow * sw + j] += dxw[:, :, ow, j]
     target = np.full((n, Hp, Wp, C), np.nan)                # every element must be written
-    conv_rows._scatter_columns(dxw, target, sw)
+    row_windows._scatter_columns(dxw, target, sw)
     np.testing.assert_allclose(target, expected, rtol=1e-12, atol=1e-12)

@@ -1,10 +1,10 @@
 """A training forward pass keeps its im2col / row-window matrices for the backward pass
-(glassnet.ops.conv.KEEP_MATRIX_BYTES): the same numbers, no rebuild, the same memory every step."""
+(glassnet.ops.conv.plan.KEEP_MATRIX_BYTES): the same numbers, no rebuild, the same memory every step."""
 import numpy as np
 import pytest
 
 from glassnet import layers, ops
-from glassnet.ops import conv, conv_rows
+from glassnet.ops.conv import im2col, plan as planning, pool_windows, row_windows
 
 CASES = {   # name: (input shape, kernel shape, stride, pads): which method runs
     "rows": ((4, 9, 9, 3), (3, 3, 3, 5), (1, 1), ((1, 1), (1, 1))),
@@ -17,7 +17,7 @@ CASES = {   # name: (input shape, kernel shape, stride, pads): which method runs
 def builds(monkeypatch):
     """How many block matrices were built (im2col or row windows)."""
     count = []
-    for module, name in ((conv, "cols2d"), (conv_rows, "_row_windows")):
+    for module, name in ((im2col, "cols2d"), (pool_windows, "cols2d"), (row_windows, "_row_windows")):
         real = getattr(module, name)
         monkeypatch.setattr(module, name,
                             lambda *args, _real=real, _name=name, **kw: count.append(_name) or _real(*args, **kw))
@@ -82,9 +82,9 @@ def test_matrices_over_the_limit_are_not_kept(monkeypatch, builds):
     storage = {}
     ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
     assert len(storage) > 1
-    monkeypatch.setattr(conv, "KEEP_MATRIX_BYTES", 100)
+    monkeypatch.setattr(planning, "KEEP_MATRIX_BYTES", 100)
     y, cache = ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
-    assert storage == {} and cache[3] is None
+    assert storage == {} and cache.kept is None
     del builds[:]
     ops.conv2d_backward(np.ones_like(y), cache, kernel)
     assert builds                                                   # rebuilt in the backward pass
@@ -94,9 +94,9 @@ def test_a_conv_layer_keeps_matrices_only_while_training():
     layer = layers.Conv2D(4, 3, input_shape=(8, 8, 2), seed=0)
     x = np.random.default_rng(2).standard_normal((3, 8, 8, 2)).astype("float32")
     layer.forward(x)
-    assert layer._cache.conv[3] is None and layer._kept_matrices == {}
+    assert layer._cache.conv.kept is None and layer._kept_matrices == {}
     layer.forward(x, training=True)
-    assert layer._cache.conv[3][0] is layer._kept_matrices and len(layer._kept_matrices) > 2
+    assert layer._cache.conv.kept[0] is layer._kept_matrices and len(layer._kept_matrices) > 2
 
 
 def _reference_gradients(x, kernel, stride, pads, dy):
@@ -126,7 +126,7 @@ def test_a_backward_pass_planned_differently_builds_its_own_matrices(monkeypatch
     for step in range(2):
         batch = x + step
         monkeypatch.setattr(ops, "NUM_THREADS", 2)
-        monkeypatch.setattr(conv, "MIN_THREAD_FLOPS", 0)
+        monkeypatch.setattr(planning, "MIN_THREAD_FLOPS", 0)
         y, cache = ops.conv2d_forward(batch, kernel, None, stride, pads, keep=storage)
         monkeypatch.setattr(ops, "NUM_THREADS", 1)
         dy = rng.standard_normal(y.shape)                          # float64: another dtype as well
@@ -140,7 +140,7 @@ def test_kept_blocks_take_their_own_size(monkeypatch):
     """Row blocks of one image: the last, shorter block keeps a matrix of its own size."""
     x, kernel, stride, pads = _arrays("im2col, stride 2")          # OH = 4 rows of 8 x 27 values
     row_bytes = 8 * 27 * x.itemsize
-    monkeypatch.setattr(conv, "BLOCK_BYTES", 3 * row_bytes)          # blocks of 3 rows and 1 row
+    monkeypatch.setattr(planning, "BLOCK_BYTES", 3 * row_bytes)          # blocks of 3 rows and 1 row
     storage = {}
     ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
     blocks = [key for key in storage if isinstance(key, tuple)]

@@ -1,17 +1,17 @@
-"""glassnet.ops.conv_wide: single-channel convolutions with few filters, G output pixels per im2col row."""
+"""glassnet.ops.conv.wide_rows: single-channel convolutions with few filters, G output pixels per im2col row."""
 import numpy as np
 import pytest
 
 from glassnet import ops, reference
-from glassnet.ops import conv, conv_wide
+from glassnet.ops.conv import blocks, plan as planning
 
 
 def _plain(monkeypatch):
-    monkeypatch.setattr(conv_wide, "group", lambda kernel_shape, stride, OW: 1)
+    monkeypatch.setattr(planning, "WIDE_MAX_FILTERS", 0)
 
 
 @pytest.mark.parametrize("kernel_shape, stride, OW, expected", [
-    ((5, 5, 1, 6), (1, 1), 28, 4),          # LeNet-5's first layer
+    ((5, 5, 1, 6), (1, 1), 28, 4),          # 5x5, one channel, 6 filters
     ((5, 5, 1, 6), (1, 1), 26, 1),          # a width G does not divide
     ((5, 5, 2, 6), (1, 1), 28, 1),          # two channels
     ((5, 5, 1, 16), (1, 1), 28, 1),         # enough filters for a plain GEMM
@@ -19,7 +19,11 @@ def _plain(monkeypatch):
     ((5, 5, 1, 6), (2, 2), 12, 1),          # stride 2
 ])
 def test_which_convolutions_go_wide(kernel_shape, stride, OW, expected):
-    assert conv_wide.group(kernel_shape, stride, OW) == expected
+    KH, KW = kernel_shape[:2]
+    padded = (2, (OW - 1) * stride[0] + KH, (OW - 1) * stride[1] + KW, kernel_shape[2])
+    plan = planning.conv_plan(padded, np.float32, kernel_shape, stride, np.float32)
+    assert plan.out_hw[1] == OW
+    assert (plan.group if isinstance(plan, planning.WideRowsPlan) else 1) == expected
 
 
 def _case(dtype="float64", n=3, size=12, filters=6, pads=((2, 2), (2, 2))):
@@ -34,9 +38,9 @@ def _case(dtype="float64", n=3, size=12, filters=6, pads=((2, 2), (2, 2))):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_wide_rows_give_the_plain_im2col_results(monkeypatch, relu, dtype):
     x, kernel, bias, stride, pads = _case(dtype)
-    assert ops.conv2d_forward(x, kernel, bias, stride, pads)[0].shape[2] % conv_wide.GROUP == 0
-    plan = conv.conv_plan((3, 16, 16, 1), x.dtype, kernel.shape, stride, x.dtype)
-    assert plan.group == conv_wide.GROUP
+    assert ops.conv2d_forward(x, kernel, bias, stride, pads)[0].shape[2] % planning.WIDE_GROUP == 0
+    plan = planning.conv_plan((3, 16, 16, 1), x.dtype, kernel.shape, stride, x.dtype)
+    assert isinstance(plan, planning.WideRowsPlan) and plan.group == planning.WIDE_GROUP
     y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=relu)
     dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
     got = ops.conv2d_backward(dy, cache, kernel, relu_output=y if relu else None)
@@ -68,28 +72,28 @@ def test_row_blocks_of_one_image_and_kept_matrices(monkeypatch, setting):
     y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads)
     dy = np.random.default_rng(2).standard_normal(y.shape)
     expected = ops.conv2d_backward(dy, cache, kernel)
-    monkeypatch.setattr(ops if setting == "MEMORY_BUDGET_BYTES" else conv, setting, 8 * 2 ** 10)
-    plan = conv.conv_plan((2, 32, 32, 1), x.dtype, kernel.shape, stride, x.dtype)
-    assert plan.group == conv_wide.GROUP and plan.blocks[0][1].stop - plan.blocks[0][1].start < 28
+    monkeypatch.setattr(ops if setting == "MEMORY_BUDGET_BYTES" else planning, setting, 8 * 2 ** 10)
+    plan = planning.conv_plan((2, 32, 32, 1), x.dtype, kernel.shape, stride, x.dtype)
+    assert plan.group == planning.WIDE_GROUP and plan.blocks[0][1].stop - plan.blocks[0][1].start < 28
     storage = {}
     y_blocks, cache_blocks = ops.conv2d_forward(x, kernel, bias, stride, pads, keep=storage)
-    assert (cache_blocks[3] is None) == (setting == "MEMORY_BUDGET_BYTES")
+    assert (cache_blocks.kept is None) == (setting == "MEMORY_BUDGET_BYTES")
     np.testing.assert_allclose(y_blocks, y, rtol=1e-12, atol=1e-12)
     for g, e in zip(ops.conv2d_backward(dy, cache_blocks, kernel), expected):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("kernel_shape, window", [((5, 5, 1, 6), (1, conv_wide.GROUP)), ((3, 2, 3, 4), (2, 2)),
+@pytest.mark.parametrize("kernel_shape, window", [((5, 5, 1, 6), (1, planning.WIDE_GROUP)), ((3, 2, 3, 4), (2, 2)),
                                                    ((2, 3, 2, 5), (3, 2))])
 def test_the_window_kernel_and_its_gradient_fold_are_adjoint(kernel_shape, window):
     """<window_kernel(K), D> == <K, fold(D)> for any D: the fold is the transpose of the block expansion."""
     rng = np.random.default_rng(3)
     kernel = rng.standard_normal(kernel_shape)
     KH, KW, C, F = kernel_shape
-    wide = conv_wide.window_kernel(kernel, window)
+    wide = blocks.window_kernel(kernel, window)
     assert wide.shape == ((KH + window[0] - 1) * (KW + window[1] - 1) * C, window[0] * window[1] * F)
     D = rng.standard_normal(wide.shape)
-    folded = conv_wide.fold_window_gradient(D, kernel.shape, window)
+    folded = blocks.fold_window_gradient(D, kernel.shape, window)
     assert folded.shape == kernel_shape
     assert np.isclose(np.sum(wide * D), np.sum(kernel * folded), rtol=1e-12)
 
@@ -97,7 +101,7 @@ def test_the_window_kernel_and_its_gradient_fold_are_adjoint(kernel_shape, windo
 def test_the_window_kernel_places_each_pixel_s_kernel_at_its_offset():
     """Column (a, b, f) of the block matrix holds kernel[:, :, :, f] at rows (a + i, b + j, c)."""
     kernel = np.arange(2 * 3 * 2 * 2, dtype=float).reshape(2, 3, 2, 2) + 1
-    wide = conv_wide.window_kernel(kernel, (2, 2)).reshape(3, 4, 2, 2, 2, 2)
+    wide = blocks.window_kernel(kernel, (2, 2)).reshape(3, 4, 2, 2, 2, 2)
     for a in range(2):
         for b in range(2):
             expected = np.zeros((3, 4, 2, 2))

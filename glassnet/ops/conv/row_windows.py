@@ -1,4 +1,5 @@
-"""Convolution by row windows: im2col along the width only, one accumulating GEMM per kernel row.
+"""Convolution by row windows: im2col along the width only, one accumulating GEMM per kernel row
+(stride 1 down the rows, several channels).
 
 For a stride of 1 along the height, write ``xw[n, h, ow] = xp[n, h, ow*sw : ow*sw + KW, :]``
 (the KW * C values a kernel row sees; ``xw`` is KW times the input, where full im2col is
@@ -13,21 +14,15 @@ term is one GEMM over a shifted slice of the same matrix, summed in place by BLA
 :func:`glassnet.ops.blas.gemm`). The GEMMs run over a block of images at once, on the full
 ``(Hp, OW)`` frame of each image: the last KH - 1 rows of each image's frame are dropped (forward)
 or hold zeros in ``dy`` (backward), so a shifted slice never mixes two images' valid rows; the cost
-of the frame is Hp / OH more GEMM rows. Large images run the forward GEMMs per image instead,
-straight into ``y``.
+of the frame is Hp / OH more GEMM rows. Large images (the plan's ``per_image``) run the forward
+GEMMs per image instead, straight into ``y``.
 """
 import numpy as np
 
 from glassnet.ops import blas
+from glassnet.ops.conv.blocks import add_shares, gate_by_input
 from glassnet.ops.parallel import run_blocks
-from glassnet.ops.workspace import block_matrix, column_sums, scratch_array, view
-
-
-def applicable(C, stride, dtype, blocks, Hp):
-    """Whether the row-window method applies: stride 1 down the rows, several channels, BLAS
-    accumulation available, and blocks of whole images (see :func:`glassnet.ops.conv.conv_blocks`)."""
-    whole_images = all(rows.stop - rows.start == Hp for _, rows in blocks)
-    return stride[0] == 1 and C > 1 and whole_images and blas.available(dtype)
+from glassnet.ops.workspace import block_matrix, column_sums, recycled_empty, scratch_array, view
 
 
 def _row_windows(xp, KW, sw, OW, flat=None):
@@ -54,11 +49,9 @@ def _scatter_columns(dxw, target, sw):
     (overwrites ``target``, (n, Hp, Wp, C)).
 
     With stride 1, every kernel column reaches the columns KW - 1 .. OW - 1: there the first two
-    shares are added straight into ``target`` and the rest added on, one pass fewer over the
-    block than a copy followed by KW - 1 adds, summed in the same order (keras_mnist's second
-    layer: 0.74 ms against 0.91 per block of 16 images; its 1-thread training step 3% faster,
-    6 alternated fresh processes each, its 2-thread step unchanged). The KW - 1 columns at either
-    edge get the shares that reach them one column at a time.
+    shares are added straight into ``target`` and the rest added on (one pass fewer over the
+    block than a copy followed by KW - 1 adds, summed in the same order). The KW - 1 columns at
+    either edge get the shares that reach them one column at a time.
     """
     OW, KW = dxw.shape[2:4]
     if sw != 1 or KW < 2 or OW < KW:
@@ -78,37 +71,30 @@ def _scatter_columns(dxw, target, sw):
             target[:, :, w] += share[j][:, :, w - j]
 
 
-#: Per-image GEMMs (straight into ``y``) when one image's product has at least this many FLOPs;
-#: smaller images go through a shared frame, so that one call serves a whole block: a call costs
-#: a few microseconds, a 10x10 image's product less than that.
-PER_IMAGE_FLOPS = 4_000_000
-
-
 def _accumulate_rows(xw, k3, out, OW):
     """``out = sum_i xw[i*OW : i*OW + len(out)] @ k3[i]``: one accumulating GEMM per kernel row."""
     for i in range(len(k3)):
         blas.gemm(xw[i * OW:i * OW + len(out)], k3[i], out, accumulate=i > 0)
 
 
-def forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, finish=None, kept=None):
+def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
     """The convolution (+ bias, + ReLU) of ``xp`` (N, Hp, Wp, C), block by block.
 
     ``target(images, rows)`` gives the contiguous (n, OH, OW, F) array a block's output goes to (a
     view of the layer's output, or a scratch array); ``finish(images, out)``, when given, is called
     with the finished block, shape (n, OH, OW * F), while it is still in cache (a fused max pooling
-    reads it there). ``kept``: see :func:`glassnet.ops.conv.forward_blocks`.
+    reads it there). ``kept``: see :func:`glassnet.ops.conv.blocks.kept_matrices`.
     """
     KH, KW, C, F = kernel.shape
-    Hp, (OH, OW) = xp.shape[1], out_hw
+    Hp, (OH, OW), stride = xp.shape[1], plan.out_hw, plan.stride
     k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=xp.dtype)
     bias_row = None if bias is None else np.tile(bias.astype(xp.dtype, copy=False), OW)
-    per_image = 2 * OH * OW * KW * C * F >= PER_IMAGE_FLOPS
 
     def forward_block(block):
         images = block[0]
         xw = _block_windows(xp, block, KW, stride[1], OW, kept, forward=True)
         out = target(images, slice(0, OH)).reshape(-1, OH, OW * F)
-        if per_image:
+        if plan.per_image:
             if bias_row is not None:
                 out[...] = bias_row                  # the GEMMs add onto the bias: no pass of its own
             images_rows, out_rows = xw.reshape(-1, Hp * OW, KW * C), out.reshape(-1, OH * OW, F)
@@ -130,26 +116,12 @@ def forward(xp, kernel, bias, stride, relu, out_hw, blocks, threads, target, fin
         if finish is not None:
             finish(images, out)
 
-    run_blocks(forward_block, blocks, threads)
+    run_blocks(forward_block, plan.blocks, plan.threads)
 
 
-def add_shares(total, part):
-    """Add one block's (dkernel, dbias) shares into the running totals (dbias may be None)."""
-    total[0][...] += part[0]
-    if part[1] is not None:
-        total[1][...] += part[1]
-    return total
-
-
-def gate_by_input(dxp, xp):
-    """``dxp *= (xp > 0)``: where ``xp`` is a ReLU's output, that ReLU's backward pass, done by the
-    layer above while its input gradient is still in cache."""
-    np.multiply(dxp, xp > 0, out=dxp)
-
-
-def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threads, gate_input=False, kept=None):
-    """dkernel and dbias of the row-window convolution; writes the input gradient into ``dxp`` (if given),
-    multiplied by ``xp > 0`` with ``gate_input`` (see :func:`glassnet.ops.conv.backward_blocks`).
+def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None):
+    """Gradients of the row-window convolution, the input gradient multiplied by ``xp > 0`` with
+    ``gate_input`` (see :func:`glassnet.ops.conv.im2col.run_backward`).
 
     ``gradient(images, rows, scratch)`` returns the gradient w.r.t. the output of those images
     (after any ReLU gating), shape (n, OH, OW, F): ``scratch`` filled in (a view of the frame the
@@ -157,12 +129,15 @@ def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threa
 
     Returns
     -------
+    dxp : ndarray, shape of ``xp`` (every element written), or None when ``need_dx`` is False
     dkernel : ndarray, shape (KH, KW, C, F)
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
     KH, KW, C, F = kernel.shape
-    OH, OW = out_hw
-    Hp, sw, dtype = xp.shape[1], stride[1], xp.dtype
+    OH, OW = plan.out_hw
+    Hp, sw = xp.shape[1], plan.stride[1]
+    dxp = recycled_empty("row_windows_dx", xp.shape, dtype) if need_dx else None
+    dtype = xp.dtype                     # the GEMMs run in the input's dtype (the plan's condition)
     k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=dtype)
     k3_t = np.ascontiguousarray(k3.transpose(0, 2, 1))                     # (KH, F, KW * C)
 
@@ -192,5 +167,5 @@ def backward(gradient, xp, kernel, stride, out_hw, dxp, need_bias, blocks, threa
         dbias = column_sums(frame, dtype) if need_bias else None       # last: it holds the GIL
         return dk3, dbias
 
-    dk3, dbias = run_blocks(backward_block, blocks, threads, fold=add_shares)
-    return dk3.reshape(kernel.shape), dbias
+    dk3, dbias = run_blocks(backward_block, plan.blocks, plan.threads, fold=add_shares)
+    return dxp, dk3.reshape(kernel.shape), dbias

@@ -19,18 +19,68 @@ Training (``compile`` / ``fit`` / ``evaluate`` / ``train_on_batch``) follows Ker
   were before that batch. ``fit(check_numerics=False)`` opts out (Keras's behaviour; combine it
   with ``callbacks.TerminateOnNaN()`` to stop at the first NaN loss instead).
 """
+import contextlib
+import functools
 import math
 import numbers
+import threading
 import warnings
 
 import numpy as np
 
 from glassnet import activations
+from glassnet.engine import Graph, backprop, make_plan, run
+from glassnet.engine.plan import head_kind
 from glassnet.errors import describe, message
 from glassnet.layers import Activation, Layer, Softmax
 from glassnet.layers.base import unique_name
 from glassnet.ops.parallel import held_blas
 from glassnet.validation import as_float_array, check_input_shape, check_int, check_seed, check_shape
+
+
+#: {id(model): (thread ident, depth)} of the models being trained now (see :func:`_trains_alone`)
+_TRAINING = {}
+_TRAINING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _training_slot(model, where):
+    """Hold ``model`` for training by the calling thread; a second thread gets a clear error.
+
+    Training writes into the model (weights, optimizer slots, moving statistics, Dropout's ``rng``),
+    so two threads training one model at once would silently corrupt it. The same thread may nest
+    (a callback calling ``train_on_batch`` inside ``fit``).
+    """
+    me = threading.get_ident()
+    with _TRAINING_LOCK:
+        owner, depth = _TRAINING.get(id(model), (me, 0))
+        if owner != me:
+            raise RuntimeError(message(where, "one thread at a time training this model",
+                                       f"a call from thread {me} while thread {owner} is training it",
+                                       "Train a model from one thread (predict and explain are safe from any "
+                                       "number); for parallel training give each thread its own model."))
+        _TRAINING[id(model)] = (me, depth + 1)
+    try:
+        yield
+    finally:
+        with _TRAINING_LOCK:
+            if depth:
+                _TRAINING[id(model)] = (me, depth)
+            else:
+                del _TRAINING[id(model)]
+
+
+def _trains_alone(method):
+    """Decorator: the method runs holding :func:`_training_slot`."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        with _training_slot(self, f"{type(self).__name__}.{method.__name__}"):
+            return method(self, *args, **kwargs)
+    return guarded
+
+
+class _Found(Exception):
+    """Raised inside the NaN replay to stop at the first non-finite value (its message says where)."""
 
 
 class Sequential:
@@ -51,6 +101,7 @@ class Sequential:
         self.name = name or unique_name("sequential")
         self.seed = check_seed(seed, "Sequential")
         self._layers = []
+        self._plans = {}
         self.built = False
         self.input_shape = None
         self.optimizer = None
@@ -171,12 +222,8 @@ class Sequential:
     # -- computation ---------------------------------------------------------------------
     def _head(self):
         """(number of layers to run, whether the last one runs without its softmax) for logits."""
-        last = self._layers[-1]
-        if isinstance(last, Softmax) or (isinstance(last, Activation) and last.activation == "softmax"):
-            return len(self._layers) - 1, False
-        if getattr(last, "activation", None) in ("softmax", "sigmoid") and hasattr(last, "_activate"):
-            return len(self._layers), True
-        return len(self._layers), False
+        kind = head_kind(self._layers[-1])
+        return (len(self._layers) - 1, False) if kind == "drop" else (len(self._layers), kind == "logits")
 
     @property
     def output_activation(self):
@@ -186,73 +233,78 @@ class Sequential:
             return "softmax"
         return getattr(last, "activation", "linear") if isinstance(getattr(last, "activation", None), str) else "linear"
 
+    # -- the executor (glassnet.engine): one forward and one backward loop --------------------
+    def _graph(self):
+        return Graph.chain(self._layers)
+
+    def plan(self, logits=False, fuse=False):
+        """The execution plan (:func:`glassnet.engine.make_plan`) of this model, made once per kind.
+
+        ``logits=True`` stops at the logits; ``fuse=True`` runs Conv2D + MaxPooling2D pairs as one
+        fused step (training and ``predict``); explanations use the unfused view.
+        """
+        key = (bool(logits), bool(fuse), len(self._layers))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = make_plan(self._graph(), logits=logits, fuse=fuse)
+            self._plans[key] = plan       # one dict store: threads racing here build equal plans
+        return plan
+
+    def layer_slot(self, layer):
+        """The tensor slot (in :meth:`plan`) holding the output of ``layer`` (name, index or Layer)."""
+        return self.layer_index(layer) + 1
+
+    @property
+    def input_slots(self):
+        return (0,)
+
     def forward(self, x, training=False, logits=False, stop=None, fuse=None):
-        """Run layers ``[0, stop)`` (all by default) on an already validated batch.
+        """Run layers ``[0, stop)`` (all by default) on an already validated batch, keeping the pass
+        for :meth:`backward` (the stateful API; ``predict``, ``fit`` and ``explain`` keep their
+        passes in the call instead).
 
         With ``logits=True`` the final softmax/sigmoid is left out. ``fuse`` (default: ``training``)
-        runs each Conv2D (ReLU or no activation) + MaxPooling2D pair that allows it as one fused step
-        (:meth:`glassnet.layers.Conv2D.forward_pooled`); a fused inference pass (``fuse=True``,
-        ``training=False``, as in :meth:`predict`) keeps nothing for a backward pass.
+        runs each Conv2D (ReLU or no activation) + MaxPooling2D pair that allows it as one fused step.
         """
         fuse = training if fuse is None else fuse
-        count, head_logits = self._head() if logits else (len(self._layers), False)
-        if stop is not None:
-            count, head_logits = stop, head_logits and stop == len(self._layers)
-        index = 0
-        while index < count:
-            layer = self._layers[index]
-            if head_logits and index == count - 1:
-                x = layer.forward(x, training=training, logits=True)
-            elif fuse and self._fusable_pair(index, count - (1 if head_logits else 0), x):
-                x = layer.forward_pooled(x, self._layers[index + 1], training=training)
-                index += 1
-            else:
-                x = layer.forward(x, training=training)
-            index += 1
-        return x
-
-    def _fusable_pair(self, index, end, x):
-        """Whether layers ``index`` and ``index + 1`` (both before ``end``) run as one fused
-        Conv2D + MaxPooling2D step (see :meth:`glassnet.layers.Conv2D.fuses_with`)."""
-        layer = self._layers[index]
-        return index + 1 < end and hasattr(layer, "fuses_with") and layer.fuses_with(self._layers[index + 1], x)
+        if stop is None or stop == len(self._layers):
+            plan = self.plan(logits, fuse)
+            target = plan.outputs[0]
+        else:
+            plan, target = self.plan(False, fuse), stop
+            if target not in plan.producer and target not in plan.inputs:
+                plan = self.plan(False, False)          # a stop inside a fused pair: the unfused view
+        self._tape = run(plan, [x], training=training, targets=[target])
+        self._tape_output = target
+        return self._tape.values[target]
 
     def backward(self, dy, logits=False, stop=0, input_grad=True):
-        """Backpropagate ``dy`` (w.r.t. the output, or the logits) down to the input of layer ``stop``.
+        """Backpropagate ``dy`` (w.r.t. the output of the last :meth:`forward`, the logits when it ran
+        with ``logits=True``) down to the input of layer ``stop``.
 
-        Returns dL/d(input of layer ``stop``); every layer passed fills its ``grads``.
+        Returns dL/d(input of layer ``stop``) (None for ``stop=0, input_grad=False``); every layer
+        passed fills its ``grads``.
         """
-        count = self._head()[0] if logits else len(self._layers)
-        first = self._layers[0]
-        if hasattr(first, "input_grad"):
-            first.input_grad = input_grad or stop > 0
-        index, gated = count - 1, False
-        while index >= stop:
-            layer, below = self._layers[index], self._layers[index - 1] if index > 0 else None
-            pair = hasattr(below, "pooled_with") and below.pooled_with(layer)
-            lowest = index - 1 if pair else index
-            if lowest < stop:
-                raise RuntimeError(message("Sequential.backward",
-                                           f"a stop outside the fused layers {index - 1} and {index}",
-                                           f"stop={stop}, inside the fused pair '{below.name}' + '{layer.name}'",
-                                           "Run the forward pass with training=False to stop between them."))
-            options = {"gated": True} if gated else {}
-            gated = self._gates_for_below(lowest, stop)
-            if gated:
-                options["gate_input"] = True
-            dy = below.backward_pooled(dy, **options) if pair else layer.backward(dy, **options)
-            index = lowest - 1
-        return dy
+        tape = getattr(self, "_tape", None)
+        if tape is None:
+            raise RuntimeError(message("Sequential.backward", "a forward pass first", "no forward pass",
+                                       "Call model.forward(x, training=True) before model.backward(dy)."))
+        plan = tape.plan
+        if stop and stop not in plan.producer:
+            raise RuntimeError(message("Sequential.backward", "a stop between two execution steps",
+                                       f"stop={stop}, inside the fused pair {plan.steps[plan.producer[stop + 1]]}"
+                                       if stop + 1 in plan.producer else f"stop={stop}",
+                                       "Run the forward pass with training=False to stop between them."))
+        wrt = (stop,) if stop or input_grad else ()
+        result = backprop(tape, {self._tape_output: dy}, wrt=wrt, stop=(stop,) if stop else (), release=False)
+        self._store_grads(result.weights)
+        return result.slots.get(stop) if wrt else None
 
-    def _gates_for_below(self, index, stop):
-        """Whether layer ``index`` applies the ReLU gate of the layer below it in its own backward
-        pass (see :meth:`glassnet.layers.Conv2D.backward`): both are convolutions, and the one
-        below (at or above ``stop``, so the gradient returned to the caller is never gated) gates
-        by its output under the vanilla rule."""
-        if index - 1 < stop or not hasattr(self._layers[index], "gates_by_output"):
-            return False
-        below = self._layers[index - 1]
-        return hasattr(below, "gates_by_output") and below.gates_by_output()
+    @staticmethod
+    def _store_grads(weights):
+        """Put a backward pass's weight gradients into each layer's ``grads`` (what the optimizer reads)."""
+        for layer, found in weights.items():
+            layer.grads.update(found)
 
     def check_x(self, x, where):
         """Validate a batch of inputs against the model (building it from ``x`` when needed)."""
@@ -270,7 +322,9 @@ class Sequential:
         x = self.check_x(x, "Sequential.predict")
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(message("Sequential.predict", "batch_size as a positive int", repr(batch_size)))
-        outputs = [self.forward(x[start:start + batch_size], logits=logits, fuse=True)
+        plan = self.plan(logits, fuse=True)
+        out = plan.outputs[0]
+        outputs = [run(plan, [x[start:start + batch_size]], keep=False).values[out]
                    for start in range(0, len(x), batch_size)]
         return np.concatenate(outputs, axis=0)
 
@@ -385,19 +439,19 @@ class Sequential:
 
     def _step(self, xb, yb, fused, update):
         """One batch: loss and predictions, plus gradients in every layer's ``grads`` when ``update``."""
-        if fused:
-            z = self.forward(xb, training=update, logits=True, fuse=True)
-            loss, dz = self.loss.value_and_grad_logits(yb, z)
-            if update:
-                self.backward(dz, logits=True, input_grad=False)
-            return loss, (self._outputs(z, True) if self.metrics else z)
-        y_pred = self.forward(xb, training=update, fuse=True)
-        if update:
-            loss, dy = self.loss.value_and_grad(yb, y_pred)
-            self.backward(dy, input_grad=False)
+        plan = self.plan(logits=fused, fuse=True)
+        out = plan.outputs[0]
+        tape = run(plan, [xb], training=update, keep=update)
+        z = tape.values[out]
+        if fused or update:
+            loss, dz = (self.loss.value_and_grad_logits(yb, z) if fused else self.loss.value_and_grad(yb, z))
         else:
-            loss = self.loss(yb, y_pred)
-        return loss, y_pred
+            loss = self.loss(yb, z)
+        if update:
+            self._store_grads(backprop(tape, {out: dz}).weights)
+        if fused:
+            return loss, (self._outputs(z, True) if self.metrics else z)
+        return loss, z
 
     def _train_step(self, xb, yb, params, fused, check_numerics, where):
         """One gradient step on a batch: (loss, predictions) from before the update.
@@ -435,6 +489,7 @@ class Sequential:
                                      "Set trainable=True on some layer, or add a Dense/Conv2D layer."))
         return params
 
+    @_trains_alone
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_split=0.0, validation_data=None,
             shuffle=True, callbacks=None, seed=None, initial_epoch=0, steps_per_epoch=None, check_numerics=True):
         """Train for ``epochs - initial_epoch`` epochs; returns a :class:`~glassnet.callbacks.History`.
@@ -625,6 +680,7 @@ class Sequential:
         progress.on_test_end(dict(zip(self.metrics_names, values)))
         return values if self.metrics else values[0]
 
+    @_trains_alone
     def train_on_batch(self, x, y):
         """One gradient step on one batch; returns ``[loss, *metrics]`` (or the loss) before the update."""
         where = "Sequential.train_on_batch"
@@ -681,28 +737,31 @@ class Sequential:
                     layer.non_trainable[key][...] = value
 
     def _replay(self, xb, yb, fused):
-        count, head_logits = self._head() if fused else (len(self._layers), False)
-        a = xb
+        """Run the batch again step by step on the unfused plan, naming the first non-finite value."""
+        plan = self.plan(logits=fused, fuse=False)
+
+        def forward_check(step, outputs):
+            if not all(np.isfinite(y).all() for y in outputs):
+                raise _Found(f"a non-finite output (NaN or inf) first in layer '{step.layer.name}' "
+                             f"({type(step.layer).__name__}, layer {self._layers.index(step.layer)} in forward order)")
+
+        def backward_check(step, input_grads, weight_grads):
+            finite = all(np.isfinite(g).all() for grads in weight_grads.values() for g in grads.values())
+            if not finite or not all(dx is None or np.isfinite(dx).all() for dx in input_grads):
+                raise _Found(f"a non-finite gradient (NaN or inf) first in layer '{step.layer.name}' "
+                             f"({type(step.layer).__name__}, layer {self._layers.index(step.layer)}) during the "
+                             "backward pass")
+
         with np.errstate(all="ignore"):
-            for index in range(count):
-                layer = self._layers[index]
-                if head_logits and index == count - 1:
-                    a = layer.forward(a, training=True, logits=True)
-                else:
-                    a = layer.forward(a, training=True)
-                if not np.isfinite(a).all():
-                    return (f"a non-finite output (NaN or inf) first in layer '{layer.name}' "
-                            f"({type(layer).__name__}, layer {index} in forward order)")
-            loss, dy = (self.loss.value_and_grad_logits(yb, a) if fused else self.loss.value_and_grad(yb, a))
-            if not (math.isfinite(loss) and np.isfinite(dy).all()):
-                return f"a non-finite loss ({loss}) from finite model outputs: check the targets and the loss"
-            for index in range(count - 1, -1, -1):
-                layer = self._layers[index]
-                dy = layer.backward(dy)
-                grads_ok = all(np.isfinite(g).all() for g in layer.grads.values())
-                if not grads_ok or (dy is not None and not np.isfinite(dy).all()):
-                    return (f"a non-finite gradient (NaN or inf) first in layer '{layer.name}' "
-                            f"({type(layer).__name__}, layer {index}) during the backward pass")
+            try:
+                tape = run(plan, [xb], training=True, observe=forward_check)
+                a = tape.values[plan.outputs[0]]
+                loss, dy = (self.loss.value_and_grad_logits(yb, a) if fused else self.loss.value_and_grad(yb, a))
+                if not (math.isfinite(loss) and np.isfinite(dy).all()):
+                    return f"a non-finite loss ({loss}) from finite model outputs: check the targets and the loss"
+                backprop(tape, {plan.outputs[0]: dy}, observe=backward_check)
+            except _Found as found:
+                return str(found)
         return "a non-finite loss or gradient that did not reappear when the batch was replayed"
 
     # -- saving ----------------------------------------------------------------------------

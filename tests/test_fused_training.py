@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import glassnet as gn
+import glassnet.ops
 from glassnet import explain, layers
+from glassnet.engine import backprop, plan as planning, run
 from glassnet.ops import conv_pool
 from glassnet.testing import check_model_gradients
 
@@ -20,11 +22,27 @@ def _net(dtype="float64", seed=0, pool=2, pool_strides=None, second_activation="
 
 @pytest.fixture
 def fused_calls(monkeypatch):
+    """(name of the convolution, training, type of the cache) of each fused Conv2D + MaxPooling2D pass."""
     calls = []
-    real = layers.Conv2D.forward_pooled
-    monkeypatch.setattr(layers.Conv2D, "forward_pooled", lambda self, x, pool, training=True:
-                        calls.append((self.name, training)) or real(self, x, pool, training))
+    real = glassnet.ops.conv2d_maxpool_forward
+    names = {}
+    real_apply = planning.ConvPoolStep.apply
+
+    def apply(self, xs, training):
+        names["conv"] = self.layer.name
+        return real_apply(self, xs, training)
+
+    def fused(*args, record_winners=True, **kwargs):
+        y, cache = real(*args, record_winners=record_winners, **kwargs)
+        calls.append((names["conv"], record_winners, type(cache)))
+        return y, cache
+    monkeypatch.setattr(glassnet.ops, "conv2d_maxpool_forward", fused)
+    monkeypatch.setattr(planning.ConvPoolStep, "apply", apply)
     return calls
+
+
+def _no_fusion(monkeypatch):
+    monkeypatch.setattr(layers.Conv2D, "pools_with", lambda self, pool: False)
 
 
 def _images(n=5, seed=1, dtype="float64"):
@@ -39,9 +57,9 @@ def test_training_fuses_the_pair_and_gives_the_unfused_gradients(monkeypatch, fu
         model.compile(gn.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
     for _ in range(3):
         fused.train_on_batch(x, y)
-    assert fused_calls == [(fused.layers[1].name, True)] * 3
-    assert isinstance(fused.layers[1]._cache, conv_pool._WindowsCache) == (fused_method == "windows")
-    monkeypatch.setattr(layers.Conv2D, "fuses_with", lambda self, pool, x: False)
+    assert [call[:2] for call in fused_calls] == [(fused.layers[1].name, True)] * 3
+    assert (fused_calls[0][2] is conv_pool._WindowsCache) == (fused_method == "windows")
+    _no_fusion(monkeypatch)
     for _ in range(3):
         separate.train_on_batch(x, y)
     assert len(fused_calls) == 3
@@ -57,7 +75,7 @@ def test_fit_with_a_smaller_last_batch_matches_the_unfused_layers(monkeypatch, f
         model.compile(gn.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
     fused.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
     assert len(fused_calls) == 6
-    monkeypatch.setattr(layers.Conv2D, "fuses_with", lambda self, pool, x: False)
+    _no_fusion(monkeypatch)
     separate.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
     for a, b in zip(fused.get_weights(), separate.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
@@ -91,7 +109,7 @@ def test_predict_and_evaluate_fuse_without_winners_and_match_the_layers(fused_ca
     del fused_calls[:]
     loss = model.evaluate(x, y, batch_size=5)[0]
     predicted = model.predict(x, batch_size=2)
-    assert fused_calls == [(model.layers[1].name, False)] * 4
+    assert [call[:2] for call in fused_calls] == [(model.layers[1].name, False)] * 4
     for layer in model.layers[1:3]:                          # after predict, nothing to differentiate
         with pytest.raises(RuntimeError, match="forward pass first"):
             layer.backward(np.ones((5, 3, 3, 4)))
@@ -131,23 +149,27 @@ def _gate_net(upper_strides=1, pool=True, dtype="float64"):
 
 @pytest.fixture
 def gate_calls(monkeypatch):
-    """The keyword options each Conv2D backward pass (plain or pooled) received."""
+    """The gate options (those set) each convolution step's backward pass (plain or fused) received."""
     calls = []
-    for method in ("backward", "backward_pooled"):
-        real = getattr(layers.Conv2D, method)
+    for step in (planning.ConvStep, planning.ConvPoolStep):
+        real = step.vjp
 
-        def spy(self, dy, _real=real, **options):
-            calls.append((self.name, options))
-            return _real(self, dy, **options)
-        monkeypatch.setattr(layers.Conv2D, method, spy)
+        def spy(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False, _real=real):
+            options = {name: True for name, on in (("gate_input", gate_input), ("gated", output_gated)) if on}
+            calls.append((self.layer.name, options))
+            return _real(self, cache, dys, rule, need_dx, need_grads, gate_input, output_gated)
+        monkeypatch.setattr(step, "vjp", spy)
     return calls
 
 
 def _backward_without_gate_moves(model, x, dy, stop=0):
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(gn.Sequential, "_gates_for_below", lambda self, index, stop: False)
+        for step in (planning.ConvStep, planning.ConvPoolStep):
+            patch.setattr(step, "gates_input", False)          # plans made now move no gate
+        model._plans.clear()
         model.forward(x, training=True)
         dx = model.backward(dy, stop=stop)
+    model._plans.clear()
     return dx, [np.array(grad) for layer in model.trainable_layers() for grad in layer.grads.values()]
 
 
@@ -193,7 +215,7 @@ def test_the_gradient_returned_at_a_stop_is_never_gated(gate_calls):
 def test_no_gate_moves_under_an_explanation_rule(gate_calls):
     x, _ = _images(2)
     model = _gate_net(pool=False)
-    model.layers[0].relu_rule = "guided"
-    out = model.forward(x, training=True)
-    model.backward(np.ones_like(out))
-    assert all(options == {} for _, options in gate_calls)
+    plan = model.plan(fuse=True)
+    tape = run(plan, [x], training=True)
+    backprop(tape, {plan.outputs[0]: np.ones_like(tape.values[plan.outputs[0]])}, rule="guided")
+    assert len(gate_calls) == 2 and all(options == {} for _, options in gate_calls)

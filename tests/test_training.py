@@ -187,8 +187,12 @@ def test_shuffle_changes_the_batches_and_false_keeps_the_order():
     orders = []
     for shuffle in (False, True):
         model = compiled(dense_model())
+        first = model.layers[0]
+        seen = []
+        first.apply = lambda batch, training=False, **kw: (seen.append(batch.copy()),
+                                                           type(first).apply(first, batch, training, **kw))[1]
         model.fit(x, y, epochs=1, batch_size=30, shuffle=shuffle, verbose=0, seed=0)
-        orders.append(model.layers[0]._x.copy())       # the (single) batch the Dense layer saw
+        orders.append(seen[0])       # the (single) batch the Dense layer saw
     assert np.array_equal(orders[0], x)
     assert not np.array_equal(orders[1], x)
     assert np.array_equal(np.sort(orders[1], axis=0), np.sort(x, axis=0))
@@ -198,8 +202,11 @@ def test_inputs_are_converted_once_to_the_model_dtype():
     x, y = blobs(20)
     for dtype in ("float32", "float64"):
         model = compiled(dense_model(dtype=dtype))
+        first, seen = model.layers[0], []
+        first.apply = lambda batch, training=False, **kw: (seen.append(batch.dtype),
+                                                           type(first).apply(first, batch, training, **kw))[1]
         model.fit((x * 10).astype(np.int32), y, epochs=1, verbose=0)
-        assert model.layers[0]._x.dtype == np.dtype(dtype)
+        assert set(seen) == {np.dtype(dtype)}
         assert all(w.dtype == np.dtype(dtype) for w in model.get_weights())
 
 
@@ -379,13 +386,12 @@ def test_the_first_layer_with_a_non_finite_output_is_named():
 class Poison(Layer):
     """Identity forward; backward returns NaN (a bug in a custom layer)."""
 
-    def forward(self, x, training=False):
-        if not self.built:
-            self.build(x.shape[1:])
-        return x
+    def apply(self, x, training=False):
+        self.ensure_built(x)
+        return x, None
 
-    def backward(self, dy):
-        return dy * np.nan
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        return dy * np.nan, {}
 
 
 def test_a_non_finite_gradient_names_the_layer_where_it_appeared():

@@ -31,7 +31,6 @@ sanity_check               cascading weight randomization test             Sanit
 deletion_insertion         deletion / insertion AUCs vs. a random order    DeletionInsertion
 =========================  ==============================================  ===================
 """
-from glassnet.explain.backprop import relu_rules
 from glassnet.explain.cam import (cam, grad_cam, grad_cam_plus_plus, guided_grad_cam, receptive_field_grid,
                                   upsample_bilinear)
 from glassnet.explain.gradients import input_gradients, integrated_gradients, saliency, smooth_grad
@@ -44,6 +43,6 @@ from glassnet.explain.trust import (METHODS, DeletionInsertion, SanityCheck, del
 __all__ = [
     "input_gradients", "saliency", "smooth_grad", "integrated_gradients", "grad_cam", "grad_cam_plus_plus",
     "guided_grad_cam", "cam", "occlusion", "activation_maximization", "feature_maps", "filters",
-    "sanity_check", "deletion_insertion", "rank_correlation", "upsample_bilinear", "receptive_field_grid", "relu_rules",
+    "sanity_check", "deletion_insertion", "rank_correlation", "upsample_bilinear", "receptive_field_grid",
     "METHODS", "SanityCheck", "DeletionInsertion",
 ]

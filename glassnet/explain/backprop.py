@@ -6,18 +6,21 @@ probabilities with ``score="probability"``), one-hot seeds on the chosen targets
 pass under a ReLU rule, returning the input gradients and, when asked, the activations and
 gradients at one layer, all in one forward and one backward pass per chunk of the batch.
 
-The model is borrowed, never changed: :func:`preserved` saves and restores every piece of state a
-backward pass touches (ReLU rules, the first layer's ``input_grad`` switch, the weight gradients).
+The model is borrowed, never changed: the passes run on :mod:`glassnet.engine`'s executor, whose
+state lives in the call (a tape), with the ReLU rule passed as an argument and no weight gradients
+computed, so any number of threads may explain (and predict with) one shared model at once.
 
 Batches larger than what :data:`MEMORY_BUDGET` allows are split into chunks; the estimate counts
 every layer's output, its gradient and one temporary of that size (see :func:`bytes_per_example`).
+A method that needs only a reduction of a chunk's tensors (a Grad-CAM map, a saliency map) passes
+``reduce`` to :func:`backprop`, so only the reductions outlive the chunk: memory stays within the
+budget plus the input and output arrays for any number of images.
 """
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 
-from glassnet.activations import RELU_RULES
+from glassnet import engine
 from glassnet.errors import describe, message
 
 #: Bytes of temporaries one chunk of an explanation may use (forward caches plus backward buffers).
@@ -28,67 +31,6 @@ SCORES = ("logits", "probability")
 #: (seed 000 draws ``[None, 'guided', 'relu']``)
 _RULE_OF_MODIFIER = {None: "vanilla", "vanilla": "vanilla", "guided": "guided", "rectified": "rectified",
                      "relu": "rectified", "deconvnet": "rectified"}
-
-
-# -- model state -----------------------------------------------------------------------------
-def relu_layers(model):
-    """Layers whose backward pass reads a ``relu_rule`` (ReLU family, fused relu activations)."""
-    return [layer for layer in model.layers if getattr(layer, "is_relu", False)]
-
-
-def _restore_attribute(obj, name, had_own, value):
-    """Put back an instance attribute, or remove it again when it came from the class."""
-    if had_own:
-        setattr(obj, name, value)
-    elif name in vars(obj):
-        delattr(obj, name)
-
-
-@contextmanager
-def relu_rules(model, rule):
-    """Set every ReLU-family layer's backward ``rule`` for the ``with`` block, then restore it.
-
-    Parameters
-    ----------
-    model : Sequential
-    rule : {"vanilla", "guided", "rectified"}
-        ``"guided"``: ``g * [z > 0] * [g > 0]``; ``"rectified"`` (deconvnet): ``max(g, 0)``.
-    """
-    if rule not in RELU_RULES:
-        raise ValueError(message("explain.relu_rules", f"rule one of {list(RELU_RULES)}", repr(rule)))
-    saved = [(layer, "relu_rule" in vars(layer), getattr(layer, "relu_rule", "vanilla"))
-             for layer in relu_layers(model)]
-    try:
-        for layer, _, _ in saved:
-            layer.relu_rule = rule
-        yield model
-    finally:
-        for layer, had_own, value in saved:
-            _restore_attribute(layer, "relu_rule", had_own, value)
-
-
-@contextmanager
-def preserved(model):
-    """Restore, on leaving the block, all state a backward pass may change.
-
-    That is each layer's ``relu_rule`` and ``input_grad`` switch and its ``grads`` (copied, since
-    some layers write them in place). Weights are never written by explanations.
-    """
-    saved = []
-    for layer in model.layers:
-        state = {name: (name in vars(layer), getattr(layer, name))
-                 for name in ("relu_rule", "input_grad") if hasattr(layer, name)}
-        grads = {key: value.copy() if isinstance(value, np.ndarray) else value
-                 for key, value in layer.grads.items()}
-        saved.append((layer, state, grads))
-    try:
-        yield model
-    finally:
-        for layer, state, grads in saved:
-            for name, (own, value) in state.items():
-                _restore_attribute(layer, name, own, value)
-            layer.grads.clear()
-            layer.grads.update(grads)
 
 
 # -- argument checks -------------------------------------------------------------------------
@@ -228,23 +170,9 @@ def chunks(n, size):
 
 
 # -- forward / backward ----------------------------------------------------------------------
-def _head(model, logits):
-    """(layers to run, whether the last one runs without its fused activation) for this score."""
-    return model._head() if logits else (len(model.layers), False)
-
-
-def _run_layers(model, x, count, fused, capture=None):
-    """Run layers [0, count) in inference mode, the last without its activation when ``fused``;
-    returns (output, output of layer ``capture`` or None)."""
-    activation = None
-    for index, layer in enumerate(model.layers[:count]):
-        if fused and index == count - 1:
-            x = layer.forward(x, training=False, logits=True)
-        else:
-            x = layer.forward(x, training=False)
-        if index == capture:
-            activation = x
-    return x, activation
+def _scores_plan(model, logits):
+    """The unfused execution plan whose output is the class scores (logits or probabilities)."""
+    return model.plan(logits=logits, fuse=False)
 
 
 def forward_pass(model, x, logits=True, capture=None):
@@ -256,50 +184,30 @@ def forward_pass(model, x, logits=True, capture=None):
     activation : ndarray or None
         Output of layer ``capture``, shape ``layer.output_shape``.
     """
-    count, fused = _head(model, logits)
-    return _run_layers(model, x, count, fused, capture)
-
-
-def backward_pass(model, seed, logits=True, capture=None, to_input=True):
-    """Backpropagate ``seed`` (dL/dscores) through the layers of the last :func:`forward_pass`.
-
-    Returns
-    -------
-    input_grad : ndarray (N, H, W, C) or None
-        dL/dx, None when ``to_input`` is False.
-    layer_grad : ndarray or None
-        dL/d(output of layer ``capture``).
-    """
-    stop = 0 if capture is None else capture + 1
-    # model.backward runs from the top down to the input of layer ``stop``, which is the gradient
-    # w.r.t. the output of layer ``capture``
-    dy = model.backward(seed, logits=logits, stop=stop, input_grad=True)
-    layer_grad = dy if capture is not None else None
-    if capture is None:
-        return dy, None
-    if not to_input:
-        return None, layer_grad
-    return backward_from(model, dy, capture), layer_grad
+    plan = _scores_plan(model, logits)
+    slots = [] if capture is None else [model.layer_slot(capture)]
+    tape = engine.run(plan, [x], keep=False, capture=slots)
+    return tape.values[plan.outputs[0]], (tape.values[slots[0]] if slots else None)
 
 
 def forward_to(model, x, index):
     """Output of layer ``index`` (the logits when ``index`` is the final, softmax-fused layer or the
-    separate softmax after it). Returns (output, index of the layer it came from)."""
-    count, fused = _head(model, True)
-    stop = min(index + 1, count)
-    return _run_layers(model, x, stop, fused and stop == count)[0], stop - 1
+    separate softmax after it), with the pass kept for :func:`backward_from`.
+
+    Returns (output, tape, slot of the output).
+    """
+    plan = _scores_plan(model, True)
+    slot = model.layer_slot(index)
+    if slot not in plan.producer:              # the separate final softmax: its input, the logits
+        slot = plan.outputs[0]
+    tape = engine.run(plan, [x], targets=[slot])
+    return tape.values[slot], tape, slot
 
 
-def backward_from(model, dy, index):
-    """Backpropagate dL/d(output of layer ``index``) to the input, after :func:`forward_to` or
-    :func:`forward_pass` (run inside :func:`preserved`: it switches on the first layer's input
-    gradient)."""
-    first = model.layers[0]
-    if hasattr(first, "input_grad"):
-        first.input_grad = True
-    for layer in model.layers[index::-1]:
-        dy = layer.backward(dy)
-    return dy
+def backward_from(model, tape, slot, dy):
+    """dL/dx from dL/d(tensor ``slot``) of a :func:`forward_to` pass (vanilla rule, no weight gradients)."""
+    source = model.input_slots[0]
+    return engine.backprop(tape, {slot: dy}, wrt=[source], need_grads=False).slots[source]
 
 
 def one_hot(target, K, dtype):
@@ -321,16 +229,20 @@ class Backprop(NamedTuple):
         The class explained for each image.
     activations, layer_grads : ndarray, shape of the layer's output
         Output of the chosen layer and d score[target] / d output.
+    reduced : ndarray
+        With ``reduce``: the per-chunk reductions, concatenated (then the chunk's input gradients,
+        activations and layer gradients are not kept).
     """
     input_grads: np.ndarray
     scores: np.ndarray
     targets: np.ndarray
     activations: np.ndarray = None
     layer_grads: np.ndarray = None
+    reduced: np.ndarray = None
 
 
 def backprop(model, x, target=None, score="logits", modifier=None, layer=None, input_grads=True,
-             budget=None):
+             budget=None, reduce=None):
     """Gradients of each image's target score, for a whole batch, in chunks.
 
     Parameters
@@ -342,13 +254,17 @@ def backprop(model, x, target=None, score="logits", modifier=None, layer=None, i
         Class per image (already validated); None picks the highest score.
     score : {"logits", "probability"}
     modifier : None, "guided" or "rectified"
-        Backward rule at every ReLU-family activation.
+        Backward rule at every ReLU-family activation (an argument of the pass, never written
+        into the layers).
     layer : int, optional
         Index of a layer whose output and gradient are returned too.
     input_grads : bool
         False stops the backward pass at ``layer`` (Grad-CAM needs nothing below it).
     budget : int, optional
         Bytes per chunk (default :data:`MEMORY_BUDGET`).
+    reduce : callable, optional
+        ``reduce(chunk_result) -> ndarray (n, ...)``, applied to each chunk's :class:`Backprop`;
+        only its result is kept (``reduced``), which bounds memory for any N.
 
     Returns
     -------
@@ -361,21 +277,36 @@ def backprop(model, x, target=None, score="logits", modifier=None, layer=None, i
         raise ValueError(message("explain.backprop", "a layer below the class scores",
                                  f"layer {model.layers[layer].name!r}, the final softmax",
                                  "Pick a layer before it, or pass score='probability'."))
-    N = len(x)
-    parts = {"input_grads": [], "scores": [], "targets": [], "activations": [], "layer_grads": []}
-    with preserved(model), relu_rules(model, rule):
-        for part in chunks(N, chunk_size(model, budget)):
-            scores, activation = forward_pass(model, x[part], logits, capture=layer)
-            chosen = scores.argmax(axis=1) if target is None else target[part]
-            seed = one_hot(chosen, K, scores.dtype)
-            grad, layer_grad = backward_pass(model, seed, logits, capture=layer,
-                                             to_input=input_grads or layer is None)
-            for key, value in (("input_grads", grad), ("scores", scores), ("targets", chosen),
-                               ("activations", activation), ("layer_grads", layer_grad)):
-                if value is not None:
-                    # copy: layers may hand back views of buffers they reuse on the next chunk
-                    parts[key].append(np.array(value, copy=True))
-    return Backprop(**{key: np.concatenate(value) if value else None for key, value in parts.items()})
+    plan = _scores_plan(model, logits)
+    out, source = plan.outputs[0], model.input_slots[0]
+    captured = [] if layer is None else [model.layer_slot(layer)]
+    wrt = captured + ([source] if input_grads or layer is None else [])
+    keys = ("scores", "targets") + (("reduced",) if reduce else ("input_grads", "activations", "layer_grads"))
+    parts = {key: [] for key in keys}
+    for part in chunks(len(x), chunk_size(model, budget)):
+        tape = engine.run(plan, [x[part]], capture=captured)
+        scores = tape.values[out]
+        chosen = scores.argmax(axis=1) if target is None else target[part]
+        grads = engine.backprop(tape, {out: one_hot(chosen, K, scores.dtype)}, rule=rule, wrt=wrt,
+                                need_grads=False).slots
+        found = Backprop(grads.get(source), scores, chosen, tape.values.get(captured[0]) if captured else None,
+                         grads.get(captured[0]) if captured else None)
+        del tape, grads
+        if reduce is not None:
+            found = found._replace(reduced=reduce(found), input_grads=None, activations=None, layer_grads=None)
+        for key in keys:
+            value = getattr(found, key)
+            if value is not None:
+                # copy: a chunk's arrays may be views of larger buffers the chunk no longer needs
+                parts[key].append(np.array(value, copy=True))
+        del found
+    joined = {key: np.concatenate(value) if value else None for key, value in parts.items()}
+    return Backprop(**{"input_grads": None, **joined})
+
+
+def _head(model, logits):
+    """(layers to run, whether the last one runs without its fused activation) for this score."""
+    return model._head() if logits else (len(model.layers), False)
 
 
 def target_scores(model, x, target=None, score="logits", budget=None):
@@ -388,6 +319,4 @@ def target_scores(model, x, target=None, score="logits", budget=None):
 def predict_scores(model, x, score="logits", budget=None):
     """Class scores (N, K) computed in memory-bounded chunks, without changing the model."""
     size = chunk_size(model, budget)
-    with preserved(model):
-        return np.concatenate([forward_pass(model, x[part], score == "logits")[0]
-                               for part in chunks(len(x), size)])
+    return np.concatenate([forward_pass(model, x[part], score == "logits")[0] for part in chunks(len(x), size)])

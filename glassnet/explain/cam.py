@@ -115,10 +115,11 @@ def _finish(maps, x, relu, upsample, model=None, index=None):
     return maps
 
 
-def _layer_gradients(model, images, target, layer, score, modifier, upsample, where):
-    """Validated inputs, then activations A and gradients dS/dA at ``layer`` (default: last 4-D).
+def _layer_gradients(model, images, target, layer, score, modifier, upsample, where, reduce):
+    """Validated inputs, then ``reduce(A, dS/dA)`` of the activations A and gradients dS/dA at
+    ``layer`` (default: last 4-D), chunk by chunk (only the reductions are kept).
 
-    Returns (x, Backprop, index of the layer).
+    Returns (x, Backprop with ``reduced``, index of the layer).
     """
     x = check_images(model, images, where)
     score = check_score(score, where)
@@ -126,8 +127,14 @@ def _layer_gradients(model, images, target, layer, score, modifier, upsample, wh
     check_modifier(modifier, where)
     _check_upsample(upsample, where)
     index = last_spatial_layer(model, where) if layer is None else check_layer(model, layer, where, rank=4)
-    result = backprop(model, x, target, score, modifier, layer=index, input_grads=False)
+    result = backprop(model, x, target, score, modifier, layer=index, input_grads=False,
+                      reduce=lambda chunk: reduce(chunk.activations, chunk.layer_grads))
     return x, result, index
+
+
+def _grad_cam_maps(A, G):
+    """Grad-CAM's weighted sum of the maps: ``sum_k mean_ij(G_k) A_k``, (n, h, w)."""
+    return np.einsum("nhwk,nk->nhw", A, G.mean(axis=(1, 2)))
 
 
 def grad_cam(model, images, target=None, layer=None, relu=True, upsample=True, score="logits", modifier=None):
@@ -159,10 +166,9 @@ def grad_cam(model, images, target=None, layer=None, relu=True, upsample=True, s
     -------
     ndarray (N, H, W), or (N, h, w) when ``upsample=False``
     """
-    x, r, index = _layer_gradients(model, images, target, layer, score, modifier, upsample, "explain.grad_cam")
-    weights = r.layer_grads.mean(axis=(1, 2))
-    maps = np.einsum("nhwk,nk->nhw", r.activations, weights)
-    return _finish(maps, x, relu, upsample, model, index)
+    x, r, index = _layer_gradients(model, images, target, layer, score, modifier, upsample, "explain.grad_cam",
+                                   _grad_cam_maps)
+    return _finish(r.reduced, x, relu, upsample, model, index)
 
 
 def grad_cam_plus_plus(model, images, target=None, layer=None, relu=True, upsample=True, score="logits"):
@@ -174,15 +180,18 @@ def grad_cam_plus_plus(model, images, target=None, layer=None, relu=True, upsamp
     pytorch-grad-cam). Parameters and result as :func:`grad_cam`.
     """
     x, r, index = _layer_gradients(model, images, target, layer, score, None, upsample,
-                                   "explain.grad_cam_plus_plus")
-    A, G = r.activations, r.layer_grads
+                                   "explain.grad_cam_plus_plus", _grad_cam_plus_plus_maps)
+    return _finish(r.reduced, x, relu, upsample, model, index)
+
+
+def _grad_cam_plus_plus_maps(A, G):
+    """Grad-CAM++'s weighted sum of the maps (n, h, w) from activations A and gradients G."""
     G2 = G * G
     denominator = 2 * G2 + A.sum(axis=(1, 2), keepdims=True) * G2 * G
     safe = np.where(denominator != 0, denominator, 1)
     alpha = np.where((G != 0) & (denominator != 0), G2 / safe, 0)
     weights = (alpha * np.maximum(G, 0)).sum(axis=(1, 2))
-    maps = np.einsum("nhwk,nk->nhw", A, weights)
-    return _finish(maps, x, relu, upsample, model, index)
+    return np.einsum("nhwk,nk->nhw", A, weights)
 
 
 def guided_grad_cam(model, images, target=None, layer=None, score="logits", upsample=True):
@@ -201,9 +210,8 @@ def guided_grad_cam(model, images, target=None, layer=None, score="logits", upsa
     if upsample is False:
         raise ValueError(message(where, "upsample True or 'aligned'", "False",
                                  "Guided Grad-CAM multiplies input-resolution gradients by the map."))
-    x, r, index = _layer_gradients(model, images, target, layer, score, None, upsample, where)
-    maps = _finish(np.einsum("nhwk,nk->nhw", r.activations, r.layer_grads.mean(axis=(1, 2))), x, True,
-                   upsample, model, index)
+    x, r, index = _layer_gradients(model, images, target, layer, score, None, upsample, where, _grad_cam_maps)
+    maps = _finish(r.reduced, x, True, upsample, model, index)
     # the same targets for both passes, so a predicted class is resolved only once
     guided = backprop(model, x, r.targets, score, "guided").input_grads
     return guided * maps[..., None]

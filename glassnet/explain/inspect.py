@@ -1,6 +1,7 @@
 """Looking inside: a layer's feature maps for some images, a convolution's filters."""
 import numpy as np
 
+from glassnet.engine import run
 from glassnet.errors import message
 from glassnet.explain.backprop import check_images, check_layer, chunk_size, chunks
 from glassnet.layers import Conv2D
@@ -22,7 +23,8 @@ def feature_maps(model, images, layer):
     where = "explain.feature_maps"
     x = check_images(model, images, where)
     index = check_layer(model, layer, where)
-    return np.concatenate([np.array(model.forward(x[part], stop=index + 1), copy=True)
+    plan, slot = model.plan(), model.layer_slot(index)
+    return np.concatenate([np.array(run(plan, [x[part]], targets=[slot], keep=False).values[slot], copy=True)
                            for part in chunks(len(x), chunk_size(model))])
 
 

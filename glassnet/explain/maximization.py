@@ -2,8 +2,7 @@
 import numpy as np
 
 from glassnet.errors import describe, message
-from glassnet.explain.backprop import (backward_from, check_layer, check_positive_int, forward_to, preserved,
-                                       relu_rules)
+from glassnet.explain.backprop import backward_from, check_layer, check_positive_int, forward_to
 from glassnet.validation import as_generator
 
 
@@ -171,7 +170,7 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
     rows = np.arange(K)
 
     def activation_and_gradient(inputs):
-        out, source = forward_to(model, inputs, k)
+        out, tape, slot = forward_to(model, inputs, k)
         seed_grad = np.zeros_like(out)
         if spatial:
             h, w = out.shape[1:3]
@@ -180,23 +179,22 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
         else:
             value = out[rows, indices]
             seed_grad[rows, indices] = 1.0
-        return value, backward_from(model, seed_grad, source)
+        return value, backward_from(model, tape, slot, seed_grad)
 
-    with preserved(model), relu_rules(model, "vanilla"):
-        for step in range(steps):
-            shift = tuple(rng.integers(-jitter, jitter + 1, size=2)) if jitter else (0, 0)
-            value, grad = activation_and_gradient(np.roll(x, shift, axis=(1, 2)) if jitter else x)
-            trajectory[:, step] = value
-            if jitter:
-                grad = np.roll(grad, (-shift[0], -shift[1]), axis=(1, 2))
-            ascent = grad - 2 * l2 * x
-            if tv:
-                ascent -= tv * _tv_gradient(x)
-            x = x + stepper.step(ascent)
-            if bounds is not None:
-                x = np.clip(x, low, high)
-        out, _ = forward_to(model, x, k)
-        trajectory[:, steps] = out[rows, :, :, indices].mean(axis=(1, 2)) if spatial else out[rows, indices]
+    for step in range(steps):
+        shift = tuple(rng.integers(-jitter, jitter + 1, size=2)) if jitter else (0, 0)
+        value, grad = activation_and_gradient(np.roll(x, shift, axis=(1, 2)) if jitter else x)
+        trajectory[:, step] = value
+        if jitter:
+            grad = np.roll(grad, (-shift[0], -shift[1]), axis=(1, 2))
+        ascent = grad - 2 * l2 * x
+        if tv:
+            ascent -= tv * _tv_gradient(x)
+        x = x + stepper.step(ascent)
+        if bounds is not None:
+            x = np.clip(x, low, high)
+    out = forward_to(model, x, k)[0]
+    trajectory[:, steps] = out[rows, :, :, indices].mean(axis=(1, 2)) if spatial else out[rows, indices]
     if scalar:
         x, trajectory = x[0], trajectory[0]
     return (x, trajectory) if return_trajectory else x

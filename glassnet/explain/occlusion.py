@@ -3,7 +3,7 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.explain.backprop import (check_baseline, check_images, check_score, check_target, chunk_size,
-                                       chunks, forward_pass, preserved, target_scores)
+                                       chunks, forward_pass, target_scores)
 from glassnet.layers.base import positive_pair
 
 
@@ -83,13 +83,12 @@ def occlusion(model, images, target=None, window=4, stride=None, baseline=0.0, s
     clean, target = target_scores(model, x, target, score)
     drops = np.empty((len(x), P), dtype=np.float64)
     # the N * P occluded copies, flattened image-major, evaluated a chunk at a time
-    with preserved(model):
-        for part in chunks(len(x) * P, chunk_size(model)):
-            flat = np.arange(part.start, part.stop)
-            n, p = flat // P, flat % P
-            batch = np.where(corner_masks(corners[p], (H, W), window)[..., None], base[n], x[n])
-            scores = forward_pass(model, batch, score == "logits")[0]
-            drops[n, p] = clean[n] - scores[np.arange(len(flat)), target[n]]
+    for part in chunks(len(x) * P, chunk_size(model)):
+        flat = np.arange(part.start, part.stop)
+        n, p = flat // P, flat % P
+        batch = np.where(corner_masks(corners[p], (H, W), window)[..., None], base[n], x[n])
+        scores = forward_pass(model, batch, score == "logits")[0]
+        drops[n, p] = clean[n] - scores[np.arange(len(flat)), target[n]]
     # each pixel: mean drop over the windows covering it (a loop over window positions, not pixels)
     maps = np.zeros((len(x), H, W), dtype=np.float64)
     coverage = np.zeros((H, W), dtype=np.float64)

@@ -14,8 +14,7 @@ import numpy as np
 
 from glassnet.errors import describe, message
 from glassnet.explain.backprop import (check_baseline, check_images, check_positive_int, check_score,
-                                       check_target, chunk_size, chunks, forward_pass, preserved,
-                                       target_scores)
+                                       check_target, chunk_size, chunks, forward_pass, target_scores)
 from glassnet.explain.cam import cam, grad_cam, grad_cam_plus_plus, guided_grad_cam
 from glassnet.explain.gradients import input_gradients, integrated_gradients, saliency, smooth_grad
 from glassnet.explain.occlusion import occlusion
@@ -279,17 +278,16 @@ def deletion_insertion(model, images, maps, target=None, steps=20, baseline=0.0,
     # curve c of image n at point k: c = 2 * order + kind (kind 0 deletion, 1 insertion)
     total = N * 4 * (steps + 1)
     scores = np.empty(total)
-    with preserved(model):
-        for part in chunks(total, chunk_size(model)):
-            flat = np.arange(part.start, part.stop)
-            n, rest = flat // (4 * (steps + 1)), flat % (4 * (steps + 1))
-            curve, k = rest // (steps + 1), rest % (steps + 1)
-            order, insertion = curve // 2, curve % 2
-            taken = (ranks[order, n] < counts[k][:, None]).reshape(-1, H, W, 1)
-            # deletion: taken pixels become baseline; insertion: only taken pixels come from the image
-            batch = np.where(taken != insertion[:, None, None, None].astype(bool), base[n], x[n])
-            out = forward_pass(model, batch, score == "logits")[0]
-            scores[flat] = out[np.arange(len(flat)), target[n]]
+    for part in chunks(total, chunk_size(model)):
+        flat = np.arange(part.start, part.stop)
+        n, rest = flat // (4 * (steps + 1)), flat % (4 * (steps + 1))
+        curve, k = rest // (steps + 1), rest % (steps + 1)
+        order, insertion = curve // 2, curve % 2
+        taken = (ranks[order, n] < counts[k][:, None]).reshape(-1, H, W, 1)
+        # deletion: taken pixels become baseline; insertion: only taken pixels come from the image
+        batch = np.where(taken != insertion[:, None, None, None].astype(bool), base[n], x[n])
+        out = forward_pass(model, batch, score == "logits")[0]
+        scores[flat] = out[np.arange(len(flat)), target[n]]
     curves = scores.reshape(N, 2, 2, steps + 1)
     fractions = counts / (H * W)
     return DeletionInsertion(fractions, curves[:, 0, 0], curves[:, 0, 1], curves[:, 1, 0], curves[:, 1, 1],

@@ -1,7 +1,7 @@
 """Activation layers: Activation(name), ReLU, LeakyReLU, PReLU, Softmax.
 
-ReLU-family layers carry ``relu_rule`` ("vanilla" | "guided" | "rectified", see
-:mod:`glassnet.activations`), which explanation methods switch temporarily.
+The ReLU family reads the ``rule`` argument of ``vjp`` ("vanilla" | "guided" | "rectified", see
+:mod:`glassnet.activations`), which explanation methods pass; nothing is written into the layers.
 """
 import numpy as np
 
@@ -17,20 +17,18 @@ class Activation(Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.check_name(activation, "Activation")
-        self.relu_rule = "vanilla"
 
     @property
     def is_relu(self):
         return self.activation == "relu"
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
         y = activations.forward(self.activation, x)
-        self._x, self._y = x, y
-        return y
+        return y, (x, y)
 
-    def backward(self, dy):
-        return activations.backward(self.activation, dy, self._x, self._y, self.relu_rule)
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        return (activations.backward(self.activation, dy, *cache, rule) if need_dx else None), {}
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -49,23 +47,24 @@ class ReLU(Layer):
         self.max_value = max_value
         self.negative_slope = check_number(negative_slope, "negative_slope", where, lambda v: v >= 0, ">= 0",
                                            "For example ReLU(negative_slope=0.1).")
-        self.relu_rule = "vanilla"
 
     is_relu = True
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
-        self._x = x
         y = np.maximum(x, x * self.negative_slope) if self.negative_slope else np.maximum(x, 0)
         if self.max_value is not None:
             y = np.minimum(y, self.max_value)
-        return y
+        return y, x
 
-    def backward(self, dy):
-        dx = activations.relu_gate(dy, self._x, self.relu_rule, self.negative_slope)
-        if self.max_value is not None and self.relu_rule == "vanilla":
-            dx = np.where(self._x < self.max_value, dx, 0).astype(dy.dtype, copy=False)
-        return dx
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        if not need_dx:
+            return None, {}
+        x = cache
+        dx = activations.relu_gate(dy, x, rule, self.negative_slope)
+        if self.max_value is not None and rule == "vanilla":
+            dx = np.where(x < self.max_value, dx, 0).astype(dy.dtype, copy=False)
+        return dx, {}
 
     def get_config(self):
         return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope}
@@ -107,7 +106,6 @@ class PReLU(Layer):
                                      "axes of the per-example shape)", repr(shared_axes),
                                      "For images use shared_axes=[1, 2]: one alpha per channel."))
         self.shared_axes = None if axes is None else [int(a) for a in axes]
-        self.relu_rule = "vanilla"
 
     def create_weights(self, input_shape):
         shape = list(input_shape)
@@ -126,19 +124,22 @@ class PReLU(Layer):
                                      f"to (it was built for {self.input_shape})", f"per-example shape {shape}",
                                      "Share alpha over the axes that vary with shared_axes=[1, 2]."))
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
-        self._x = x
-        return np.where(x > 0, x, self.params["alpha"] * x)
+        return np.where(x > 0, x, self.params["alpha"] * x), x
 
-    def backward(self, dy):
-        x = self._x
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        x = cache
         negative = x <= 0
-        reduce_axes = (0,) + tuple(i + 1 for i, n in enumerate(self.params["alpha"].shape) if n == 1)
-        self.grads["alpha"] = np.where(negative, dy * x, 0).sum(axis=reduce_axes, keepdims=True)[0]
-        if self.relu_rule != "vanilla":
-            return activations.relu_gate(dy, x, self.relu_rule)
-        return np.where(negative, dy * self.params["alpha"], dy)
+        grads = {}
+        if need_grads:
+            reduce_axes = (0,) + tuple(i + 1 for i, n in enumerate(self.params["alpha"].shape) if n == 1)
+            grads["alpha"] = np.where(negative, dy * x, 0).sum(axis=reduce_axes, keepdims=True)[0]
+        if not need_dx:
+            return None, grads
+        if rule != "vanilla":
+            return activations.relu_gate(dy, x, rule), grads
+        return np.where(negative, dy * self.params["alpha"], dy), grads
 
     def get_config(self):
         return {**super().get_config(), "alpha_initializer": initializer_config(self.alpha_initializer),
@@ -156,13 +157,13 @@ class Softmax(Layer):
                                      "Move the class axis last (channels-last) and use Softmax()."))
         self.axis = -1
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
-        self._y = activations.softmax(x)
-        return self._y
+        y = activations.softmax(x)
+        return y, y
 
-    def backward(self, dy):
-        return activations.softmax_backward(dy, self._y)
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        return (activations.softmax_backward(dy, cache) if need_dx else None), {}
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

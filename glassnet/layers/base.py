@@ -2,8 +2,14 @@
 
 - ``build(input_shape)`` creates the weights for a per-example shape (a leading ``None``
   batch dimension, as Keras writes shapes, is accepted and dropped).
-- ``forward(x, training=False)`` computes the output and caches what ``backward`` needs.
-- ``backward(dy) -> dx`` fills ``grads`` (same keys as ``params``) and never mutates ``dy``.
+- ``apply(x, training=False) -> (y, cache)`` and ``vjp(cache, dy, rule, need_dx, need_grads) -> (dx, grads)``
+  are the pure pair every layer implements: the state of a call lives in its ``cache``, never in the
+  layer, so one model serves many threads (only training writes into a layer: BatchNormalization's
+  moving statistics, the layer's ``rng``). ``rule`` is the ReLU backward rule of explanations
+  ("vanilla", "guided", "rectified"); only the ReLU family and fused ReLUs read it.
+- ``forward(x, training=False)`` / ``backward(dy) -> dx`` are the stateful convenience on top of them,
+  written once here: ``forward`` keeps the cache of its call in the layer, ``backward`` fills ``grads``
+  (same keys as ``params``); neither mutates its input.
 - ``get_weights()`` / ``set_weights()`` use Keras's order: trainable weights in creation
   order, then non-trainable ones (e.g. BatchNormalization's moving statistics).
 - A custom layer computes matrix products with :func:`glassnet.ops.matmul`, which spreads them
@@ -267,31 +273,34 @@ class Layer:
         return self.forward(x, training=training)
 
     def apply(self, x, training=False):
-        """Forward pass, pure: returns ``(y, cache)``; ``cache`` holds what :meth:`vjp` needs (None when
-        nothing). Writes nothing into the layer except, while training, its own ``rng`` draws."""
-        raise NotImplementedError
+        """Forward pass: ``(y, cache)``, where ``cache`` holds what :meth:`vjp` needs (None when nothing).
 
-    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
-        """Backward pass, pure: ``(dx, grads)`` from the ``cache`` of :meth:`apply` and ``dy``.
-
-        ``dx`` has the input's shape (None when ``need_dx`` is False); ``grads`` has the keys of
-        ``params`` ({} when ``need_grads`` is False or the layer has no weights). ``rule`` is the
-        ReLU backward rule ("vanilla", "guided", "rectified"). Never mutates ``dy`` or the layer.
+        Writes nothing into the layer (it may build it on first use), except in training mode:
+        moving statistics and the layer's own ``rng``.
         """
         raise NotImplementedError
 
-    def forward(self, x, training=False, **options):
-        """Stateful form of :meth:`apply` (``options`` such as ``logits=True`` go to it): keeps the cache
-        for :meth:`backward`."""
-        y, self._cache = self.apply(x, training=training, **options)
-        self._forwarded = True
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        """Backward pass (vector-Jacobian product) of the call that returned ``cache``.
+
+        Returns ``(dx, grads)``: ``dx`` has the input's shape (None when ``need_dx`` is False),
+        ``grads`` the keys of ``params`` ({} when ``need_grads`` is False or without weights).
+        ``rule`` ("vanilla", "guided", "rectified") is the ReLU backward rule. Never mutates ``dy``.
+        """
+        raise NotImplementedError
+
+    def forward(self, x, training=False, **kwargs):
+        """``apply`` keeping its cache in the layer for :meth:`backward` (not thread-safe: the model's
+        executor keeps caches in the call instead)."""
+        y, self._cache = self.apply(x, training=training, **kwargs)
         return y
 
     def backward(self, dy):
-        """Stateful form of :meth:`vjp` on the last :meth:`forward`'s cache: fills ``grads``, returns dL/dx."""
-        if not getattr(self, "_forwarded", False):
+        """dL/dx from dL/dy after :meth:`forward`; fills ``grads``."""
+        if getattr(self, "_cache", _NO_PASS) is _NO_PASS:
             raise RuntimeError(message(f"{type(self).__name__} '{self.name}'.backward", "a forward pass first",
-                                       "no forward pass", "Call forward(x, training=True) before backward."))
+                                       "no forward pass", "Call forward(x, training=True) before backward, or use "
+                                       "apply/vjp, which keep the pass's state in the call."))
         dx, grads = self.vjp(self._cache, dy)
         self.grads.update(grads)
         return dx
@@ -358,10 +367,5 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r} output_shape={self.output_shape}>"
 
 
-def require_forward(layer):
-    """A clear error for a backward pass with nothing to differentiate (no forward pass, or only a
-    fused inference pass, which keeps no caches)."""
-    if getattr(layer, "_cache", None) is None:
-        raise RuntimeError(message(f"{type(layer).__name__} '{layer.name}'.backward", "a forward pass first",
-                                   "no cached forward pass", "Call forward(x, training=True) (or the model's "
-                                   "forward) before backward; predict() keeps nothing for a backward pass."))
+#: marks a layer whose stateful ``forward`` has not run yet
+_NO_PASS = object()

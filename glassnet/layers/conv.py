@@ -1,12 +1,20 @@
 """Convolution layers: Conv2D and ZeroPadding2D."""
+from typing import NamedTuple
+
 import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
 from glassnet.layers.base import (Layer, check_initializer, check_padding, initializer_config, positive_pair,
-                                  register, require_forward)
-from glassnet.ops import (conv2d_backward, conv2d_forward, conv2d_maxpool_backward, conv2d_maxpool_forward,
-                          conv_output_size, conv_pool, pad2d, resolve_padding, unpad2d)
+                                  register)
+from glassnet.ops import conv2d_backward, conv2d_forward, conv_output_size, pad2d, resolve_padding, unpad2d
+
+
+class ConvCache(NamedTuple):
+    """What Conv2D's backward pass needs from a call: the convolution's cache and the activation's
+    output (None when no activation ran)."""
+    conv: tuple
+    output: object
 
 
 @register
@@ -44,8 +52,6 @@ class Conv2D(Activated, Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer", "Conv2D")
         self.bias_initializer = check_initializer(bias_initializer, "bias_initializer", "Conv2D")
-        self.input_grad = True
-        self._pooled_with = None           # the MaxPooling2D of the last fused forward pass (forward_pooled)
         self._kept_matrices = {}           # im2col matrices from training forward passes to backward passes
 
     def _pads(self, input_hw):
@@ -72,87 +78,47 @@ class Conv2D(Activated, Layer):
         if self.use_bias:
             self.add_weight("bias", (self.filters,), self.bias_initializer)
 
-    def forward(self, x, training=False, logits=False):
+    def apply(self, x, training=False, logits=False):
+        """``(y, cache)``: (N, H, W, C) -> (N, OH, OW, F); ``logits=True`` leaves the activation out."""
         self.ensure_built(x)
-        self._pooled_with = None
         # A ReLU is applied inside the convolution, block by block while each block is in cache.
         relu = self.activation == "relu" and not logits
-        z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
-                                        self._pads(x.shape[1:3]), relu=relu,
-                                        keep=self._kept_matrices if training else None)
-        if relu:
-            self._y = z
-            return z
-        return self._activate(z, logits)
+        z, conv_cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
+                                       self._pads(x.shape[1:3]), relu=relu,
+                                       keep=self._kept_matrices if training else None)
+        y, activated = (z, z) if relu else self._activate(z, logits)
+        return y, ConvCache(conv_cache, activated)
 
-    def backward(self, dy, gated=False, gate_input=False):
-        """dL/dx from dL/dy (N, OH, OW, F) -> (N, H, W, C); fills ``grads``.
-
-        ``gated`` and ``gate_input`` move a ReLU's gate between two convolutions, into the blocks
-        where the upper one computes its input gradient (set by ``Sequential.backward``):
-        ``gate_input`` multiplies dx by ``x > 0`` (the lower layer's ReLU, when :meth:`gates_by_output`),
-        and ``gated`` tells the lower layer that ``dy`` carries its gate already.
-        """
-        require_forward(self)
-        # Under the vanilla rule the ReLU's gate is applied inside the convolution's blocks as well;
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        """dL/dx (N, H, W, C) and ``{"kernel", "bias"}`` from dL/dy (N, OH, OW, F)."""
+        # Under the vanilla rule a ReLU's gate is applied inside the convolution's blocks;
         # explanations' guided/rectified rules go through the activation's own backward pass.
-        fused = self.activation == "relu" and self._y is not None and self.relu_rule == "vanilla"
-        dz = dy if fused or gated else self._deactivate(dy)
-        dx, dkernel, dbias = conv2d_backward(dz, self._cache, self.params["kernel"], need_dx=self.input_grad,
-                                             need_bias=self.use_bias,
-                                             relu_output=self._y if fused and not gated else None,
+        fused = self.activation == "relu" and cache.output is not None and rule == "vanilla"
+        dz = dy if fused else self._deactivate(cache.output, dy, rule)
+        return self.conv_vjp(cache.conv, dz, cache.output if fused else None, False, need_dx, need_grads)
+
+    def conv_vjp(self, conv_cache, dz, relu_output, gate_input, need_dx, need_grads):
+        """The convolution's own backward pass (:func:`glassnet.ops.conv2d_backward`): ``relu_output``
+        gates ``dz`` by ``relu_output > 0`` block by block, ``gate_input`` gates dx by ``x > 0`` (the
+        ReLU of the layer below, applied here while dx is in cache: an execution step of
+        :mod:`glassnet.engine` chooses it). Returns ``(dx, grads)``."""
+        dx, dkernel, dbias = conv2d_backward(dz, conv_cache, self.params["kernel"], need_dx=need_dx,
+                                             need_bias=self.use_bias and need_grads, relu_output=relu_output,
                                              gate_input=gate_input)
-        return self._keep_grads(dx, dkernel, dbias)
+        return dx, (self.grads_dict(dkernel, dbias) if need_grads else {})
 
-    def gates_by_output(self):
-        """Whether the backward pass of the last forward pass starts by gating ``dy`` by ``output > 0``
-        over the whole output (a ReLU under the vanilla rule, not fused with a pooling), a pass the
-        layer above can do for it while its input gradient is in cache (``gate_input``)."""
-        return self.activation == "relu" and self.relu_rule == "vanilla" and self._y is not None
+    def grads_dict(self, dkernel, dbias):
+        """``grads`` keyed like ``params`` from the kernel and bias gradients."""
+        return {"kernel": dkernel, "bias": dbias} if self.use_bias else {"kernel": dkernel}
 
-    def _keep_grads(self, dx, dkernel, dbias):
-        """Store the parameter gradients of a backward pass; returns ``dx``."""
-        self.grads["kernel"] = dkernel
-        if self.use_bias:
-            self.grads["bias"] = dbias
-        return dx
-
-    def fuses_with(self, pool, x):
-        """Whether a training step may run this layer and ``pool``, the MaxPooling2D after it, as one
-        (:func:`glassnet.ops.conv2d_maxpool_forward`): no activation or a ReLU under the vanilla
-        rule, pooling windows that tile the input without padding, and images small enough to be
-        processed whole."""
+    def pools_with(self, pool):
+        """Whether this layer and ``pool``, the MaxPooling2D after it, may run as one fused step
+        (:func:`glassnet.ops.conv2d_maxpool_forward`): no activation or a ReLU, and pooling windows
+        that tile the input without padding. (Whether the batch's images are small enough is
+        decided per call: :func:`glassnet.ops.conv_pool.fusable`.)"""
         from glassnet.layers.pooling import MaxPooling2D
-        if not (self.activation in ("relu", "linear") and self.relu_rule == "vanilla" and type(pool) is MaxPooling2D
-                and pool.strides == pool.pool_size and pool.padding == "valid"):
-            return False
-        return conv_pool.fusable(x, self.params["kernel"], self.strides, self._pads(x.shape[1:3]), pool.pool_size)
-
-    def forward_pooled(self, x, pool, training=True):
-        """``pool.forward(self.forward(x, training), training)`` in one pass (see :meth:`fuses_with`).
-
-        Neither layer keeps the convolution's output; after a training pass :meth:`backward_pooled`
-        takes the gradient w.r.t. the pooled output (after an inference pass neither layer has a
-        backward pass). ``x`` (N, H, W, C) -> (N, OH // PH, OW // PW, F).
-        """
-        self.ensure_built(x)
-        y, self._cache = conv2d_maxpool_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
-                                                self._pads(x.shape[1:3]), pool.pool_size,
-                                                relu=self.activation == "relu", record_winners=training,
-                                                keep=self._kept_matrices if training else None)
-        self._y, self._pooled_with, pool._cache = None, (pool if training else None), None
-        return y
-
-    def backward_pooled(self, dy, gate_input=False):
-        """Gradient w.r.t. this layer's input from the gradient w.r.t. the pooled output of
-        :meth:`forward_pooled` (``gate_input``: see :meth:`backward`)."""
-        return self._keep_grads(*conv2d_maxpool_backward(dy, self._cache, self.params["kernel"],
-                                                         need_dx=self.input_grad, need_bias=self.use_bias,
-                                                         gate_input=gate_input))
-
-    def pooled_with(self, pool):
-        """Whether the last forward pass ran fused with ``pool`` (and ``pool`` has not run alone since)."""
-        return self._pooled_with is pool and getattr(pool, "_cache", None) is None
+        return (self.activation in ("relu", "linear") and type(pool) is MaxPooling2D
+                and pool.strides == pool.pool_size and pool.padding == "valid")
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
@@ -180,12 +146,12 @@ class ZeroPadding2D(Layer):
         H, W, C = input_shape
         return (H + top + bottom, W + left + right, C)
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
-        return pad2d(x, self.pads)
+        return pad2d(x, self.pads), None
 
-    def backward(self, dy):
-        return np.ascontiguousarray(unpad2d(dy, self.pads))
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        return (np.ascontiguousarray(unpad2d(dy, self.pads)) if need_dx else None), {}
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}

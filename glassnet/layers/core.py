@@ -1,4 +1,6 @@
 """Core layers: Dense, Flatten, Reshape, Dropout."""
+import sys
+
 import numpy as np
 
 from glassnet.errors import message
@@ -25,7 +27,6 @@ class Dense(Activated, Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer", "Dense")
         self.bias_initializer = check_initializer(bias_initializer, "bias_initializer", "Dense")
-        self.input_grad = True
 
     def check_input_shape(self, shape):
         if len(shape) < 1:
@@ -44,20 +45,24 @@ class Dense(Activated, Layer):
         if self.use_bias:
             self.add_weight("bias", (self.units,), self.bias_initializer)
 
-    def forward(self, x, training=False, logits=False):
+    def apply(self, x, training=False, logits=False):
+        """``(y, cache)``: (N, D) -> (N, units); ``logits=True`` leaves the activation out."""
         self.ensure_built(x)
-        self._x = x
         z = matmul(x, self.params["kernel"])        # ops.matmul: a @ b on glassnet's worker threads
         if self.use_bias:
             z += self.params["bias"]
-        return self._activate(z, logits)
+        y, activated = self._activate(z, logits)
+        return y, (x, activated)
 
-    def backward(self, dy):
-        dz = self._deactivate(dy)
-        self.grads["kernel"] = matmul(self._x.T, dz)
-        if self.use_bias:
-            self.grads["bias"] = dz.sum(axis=0)
-        return matmul(dz, self.params["kernel"].T) if self.input_grad else None
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        x, activated = cache
+        dz = self._deactivate(activated, dy, rule)
+        grads = {}
+        if need_grads:
+            grads["kernel"] = matmul(x.T, dz)
+            if self.use_bias:
+                grads["bias"] = dz.sum(axis=0)
+        return (matmul(dz, self.params["kernel"].T) if need_dx else None), grads
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
@@ -72,13 +77,12 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
-        self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], -1), x.shape
 
-    def backward(self, dy):
-        return dy.reshape(self._shape)
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        return (dy.reshape(cache) if need_dx else None), {}
 
 
 @register
@@ -105,14 +109,13 @@ class Reshape(Layer):
                                      f"{tuple(input_shape)}; use -1 for the one size to infer."))
         return shape
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
-        self._shape = x.shape
         shape = self.output_shape[1:] if x.shape[1:] == self.input_shape[1:] else self.compute_output_shape(x.shape[1:])
-        return x.reshape((x.shape[0],) + tuple(shape))
+        return x.reshape((x.shape[0],) + tuple(shape)), x.shape
 
-    def backward(self, dy):
-        return dy.reshape(self._shape)
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        return (dy.reshape(cache) if need_dx else None), {}
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
@@ -130,12 +133,13 @@ class Dropout(Layer):
             raise ValueError(message("Dropout", "rate in [0, 1)", repr(rate),
                                      "rate is the fraction of units dropped, e.g. Dropout(0.5)."))
         self.rate = float(rate)
+        self._kept_mask = None
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
+        """``(y, mask)``: the identity (mask None) unless ``training``."""
         self.ensure_built(x)
         if not training or self.rate == 0:
-            self._mask = None
-            return x
+            return x, None
         # 16-bit uniform draws, four from each raw 64-bit output of the generator (1.18M of them:
         # 0.51 ms, against 0.92 with Generator.integers and 1.87 as float32 draws);
         # P(drop) = round(rate * 2**16) / 2**16, exact for rates such as 0.25 or 0.5 and within 8e-6
@@ -144,9 +148,11 @@ class Dropout(Layer):
         draws = raw.view(np.uint16)[:x.size].reshape(x.shape)
         threshold = np.uint16(min(round(self.rate * 2 ** 16), 2 ** 16 - 1))
         scale = x.dtype.type(1.0 / (1.0 - self.rate))
-        # the last step's mask array is reused: a fresh multi-MiB array would be page-faulted in again
-        mask = getattr(self, "_mask", None)
-        if mask is None or mask.shape != x.shape or mask.dtype != x.dtype:
+        # the last training step's mask array is reused once no call's cache holds it any more (a
+        # fresh multi-MiB array would be page-faulted in again); the references of a free one: the
+        # attribute, ``mask`` here and getrefcount's argument
+        mask = self._kept_mask
+        if mask is None or mask.shape != x.shape or mask.dtype != x.dtype or sys.getrefcount(mask) > 3:
             mask = np.empty(x.shape, dtype=x.dtype)
         y = np.empty_like(x)
 
@@ -155,15 +161,18 @@ class Dropout(Layer):
             np.multiply(x[rows], mask[rows], out=y[rows])
 
         over_rows(drop, len(x), 3 * x.nbytes)
-        self._mask = mask
-        return y
+        self._kept_mask = mask
+        return y, mask
 
-    def backward(self, dy):
-        if self._mask is None:
-            return dy
-        dx = np.empty(np.broadcast_shapes(dy.shape, self._mask.shape), dtype=np.result_type(dy, self._mask))
-        over_rows(lambda rows: np.multiply(dy[rows], self._mask[rows], out=dx[rows]), len(dx), 3 * dx.nbytes)
-        return dx
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        mask = cache
+        if not need_dx:
+            return None, {}
+        if mask is None:
+            return dy, {}
+        dx = np.empty(np.broadcast_shapes(dy.shape, mask.shape), dtype=np.result_type(dy, mask))
+        over_rows(lambda rows: np.multiply(dy[rows], mask[rows], out=dx[rows]), len(dx), 3 * dx.nbytes)
+        return dx, {}
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -44,7 +44,8 @@ class BatchNormalization(Layer):
         self.add_weight("moving_mean", C, self.initializers["moving_mean"], trainable=False)
         self.add_weight("moving_variance", C, self.initializers["moving_variance"], trainable=False)
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
+        """``(y, cache)``; while training, also updates the moving statistics (as Keras does)."""
         self.ensure_built(x)
         axes = tuple(range(x.ndim - 1))
         if training:
@@ -60,27 +61,29 @@ class BatchNormalization(Layer):
             mean, var = self.non_trainable["moving_mean"], self.non_trainable["moving_variance"]
         inv_std = 1.0 / np.sqrt(var + self.dtype.type(self.epsilon))
         x_hat = (x - mean) * inv_std
-        self._x_hat, self._inv_std, self._training = x_hat, inv_std, training
         y = x_hat * self.params["gamma"] if self.scale else x_hat.copy()
         if self.center:
             y += self.params["beta"]
-        return y
+        return y, (x_hat, inv_std, training)
 
-    def backward(self, dy):
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
         axes = tuple(range(dy.ndim - 1))
-        x_hat, inv_std = self._x_hat, self._inv_std
-        if self.center:
-            self.grads["beta"] = dy.sum(axis=axes)
-        if self.scale:
-            self.grads["gamma"] = (dy * x_hat).sum(axis=axes)
+        x_hat, inv_std, training = cache
+        grads = {}
+        if need_grads and self.scale:
+            grads["gamma"] = (dy * x_hat).sum(axis=axes)
+        if need_grads and self.center:
+            grads["beta"] = dy.sum(axis=axes)
+        if not need_dx:
+            return None, grads
         dx_hat = dy * self.params["gamma"] if self.scale else dy
-        if not self._training:
-            return dx_hat * inv_std
+        if not training:
+            return dx_hat * inv_std, grads
         # d/dx of (x - mean) / std with batch statistics:
         # dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
         mean_dx_hat = dx_hat.mean(axis=axes, dtype=dy.dtype)
         mean_dx_hat_x_hat = (dx_hat * x_hat).mean(axis=axes, dtype=dy.dtype)
-        return (dx_hat - mean_dx_hat - x_hat * mean_dx_hat_x_hat) * inv_std
+        return (dx_hat - mean_dx_hat - x_hat * mean_dx_hat_x_hat) * inv_std, grads
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,

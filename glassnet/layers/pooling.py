@@ -2,7 +2,7 @@
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.layers.base import Layer, positive_pair, register, require_forward
+from glassnet.layers.base import Layer, positive_pair, register
 from glassnet.ops import (avg_pool2d_backward, avg_pool2d_forward, conv_output_size, max_pool2d_backward,
                           max_pool2d_forward, resolve_padding)
 
@@ -48,29 +48,25 @@ class _Pooling2D(Layer):
 class MaxPooling2D(_Pooling2D):
     """Max over ``pool_size`` windows; the gradient goes to the (first) maximum of each window."""
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
         # while training, note each window's winner now (the backward pass follows); inference skips it
-        y, self._cache = max_pool2d_forward(x, self.pool_size, self.strides, self._pads(x.shape[1:3]),
-                                            record_winners=training)
-        return y
+        return max_pool2d_forward(x, self.pool_size, self.strides, self._pads(x.shape[1:3]), record_winners=training)
 
-    def backward(self, dy):
-        require_forward(self)
-        return max_pool2d_backward(dy, self._cache)
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        return (max_pool2d_backward(dy, cache) if need_dx else None), {}
 
 
 @register
 class AveragePooling2D(_Pooling2D):
     """Mean over ``pool_size`` windows (with "same" padding, padded cells are not counted)."""
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
-        y, self._cache = avg_pool2d_forward(x, self.pool_size, self.strides, self._pads(x.shape[1:3]))
-        return y
+        return avg_pool2d_forward(x, self.pool_size, self.strides, self._pads(x.shape[1:3]))
 
-    def backward(self, dy):
-        return avg_pool2d_backward(dy, self._cache)
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        return (avg_pool2d_backward(dy, cache) if need_dx else None), {}
 
 
 @register
@@ -82,15 +78,16 @@ class GlobalAveragePooling2D(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[-1],)
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
-        self._hw = x.shape[1:3]
-        return x.mean(axis=(1, 2), dtype=x.dtype)
+        return x.mean(axis=(1, 2), dtype=x.dtype), x.shape[1:3]
 
-    def backward(self, dy):
-        H, W = self._hw
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        if not need_dx:
+            return None, {}
+        H, W = cache
         share = dy / (H * W)
-        return np.ascontiguousarray(np.broadcast_to(share[:, None, None, :], (dy.shape[0], H, W, dy.shape[1])))
+        return np.ascontiguousarray(np.broadcast_to(share[:, None, None, :], (dy.shape[0], H, W, dy.shape[1]))), {}
 
 
 @register
@@ -102,15 +99,18 @@ class GlobalMaxPooling2D(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[-1],)
 
-    def forward(self, x, training=False):
+    def apply(self, x, training=False):
         self.ensure_built(x)
         N, H, W, C = x.shape
         flat = x.reshape(N, H * W, C)
-        self._argmax, self._shape = flat.argmax(axis=1), x.shape
-        return np.take_along_axis(flat, self._argmax[:, None, :], axis=1)[:, 0, :]
+        argmax = flat.argmax(axis=1)
+        return np.take_along_axis(flat, argmax[:, None, :], axis=1)[:, 0, :], (argmax, x.shape)
 
-    def backward(self, dy):
-        N, H, W, C = self._shape
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        if not need_dx:
+            return None, {}
+        argmax, shape = cache
+        N, H, W, C = shape
         dx = np.zeros((N, H * W, C), dtype=dy.dtype)
-        np.put_along_axis(dx, self._argmax[:, None, :], dy[:, None, :], axis=1)
-        return dx.reshape(self._shape)
+        np.put_along_axis(dx, argmax[:, None, :], dy[:, None, :], axis=1)
+        return dx.reshape(shape), {}

@@ -25,36 +25,27 @@ METHODS = [
 ]
 
 
-def test_relu_rules_sets_every_relu_family_layer_and_restores_it():
+def test_the_relu_rule_is_an_argument_of_the_pass_never_an_attribute_of_a_layer():
     model = gn.Sequential([
-        layers.Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1)), layers.ReLU(), layers.LeakyReLU(),
-        layers.PReLU(), layers.Activation("relu"), layers.Activation("tanh"), layers.Flatten(),
-        layers.Dense(3, activation="relu"), layers.Dense(2),
-    ])
-    relus = [model.layers[i] for i in (0, 1, 2, 3, 4, 7)]
-    model.layers[1].relu_rule = "guided"                   # a user's own setting survives
-    with explain.relu_rules(model, "rectified"):
-        assert all(layer.relu_rule == "rectified" for layer in relus)
-        assert not hasattr(model.layers[5], "relu_rule") or model.layers[5].relu_rule == "vanilla"
-    assert model.layers[1].relu_rule == "guided"
-    assert [layer.relu_rule for layer in relus if layer is not model.layers[1]] == ["vanilla"] * 5
-    # layers whose rule came from the class get no instance attribute left behind
-    assert "relu_rule" not in vars(model.layers[0]) and "relu_rule" not in vars(model.layers[7])
-    with pytest.raises(RuntimeError):
-        with explain.relu_rules(model, "guided"):
-            raise RuntimeError("boom")
-    assert model.layers[0].relu_rule == "vanilla" and model.layers[1].relu_rule == "guided"
-    with pytest.raises(ValueError, match="rule"):
-        with explain.relu_rules(model, "leaky"):
-            pass
+        layers.Conv2D(4, 3, activation="relu", input_shape=(6, 6, 1)), layers.LeakyReLU(), layers.PReLU(),
+        layers.ReLU(), layers.Activation("tanh"), layers.Flatten(), layers.Dense(2),
+    ], seed=0)
+    x = images(2, (6, 6, 1), seed=1) - 0.5
+    attributes = [dict(vars(layer)) for layer in model.layers]
+    results = {modifier: explain.input_gradients(model, x, target=0, modifier=modifier)
+               for modifier in (None, "guided", "rectified")}
+    assert all(not hasattr(layer, "relu_rule") for layer in model.layers)
+    assert [set(vars(layer)) for layer in model.layers] == [set(a) for a in attributes]
+    assert not np.array_equal(results[None], results["guided"])
+    assert not np.array_equal(results["guided"], results["rectified"])
+    with pytest.raises(ValueError, match="modifier"):
+        explain.input_gradients(model, x, modifier="leaky")
 
 
 @pytest.mark.parametrize("name, method, kwargs", METHODS, ids=[m[0] for m in METHODS])
 def test_explanations_leave_the_model_unchanged(name, method, kwargs):
     model = gap_net(seed=4)
     x = images(3, (10, 10, 1), seed=5)
-    model.layers[3].relu_rule = "guided"            # odd but legal settings a training loop could leave
-    model.layers[0].input_grad = False
     model.forward(x, training=True)
     model.backward(np.ones((3, 3), dtype="float32"))
     before = model_state(model)

@@ -124,3 +124,51 @@ def test_occlusion_peak_does_not_grow_with_the_batch(monkeypatch):
     # 12 more images = 8,748 more occluded copies (27 MB of inputs alone if materialized at once)
     assert large - small < 12 * 729 * (8 + 8) + 2 * MiB, (small, large)
     assert large - small < 12 * 729 * per_copy_input / 8
+
+
+# -- every explanation within the budget for any number of images (issue 19, item 5) -------------------
+def _wide_net():
+    """Its 16-channel feature maps are 16x the input per image: kept for all images, they would dominate."""
+    return gn.Sequential([
+        layers.Conv2D(8, 3, padding="same", activation="relu", input_shape=(8, 8, 1)),
+        layers.Conv2D(16, 3, padding="same", activation="relu"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(3, activation="softmax"),
+    ], seed=0)
+
+
+EXPLANATIONS = {
+    "saliency": lambda m, x: explain.saliency(m, x),
+    "input_gradients_guided": lambda m, x: explain.input_gradients(m, x, modifier="guided"),
+    "smooth_grad": lambda m, x: explain.smooth_grad(m, x, samples=2, seed=0),
+    "integrated_gradients": lambda m, x: explain.integrated_gradients(m, x, steps=2),
+    "grad_cam": lambda m, x: explain.grad_cam(m, x),
+    "grad_cam_plus_plus": lambda m, x: explain.grad_cam_plus_plus(m, x),
+    "guided_grad_cam": lambda m, x: explain.guided_grad_cam(m, x),
+    "cam": lambda m, x: explain.cam(m, x),
+    "occlusion": lambda m, x: explain.occlusion(m, x, window=4),
+    "feature_maps": lambda m, x: explain.feature_maps(m, x, 0),
+}
+
+
+def _explanation_peak(name, n):
+    model = _wide_net()
+    x = np.random.default_rng(0).random((n, 8, 8, 1), dtype=np.float32)
+    peak, result = peak_bytes(lambda: EXPLANATIONS[name](model, x))
+    return peak, x.nbytes + np.asarray(result).nbytes
+
+
+# the issue's sizes, 1k and 10k images, run with the slow tests; the everyday suite checks the growth
+# on fewer
+@pytest.mark.parametrize("sizes", [(500, 2000), pytest.param((1000, 10000), marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", sorted(EXPLANATIONS))
+def test_every_explanation_stays_within_the_budget_for_any_number_of_images(monkeypatch, name, sizes):
+    """Peak traced memory: the budget's chunks plus a few input- and output-sized arrays, so what grows
+    with N is only the arrays that have N rows anyway (the chunk's feature maps do not)."""
+    budget = MiB
+    monkeypatch.setattr(explain_backprop, "MEMORY_BUDGET", budget)
+    (small, small_io), (large, large_io) = (_explanation_peak(name, n) for n in sizes)
+    # the N-sized arrays a method may hold: input, output and a few of their size (baselines, means)
+    assert small <= 3 * budget + 4 * small_io + MiB, (small, small_io)
+    assert large <= 3 * budget + 4 * large_io + MiB, (large, large_io)
+    assert large - small <= 4 * (large_io - small_io), (small, large, small_io, large_io)

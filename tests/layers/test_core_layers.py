@@ -105,17 +105,19 @@ def test_fused_activation_equals_a_separate_activation_layer(kind, activation, r
         np.testing.assert_allclose(fused.grads[key], linear.grads[key], rtol=1e-13, atol=1e-15)
 
 
-def test_dropout_reuses_its_mask_array_and_backward_follows_the_latest_draw():
+def test_dropout_reuses_its_mask_array_only_when_no_call_holds_it():
     layer = layers.Dropout(0.5, seed=3)
     x = np.ones((4, 6), dtype="float32")
-    first = layer.forward(x, training=True)
-    first_mask = layer._mask
-    second = layer.forward(x, training=True)
-    assert layer._mask is first_mask                           # the same buffer, refilled
+    first = layer.apply(x, training=True)[0]                   # the cache (the mask) is dropped
+    first_mask = id(layer._kept_mask)                          # (an id: a reference would hold it)
+    second, held = layer.apply(x, training=True)
+    assert id(held) == first_mask                              # the same buffer, refilled
     assert not np.array_equal(first, second)                   # a new draw, and the old output intact
-    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), second)
-    layer.forward(x[:2], training=True)                        # another shape: a new buffer
-    assert layer._mask is not first_mask and layer._mask.shape == (2, 6)
+    third, held_too = layer.apply(x, training=True)            # ``held`` still refers to it: a fresh one
+    assert held_too is not held and np.array_equal(held, np.where(second == 0, 0, 2))
+    np.testing.assert_array_equal(layer.vjp(held_too, np.ones_like(x))[0], third)
+    _, other = layer.apply(x[:2], training=True)               # another shape: a new buffer
+    assert other.shape == (2, 6)
 
 
 @pytest.mark.parametrize("threads", [2, 3])

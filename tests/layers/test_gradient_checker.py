@@ -9,28 +9,27 @@ from glassnet.testing import (check_layer_gradients, check_model_gradients, nume
 
 
 class _WrongDx(layers.Dense):
-    def backward(self, dy):
-        return super().backward(dy) * 1.001
+    def vjp(self, cache, dy, *args, **kwargs):
+        dx, grads = super().vjp(cache, dy, *args, **kwargs)
+        return (None if dx is None else dx * 1.001), grads
 
 
 class _WrongBias(layers.Dense):
-    def backward(self, dy):
-        dx = super().backward(dy)
-        self.grads["bias"] = self.grads["bias"] * 1.001
-        return dx
+    def vjp(self, cache, dy, *args, **kwargs):
+        dx, grads = super().vjp(cache, dy, *args, **kwargs)
+        return dx, {**grads, "bias": grads["bias"] * 1.001} if grads else grads
 
 
 class _MutatesDy(layers.Dense):
-    def backward(self, dy):
+    def vjp(self, cache, dy, *args, **kwargs):
         dy *= 1.0
-        return super().backward(dy)
+        return super().vjp(cache, dy, *args, **kwargs)
 
 
 class _ForgetsAGradient(layers.Dense):
-    def backward(self, dy):
-        dx = super().backward(dy)
-        self.grads["kernel"] = np.zeros_like(self.params["kernel"])
-        return dx
+    def vjp(self, cache, dy, *args, **kwargs):
+        dx, grads = super().vjp(cache, dy, *args, **kwargs)
+        return dx, {**grads, "kernel": np.zeros_like(self.params["kernel"])} if grads else grads
 
 
 X = np.random.default_rng(0).standard_normal((3, 4))

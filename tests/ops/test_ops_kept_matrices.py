@@ -94,9 +94,9 @@ def test_a_conv_layer_keeps_matrices_only_while_training():
     layer = layers.Conv2D(4, 3, input_shape=(8, 8, 2), seed=0)
     x = np.random.default_rng(2).standard_normal((3, 8, 8, 2)).astype("float32")
     layer.forward(x)
-    assert layer._cache[3] is None and layer._kept_matrices == {}
+    assert layer._cache.conv[3] is None and layer._kept_matrices == {}
     layer.forward(x, training=True)
-    assert layer._cache[3][0] is layer._kept_matrices and len(layer._kept_matrices) > 2
+    assert layer._cache.conv[3][0] is layer._kept_matrices and len(layer._kept_matrices) > 2
 
 
 def _reference_gradients(x, kernel, stride, pads, dy):

@@ -1,0 +1,229 @@
+"""The planning pass: a layer graph turned into explicit execution steps.
+
+A step runs one or more layer calls with one signature: ``apply(xs, training) -> (ys, cache)`` and
+``vjp(cache, dys, rule, need_dx, need_grads, gate_input, output_gated) -> (dxs, {layer: grads})``.
+The speed tricks are steps chosen here, never switches in the layers:
+
+- :class:`ConvPoolStep`: a Conv2D (ReLU or no activation) whose only reader is a tiling
+  MaxPooling2D runs as one fused pass (:func:`glassnet.ops.conv2d_maxpool_forward`) without the
+  convolution's full output (``fuse=True``: training and ``predict``; explanations plan the unfused
+  view, where every layer's output exists).
+- ReLU gates moved between convolutions: when a convolution (or a fused pair) reads the output of a
+  Conv2D with a fused ReLU and nothing else reads it, the upper step may multiply its input gradient
+  by ``x > 0`` while each block is in cache (``gate_input``) and the lower one then takes its output
+  gradient as gated (``output_gated``). The executor decides per call: only under the vanilla rule,
+  and never for a tensor whose gradient the caller asked for.
+- ``logits=True``: the graph's outputs stop before a final softmax (a Softmax / Activation("softmax")
+  node is left out, a fused softmax or sigmoid runs with ``logits=True``), which is what the fused
+  losses and the explanations work on.
+"""
+from typing import NamedTuple
+
+from glassnet.engine.graph import Graph, Node
+
+#: final activations that ``logits=True`` leaves out when they are fused in a layer
+LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
+
+
+def head_kind(layer):
+    """How a graph output produced by ``layer`` reaches its logits: "drop" (a separate softmax:
+    the logits are its input), "logits" (a fused softmax/sigmoid: run with ``logits=True``) or None."""
+    from glassnet.layers import Activation, Softmax
+    if isinstance(layer, Softmax) or (isinstance(layer, Activation) and layer.activation == "softmax"):
+        return "drop"
+    if getattr(layer, "activation", None) in LOGIT_ACTIVATIONS and hasattr(layer, "_activate"):
+        return "logits"
+    return None
+
+
+class LayerStep:
+    """One layer call (a merge layer takes the list of its inputs)."""
+
+    gates_output = False            # a ReLU gate on the output that the step above may apply
+    gates_input = False             # can apply the gate of the step below to its input gradient
+
+    def __init__(self, node, logits=False):
+        self.nodes = (node,)
+        self.layer, self.inputs, self.outputs = node.layer, node.inputs, (node.output,)
+        self.logits, self.merges = logits, node.merges
+
+    @property
+    def layers(self):
+        return tuple(node.layer for node in self.nodes)
+
+    def trainable(self):
+        return any(layer.trainable and layer.params for layer in self.layers)
+
+    def apply(self, xs, training):
+        x = list(xs) if self.merges else xs[0]
+        options = {"logits": True} if self.logits else {}
+        y, cache = self.layer.apply(x, training=training, **options)
+        return (y,), cache
+
+    def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
+        dx, grads = self.layer.vjp(cache, dys[0], rule=rule, need_dx=any(need_dx), need_grads=need_grads)
+        return (tuple(dx) if self.merges and dx is not None else (dx,)), {self.layer: grads}
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {'+'.join(layer.name for layer in self.layers)}>"
+
+
+class ConvStep(LayerStep):
+    """A Conv2D call that can take part in moving a ReLU gate between two convolutions."""
+
+    gates_input = True
+
+    def __init__(self, node, logits=False):
+        super().__init__(node, logits)
+        self.gates_output = node.layer.activation == "relu" and not logits
+
+    def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
+        layer, dy = self.layer, dys[0]
+        # the ReLU's gate, under the vanilla rule, runs inside the convolution's blocks: given by the
+        # step above (output_gated) or applied here from the cached output
+        fused = layer.activation == "relu" and cache.output is not None and rule == "vanilla"
+        dz = dy if fused or output_gated else layer._deactivate(cache.output, dy, rule)
+        relu_output = cache.output if fused and not output_gated else None
+        dx, grads = layer.conv_vjp(cache.conv, dz, relu_output, gate_input, need_dx[0], need_grads)
+        return (dx,), {layer: grads}
+
+
+class ConvPoolStep(LayerStep):
+    """A Conv2D and the MaxPooling2D that alone reads it, as one fused pass when the batch allows
+    (:func:`glassnet.ops.conv_pool.fusable`), else the two calls one after the other."""
+
+    gates_input = True
+
+    def __init__(self, conv_node, pool_node):
+        self.nodes = (conv_node, pool_node)
+        self.layer, self.pool = conv_node.layer, pool_node.layer
+        self.inputs, self.outputs = conv_node.inputs, (pool_node.output,)
+        self.logits, self.merges = False, False
+        self._split = (ConvStep(conv_node), LayerStep(pool_node))
+
+    def apply(self, xs, training):
+        from glassnet.ops import conv2d_maxpool_forward, conv_pool
+        conv, x = self.layer, xs[0]
+        conv.ensure_built(x)
+        pads = conv._pads(x.shape[1:3])
+        if not conv_pool.fusable(x, conv.params["kernel"], conv.strides, pads, self.pool.pool_size):
+            (z,), conv_cache = self._split[0].apply(xs, training)
+            ys, pool_cache = self._split[1].apply((z,), training)
+            return ys, (conv_cache, pool_cache)
+        y, cache = conv2d_maxpool_forward(x, conv.params["kernel"], conv.params.get("bias"), conv.strides, pads,
+                                          self.pool.pool_size, relu=conv.activation == "relu",
+                                          record_winners=training, keep=conv._kept_matrices if training else None)
+        return (y,), cache
+
+    def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
+        from glassnet.ops import conv2d_maxpool_backward
+        if isinstance(cache, tuple) and len(cache) == 2:
+            conv_cache, pool_cache = cache
+            (dz,), _ = self._split[1].vjp(pool_cache, dys, rule, (True,), False)
+            return self._split[0].vjp(conv_cache, (dz,), rule, need_dx, need_grads, gate_input)
+        conv = self.layer
+        dx, dkernel, dbias = conv2d_maxpool_backward(dys[0], cache, conv.params["kernel"], need_dx=need_dx[0],
+                                                     need_bias=conv.use_bias and need_grads, gate_input=gate_input)
+        return (dx,), {conv: conv.grads_dict(dkernel, dbias) if need_grads else {}, self.pool: {}}
+
+
+class Plan(NamedTuple):
+    """Execution steps in a runnable order over the graph's tensor slots.
+
+    Attributes
+    ----------
+    steps : tuple of steps
+    inputs, outputs : tuple of int
+        The input slots and the output slots (the logits' slots in a ``logits=True`` plan).
+    producer : dict
+        {slot: index of the step that writes it}.
+    readers : dict
+        {slot: number of step inputs that read it}.
+    gates_below : dict
+        {step index: index of the step below whose ReLU gate it may apply to its input gradient}.
+    """
+    steps: tuple
+    inputs: tuple
+    outputs: tuple
+    producer: dict
+    readers: dict
+    gates_below: dict
+
+    def needed(self, targets):
+        """Indices, in order, of the steps that the values in slots ``targets`` depend on."""
+        todo, seen = [t for t in targets if t in self.producer], set()
+        while todo:
+            index = self.producer[todo.pop()]
+            if index not in seen:
+                seen.add(index)
+                todo.extend(s for s in self.steps[index].inputs if s in self.producer)
+        return sorted(seen)
+
+
+def _logits_view(graph):
+    """(nodes, outputs, {node index: runs with logits=True}) with the final softmaxes left out."""
+    nodes, outputs, logit_nodes = list(graph.nodes), list(graph.outputs), set()
+    producers, readers = graph.producers(), graph.consumers()
+    dropped = set()
+    for k, slot in enumerate(outputs):
+        index = producers.get(slot)
+        if index is None:
+            continue
+        kind = head_kind(nodes[index].layer)
+        if kind == "drop" and not readers.get(slot) and graph.outputs.count(slot) == 1:
+            outputs[k] = nodes[index].inputs[0]
+            dropped.add(index)
+        elif kind == "logits":
+            logit_nodes.add(index)
+    kept = [i for i in range(len(nodes)) if i not in dropped]
+    return [nodes[i] for i in kept], tuple(outputs), {kept.index(i) for i in logit_nodes if i in kept}
+
+
+def make_plan(graph, logits=False, fuse=False):
+    """Plan ``graph`` (a :class:`~glassnet.engine.graph.Graph`).
+
+    Parameters
+    ----------
+    logits : bool
+        Outputs stop before the final softmax / sigmoid (see the module notes).
+    fuse : bool
+        Run Conv2D + MaxPooling2D pairs as fused steps (training and ``predict``).
+    """
+    from glassnet.layers import Conv2D
+    if logits:
+        nodes, outputs, logit_nodes = _logits_view(graph)
+    else:
+        nodes, outputs, logit_nodes = list(graph.nodes), tuple(graph.outputs), set()
+    view = Graph(tuple(nodes), graph.inputs, outputs)
+    readers = view.consumers()
+    steps, fused_away = [], set()
+    for i, node in enumerate(nodes):
+        if i in fused_away:
+            continue
+        if isinstance(node.layer, Conv2D):
+            pool_index = _pool_reader(view, node, readers, i in logit_nodes) if fuse else None
+            if pool_index is not None:
+                fused_away.add(pool_index)
+                steps.append(ConvPoolStep(node, nodes[pool_index]))
+                continue
+            steps.append(ConvStep(node, i in logit_nodes))
+        else:
+            steps.append(LayerStep(node, i in logit_nodes))
+    producer = {slot: i for i, step in enumerate(steps) for slot in step.outputs}
+    gates_below = {}
+    for i, step in enumerate(steps):
+        below = producer.get(step.inputs[0]) if step.gates_input and len(step.inputs) == 1 else None
+        if (below is not None and steps[below].gates_output and readers.get(step.inputs[0]) == 1
+                and step.inputs[0] not in outputs):
+            gates_below[i] = below
+    return Plan(tuple(steps), tuple(graph.inputs), outputs, producer, readers, gates_below)
+
+
+def _pool_reader(view, node, readers, logits):
+    """Index of the MaxPooling2D node that alone reads ``node``'s output and can fuse with it, or None."""
+    if logits or readers.get(node.output) != 1 or node.output in view.outputs:
+        return None
+    for j, other in enumerate(view.nodes):
+        if node.output in other.inputs and node.layer.pools_with(other.layer):
+            return j
+    return None

@@ -18,7 +18,6 @@ line up (see :func:`glassnet.interop._common.flat_permutation`).
 """
 import io
 import json
-import re
 import zipfile
 
 import numpy as np
@@ -29,7 +28,6 @@ from glassnet.interop._common import (MAX_COMPRESSION, MAX_CONFIG_BYTES, WHERE, 
 KERAS_WHAT = "a Keras model file (.keras zip or Keras 2 .h5)"
 _FIX_UNSUPPORTED = ("glassnet opens Sequential Keras models built from its own layers; rebuild the model "
                     "without these layers (or replace them with glassnet's), save it again and retry.")
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ALIASES = {"Convolution2D": "Conv2D", "MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D",
             "GlobalAvgPool2D": "GlobalAveragePooling2D", "GlobalMaxPool2D": "GlobalMaxPooling2D"}
 _ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "softmax")

@@ -38,10 +38,11 @@ test-slow: $(VENV)/.installed-dev
 	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest -q -m slow --timeout=5400
 
-## make bench: glassnet vs PyTorch CPU speed (installs the bench extra)
+## make bench: glassnet vs PyTorch CPU speed, and explanations vs Captum (installs the bench extra)
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.explain
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

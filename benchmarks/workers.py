@@ -9,6 +9,7 @@ Jobs (``spec["job"]``):
 ``reference``  seed 003's loop code (``glassnet.reference.train_tiny_step``), one image per step.
 ``scaling``    seconds per training step and per predicted image, and peak RSS, for one
                (model, input shape, batch size), glassnet or PyTorch.
+``explain``    explanation methods' images/s, glassnet or Captum (:mod:`benchmarks.explain_jobs`).
 
 Both libraries see the same random data (float32 N(0, 1) images, integer labels) and the same
 optimizer (SGD, learning rate 0.01, momentum 0.9). Each epoch goes over ``epoch_images`` images
@@ -234,8 +235,13 @@ def scaling_job(spec):
             "infer_ms_per_image": 1e3 * infer_s / n, "peak_rss_mib": peak_rss_mib()}
 
 
+def explain_job(spec):
+    from benchmarks.explain_jobs import explain_job as job     # imports Captum only in its own processes
+    return job(spec)
+
+
 JOBS = {"glassnet": glassnet_job, "torch": torch_job, "reference": reference_job, "peak": peak_job,
-        "scaling": scaling_job}
+        "scaling": scaling_job, "explain": explain_job}
 
 
 def main(argv=None):

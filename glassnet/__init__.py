@@ -10,10 +10,12 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "activations", "callbacks", "cli", "data", "datasets", "explain", "initializers",
     "interop", "layers", "losses", "metrics", "model", "models", "ops", "optimizers",
-    "preprocessing", "reference", "saving", "utils", "validation", "viz",
+    "preprocessing", "reference", "saving", "utils", "validation", "viz", "engine", "functional",
 }
 _ATTRIBUTES = {
     "Sequential": "glassnet.model",
+    "Model": "glassnet.model",
+    "Input": "glassnet.functional",
     "load_model": "glassnet.saving",
     "export_onnx": "glassnet.interop",
 }

@@ -35,6 +35,11 @@ def say(*parts):
     print(*parts, flush=True)
 
 
+def warn(line):
+    """Print a one-line warning on stderr: ``glassnet: warning: ...``."""
+    print(f"glassnet: warning: {line}", file=sys.stderr, flush=True)
+
+
 # -- datasets --------------------------------------------------------------------------------
 DATASET_NAMES = ("fashion-mnist", "mnist", "mnist-t10k", "shapes")
 
@@ -408,7 +413,7 @@ def _demo_report(model, data, history, out):
     n = DEMO["report_images"]
     return report(model, data.x_test[:256], data.y_test[:256], out, history=history.history, n_explain=n,
                   class_names=data.class_names, title=f"glassnet demo: {model.name} on {data.description}",
-                  progress=False, maximization_steps=60)
+                  progress=False, maximization_steps=60, on_warning=warn)
 
 
 def run_demo(args):
@@ -506,7 +511,8 @@ def run_report(args):
     start = time.perf_counter()
     path = viz.report(model, data.x_test, data.y_test, args.out, history=history, n_explain=args.n_explain,
                       class_names=_class_names(model, data), sanity=not args.no_sanity, progress=not args.quiet,
-                      seed=args.seed, title=f"glassnet report: {os.path.basename(args.model)} on {data.description}")
+                      seed=args.seed, title=f"glassnet report: {os.path.basename(args.model)} on {data.description}",
+                      on_warning=warn)
     say(f"Report: {path} ({time.perf_counter() - start:.0f} s)")
     return 0
 
@@ -544,7 +550,7 @@ def run_explain(args):
         x, label, what = data.x_test[index], int(data.y_test[index]), f"test image #{index}"
         names = names or data.class_names
     viz.plot_explanation(model, x, args.method, target=args.target, class_names=names, label=label,
-                         to_file=args.out)
+                         to_file=args.out, on_warning=warn)
     probabilities = model.predict(x[None])[0]
     predicted = int(probabilities.argmax())
     shown = names[predicted] if names and predicted < len(names) else str(predicted)
@@ -557,7 +563,8 @@ register("report", "one self-contained HTML report: summary, diagram, curves, co
          add_report_arguments, run_report,
          "Write DIR/report.html for a saved model on a test set: summary table, architecture diagram, training "
          "curves, accuracy and confusion, filters, feature maps, activation maximization per class, and for a "
-         "sample of test images every explanation method with its sanity-check verdict.")
+         "sample of test images every explanation method with its sanity-check verdict, randomization curve and "
+         "deletion/insertion AUCs. Blank (constant) maps are reported as warnings on stderr.")
 register("explain", "explain one prediction as a heatmap picture", add_explain_arguments, run_explain,
          "Explain why a saved model predicts what it does for one test image (--index) or your own image "
          "(--image), with the chosen method, and write the picture (image and heatmap with colorbar) to --out.")

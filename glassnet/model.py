@@ -83,23 +83,51 @@ class _Found(Exception):
     """Raised inside the NaN replay to stop at the first non-finite value (its message says where)."""
 
 
-class Sequential:
-    """A linear stack of layers.
+class Model:
+    """A graph of layers with Keras's API: ``gn.Model(inputs, outputs)`` (the Functional API).
+
+    ``Sequential`` is the one-chain case of this class: both run on one executor
+    (:mod:`glassnet.engine`), so fit, evaluate, predict, saving, the summary and every explanation
+    work the same on both.
 
     Parameters
     ----------
-    layers : list of Layer, optional
+    inputs : KerasTensor, or list / dict of them
+        The ``gn.Input(...)`` tensors the graph starts from.
+    outputs : KerasTensor, or list / dict of them
+        Tensors computed from ``inputs`` by calling layers on them.
     name : str, optional
-    seed : int or numpy.random.Generator, optional
-        Seeds weight initialization (layer ``i`` draws from ``default_rng([seed, i])``; a Generator
-        gives the int seed, drawn once). Without it the weights differ from run to run, as in
-        Keras and PyTorch: ``fit(seed=...)`` then makes the training reproducible from those
-        weights, and the two seeds together the whole run.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A graph mistake (non-tensors, a disconnected output, an unused input, a tensor from another
+        graph, two layers with one name), before anything is kept.
     """
 
-    def __init__(self, layers=None, name=None, seed=None):
-        self.name = name or unique_name("sequential")
-        self.seed = check_seed(seed, "Sequential")
+    def __init__(self, inputs=None, outputs=None, name=None):
+        from glassnet.functional import trace
+        if inputs is None or outputs is None:
+            raise TypeError(message("Model", "Model(inputs, outputs) with symbolic tensors", "inputs="
+                                    f"{describe(inputs)}, outputs={describe(outputs)}",
+                                    "x = gn.Input((28, 28, 1)); y = layers.Dense(10)(layers.Flatten()(x)); "
+                                    "model = gn.Model(x, y); or use gn.Sequential([...])."))
+        traced = trace(inputs, outputs, "Model")           # every check runs before any state is kept
+        self._init_state(name or unique_name("functional"), None)
+        self._traced = traced
+        self._layers = list(traced.layers)
+        self._slot_of = {}
+        for node in traced.graph.nodes:
+            self._slot_of.setdefault(id(node.layer), node.output)
+        for slot, tensor in enumerate(traced.input_tensors):
+            self._slot_of[id(tensor.history.layer)] = slot
+        shapes = [tensor.shape for tensor in traced.input_tensors]
+        self.input_shape = shapes[0] if len(shapes) == 1 else shapes
+        self.built = True
+
+    def _init_state(self, name, seed):
+        self.name = name
+        self.seed = seed
         self._layers = []
         self._plans = {}
         self.built = False
@@ -117,61 +145,40 @@ class Sequential:
         self.fit_seed = None
         #: Free-form JSON-able information saved with the model (dataset, class names, scaling).
         self.metadata = {}
-        for layer in layers or []:
-            self.add(layer)
 
     # -- structure -----------------------------------------------------------------------
     @property
     def layers(self):
         return list(self._layers)
 
-    def add(self, layer):
-        """Append a layer; builds it at once when the model's input shape is known."""
-        if not isinstance(layer, Layer):
-            raise TypeError(message("Sequential.add", "a glassnet Layer instance", describe(layer),
-                                    "Create it first, e.g. model.add(layers.Dense(10))."))
-        if any(existing.name == layer.name for existing in self._layers):
-            raise ValueError(message("Sequential.add", "unique layer names", f"a second layer named {layer.name!r}",
-                                     "Pass a different name=... to one of them."))
-        self._layers.append(layer)
-        if len(self._layers) == 1 and layer.input_shape_arg is not None:
-            self.build((None,) + layer.input_shape_arg)
-        elif self.built:
-            self._build_layer(len(self._layers) - 1, self._layers[-2].output_shape[1:])
-
-    def _build_layer(self, index, shape):
-        layer = self._layers[index]
-        if self.seed is not None and not layer.built:
-            layer.rng = np.random.default_rng([self.seed, index])
-        if not layer.built or layer.input_shape[1:] != tuple(shape):
-            layer.build(shape)
-        return layer.output_shape[1:]
-
     def build(self, input_shape=None):
-        """Build every layer for a per-example ``input_shape`` (a leading None is accepted)."""
-        if input_shape is None:
-            first = self._layers[0].input_shape_arg if self._layers else None
-            if first is None:
-                raise ValueError(message("Sequential.build", "an input_shape (or a first layer with input_shape)",
-                                         "neither", "Call model.build((None, 28, 28, 1))."))
-            input_shape = first
-        shape = check_shape(input_shape, "Sequential.build")
-        if shape and shape[0] is None:
-            shape = shape[1:]
-        self.input_shape = (None,) + tuple(int(d) for d in shape)
-        shape = self.input_shape[1:]
-        for index in range(len(self._layers)):
-            shape = self._build_layer(index, shape)
-        self.built = True
+        """Graph models are built when constructed; this exists for Keras's API and returns the model."""
         return self
 
     @property
     def output_shape(self):
-        return self._layers[-1].output_shape if self.built else None
+        """The output shape ``(None, ...)``, or a list of them for several outputs."""
+        shapes = [tensor.shape for tensor in self._traced.output_tensors]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
     def dtype(self):
-        return self._layers[0].dtype if self._layers else np.dtype("float32")
+        return self._output_layer().dtype
+
+    @property
+    def inputs(self):
+        """The model's input tensors (a list, as Keras's ``model.inputs``)."""
+        return list(self._traced.input_tensors)
+
+    @property
+    def outputs(self):
+        """The model's output tensors (a list, as Keras's ``model.outputs``)."""
+        return list(self._traced.output_tensors)
+
+    def _output_layer(self):
+        """The layer that computes the (first) output."""
+        node = next(n for n in self._graph().nodes if n.output == self._graph().outputs[0])
+        return node.layer
 
     def get_layer(self, name=None, index=None):
         """A layer by name, by index (negative counts from the end), or the Layer itself."""
@@ -222,20 +229,29 @@ class Sequential:
     # -- computation ---------------------------------------------------------------------
     def _head(self):
         """(number of layers to run, whether the last one runs without its softmax) for logits."""
-        kind = head_kind(self._layers[-1])
-        return (len(self._layers) - 1, False) if kind == "drop" else (len(self._layers), kind == "logits")
+        last = self._output_layer()
+        kind = head_kind(last)
+        return (self._layers.index(last), False) if kind == "drop" else (len(self._layers), kind == "logits")
 
     @property
     def output_activation(self):
         """The final activation ("softmax", "sigmoid", "linear", ...) that ``logits=True`` removes."""
-        last = self._layers[-1]
+        last = self._output_layer()
         if isinstance(last, Softmax):
             return "softmax"
         return getattr(last, "activation", "linear") if isinstance(getattr(last, "activation", None), str) else "linear"
 
-    # -- the executor (glassnet.engine): one forward and one backward loop --------------------
     def _graph(self):
-        return Graph.chain(self._layers)
+        return self._traced.graph
+
+    def layer_slot(self, layer):
+        """The tensor slot (in :meth:`plan`) holding the output of ``layer`` (name, index or Layer);
+        for a layer called several times, its first call."""
+        return self._slot_of[id(self.get_layer(layer))]
+
+    @property
+    def input_slots(self):
+        return self._graph().inputs
 
     def plan(self, logits=False, fuse=False):
         """The execution plan (:func:`glassnet.engine.make_plan`) of this model, made once per kind.
@@ -249,14 +265,6 @@ class Sequential:
             plan = make_plan(self._graph(), logits=logits, fuse=fuse)
             self._plans[key] = plan       # one dict store: threads racing here build equal plans
         return plan
-
-    def layer_slot(self, layer):
-        """The tensor slot (in :meth:`plan`) holding the output of ``layer`` (name, index or Layer)."""
-        return self.layer_index(layer) + 1
-
-    @property
-    def input_slots(self):
-        return (0,)
 
     def forward(self, x, training=False, logits=False, stop=None, fuse=None):
         """Run layers ``[0, stop)`` (all by default) on an already validated batch, keeping the pass
@@ -317,19 +325,49 @@ class Sequential:
             self.build((None,) + array.shape[1:])
         return check_input_shape(array, self.input_shape[1:], where)
 
+    def check_inputs(self, x, where):
+        """A model's inputs as a list of validated arrays, one per input: ``x`` an array for a model with
+        one input; a list (in ``model.inputs`` order) or a dict by input name for several."""
+        if len(self.input_slots) == 1:
+            return [self.check_x(x, where)]
+        tensors = self._traced.input_tensors
+        if isinstance(x, dict):
+            missing = [t.name for t in tensors if t.name not in x]
+            if missing or len(x) != len(tensors):
+                raise ValueError(message(where, f"one array per input, keyed {[t.name for t in tensors]}",
+                                         f"keys {sorted(map(str, x))}"))
+            x = [x[t.name] for t in tensors]
+        if not isinstance(x, (list, tuple)) or len(x) != len(tensors):
+            raise ValueError(message(where, f"a list of {len(tensors)} arrays (inputs {[t.name for t in tensors]})",
+                                     describe(x), "Pass one array per gn.Input, in model.inputs order, or a dict."))
+        arrays = [check_input_shape(as_float_array(a, where, name=t.name, dtype=self.dtype), t.shape[1:], where,
+                                    name=t.name) for a, t in zip(x, tensors)]
+        if len({len(a) for a in arrays}) != 1:
+            raise ValueError(message(where, "inputs with one number of samples", f"{[len(a) for a in arrays]}"))
+        return arrays
+
     def predict(self, x, batch_size=32, verbose=0, logits=False):
-        """Outputs for ``x`` computed in batches: (N, ...) -> (N, *output_shape)."""
-        x = self.check_x(x, "Sequential.predict")
+        """Outputs for ``x`` computed in batches: (N, ...) -> (N, *output_shape); a list (or dict, as the
+        model's outputs were given) of arrays for a model with several outputs."""
+        where = f"{type(self).__name__}.predict"
+        xs = self.check_inputs(x, where)
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(message("Sequential.predict", "batch_size as a positive int", repr(batch_size)))
+            raise ValueError(message(where, "batch_size as a positive int", repr(batch_size)))
         plan = self.plan(logits, fuse=True)
-        out = plan.outputs[0]
-        outputs = [run(plan, [x[start:start + batch_size]], keep=False).values[out]
-                   for start in range(0, len(x), batch_size)]
-        return np.concatenate(outputs, axis=0)
+        parts = [run(plan, [a[start:start + batch_size] for a in xs], keep=False).values
+                 for start in range(0, len(xs[0]), batch_size)]
+        outputs = [np.concatenate([values[slot] for values in parts], axis=0) for slot in plan.outputs]
+        return self._structured(outputs)
+
+    def _structured(self, outputs):
+        """A list of per-output arrays in the structure the outputs were given (one array, list, dict)."""
+        traced = getattr(self, "_traced", None)
+        if traced is None or traced.structure == "single":
+            return outputs[0]
+        return dict(zip(traced.output_names, outputs)) if traced.structure == "dict" else outputs
 
     def predict_on_batch(self, x):
-        return self.predict(x, batch_size=max(len(np.asarray(x)), 1))
+        return self.predict(x, batch_size=max(len(self.check_inputs(x, "predict_on_batch")[0]), 1))
 
     def __call__(self, x, training=False):
         return self.forward(x, training=training)
@@ -736,6 +774,9 @@ class Sequential:
                 for key, value in stats.items():
                     layer.non_trainable[key][...] = value
 
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} layers={len(self._layers)} params={self.count_params():,}>"
+
     def _replay(self, xb, yb, fused):
         """Run the batch again step by step on the unfused plan, naming the first non-finite value."""
         plan = self.plan(logits=fused, fuse=False)
@@ -781,7 +822,175 @@ class Sequential:
         load_weights(self, path)
 
     # -- description ---------------------------------------------------------------------
-    def summary(self, line_length=65, print_fn=None):
+    def summary(self, line_length=None, print_fn=None):
+        """Print (or pass to ``print_fn``, line by line) Keras's summary table, with Keras 2's
+        "Connected to" column for a graph model (``layer_name[call][0]`` of each input).
+
+        Returns None like Keras; for the text collect the lines: ``model.summary(print_fn=lines.append)``.
+        """
+        columns = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
+        rows = []
+        for layer in self._layers:
+            calls = [call for call in self._traced.calls if call.layer is layer] or [None]
+            shapes = [self._call_shape(layer, call) for call in calls]
+            sources = [f"{t.history.layer.name}[{t.history.index}][0]" for call in calls if call is not None
+                       for t in call.inputs]
+            rows.append([[f"{layer.name} ({type(layer).__name__})", str(shapes[0] if len(shapes) == 1 else shapes),
+                          layer.count_params(), sources[0] if sources else ""]]
+                        + [["", "", "", source] for source in sources[1:]])
+        _print_table(self, columns, (0.33, 0.55, 0.67, 1.0), 98, rows, line_length, print_fn)
+
+    def _call_shape(self, layer, call):
+        """Output shape of one call of ``layer`` (an InputLayer: its input shape)."""
+        if call is None:
+            return layer.output_shape
+        return next(t.shape for t, c in zip(self._traced.tensors, self._traced.calls) if c is call)
+
+    def _slot_shapes(self):
+        """{slot: (None, ...) shape} of every tensor of the graph."""
+        shapes = {slot: tensor.shape for slot, tensor in enumerate(self._traced.input_tensors)}
+        shapes.update((node.output, tensor.shape) for node, tensor in zip(self._graph().nodes, self._traced.tensors))
+        return shapes
+
+    def get_config(self):
+        """Keras's Functional config: every layer with its ``inbound_nodes`` (``[[layer, call, 0], ...]``
+        per call), ``input_layers`` and ``output_layers``; no code, only names and numbers."""
+        from glassnet.layers import serialize
+        entries = []
+        for layer in self._layers:
+            calls = [call for call in self._traced.calls if call.layer is layer]
+            entries.append({**serialize(layer), "name": layer.name, "inbound_nodes": [
+                [[t.history.layer.name, t.history.index, 0] for t in call.inputs] for call in calls]})
+        ends = {"input_layers": self._traced.input_tensors, "output_layers": self._traced.output_tensors}
+        config = {"name": self.name, "layers": entries, "output_structure": self._traced.structure,
+                  "output_names": list(self._traced.output_names)}
+        for key, tensors in ends.items():
+            config[key] = [[t.history.layer.name, t.history.index, 0] for t in tensors]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild a graph model from :meth:`get_config` by replaying its layer calls."""
+        from glassnet.functional import replay
+        inputs, outputs = replay(config)
+        return cls(inputs, outputs, name=config.get("name"))
+
+
+def _print_table(model, columns, fractions, default_length, rows, line_length, print_fn):
+    """Keras 2's ``print_summary`` table: columns cut at ``fractions`` of ``line_length``; ``rows`` is one
+    list of lines per layer."""
+    where = f"{type(model).__name__}.summary"
+    line_length = check_int(default_length if line_length is None else line_length, "line_length", where,
+                            minimum=40, fix=f"The default, {default_length}, matches Keras.")
+    if print_fn is not None and not callable(print_fn):
+        raise TypeError(message(where, "print_fn as a callable taking one line (or None to print)",
+                                describe(print_fn), "For example print_fn=lines.append."))
+    positions = [int(line_length * p) for p in fractions]
+
+    def row(fields):
+        line = ""
+        for i, field in enumerate(fields):
+            if i > 0:
+                line = line[:-1] + " "
+            line = (line + str(field))[:positions[i]]
+            line += " " * (positions[i] - len(line))
+        return line
+
+    lines = [f'Model: "{model.name}"', "_" * line_length, row(columns), "=" * line_length]
+    for i, layer_rows in enumerate(rows):
+        lines += [row(fields) for fields in layer_rows]
+        lines.append("=" * line_length if i == len(rows) - 1 else "_" * line_length)
+    total = model.count_params()
+    trainable = sum(layer.count_trainable_params() for layer in model._layers)
+    lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+              f"Non-trainable params: {total - trainable:,}", "_" * line_length]
+    emit = print if print_fn is None else print_fn
+    for line in lines:
+        emit(line)
+
+
+class Sequential(Model):
+    """A linear stack of layers: the one-chain case of :class:`Model`.
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+    name : str, optional
+    seed : int or numpy.random.Generator, optional
+        Seeds weight initialization (layer ``i`` draws from ``default_rng([seed, i])``; a Generator
+        gives the int seed, drawn once). Without it the weights differ from run to run, as in
+        Keras and PyTorch: ``fit(seed=...)`` then makes the training reproducible from those
+        weights, and the two seeds together the whole run.
+    """
+
+    def __init__(self, layers=None, name=None, seed=None):
+        self._init_state(name or unique_name("sequential"), check_seed(seed, "Sequential"))
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        """Append a layer; builds it at once when the model's input shape is known."""
+        if not isinstance(layer, Layer):
+            raise TypeError(message("Sequential.add", "a glassnet Layer instance", describe(layer),
+                                    "Create it first, e.g. model.add(layers.Dense(10))."))
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ValueError(message("Sequential.add", "unique layer names", f"a second layer named {layer.name!r}",
+                                     "Pass a different name=... to one of them."))
+        self._layers.append(layer)
+        if len(self._layers) == 1 and layer.input_shape_arg is not None:
+            self.build((None,) + layer.input_shape_arg)
+        elif self.built:
+            self._build_layer(len(self._layers) - 1, self._layers[-2].output_shape[1:])
+
+    def _build_layer(self, index, shape):
+        layer = self._layers[index]
+        if self.seed is not None and not layer.built:
+            layer.rng = np.random.default_rng([self.seed, index])
+        if not layer.built or layer.input_shape[1:] != tuple(shape):
+            layer.build(shape)
+        return layer.output_shape[1:]
+
+    def build(self, input_shape=None):
+        """Build every layer for a per-example ``input_shape`` (a leading None is accepted)."""
+        if input_shape is None:
+            first = self._layers[0].input_shape_arg if self._layers else None
+            if first is None:
+                raise ValueError(message("Sequential.build", "an input_shape (or a first layer with input_shape)",
+                                         "neither", "Call model.build((None, 28, 28, 1))."))
+            input_shape = first
+        shape = check_shape(input_shape, "Sequential.build")
+        if shape and shape[0] is None:
+            shape = shape[1:]
+        self.input_shape = (None,) + tuple(int(d) for d in shape)
+        shape = self.input_shape[1:]
+        for index in range(len(self._layers)):
+            shape = self._build_layer(index, shape)
+        self.built = True
+        return self
+
+    @property
+    def output_shape(self):
+        return self._layers[-1].output_shape if self.built else None
+
+    @property
+    def dtype(self):
+        return self._layers[0].dtype if self._layers else np.dtype("float32")
+
+    def _output_layer(self):
+        return self._layers[-1]
+
+    def _slot_shapes(self):
+        return {0: self.input_shape, **{i + 1: layer.output_shape for i, layer in enumerate(self._layers)}}
+
+    def _graph(self):
+        return Graph.chain(self._layers)
+
+    def layer_slot(self, layer):
+        """The tensor slot (in :meth:`plan`) holding the output of ``layer`` (name, index or Layer)."""
+        return self.layer_index(layer) + 1
+
+    # -- description ---------------------------------------------------------------------
+    def summary(self, line_length=None, print_fn=None):
         """Print (or pass to ``print_fn``, line by line) Keras's summary table.
 
         Columns are cut like Keras 2's ``print_summary`` so the table matches Keras's output. Like
@@ -791,35 +1000,10 @@ class Sequential:
         if not self.built:
             raise RuntimeError(message("Sequential.summary", "a built model", "an unbuilt one",
                                        "Give the first layer input_shape=... or call model.build(input_shape)."))
-        line_length = check_int(line_length, "line_length", "Sequential.summary", minimum=40,
-                                fix="The default, 65, matches Keras.")
-        if print_fn is not None and not callable(print_fn):
-            raise TypeError(message("Sequential.summary", "print_fn as a callable taking one line (or None to "
-                                    "print)", describe(print_fn), "For example print_fn=lines.append."))
-        positions = [int(line_length * p) for p in (0.45, 0.85, 1.0)]
-
-        def row(fields):
-            line = ""
-            for i, field in enumerate(fields):
-                if i > 0:
-                    line = line[:-1] + " "
-                line = (line + str(field))[:positions[i]]
-                line += " " * (positions[i] - len(line))
-            return line
-
-        lines = [f'Model: "{self.name}"', "_" * line_length, row(["Layer (type)", "Output Shape", "Param #"]),
-                 "=" * line_length]
-        for i, layer in enumerate(self._layers):
-            lines.append(row([f"{layer.name} ({type(layer).__name__})", str(layer.output_shape),
-                              layer.count_params()]))
-            lines.append("=" * line_length if i == len(self._layers) - 1 else "_" * line_length)
-        total = self.count_params()
-        trainable = sum(layer.count_trainable_params() for layer in self._layers)
-        lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                  f"Non-trainable params: {total - trainable:,}", "_" * line_length]
-        emit = print if print_fn is None else print_fn
-        for line in lines:
-            emit(line)
+        rows = [[[f"{layer.name} ({type(layer).__name__})", str(layer.output_shape), layer.count_params()]]
+                for layer in self._layers]
+        _print_table(self, ["Layer (type)", "Output Shape", "Param #"], (0.45, 0.85, 1.0), 65, rows, line_length,
+                     print_fn)
 
     def get_config(self):
         from glassnet.layers import serialize
@@ -835,9 +1019,6 @@ class Sequential:
         if not model.built and config.get("input_shape"):
             model.build((None,) + tuple(config["input_shape"]))
         return model
-
-    def __repr__(self):
-        return f"<Sequential name={self.name!r} layers={len(self._layers)} params={self.count_params():,}>"
 
 
 # -- helpers for fit ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ names and weight shapes are checked, and any truncated, corrupted or tampered fi
 ``ValueError`` that says so (never a raw zipfile / NumPy error).
 """
 import contextlib
+import errno
 import json
 import math
 import os
@@ -48,17 +49,57 @@ def _json_bytes(config):
     return np.frombuffer(json.dumps(config, sort_keys=True).encode("utf-8"), dtype=np.uint8)
 
 
-def atomic_write(path, write):
+#: What to do about a failed write, by errno (the default: :data:`_WRITE_FIX`).
+_WRITE_FIXES = {
+    errno.ENOSPC: "Free space on that disk, or save to another one.",
+    errno.EDQUOT: "Free space within your disk quota, or save to another disk.",
+    errno.EFBIG: "The process's file-size limit (ulimit -f) is smaller than the file: raise it, or save elsewhere.",
+    errno.EACCES: "Save to a folder you may write to, or change its permissions.",
+    errno.EPERM: "Save to a folder you may write to, or change its permissions.",
+    errno.EROFS: "That file system is read-only: save to another one.",
+}
+_WRITE_FIX = "Check that the folder exists, is writable and has free space, or save elsewhere."
+
+
+def _write_error(error, path, where):
+    """The OSError to raise for ``error`` while writing ``path``: the same errno (so the same
+    subclass, e.g. PermissionError), with glassnet's message naming the file and the fix."""
+    reason = error.strerror or str(error)
+    text = message(where, f"a writable file system with room for {path!r}", f"{type(error).__name__}: {reason}",
+                   "The file there, if any, is unchanged and no temporary file is left. "
+                   + _WRITE_FIXES.get(error.errno, _WRITE_FIX))
+    return OSError(error.errno, text) if error.errno is not None else OSError(text)
+
+
+def atomic_write(path, write, where="save"):
     """Call ``write(file)`` on a temporary file next to ``path``, fsync it, then rename it to ``path``.
 
     Creates missing parent folders. The folder is fsynced too, so the rename survives a power cut.
+    Any failure (a full disk, a file-size limit, no permission) leaves the old file as it was and
+    removes the temporary file; an OSError is raised again with the path and what to do about it
+    (same errno, so ``except PermissionError`` still catches a permission problem).
     """
-    path = check_path(path, "save")
+    path = check_path(path, where)
     if os.path.isdir(path):
-        raise ValueError(message("save", "the path of a file to write", f"{path!r}, which is a folder",
+        raise ValueError(message(where, "the path of a file to write", f"{path!r}, which is a folder",
                                  "Add a file name, e.g. os.path.join(folder, 'model.npz')."))
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        _write_and_rename(path, directory, write)
+    except OSError as error:
+        raise _write_error(error, path, where) from error
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _write_and_rename(path, directory, write):
+    """Write a temporary file in ``directory`` and rename it over ``path``; on any failure the
+    temporary file is removed and the exception propagates."""
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -73,12 +114,6 @@ def atomic_write(path, write):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _weight_entries(model):
@@ -140,7 +175,7 @@ def save_model(model, path, include_optimizer=True):
         "metadata": model.metadata or {},
     }
     arrays["config"] = _json_bytes(config)
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    atomic_write(path, lambda handle: np.savez(handle, **arrays), where="save_model")
 
 
 def save_weights(model, path):
@@ -149,7 +184,7 @@ def save_weights(model, path):
     arrays = {f"weight_{i:04d}": w for i, w in enumerate(model.get_weights())}
     arrays["config"] = _json_bytes({"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION,
                                     "glassnet_version": __version__, "weights": _weight_entries(model)})
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    atomic_write(path, lambda handle: np.savez(handle, **arrays), where="save_weights")
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -370,8 +405,8 @@ def load_model(path, compile=True):
         Not a glassnet model file, a newer format, pickled or object data, a truncated or
         tampered file, or weights whose names or shapes do not match the configuration.
     """
-    from glassnet import interop
-    from glassnet.model import Sequential
+    from glassnet import functional, interop
+    from glassnet.model import Model, Sequential
     where = "load_model"
     kind = interop.detect_format(check_path(path, where))
     if kind != "npz":  # Keras .keras / .h5 and ONNX files, told by content
@@ -381,16 +416,18 @@ def load_model(path, compile=True):
     model_config = config.get("model")
     if not isinstance(model_config, dict) or not isinstance(model_config.get("layers"), list):
         raise bad("its model configuration is missing")
+    graph = "input_layers" in model_config          # a Functional model's config (else a Sequential's)
     try:
         # weight shapes worked out without allocating: a tampered units=10**9 must not allocate gigabytes
-        planned = planned_weight_shapes(model_config["layers"], model_config.get("input_shape"))
+        planned = (functional.planned_weight_shapes(model_config) if graph else
+                   planned_weight_shapes(model_config["layers"], model_config.get("input_shape")))
     except Exception as error:  # any layer constructor error means the configuration was altered
         raise bad(f"its model configuration is invalid ({type(error).__name__}: {error})") from None
     held = [arrays[key].shape for key in sorted(arrays) if key.startswith("weight_")]
     if planned is not None and planned != held:
         raise bad(f"its model configuration needs weights of shapes {planned[:6]}, the file holds {held[:6]}")
     try:
-        model = Sequential.from_config(model_config)
+        model = (Model if graph else Sequential).from_config(model_config)
     except Exception as error:  # any layer constructor error means the configuration was altered
         raise bad(f"its model configuration is invalid ({type(error).__name__}: {error})") from None
     weights = _check_weights(model, config, arrays, bad)

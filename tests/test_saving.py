@@ -1,5 +1,6 @@
 """model.save / gn.load_model: one pickle-free .npz, atomic writes, exact resume, damaged files refused,
 and training killed with SIGKILL at random moments resumes to the same weights (issue 3 item 6, issue 8 item 3)."""
+import errno
 import json
 import os
 import signal
@@ -92,6 +93,53 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
     model.save(path)
     assert path.read_bytes() != first and os.listdir(path.parent) == ["m.npz"]
     assert oct(path.stat().st_mode & 0o777) != oct(0o600)      # not the temp file's private mode
+
+
+FILE_SIZE_LIMITED_SAVE = """
+import errno, json, os, resource, sys
+import glassnet as gn
+from glassnet import layers
+path = sys.argv[1]
+small = gn.Sequential([layers.Dense(2, input_shape=(3,))], seed=0)
+small.save(path)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 4096,) * 2)   # ulimit -f
+large = gn.Sequential([layers.Dense(300, input_shape=(300,))], seed=0)           # ~360 KB
+try:
+    large.save(path)
+except OSError as error:
+    print(json.dumps({"type": type(error).__name__, "errno": error.errno, "text": str(error),
+                      "cause": type(error.__cause__).__name__}))
+"""
+
+
+def test_a_file_size_limit_during_save_keeps_the_old_file_and_names_the_path(tmp_path):
+    path = tmp_path / "m.npz"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd()] + sys.path))
+    done = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMITED_SAVE, str(path)], env=env, timeout=120,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["errno"] == errno.EFBIG and report["cause"] == "OSError"
+    assert str(path) in report["text"] and "ulimit -f" in report["text"] and "unchanged" in report["text"]
+    assert os.listdir(tmp_path) == ["m.npz"]                        # no temporary file left
+    assert gn.load_model(path).get_layer(0).units == 2               # the old file, intact
+
+
+@pytest.mark.parametrize("code, subclass, fix", [(errno.ENOSPC, OSError, "Free space"),
+                                                 (errno.EACCES, PermissionError, "may write")])
+def test_a_failed_write_is_reraised_with_the_path_and_the_fix(tmp_path, monkeypatch, code, subclass, fix):
+    path = tmp_path / "m.npz"
+    net().save(path)
+    old = path.read_bytes()
+
+    def failing_savez(handle, **arrays):
+        handle.write(b"partial")
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(np, "savez", failing_savez)
+    with pytest.raises(subclass, match=fix) as raised:
+        net().save(path)
+    assert raised.value.errno == code and str(path) in str(raised.value)
+    assert path.read_bytes() == old and os.listdir(tmp_path) == ["m.npz"]
 
 
 def test_weights_only_files(tmp_path):

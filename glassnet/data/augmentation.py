@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from glassnet.errors import message
+from glassnet.ops.parallel import matmul
 from glassnet.validation import as_generator
 
 _FILL_MODES = {"constant": "constant", "nearest": "nearest", "reflect": "reflect",
@@ -245,10 +246,10 @@ class ImageDataGenerator:
     def _zca_matrix(self, flat):
         """ZCA whitening matrix ``U diag(1/sqrt(s + eps)) U^T`` of the second-moment matrix of ``flat``."""
         flat = flat.astype(np.float64)
-        sigma = flat.T @ flat / flat.shape[0]
+        sigma = matmul(flat.T, flat) / flat.shape[0]
         s, u = np.linalg.eigh(sigma)  # symmetric: eigh is SVD's answer, faster and exactly symmetric
         s = np.clip(s, 0.0, None)
-        return ((u / np.sqrt(s + self.zca_epsilon)) @ u.T).astype(self.dtype)
+        return matmul(u / np.sqrt(s + self.zca_epsilon), u.T).astype(self.dtype)
 
     def standardize(self, x):
         """Apply the normalization steps to one image (H, W, C) or a batch (N, H, W, C).
@@ -289,7 +290,8 @@ class ImageDataGenerator:
             if flat.shape[1] != self.principal_components.shape[0]:
                 raise ValueError(f"ImageDataGenerator was fit on images of {self.principal_components.shape[0]} "
                                  f"values (H*W*C) for ZCA; got images of shape {x.shape[1:]}.")
-            x = (flat @ self.principal_components).reshape(x.shape)
+            # ops.matmul: the same bits whatever thread runs this, also while glassnet trains elsewhere
+            x = matmul(flat, self.principal_components).reshape(x.shape)
         return x
 
     # ------------------------------------------------------------------ random transforms

@@ -27,7 +27,7 @@ occlusion                  score drop when a window is hidden              (N, H
 activation_maximization    input that maximizes a unit or a filter         (H, W, C) or (K, H, W, C)
 feature_maps               a layer's output                                (N, ...)
 filters                    a Conv2D kernel, filter first                   (F, KH, KW, C)
-sanity_check               cascading weight randomization test             SanityCheck
+sanity_check               model / data randomization tests, calibrated    SanityCheck
 deletion_insertion         deletion / insertion AUCs vs. a random order    DeletionInsertion
 =========================  ==============================================  ===================
 """
@@ -37,6 +37,8 @@ from glassnet.explain.gradients import input_gradients, integrated_gradients, sa
 from glassnet.explain.inspect import feature_maps, filters
 from glassnet.explain.maximization import activation_maximization
 from glassnet.explain.occlusion import occlusion
+from glassnet.explain import similarity
+from glassnet.explain.similarity import blank_maps
 from glassnet.explain.trust import (METHODS, DeletionInsertion, SanityCheck, deletion_insertion,
                                     rank_correlation, sanity_check)
 
@@ -44,5 +46,5 @@ __all__ = [
     "input_gradients", "saliency", "smooth_grad", "integrated_gradients", "grad_cam", "grad_cam_plus_plus",
     "guided_grad_cam", "cam", "occlusion", "activation_maximization", "feature_maps", "filters",
     "sanity_check", "deletion_insertion", "rank_correlation", "upsample_bilinear", "receptive_field_grid",
-    "METHODS", "SanityCheck", "DeletionInsertion",
+    "METHODS", "SanityCheck", "DeletionInsertion", "similarity", "blank_maps",
 ]

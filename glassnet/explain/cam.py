@@ -3,6 +3,20 @@
 Each weighs the feature maps ``A`` (N, h, w, K) of one layer by a per-channel weight and sums
 over the channels; maps are ReLU'd (``relu=True``) and resized to the input with bilinear
 interpolation (``upsample=True``), never normalized, so values keep their units and signs.
+
+Placement of the resized map. ``upsample=True`` puts each cell of the map at the centre of its
+receptive field in the input whenever the model's geometry is known (every layer up to the
+map's is a convolution, a pooling, a padding or keeps the spatial size), and falls back to
+half-pixel centres (``cv2.resize``, PyTorch's ``interpolate(align_corners=False)``,
+pytorch-grad-cam) otherwise. Until December 2026 ``True`` always meant half-pixel centres (now
+``upsample="half_pixel"``). Why: a "valid" convolution shifts its output by (k - 1) / 2 pixels,
+which half-pixel centres ignore, and a map drawn half a cell off points beside the object.
+Measured on ``datasets.shapes`` (planted objects with pixel masks; 9 models: three architectures
+with "valid" convolutions, LeNet-5 among them, x three seeds, 3,000 training and 300 test images
+each; ``tests/explain/test_explain_pointing.py``), receptive-field centres raised the pointing
+game from 0.61 to 0.69 on average at a tolerance of 2 pixels (better on 9 of 9 models) and from
+0.35 to 0.44 at 0 pixels (8 of 9), and the share of the map's mass inside the object's mask from
+0.27 to 0.30 (9 of 9). For "same"-padded models the two placements coincide.
 """
 import numpy as np
 
@@ -10,7 +24,7 @@ from glassnet.errors import message
 from glassnet.explain.backprop import (backprop, check_images, check_layer, check_modifier, check_score,
                                        check_target, chunk_size, chunks, forward_pass, last_spatial_layer)
 from glassnet.layers import Activation, Dense, Dropout, GlobalAveragePooling2D, Softmax
-from glassnet.ops import resolve_padding
+from glassnet.ops.parallel import held_blas
 
 
 def _interpolation_matrix(size_in, size_out, dtype, grid=None):
@@ -60,16 +74,10 @@ def upsample_bilinear(maps, size, grid=None):
     grid = (None, None) if grid is None else grid
     rows = _interpolation_matrix(maps.shape[1], H, dtype, grid[0])
     cols = _interpolation_matrix(maps.shape[2], W, dtype, grid[1])
-    # separable: out = Ry @ m @ Rx^T for every map
-    return (rows @ maps.astype(dtype, copy=False) @ cols.T).astype(dtype, copy=False)
-
-
-def _window(layer):
-    """(kernel, strides, padding) of a windowed layer, or None."""
-    for size_name in ("kernel_size", "pool_size"):
-        if hasattr(layer, size_name) and hasattr(layer, "strides") and hasattr(layer, "padding"):
-            return getattr(layer, size_name), layer.strides, layer.padding
-    return None
+    # separable: out = Ry @ m @ Rx^T for every map; BLAS held at one thread as in glassnet's own
+    # products, so the bits do not depend on whether another thread is running glassnet
+    with held_blas():
+        return (rows @ maps.astype(dtype, copy=False) @ cols.T).astype(dtype, copy=False)
 
 
 def receptive_field_grid(model, index):
@@ -80,37 +88,42 @@ def receptive_field_grid(model, index):
     leading padding p maps its output cell j to ``s * j - p + (k - 1) / 2`` of its input; layers
     that keep the spatial size map j to j. Returns None when a layer's geometry is unknown.
     """
-    grid = [(0.0, 1.0), (0.0, 1.0)]
-    for layer in model.layers[:index + 1]:
-        in_hw = layer.input_shape[1:3]
-        window = _window(layer)
-        if window is not None:
-            kernel, strides, padding = window
-            pads = resolve_padding(padding, kernel, strides, in_hw)
-            maps = [(-pads[a][0] + (kernel[a] - 1) / 2, strides[a]) for a in range(2)]
-        elif getattr(layer, "pads", None) is not None and len(layer.output_shape) == 4:     # ZeroPadding2D
-            maps = [(-layer.pads[a][0], 1) for a in range(2)]
-        elif len(layer.output_shape) == 4 and layer.output_shape[1:3] == layer.input_shape[1:3]:
+    graph = model._graph()
+    target = model.layer_slot(index)
+    grids = {slot: ((0.0, 1.0), (0.0, 1.0)) for slot in graph.inputs}
+    shapes = model._slot_shapes()
+    for node in graph.nodes:                 # topological: each node's first input has its grid already
+        grid, shape_in, shape_out = grids.get(node.inputs[0]), shapes[node.inputs[0]], shapes[node.output]
+        if grid is None or len(shape_out) != 4 or len(shape_in) != 4:
             continue
-        else:
-            return None
-        # compose: input = offset + step * u with u = a + b * j
-        grid = [(offset + step * a, step * b) for (offset, step), (a, b) in zip(grid, maps)]
-    return tuple(grid)
+        geometry = node.layer.geometry(shape_in[1:3])
+        if geometry is not None:
+            kernel, strides, pads = geometry
+            maps = [(-pads[a][0] + (kernel[a] - 1) / 2, strides[a]) for a in range(2)]
+            # compose: input = offset + step * u with u = a + b * j
+            grids[node.output] = tuple((offset + step * a, step * b) for (offset, step), (a, b) in zip(grid, maps))
+        elif shape_out[1:3] == shape_in[1:3]:
+            grids[node.output] = grid
+        if node.output == target:
+            break
+    found = grids.get(target)
+    return None if found is None else tuple(found)
 
 
 def _check_upsample(upsample, where):
-    if upsample is True or upsample is False or upsample == "aligned":
+    if upsample is True or upsample is False or upsample in ("aligned", "half_pixel"):
         return upsample
-    raise ValueError(message(where, "upsample True (bilinear, half-pixel centres), 'aligned' (bilinear, "
-                             "each cell at the centre of its receptive field) or False", repr(upsample)))
+    raise ValueError(message(where, "upsample True (bilinear, each cell at the centre of its receptive field "
+                             "where the model's geometry is known), 'aligned' (the same), 'half_pixel' "
+                             "(bilinear, half-pixel centres, as cv2.resize) or False", repr(upsample)))
 
 
 def _finish(maps, x, relu, upsample, model=None, index=None):
     if relu:
         maps = np.maximum(maps, 0)
     if upsample:
-        grid = receptive_field_grid(model, index) if upsample == "aligned" else None
+        # receptive-field centres when known (None otherwise: half-pixel centres); see the module notes
+        grid = None if upsample == "half_pixel" else receptive_field_grid(model, index)
         maps = upsample_bilinear(maps, x.shape[1:3], grid)
     return maps
 
@@ -153,10 +166,12 @@ def grad_cam(model, images, target=None, layer=None, relu=True, upsample=True, s
         A layer with a 4-D output; default the last such layer.
     relu : bool
         Keep only positive evidence (the paper's ReLU). False returns the signed map.
-    upsample : {True, "aligned", False}
-        Resize to (H, W) bilinearly: True with half-pixel centres (``cv2.resize``, PyTorch's
-        ``align_corners=False``); "aligned" puts each cell at the centre of its receptive field in
-        the input (exact for "valid" convolutions, which shift the map by (k - 1) / 2 per layer);
+    upsample : {True, "aligned", "half_pixel", False}
+        Resize to (H, W) bilinearly. True (or "aligned") puts each cell at the centre of its
+        receptive field in the input when the model's geometry is known (exact for "valid"
+        convolutions, which shift the map by (k - 1) / 2 per layer), else uses half-pixel centres;
+        "half_pixel" always uses half-pixel centres (``cv2.resize``, PyTorch's
+        ``align_corners=False``: what ``True`` meant before December 2026, see the module notes);
         False returns the layer's (h, w) resolution.
     score : {"logits", "probability"}
     modifier : {None, "guided", "rectified"}
@@ -197,8 +212,8 @@ def _grad_cam_plus_plus_maps(A, G):
 def guided_grad_cam(model, images, target=None, layer=None, score="logits", upsample=True):
     """Guided Grad-CAM: guided-backprop input gradients times the upsampled Grad-CAM.
 
-    Parameters as :func:`grad_cam`; ``upsample`` is True or "aligned" (the map must reach the
-    input's resolution).
+    Parameters as :func:`grad_cam`; ``upsample`` is True, "aligned" or "half_pixel" (the map must
+    reach the input's resolution).
 
     Returns
     -------
@@ -208,7 +223,7 @@ def guided_grad_cam(model, images, target=None, layer=None, score="logits", upsa
     """
     where = "explain.guided_grad_cam"
     if upsample is False:
-        raise ValueError(message(where, "upsample True or 'aligned'", "False",
+        raise ValueError(message(where, "upsample True, 'aligned' or 'half_pixel'", "False",
                                  "Guided Grad-CAM multiplies input-resolution gradients by the map."))
     x, r, index = _layer_gradients(model, images, target, layer, score, None, upsample, where, _grad_cam_maps)
     maps = _finish(r.reduced, x, True, upsample, model, index)

@@ -62,7 +62,9 @@ def saliency(model, images, target=None, modifier=None, score="logits"):
         raise ValueError(message(where, "a model on images (N, H, W, C)", f"input shape {x.shape}",
                                  "Use input_gradients for non-image inputs."))
     check_modifier(modifier, where)
-    return backprop(model, x, target, score, modifier, reduce=lambda chunk: np.abs(chunk.input_grads).max(axis=-1)).reduced
+    # reduced chunk by chunk: only the (N, H, W) maps outlive a chunk
+    return backprop(model, x, target, score, modifier,
+                    reduce=lambda chunk: np.abs(chunk.input_grads).max(axis=-1)).reduced
 
 
 def _mean_gradients(model, x, target, copies, make_copies, score, modifier=None, transform=None):

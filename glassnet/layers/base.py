@@ -18,6 +18,7 @@
 import itertools
 import re
 from collections import defaultdict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -119,6 +120,15 @@ def deserialize(config):
 
 def serialize(layer):
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+class Geometry(NamedTuple):
+    """How a windowed layer maps its input grid to its output grid (height, width): output cell j reads
+    the window of ``kernel`` input cells starting at ``strides * j - pads[axis][0]`` (padding resolved
+    for the input size, "same" included). Explanations read it (e.g. where a Grad-CAM cell is centred)."""
+    kernel: tuple
+    strides: tuple
+    pads: tuple
 
 
 class Layer:
@@ -256,6 +266,11 @@ class Layer:
                                      f"(it was built for {self.input_shape})", f"per-example shape {shape}",
                                      "Check the data, or create a new layer for this input."))
 
+    def geometry(self, input_hw):
+        """The :class:`Geometry` of a windowed layer for an input of height and width ``input_hw``; None
+        for a layer without one (the default: elementwise layers keep the grid, others have none)."""
+        return None
+
     def create_weights(self, input_shape):
         """Create ``params`` (and ``non_trainable``) for a per-example input shape. Default: none."""
 
@@ -270,37 +285,39 @@ class Layer:
 
     # -- computation ---------------------------------------------------------------------
     def __call__(self, x, training=False):
+        """On symbolic tensors (``gn.Input`` or a layer's output): a call in a graph, returning the output
+        tensor (:mod:`glassnet.functional`); on a NumPy array: ``forward(x, training)``."""
+        from glassnet.functional import call_symbolic, is_symbolic
+        if is_symbolic(x):
+            return call_symbolic(self, x)
         return self.forward(x, training=training)
 
     def apply(self, x, training=False):
-        """Forward pass: ``(y, cache)``, where ``cache`` holds what :meth:`vjp` needs (None when nothing).
-
-        Writes nothing into the layer (it may build it on first use), except in training mode:
-        moving statistics and the layer's own ``rng``.
-        """
+        """Forward pass, pure: returns ``(y, cache)``; ``cache`` holds what :meth:`vjp` needs (None when
+        nothing). Writes nothing into the layer except, while training, its own ``rng`` draws."""
         raise NotImplementedError
 
     def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
-        """Backward pass (vector-Jacobian product) of the call that returned ``cache``.
+        """Backward pass, pure: ``(dx, grads)`` from the ``cache`` of :meth:`apply` and ``dy``.
 
-        Returns ``(dx, grads)``: ``dx`` has the input's shape (None when ``need_dx`` is False),
-        ``grads`` the keys of ``params`` ({} when ``need_grads`` is False or without weights).
-        ``rule`` ("vanilla", "guided", "rectified") is the ReLU backward rule. Never mutates ``dy``.
+        ``dx`` has the input's shape (None when ``need_dx`` is False); ``grads`` has the keys of
+        ``params`` ({} when ``need_grads`` is False or the layer has no weights). ``rule`` is the
+        ReLU backward rule ("vanilla", "guided", "rectified"). Never mutates ``dy`` or the layer.
         """
         raise NotImplementedError
 
-    def forward(self, x, training=False, **kwargs):
-        """``apply`` keeping its cache in the layer for :meth:`backward` (not thread-safe: the model's
-        executor keeps caches in the call instead)."""
-        y, self._cache = self.apply(x, training=training, **kwargs)
+    def forward(self, x, training=False, **options):
+        """Stateful form of :meth:`apply` (``options`` such as ``logits=True`` go to it): keeps the cache
+        for :meth:`backward`."""
+        y, self._cache = self.apply(x, training=training, **options)
+        self._forwarded = True
         return y
 
     def backward(self, dy):
-        """dL/dx from dL/dy after :meth:`forward`; fills ``grads``."""
-        if getattr(self, "_cache", _NO_PASS) is _NO_PASS:
+        """Stateful form of :meth:`vjp` on the last :meth:`forward`'s cache: fills ``grads``, returns dL/dx."""
+        if not getattr(self, "_forwarded", False):
             raise RuntimeError(message(f"{type(self).__name__} '{self.name}'.backward", "a forward pass first",
-                                       "no forward pass", "Call forward(x, training=True) before backward, or use "
-                                       "apply/vjp, which keep the pass's state in the call."))
+                                       "no forward pass", "Call forward(x, training=True) before backward."))
         dx, grads = self.vjp(self._cache, dy)
         self.grads.update(grads)
         return dx
@@ -365,7 +382,3 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} output_shape={self.output_shape}>"
-
-
-#: marks a layer whose stateful ``forward`` has not run yet
-_NO_PASS = object()

@@ -5,7 +5,7 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
-from glassnet.layers.base import (Layer, check_initializer, check_padding, initializer_config, positive_pair,
+from glassnet.layers.base import (Geometry, Layer, check_initializer, check_padding, initializer_config, positive_pair,
                                   register)
 from glassnet.ops import conv2d_backward, conv2d_forward, conv_output_size, pad2d, resolve_padding, unpad2d
 
@@ -56,6 +56,9 @@ class Conv2D(Activated, Layer):
 
     def _pads(self, input_hw):
         return resolve_padding(self.padding, self.kernel_size, self.strides, input_hw)
+
+    def geometry(self, input_hw):
+        return Geometry(self.kernel_size, self.strides, self._pads(input_hw))
 
     def check_input_shape(self, shape):
         super().check_input_shape(shape)
@@ -140,6 +143,9 @@ class ZeroPadding2D(Layer):
                                      repr(padding), "For example ZeroPadding2D(1) or ZeroPadding2D(((0, 1), (0, 1)))."))
         self.padding = check_padding(padding, "ZeroPadding2D")
         self.pads = resolve_padding(self.padding, (1, 1), (1, 1), (1, 1))
+
+    def geometry(self, input_hw):
+        return Geometry((1, 1), (1, 1), self.pads)
 
     def compute_output_shape(self, input_shape):
         (top, bottom), (left, right) = self.pads

@@ -7,8 +7,8 @@ import numpy as np
 
 from glassnet import activations
 from glassnet.errors import message
-from glassnet.layers.base import (Layer, check_initializer, check_padding, initializer_config, positive_pair,
-                                  register)
+from glassnet.layers.base import (Geometry, Layer, check_initializer, check_padding, initializer_config,
+                                  positive_pair, register)
 from glassnet.ops import matmul, resolve_padding
 from glassnet.ops.depthwise import (depthwise_conv2d_backward, depthwise_conv2d_forward, depthwise_output_hw,
                                     dilated_kernel_size)
@@ -59,6 +59,10 @@ class _DepthwiseFamily(Layer):
         self.bias_initializer = check_initializer(bias_initializer, "bias_initializer", where)
 
     # -- geometry --------------------------------------------------------------------------
+    def geometry(self, input_hw):
+        return Geometry(dilated_kernel_size(self.kernel_size, self.dilation_rate), self.strides,
+                        self._pads(input_hw))
+
     def _pads(self, input_hw):
         extent = dilated_kernel_size(self.kernel_size, self.dilation_rate)
         return resolve_padding(self.padding, extent, self.strides, input_hw)

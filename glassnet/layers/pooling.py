@@ -2,7 +2,7 @@
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.layers.base import Layer, positive_pair, register
+from glassnet.layers.base import Geometry, Layer, positive_pair, register
 from glassnet.ops import (avg_pool2d_backward, avg_pool2d_forward, conv_output_size, max_pool2d_backward,
                           max_pool2d_forward, resolve_padding)
 
@@ -25,6 +25,9 @@ class _Pooling2D(Layer):
 
     def _pads(self, input_hw):
         return resolve_padding(self.padding, self.pool_size, self.strides, input_hw)
+
+    def geometry(self, input_hw):
+        return Geometry(self.pool_size, self.strides, self._pads(input_hw))
 
     def check_input_shape(self, shape):
         super().check_input_shape(shape)

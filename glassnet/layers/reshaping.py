@@ -5,7 +5,7 @@ Both follow the per-call protocol: :meth:`apply` returns ``(y, cache)``, :meth:`
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.layers.base import Layer, positive_pair, register
+from glassnet.layers.base import Geometry, Layer, positive_pair, register
 from glassnet.ops.resize import (bilinear_resize, bilinear_resize_backward, nearest_upsample,
                                  nearest_upsample_backward)
 
@@ -100,6 +100,11 @@ class Cropping2D(Layer):
             raise ValueError(message(f"Cropping2D '{self.name}'", f"an input larger than the cropping "
                                      f"{self.cropping} (at least one row and column must remain)",
                                      f"per-example shape {shape}", "Crop less, or check the layers before."))
+
+    def geometry(self, input_hw):
+        # cropping is padding by a negative amount: output cell j is input cell j + top
+        (top, bottom), (left, right) = self.cropping
+        return Geometry((1, 1), (1, 1), ((-top, -bottom), (-left, -right)))
 
     def compute_output_shape(self, input_shape):
         (top, bottom), (left, right) = self.cropping

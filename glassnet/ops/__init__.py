@@ -9,8 +9,8 @@ Loops run over kernel offsets (KH * KW iterations), never over pixels.
 MEMORY_BUDGET_BYTES = 256 * 2 ** 20
 
 #: Threads for glassnet's own blocks of work (convolution, pooling). None follows NumPy's BLAS
-#: (e.g. ``threadpoolctl.threadpool_limits(2)``; read through threadpoolctl when installed,
-#: else 1); an int fixes it; 1 keeps everything on the calling thread. See :mod:`glassnet.ops.parallel`.
+#: (e.g. ``threadpoolctl.threadpool_limits(2)``; read from NumPy's OpenBLAS itself, 1 with another
+#: BLAS); an int fixes it; 1 keeps everything on the calling thread. See :mod:`glassnet.ops.parallel`.
 NUM_THREADS = None
 
 from glassnet.ops.padding import conv_output_size, pad2d, resolve_padding, unpad2d

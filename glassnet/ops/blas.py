@@ -20,12 +20,12 @@ GFLOP/s as one batch call and at 101 as 16 calls, and from two threads at once a
 141 (every call releases and retakes the GIL, and waits for it while the other thread holds it).
 """
 import ctypes
-import glob
 import os
 import threading
 
 import numpy as np
 
+from glassnet.ops.blas_threads import loaded_openblas_paths, wheel_library_paths
 from glassnet.ops.parallel import in_worker
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -40,15 +40,7 @@ def _library_paths():
     """Paths of the OpenBLAS NumPy loaded, its own first: the ones in NumPy's wheel folders, then
     any other that threadpoolctl (when installed) sees loaded, such as a system OpenBLAS that a
     distribution's NumPy links (another package's copy, like SciPy's, may be loaded too)."""
-    root = os.path.dirname(np.__file__)
-    wheel_folders = [os.path.join(root, os.pardir, "numpy.libs"), os.path.join(root, ".dylibs")]
-    paths = [path for folder in wheel_folders for path in sorted(glob.glob(os.path.join(folder, "*openblas*")))]
-    try:
-        from threadpoolctl import threadpool_info
-        paths += [info["filepath"] for info in threadpool_info() if info.get("internal_api") == "openblas"]
-    except Exception:              # threadpoolctl is optional
-        pass
-    return paths
+    return wheel_library_paths() + loaded_openblas_paths()
 
 
 def _bind(library, dtype_char):
@@ -153,6 +145,15 @@ def _load():
             if not _self_test_batch(dtype):
                 _STATE["batch"].pop(dtype)
         _STATE["loaded"] = True            # only now: the unlocked check above must see tested functions
+
+
+def _after_fork_in_child():
+    """A fresh lock in a forked child: a thread of the parent may have held it at the fork."""
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def available(dtype=np.float32, batch=False):

@@ -6,14 +6,19 @@ to a small pool of worker threads instead, each running its GEMMs single-threade
 work, not just the GEMMs, is spread over the cores.
 
 How many threads: ``glassnet.ops.NUM_THREADS`` when set, else as many as NumPy's BLAS may use
-right now (``threadpoolctl.threadpool_limits(n)``, ``OPENBLAS_NUM_THREADS``, ...), read through
-threadpoolctl when it is installed; without threadpoolctl glassnet stays on one thread.
-While the workers run, BLAS is limited to one thread (and put back afterwards), so n workers
-use n cores, not n * n; a training step holds that limit from start to end (:func:`held_blas`).
-The BLAS setting is process-wide: another thread of the program calling BLAS meanwhile runs
-single-threaded too, and so does a matrix product that a custom layer computes with ``@``
-inside a training step (use :func:`glassnet.ops.matmul`, which runs on the workers).
-``glassnet.ops.NUM_THREADS = 1`` turns all of this off.
+right now (``threadpoolctl.threadpool_limits(n)``, ``OPENBLAS_NUM_THREADS``, ...). While the
+workers run, BLAS is held at one thread (:mod:`glassnet.ops.blas_threads`: counted, shared by
+concurrent calls, and put back when the last one ends), so n workers use n cores, not n * n; a
+training step holds it from start to end (:func:`held_blas`). BLAS's count is process-wide:
+another thread of the program calling BLAS meanwhile runs single-threaded too, and so does a
+matrix product that a custom layer computes with ``@`` inside a training step (use
+:func:`glassnet.ops.matmul`, which runs on the workers). With a BLAS glassnet cannot hold (not a
+pthreads OpenBLAS) everything runs on the calling thread. ``glassnet.ops.NUM_THREADS = 1``
+turns all of this off.
+
+The results do not depend on the thread that calls: how the work is split follows the count only
+(the program's, also while another thread holds BLAS), and every GEMM of a split call runs on one
+BLAS thread. After a fork the child starts a fresh pool of workers (``os.register_at_fork``).
 """
 import contextlib
 import os
@@ -23,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 import glassnet.ops as _ops
+from glassnet.ops import blas_threads
 
 #: Work smaller than this (bytes touched) stays on the calling thread: handing it to the workers
 #: costs ~0.1 ms, more than splitting it saves.
@@ -33,20 +39,8 @@ MIN_PARALLEL_FLOPS = 50_000_000
 
 _CPUS = os.cpu_count() or 1
 _LOCK = threading.Lock()
-_STATE = {"blas": None, "executor": None, "workers": 0, "active": 0, "saved": []}
+_STATE = {"executor": None, "workers": 0}
 _IN_WORKER = threading.local()
-
-
-def _blas_controllers():
-    """threadpoolctl's handles on the BLAS libraries NumPy loaded ([] without threadpoolctl)."""
-    if _STATE["blas"] is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            controllers = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-        except Exception:          # not installed, or an unknown BLAS: stay single-threaded
-            controllers = []
-        _STATE["blas"] = controllers
-    return _STATE["blas"]
 
 
 def in_worker():
@@ -55,8 +49,8 @@ def in_worker():
 
 
 def num_threads(nbytes=None):
-    """Threads glassnet's own blocks may use: ``ops.NUM_THREADS``, else BLAS's limit (while
-    glassnet holds BLAS at one thread, the limit it had before).
+    """Threads glassnet's own blocks may use: ``ops.NUM_THREADS``, else BLAS's limit as the program
+    set it (while glassnet holds BLAS at one thread, the limit it had before).
 
     With ``nbytes`` (the size of the work), 1 when the work is too small to be worth splitting.
     """
@@ -64,22 +58,34 @@ def num_threads(nbytes=None):
         return 1
     if _ops.NUM_THREADS is not None:
         return max(1, int(_ops.NUM_THREADS))
-    blas = _blas_controllers()
-    if not blas:
-        return 1
-    held = _STATE["active"]              # read before "saved", which is set before "active" rises
-    saved = _STATE["saved"]
-    return max(1, min(saved[0] if held and saved else blas[0].get_num_threads(), _CPUS))
+    return max(1, min(blas_threads.count() or 1, _CPUS))
 
 
-def _executor(workers):
+def _submit(run_share, shares):
+    """Hand each share to a worker thread; the pool grows to ``len(shares)`` workers if needed.
+
+    Submitted under the lock: another thread replacing a smaller pool cannot shut it down between
+    this thread taking it and submitting to it. The replaced pool finishes what it was given.
+    """
     with _LOCK:
-        if _STATE["workers"] < workers:
+        if _STATE["workers"] < len(shares):
             if _STATE["executor"] is not None:
-                _STATE["executor"].shutdown(wait=True)
-            _STATE["executor"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="glassnet")
-            _STATE["workers"] = workers
-        return _STATE["executor"]
+                _STATE["executor"].shutdown(wait=False)
+            _STATE["executor"] = ThreadPoolExecutor(max_workers=len(shares), thread_name_prefix="glassnet")
+            _STATE["workers"] = len(shares)
+        return [_STATE["executor"].submit(run_share, share) for share in shares]
+
+
+def _after_fork_in_child():
+    """A forked child inherits the pool but none of its threads (work handed to it would wait
+    forever): forget it, so the next split call starts a new one; and a fresh lock, which a thread
+    that does not exist in the child may have held at the fork."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    _STATE["executor"], _STATE["workers"] = None, 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _run_share(fn, share, fold):
@@ -107,57 +113,17 @@ def _worker(fn, fold):
     return run
 
 
-def _limit_blas(entering):
-    """Hold BLAS at one thread while any run_blocks call is active (nested or concurrent ones too)."""
-    with _LOCK:
-        blas = _blas_controllers()
-        if entering:
-            if _STATE["active"] == 0:
-                _STATE["saved"] = [c.get_num_threads() for c in blas]
-                _STATE["active"] = 1             # before the limit drops: num_threads() reads "saved" now
-                try:
-                    for c, n in zip(blas, _STATE["saved"]):
-                        if n != 1:
-                            c.set_num_threads(1)
-                except BaseException:            # not held after all: put back what was lowered, if it can be
-                    _STATE["active"] = 0
-                    with contextlib.suppress(Exception):
-                        _restore_blas(blas)
-                    raise
-            else:
-                _STATE["active"] += 1
-        else:
-            if _STATE["active"] == 1:
-                _restore_blas(blas)
-            _STATE["active"] -= 1
-
-
-def _restore_blas(blas):
-    """Give the BLAS libraries back the limits saved when glassnet first held them."""
-    for c, n in zip(blas, _STATE["saved"]):
-        if n != 1:
-            c.set_num_threads(n)
-
-
-@contextlib.contextmanager
-def held_blas():
-    """Hold BLAS at one thread for the whole ``with`` block, when glassnet's workers are on.
+def held_blas(needed=True):
+    """A context that holds BLAS at one thread for its ``with`` block when glassnet's workers are
+    on (and ``needed``); a no-op context otherwise.
 
     Every :func:`run_blocks` call inside then finds it held and leaves it alone instead of
-    lowering and restoring BLAS's limit itself (3 us a time through threadpoolctl, 13 times in a
-    LeNet-5 training step), and :func:`num_threads` answers with the limit from before. A training
-    step wraps itself in this: all of its BLAS calls go through :func:`run_blocks`, so none of
-    them loses threads by it. (LeNet-5's 2-thread step: 0.6% and 1.6% faster, medians of 8
-    alternated fresh processes in either order; within the noise.)
+    lowering and restoring BLAS's limit itself, and :func:`num_threads` answers with the limit
+    from before. A training step wraps itself in this: all of its BLAS calls go through
+    :func:`run_blocks`, so none of them loses threads by it. (LeNet-5's 2-thread step: 0.6% and
+    1.6% faster, medians of 8 alternated fresh processes in either order; within the noise.)
     """
-    limit = num_threads() > 1
-    if limit:
-        _limit_blas(True)
-    try:
-        yield
-    finally:
-        if limit:
-            _limit_blas(False)
+    return blas_threads.held() if needed and num_threads() > 1 else contextlib.nullcontext()
 
 
 def batch_shares(N, threads):
@@ -178,22 +144,16 @@ def run_blocks(fn, items, threads, fold=None, blas=True):
     the duration, even when this call is too small to split and runs on the calling thread.
     """
     threads = min(threads, len(items))
-    limit = blas and num_threads() > 1
-    if limit:
-        _limit_blas(True)
-    try:
+    with held_blas(blas):
         if threads <= 1:
             return _run_share(fn, items, None) if fold is None else _folded(fn, items, fold)
         bounds = [len(items) * t // threads for t in range(threads + 1)]
         shares = [items[bounds[t]:bounds[t + 1]] for t in range(threads)]
         run_share = _worker(fn, fold)
         # the calling thread takes the first share itself: one thread hand-off fewer per call
-        pending = [_executor(threads - 1).submit(run_share, share) for share in shares[1:]]
+        pending = _submit(run_share, shares[1:])
         parts = [run_share(shares[0])] + [future.result() for future in pending]
         results = [result for part in parts for result in part]
-    finally:
-        if limit:
-            _limit_blas(False)
     return results if fold is None else _folded(lambda r: r, results, fold)
 
 

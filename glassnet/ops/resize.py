@@ -9,6 +9,8 @@ product with the transposed matrices, so both directions are two batched matrix 
 """
 import numpy as np
 
+from glassnet.ops.parallel import held_blas
+
 
 def bilinear_matrix(in_size, out_size, dtype=np.float64):
     """The ``(out_size, in_size)`` matrix of 1-D linear interpolation (half-pixel centres, no antialiasing)."""
@@ -27,9 +29,10 @@ def apply_axis_matrices(x, rows, cols):
     """``rows @ x[n, :, :, c] @ cols.T`` for every image and channel: (N, H, W, C) -> (N, R, K, C)
     with ``rows`` (R, H) and ``cols`` (K, W)."""
     N, H, W, C = x.shape
-    tall = np.matmul(rows, x.reshape(N, H, W * C))                  # (N, R, W * C)
     R = rows.shape[0]
-    wide = np.matmul(cols, tall.reshape(N * R, W, C))               # (N * R, K, C)
+    with held_blas():           # one BLAS thread, as in every glassnet product: the same bits on any thread
+        tall = np.matmul(rows, x.reshape(N, H, W * C))              # (N, R, W * C)
+        wide = np.matmul(cols, tall.reshape(N * R, W, C))           # (N * R, K, C)
     return wide.reshape(N, R, cols.shape[0], C)
 
 

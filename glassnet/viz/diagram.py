@@ -1,4 +1,4 @@
-"""Architecture diagram of a Sequential model, like Keras's ``plot_model``.
+"""Architecture diagram of a model (a Sequential chain or a graph model's DAG), like Keras's ``plot_model``.
 
 Graphviz draws it when its ``dot`` program is on PATH; otherwise (or on request) a matplotlib
 drawing of the same boxes and arrows stands in, so the diagram never needs a system package.
@@ -46,20 +46,50 @@ def _details(layer):
     return ", ".join(parts)
 
 
+def _is_graph(model):
+    return getattr(model, "_traced", None) is not None
+
+
 def layer_rows(model, show_shapes=True, show_params=True):
-    """One dict per box, input first: ``title``, ``details``, ``shape``, ``params``, ``color``."""
+    """One dict per box, inputs first: ``title``, ``details``, ``shape``, ``params``, ``color``.
+
+    A Sequential gets an "input" box; a graph model's inputs are its InputLayers."""
     if not model.built:
         raise RuntimeError(message("plot_model", "a built model", "an unbuilt one",
                                    "Give the first layer input_shape=... or call model.build(input_shape)."))
-    rows = [{"title": "input", "details": "", "shape": _shape(model.input_shape) if show_shapes else "",
-             "params": "", "color": _INPUT_COLOR}]
+    rows = [] if _is_graph(model) else [{"title": "input", "details": "",
+                                          "shape": _shape(model.input_shape) if show_shapes else "",
+                                          "params": "", "color": _INPUT_COLOR}]
     for layer in model.layers:
         kind = type(layer).__name__
-        color = _COLORS.get(kind, _ACTIVATION_COLOR)
+        color = _INPUT_COLOR if kind == "InputLayer" else _COLORS.get(kind, _ACTIVATION_COLOR)
         rows.append({"title": f"{layer.name} ({kind})", "details": _details(layer),
                      "shape": _shape(layer.output_shape) if show_shapes else "",
                      "params": f"{layer.count_params():,} params" if show_params else "", "color": color})
     return rows
+
+
+def layer_edges(model):
+    """Arrows between the boxes of :func:`layer_rows`, as (from, to) row indices: a chain for a
+    Sequential, every layer call's inputs for a graph model (a DAG)."""
+    if not _is_graph(model):
+        return [(index - 1, index) for index in range(1, len(model.layers) + 1)]
+    row = {id(layer): index for index, layer in enumerate(model.layers)}
+    edges = []
+    for call in model._traced.calls:
+        for tensor in call.inputs:
+            edge = (row[id(tensor.history.layer)], row[id(call.layer)])
+            if edge not in edges:
+                edges.append(edge)
+    return edges
+
+
+def _levels(count, edges):
+    """Each box's level: the longest path to it from a box without inputs (rows are in call order)."""
+    level = [0] * count
+    for source, target in sorted(edges, key=lambda edge: edge[1]):
+        level[target] = max(level[target], level[source] + 1)
+    return level
 
 
 def model_to_dot(model, show_shapes=True, show_params=True, rankdir="TB"):
@@ -75,8 +105,7 @@ def model_to_dot(model, show_shapes=True, show_params=True, rankdir="TB"):
         body = "".join(f"<tr><td>{cell}</td></tr>" for cell in cells)
         lines.append(f'  n{index} [label=<<table border="1" cellborder="0" cellspacing="0" cellpadding="3" '
                      f'bgcolor="{row["color"]}" style="rounded">{body}</table>>];')
-        if index:
-            lines.append(f"  n{index - 1} -> n{index};")
+    lines += [f"  n{source} -> n{target};" for source, target in layer_edges(model)]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -122,24 +151,37 @@ def _matplotlib_figure(model, to_file, show_shapes, show_params):
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     rows = layer_rows(model, show_shapes, show_params)
-    box_h, gap, width = 0.95, 0.45, 4.2
-    height = len(rows) * (box_h + gap)
-    figure = new_figure((width + 0.4, 0.55 * height + 0.2), "plot_model")
+    edges = layer_edges(model)
+    level = _levels(len(rows), edges)
+    # boxes of one level side by side (a graph's branches), levels top to bottom
+    column = {}
+    for index in range(len(rows)):
+        column[index] = sum(1 for other in range(index) if level[other] == level[index])
+    columns = max(column.values()) + 1
+    box_h, gap, width, spacing = 0.95, 0.45, 4.2, 0.4
+    height = (max(level) + 1) * (box_h + gap)
+    total = columns * width + (columns - 1) * spacing
+    figure = new_figure((total + 0.4, 0.55 * height + 0.2), "plot_model")
     figure.set_layout_engine("none")
     ax = figure.add_axes((0, 0, 1, 1))
-    ax.set_xlim(-0.2, width + 0.2)
+    ax.set_xlim(-0.2, total + 0.2)
     ax.set_ylim(height, -gap / 2)
     ax.set_axis_off()
+
+    def corner(index):
+        return column[index] * (width + spacing), level[index] * (box_h + gap)
+
     for index, row in enumerate(rows):
-        top = index * (box_h + gap)
-        ax.add_patch(FancyBboxPatch((0, top), width, box_h, boxstyle="round,pad=0,rounding_size=0.12",
+        left, top = corner(index)
+        ax.add_patch(FancyBboxPatch((left, top), width, box_h, boxstyle="round,pad=0,rounding_size=0.12",
                                     facecolor=row["color"], edgecolor="#444444", linewidth=1))
-        ax.text(width / 2, top + 0.27, row["title"], ha="center", va="center", fontsize=9, fontweight="bold")
+        ax.text(left + width / 2, top + 0.27, row["title"], ha="center", va="center", fontsize=9, fontweight="bold")
         extra = "   ".join(part for part in (row["details"], row["shape"], row["params"]) if part)
-        ax.text(width / 2, top + 0.66, extra, ha="center", va="center", fontsize=7.5, color="#222222")
-        if index:
-            ax.add_patch(FancyArrowPatch((width / 2, top - gap), (width / 2, top), arrowstyle="-|>",
-                                         mutation_scale=10, color="#555555", linewidth=1))
+        ax.text(left + width / 2, top + 0.66, extra, ha="center", va="center", fontsize=7.5, color="#222222")
+    for source, target in edges:
+        (x0, y0), (x1, y1) = corner(source), corner(target)
+        ax.add_patch(FancyArrowPatch((x0 + width / 2, y0 + box_h), (x1 + width / 2, y1), arrowstyle="-|>",
+                                     mutation_scale=10, color="#555555", linewidth=1))
     return finish(figure, to_file)
 
 
@@ -177,4 +219,4 @@ def plot_model(model, to_file=None, show_shapes=True, show_params=True, engine="
     return _matplotlib_figure(model, to_file, show_shapes, show_params)
 
 
-__all__ = ["plot_model", "model_to_dot", "layer_rows"]
+__all__ = ["plot_model", "model_to_dot", "layer_rows", "layer_edges"]

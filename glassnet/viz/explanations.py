@@ -9,6 +9,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from glassnet.errors import message
+from glassnet.explain.similarity import blank_maps
 from glassnet.viz._common import as_images, class_name, finish, new_figure, show_image
 from glassnet.viz.images import _mappable, color_scale, overlay_rgb
 
@@ -65,7 +66,8 @@ def get_method(key, where="viz"):
     return METHODS[key]
 
 
-def plot_explanation(model, image, method="grad_cam", target=None, class_names=None, label=None, to_file=None):
+def plot_explanation(model, image, method="grad_cam", target=None, class_names=None, label=None, to_file=None,
+                     on_warning=None):
     """One image and one explanation of it side by side, the map overlaid with its colorbar.
 
     Parameters
@@ -81,6 +83,9 @@ def plot_explanation(model, image, method="grad_cam", target=None, class_names=N
     label : int, optional
         The true class, shown when known.
     to_file : str or path, optional
+    on_warning : callable, optional
+        Receives a one-line warning when the map is blank (constant, e.g. an all-zero Grad-CAM):
+        such a map carries no evidence, and its panel says so instead of drawing a colorbar.
 
     Returns
     -------
@@ -111,6 +116,13 @@ def plot_explanation(model, image, method="grad_cam", target=None, class_names=N
     name, norm, signed = color_scale(maps)
     right.imshow(overlay_rgb(shown, maps, name, norm), interpolation="nearest")
     right.set_title(f"{chosen.title} for {class_name(class_names, target)}", fontsize=9)
+    if blank_maps(maps[None])[0]:
+        text = f"blank {chosen.title} map (every pixel {float(maps.flat[0]):.3g}): no evidence"
+        right.set_xlabel(text, fontsize=8, color="firebrick")
+        if on_warning is not None:
+            on_warning(f"the {chosen.title} map for class {class_name(class_names, target)} is blank (every pixel "
+                       f"{float(maps.flat[0]):.3g}): it carries no evidence; try another method or layer")
+        return finish(figure, to_file)
     bar = figure.colorbar(_mappable(name, norm), ax=right, shrink=0.85)
     bar.set_label("lowers the score (−) / raises it (+)" if signed else "evidence for the class", fontsize=8)
     bar.ax.tick_params(labelsize=7)

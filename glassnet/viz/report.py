@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from glassnet.errors import describe, message
+from glassnet.explain.similarity import blank_maps
 from glassnet.viz._common import DPI, as_images, as_labels, class_name, png_bytes
 from glassnet.viz.diagram import plot_model
 from glassnet.viz.explanations import METHODS, NEEDS_CONV
@@ -125,15 +126,26 @@ def _conv_layers(model):
 
 
 def _verdict(model, x, method, seed):
-    """Badge for :func:`glassnet.explain.sanity_check` (cascading weight randomization) on ``method``."""
+    """The sanity-check verdict on ``method`` (:func:`glassnet.explain.sanity_check`) with its evidence."""
+    from glassnet import explain
+    from glassnet.viz.trust import plot_sanity_check
+
+    # the independent randomization is not drawn here: skipping it saves one map per weighted layer
+    result = explain.sanity_check(model, x, lambda net, images, target=None: method.compute(net, images, target),
+                                  seed=seed, independent=False)
+    return {"passed": result.passed, "label": "passes sanity check" if result.passed else "fails sanity check",
+            "detail": result.reason, "correlations": [float(value) for value in result.mean],
+            "n_blank": result.n_blank, "n_images": len(x), "score": result.score,
+            "curve": figure_uri(plot_sanity_check(result))}
+
+
+def _faithfulness(model, x, maps, seed):
+    """Mean deletion and insertion AUCs of the maps and of a random pixel order (:func:`deletion_insertion`)."""
     from glassnet import explain
 
-    result = explain.sanity_check(model, x, lambda net, images, target=None: method.compute(net, images, target),
-                                  seed=seed)
-    detail = (f"rank corr. {result.mean[-1]:.2f} with {len(result.layers)} layers randomized "
-              f"(pass < {result.threshold:.2f})")
-    return {"passed": result.passed, "label": "passes sanity check" if result.passed else "fails sanity check",
-            "detail": detail, "correlations": [float(value) for value in result.mean]}
+    result = explain.deletion_insertion(model, x, maps, steps=10, seed=seed)
+    return {name: float(getattr(result, name).mean())
+            for name in ("deletion_auc", "random_deletion_auc", "insertion_auc", "random_insertion_auc")}
 
 
 def _sample(n_total, n_explain, seed):
@@ -168,7 +180,7 @@ def _check_inputs(model, x, y, n_explain, methods):
 # -- the report --------------------------------------------------------------------------------
 def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, title=None, methods=None,
            sanity=True, sanity_images=4, progress=True, seed=0, filename="report.html", diagram_engine="auto",
-           maximization_steps=200):
+           maximization_steps=200, on_warning=None):
     """Write one self-contained HTML report about ``model`` on test data ``(x, y)``.
 
     Parameters
@@ -204,6 +216,9 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     diagram_engine : {"auto", "graphviz", "matplotlib"}
     maximization_steps : int
         Gradient-ascent steps of the activation maximization.
+    on_warning : callable, optional
+        Receives one line per method whose maps are blank (constant) on some explained or checked
+        images: those maps carry no evidence (the report shows the same counts).
 
     Returns
     -------
@@ -230,6 +245,9 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     try:
         context = _build(model, x, labels, history, n_explain, class_names, chosen, sanity, seed, convs,
                          feature_layers, diagram_engine, maximization_steps, steps, timer)
+        if on_warning is not None:
+            for line in _blank_warnings(context["explanations"]):
+                on_warning(line)
         with timer("page"):
             context.update(title=title or f"glassnet report: {model.name}", model_name=model.name, notes=notes,
                            generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -243,6 +261,17 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
     finally:
         steps.close()
     return path
+
+
+def _blank_warnings(explanations):
+    """One line per method with blank maps among the explained (or sanity-checked) images."""
+    lines, shown = [], len(explanations["rows"])
+    for method in explanations["methods"]:
+        checked = method["verdict"]["n_blank"] if method["verdict"] else 0
+        if method["n_blank"] or checked:
+            lines.append(f"{method['name']}: {method['n_blank']} of {shown} explained maps are blank (constant), "
+                         f"{checked} of the sanity-checked ones: a blank map carries no evidence and never passes")
+    return lines
 
 
 def _version():
@@ -353,12 +382,15 @@ def _explanations(model, x, labels, probs, indices, class_names, methods, sanity
             with timer("sanity checks"):
                 verdict = _verdict(model, x[:sanity], method, seed)
             steps.step(f"sanity check {method.title}")
+        maps = maps.sum(axis=-1) if maps.ndim == 4 else maps  # channels summed, sign kept
+        with timer("deletion and insertion"):
+            faithfulness = _faithfulness(model, x, maps, seed)
         with timer("drawing heatmaps"):
-            maps = maps.sum(axis=-1) if maps.ndim == 4 else maps  # channels summed, sign kept
             cmap, _, signed = color_scale(maps)  # one colour scheme per column: signed if any map is
             cells.append([_heatmap_cell(shown[i], maps[i], signed) for i in range(len(x))])
         columns.append({"key": method.key, "name": method.title, "description": method.description,
-                        "verdict": verdict, "gradient": gradient_css(cmap), "signed": signed})
+                        "verdict": verdict, "gradient": gradient_css(cmap), "signed": signed,
+                        "faithfulness": faithfulness, "n_blank": int(blank_maps(maps).sum())})
     rows = [{"index": int(index), "true": class_name(class_names, int(labels[row])),
              "pred": class_name(class_names, int(predicted[row])), "prob": float(probs[row, predicted[row]]),
              "correct": bool(predicted[row] == labels[row]), "input": image_uri(shown[row]),

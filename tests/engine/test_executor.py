@@ -132,3 +132,20 @@ def test_the_stateful_api_sits_on_the_executor():
     plan = model.plan(logits=True, fuse=True)
     expected = backprop(run(plan, [x], training=True), {5: np.ones_like(out)}, wrt=[0]).slots[0]
     np.testing.assert_array_equal(dx, expected)
+
+
+def test_layers_declare_their_geometry_and_the_grad_cam_grid_reads_it():
+    conv = layers.Conv2D(2, 3, strides=2, padding="same")
+    assert conv.geometry((8, 8)) == ((3, 3), (2, 2), ((0, 1), (0, 1)))
+    assert layers.MaxPooling2D(2).geometry((6, 6)) == ((2, 2), (2, 2), ((0, 0), (0, 0)))
+    assert layers.ZeroPadding2D(1).geometry((4, 4)).pads == ((1, 1), (1, 1))
+    assert layers.Cropping2D(((1, 0), (2, 0))).geometry((6, 6)).pads == ((-1, 0), (-2, 0))
+    assert layers.DepthwiseConv2D(3, dilation_rate=2).geometry((9, 9)).kernel == (5, 5)
+    assert layers.ReLU().geometry((4, 4)) is None
+    from glassnet.explain import receptive_field_grid
+    model = gn.Sequential([layers.ZeroPadding2D(1, input_shape=(8, 8, 1)), layers.Conv2D(2, 3, strides=2),
+                           layers.ReLU(), layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(2)])
+    # padding 1, then a 3x3 stride-2 window: cell j at -1 + 1 + 2 j; a 2x2 pooling: 0.5 + 2 u
+    assert receptive_field_grid(model, 1) == ((0.0, 2.0), (0.0, 2.0))
+    assert receptive_field_grid(model, 3) == ((1.0, 4.0), (1.0, 4.0))
+    assert receptive_field_grid(model, 5) is None

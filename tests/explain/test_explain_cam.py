@@ -159,12 +159,17 @@ def test_aligned_upsampling():
     small = explain.grad_cam(model, x, upsample=False)
     np.testing.assert_allclose(explain.grad_cam(model, x, upsample="aligned"),
                                explain.upsample_bilinear(small, (4, 4), ((1.0, 1.0), (1.0, 1.0))), rtol=1e-6)
+    # the default (True) places cells at their receptive fields when the geometry is known
+    np.testing.assert_array_equal(explain.grad_cam(model, x), explain.grad_cam(model, x, upsample="aligned"))
+    np.testing.assert_allclose(explain.grad_cam(model, x, upsample="half_pixel"),
+                               explain.upsample_bilinear(small, (4, 4)), rtol=1e-6)
+    assert not np.allclose(explain.grad_cam(model, x), explain.grad_cam(model, x, upsample="half_pixel"))
     # for "same" padding and pooling the two conventions agree
     net = gn.Sequential([layers.Conv2D(3, 3, padding="same", activation="relu", input_shape=(8, 8, 1)),
                          layers.MaxPooling2D(2), layers.GlobalAveragePooling2D(), layers.Dense(2)], seed=3)
     x = images(2, (8, 8, 1), seed=4)
-    np.testing.assert_allclose(explain.grad_cam(net, x, upsample="aligned"), explain.grad_cam(net, x), rtol=1e-6)
-    np.testing.assert_allclose(explain.cam(net, x, upsample="aligned"), explain.cam(net, x), rtol=1e-6)
+    np.testing.assert_allclose(explain.grad_cam(net, x, upsample="half_pixel"), explain.grad_cam(net, x), rtol=1e-6)
+    np.testing.assert_allclose(explain.cam(net, x, upsample="half_pixel"), explain.cam(net, x), rtol=1e-6)
     assert explain.guided_grad_cam(net, x, upsample="aligned").shape == (2, 8, 8, 1)
     with pytest.raises(ValueError, match="upsample"):
         explain.grad_cam(net, x, upsample="nearest")

@@ -4,43 +4,51 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import glassnet as gn
+from glassnet.ops import blas_threads
 from glassnet.ops import parallel
 
 
-def blas_threads():
-    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+def blas_counts():
+    """NumPy's BLAS thread count, and those of the other BLAS libraries loaded (SciPy's own OpenBLAS),
+    as threadpoolctl reads them."""
+    path = blas_threads.library().path
+    infos = [info for info in threadpool_info() if info["user_api"] == "blas"]
+    return (next(info["num_threads"] for info in infos if info["filepath"] == path),
+            [info["num_threads"] for info in infos if info["filepath"] != path])
 
 
 @pytest.fixture(autouse=True)
 def blas_controlled():
-    if not parallel._blas_controllers():
-        pytest.skip("threadpoolctl sees no BLAS library in this NumPy build")
+    if blas_threads.library() is None:
+        pytest.skip("this NumPy's BLAS is not a pthreads OpenBLAS: glassnet leaves it alone")
 
 
-def test_workers_hold_blas_at_one_thread_and_put_it_back(monkeypatch):
+def test_workers_hold_numpys_blas_at_one_thread_and_put_it_back(monkeypatch):
+    pytest.importorskip("scipy.linalg")                                 # loads SciPy's own OpenBLAS
     monkeypatch.setattr(parallel, "_CPUS", 4)
 
     def threads_inside(_):
         assert parallel.num_threads() == 1                              # nested calls stay sequential
-        return blas_threads()
+        return blas_counts()
 
     with threadpool_limits(2, user_api="blas"):
-        before = blas_threads()
+        before = blas_counts()
         inside = parallel.run_blocks(threads_inside, [0, 1], threads=2)
-        assert inside == [[1] * len(before)] * 2
-        assert blas_threads() == before == [2] * len(before)
+        assert before == (2, [2] * len(before[1])) and len(before[1]) >= 1
+        assert inside == [(1, before[1])] * 2                           # NumPy's held; SciPy's left alone
+        assert blas_counts() == before
 
 
 def test_held_blas_holds_blas_at_one_thread_through_nested_calls(monkeypatch):
     monkeypatch.setattr(parallel, "_CPUS", 4)
     with threadpool_limits(3, user_api="blas"):
-        outside = blas_threads()
+        outside = blas_counts()
         with parallel.held_blas():
-            assert blas_threads() == [1] * len(outside)
+            assert blas_counts()[0] == 1
             assert parallel.num_threads() == 3                          # the limit from before
             parallel.run_blocks(lambda _: None, [0, 1], threads=2)
-            assert blas_threads() == [1] * len(outside)                 # the inner call left it held
-        assert blas_threads() == outside == [3] * len(outside)
+            assert blas_counts()[0] == 1                                # the inner call left it held
+        assert blas_counts() == outside and outside[0] == 3
 
 
 def test_a_training_step_runs_with_blas_held_and_puts_it_back(monkeypatch):
@@ -49,13 +57,13 @@ def test_a_training_step_runs_with_blas_held_and_puts_it_back(monkeypatch):
     model.compile(gn.optimizers.SGD(0.1), "mse")
     seen = []
     apply = model.optimizer.apply
-    monkeypatch.setattr(model.optimizer, "apply", lambda *args: seen.append(blas_threads()) or apply(*args))
+    monkeypatch.setattr(model.optimizer, "apply", lambda *args: seen.append(blas_counts()[0]) or apply(*args))
     x, y = np.ones((5, 4), np.float32), np.zeros((5, 3), np.float32)
     with threadpool_limits(2, user_api="blas"):
         model.train_on_batch(x, y)
         model.fit(x, y, batch_size=5, epochs=1, verbose=0)
-        after = blas_threads()
-    assert seen == [[1] * len(after)] * 2 and after == [2] * len(after)
+        after = blas_counts()[0]
+    assert seen == [1, 1] and after == 2
 
 
 def test_an_error_inside_a_step_or_while_lowering_blas_puts_it_back(monkeypatch):
@@ -66,13 +74,12 @@ def test_an_error_inside_a_step_or_while_lowering_blas_puts_it_back(monkeypatch)
     with threadpool_limits(2, user_api="blas"):
         with pytest.raises(RuntimeError, match="finite"):              # the step's own numerical check
             model.train_on_batch(x, y)
-        assert blas_threads() == [2] * len(blas_threads()) and parallel._STATE["active"] == 0
-        controller = parallel._blas_controllers()[0]
+        assert blas_counts()[0] == 2 and blas_threads.holds() == 0
 
         def refuse(_):
             raise OSError("the BLAS library refused")
-        monkeypatch.setattr(controller, "set_num_threads", refuse)
+        monkeypatch.setattr(blas_threads.library(), "set", refuse)
         with pytest.raises(OSError, match="refused"):
             with parallel.held_blas():
                 pass
-        assert parallel._STATE["active"] == 0 and parallel.num_threads() == 2
+        assert blas_threads.holds() == 0 and parallel.num_threads() == 2

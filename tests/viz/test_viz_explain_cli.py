@@ -155,3 +155,46 @@ def test_cli_report_uses_history_beside_the_model(saved, tmp_path, capsys):
     assert cli.main(["report", "--model", str(saved / "model.npz"), "--history", str(tmp_path / "none.json"),
                      "--out", str(out)]) == 2
     assert "--history" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def dead(tmp_path_factory):
+    """A model whose convolution is switched off (zero kernel, bias -1 before its ReLU): every Grad-CAM map is 0."""
+    model = _model()
+    conv = model.layers[0]
+    conv.set_weights([np.zeros_like(conv.params["kernel"]), np.full_like(conv.params["bias"], -1.0)])
+    model.metadata = {"dataset": "shapes", "class_names": list(datasets.shapes.CLASS_NAMES)}
+    path = tmp_path_factory.mktemp("dead") / "dead.npz"
+    model.save(path)
+    return path
+
+
+def test_cli_explain_warns_of_a_blank_map(dead, tmp_path, capsys):
+    out = tmp_path / "blank.png"
+    status = cli.main(["explain", "--model", str(dead), "--index", "0", "--method", "grad_cam", "--test-limit", "5",
+                       "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert_png_drawn(out)
+    (line,) = captured.err.splitlines()
+    assert line.startswith("glassnet: warning: the Grad-CAM map for class ") and "is blank (every pixel 0)" in line
+    figure = viz.plot_explanation(gn.load_model(dead), np.zeros((28, 28, 1), np.float32), "grad_cam")
+    assert colorbars(figure) == [] and any("blank Grad-CAM map" in text for text in figure_texts(figure))
+    # a map with evidence: no warning
+    warnings = []
+    viz.plot_explanation(_model(), np.eye(28, dtype=np.float32)[..., None], "saliency", on_warning=warnings.append)
+    assert warnings == []
+
+
+def test_cli_report_warns_of_blank_maps_and_they_fail(dead, tmp_path, capsys):
+    out = tmp_path / "report"
+    status = cli.main(["report", "--model", str(dead), "--test-limit", "12", "--n-explain", "3", "--quiet",
+                       "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    warnings = [line for line in captured.err.splitlines() if line.startswith("glassnet: warning: ")]
+    assert any(line.startswith("glassnet: warning: Grad-CAM: 3 of 3 explained maps are blank (constant), 3 of the "
+                               "sanity-checked ones") for line in warnings), captured.err
+    text = (out / "report.html").read_text(encoding="utf-8")
+    row = text.split('data-method="grad_cam">', 1)[1].split("</tr>", 1)[0]
+    assert "fails sanity check" in row and "all 3 maps are blank" in row and "3 of 3" in row

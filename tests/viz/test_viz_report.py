@@ -4,6 +4,7 @@ import pathlib
 import re
 import shutil
 
+import markupsafe
 import numpy as np
 import pytest
 
@@ -19,7 +20,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "test-artifacts"
 SECTIONS = ["summary", "architecture", "training", "accuracy", "filters", "feature-maps",
-            "activation-maximization", "explanations"]
+            "activation-maximization", "explanations", "trust"]
 N_EXPLAIN = 4
 
 
@@ -100,13 +101,38 @@ def test_sanity_verdicts_are_explain_sanity_check(trained, report):
     text = path.read_text(encoding="utf-8")
     sample = np.sort(np.random.default_rng(0).choice(len(x), N_EXPLAIN, replace=False))
     check = explain.sanity_check(model, x[sample[:2]],
-                                 lambda net, images, target=None: explain.grad_cam(net, images, target), seed=0)
+                                 lambda net, images, target=None: explain.grad_cam(net, images, target), seed=0,
+                                 independent=False)
     header = re.search(r"<th>Grad-CAM(.*?)</th>", text, flags=re.S).group(1)
     assert ("passes sanity check" if check.passed else "fails sanity check") in header
-    assert f"rank corr. {check.mean[-1]:.2f}" in header
+    assert str(markupsafe.escape(check.reason)) in header
+    row = re.search(r'<tr class="trust-row" data-method="grad_cam">(.*?)</tr>', text, flags=re.S).group(1)
+    assert str(markupsafe.escape(check.reason)) in row
     for index in sample:
         assert f"#{index}:" in text
     assert "on\n    the first 2 of these images" in text
+
+
+def test_every_method_row_has_its_curve_verdict_and_aucs(trained, report):
+    """The trust section: per method the cascade curve, the verdict with its reason, deletion/insertion AUCs
+    against a random order (those of explain.deletion_insertion on the explained images) and the blank count."""
+    path, _ = report
+    model, x, y, _ = trained
+    text = path.read_text(encoding="utf-8")
+    rows = dict(re.findall(r'<tr class="trust-row" data-method="(\w+)">(.*?)</tr>', text, flags=re.S))
+    assert list(rows) == list(METHOD_KEYS)
+    for key, row in rows.items():
+        assert re.search(r'<img class="curve" src="data:image/png;base64,', row), key
+        assert re.search(r"(passes|fails) sanity check</span><br>(passes|fails): ", row), key
+        assert re.search(r'auc-deletion"><span class="(better|worse)">\d\.\d{3}</span> / \d\.\d{3}', row), key
+        assert re.search(r'auc-insertion"><span class="(better|worse)">\d\.\d{3}</span> / \d\.\d{3}', row), key
+        assert re.search(rf"\d+ of {N_EXPLAIN}", row), key
+    sample = np.sort(np.random.default_rng(0).choice(len(x), N_EXPLAIN, replace=False))
+    maps = explain.grad_cam(model, x[sample])
+    expected = explain.deletion_insertion(model, x[sample], maps, steps=10, seed=0)
+    cell = re.search(r'auc-deletion"><span class="\w+">([\d.]+)</span> / ([\d.]+)', rows["grad_cam"])
+    assert float(cell.group(1)) == pytest.approx(expected.deletion_auc.mean(), abs=6e-4)
+    assert float(cell.group(2)) == pytest.approx(expected.random_deletion_auc.mean(), abs=6e-4)
 
 
 def test_model_without_convolutions_skips_cam_with_a_note(tmp_path):

@@ -138,7 +138,9 @@ PRESETS = {
 #: Training settings per preset: ``optimizer`` (an ``optimizers.get`` config), ``epochs``,
 #: ``batch_size``, an optional step ``schedule`` ``[(epoch, factor), ...]`` (the learning rate is the
 #: base rate times the factor of the last entry whose epoch has been reached, applied with a
-#: LearningRateScheduler) and optional ``augment`` options for ``ImageDataGenerator``.
+#: LearningRateScheduler), an optional ``cosine_decay`` ``{"alpha": a, "warmup_epochs": w}`` (the rate follows
+#: ``optimizers.schedules.CosineDecay`` per batch over the whole run, after ``w`` epochs of linear warm-up
+#: from a tenth of the base rate) and optional ``augment`` options for ``ImageDataGenerator``.
 RECIPES = {
     "seed003_tiny": {"optimizer": {"class_name": "SGD", "learning_rate": 0.005}, "epochs": 3, "batch_size": 1},
     "keras_mnist": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 12, "batch_size": 128,
@@ -204,6 +206,11 @@ def fit_recipe(model, name, x, y, epochs=None, batch_size=None, seed=None, verbo
     epochs = settings["epochs"] if epochs is None else epochs
     batch_size = settings["batch_size"] if batch_size is None else batch_size
     callbacks = list(callbacks)
+    if settings.get("cosine_decay") and model.optimizer.schedule is None:
+        steps_per_epoch = -(-len(x) // batch_size)
+        model.optimizer.learning_rate = cosine_schedule(
+            (model.metadata or {}).get("base_learning_rate", model.optimizer.learning_rate), epochs,
+            steps_per_epoch, **settings["cosine_decay"])
     if settings["schedule"]:
         base = (model.metadata or {}).get("base_learning_rate", model.optimizer.learning_rate)
         callbacks.append(LearningRateScheduler(step_schedule([(e, base * f) for e, f in settings["schedule"]])))
@@ -215,6 +222,20 @@ def fit_recipe(model, name, x, y, epochs=None, batch_size=None, seed=None, verbo
                          callbacks=callbacks, seed=seed, initial_epoch=initial_epoch)
     return model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, validation_data=validation_data,
                      callbacks=callbacks, seed=seed, initial_epoch=initial_epoch)
+
+
+def cosine_schedule(base, epochs, steps_per_epoch, alpha=0.0, warmup_epochs=0):
+    """The :class:`~glassnet.schedules.CosineDecay` of a recipe's run: ``epochs * steps_per_epoch`` optimizer
+    steps in all, the first ``warmup_epochs`` of them rising linearly from ``base / 10`` to ``base``.
+
+    A resumed run keeps the schedule saved with its optimizer, so it continues the same curve.
+    """
+    from glassnet.schedules import CosineDecay
+    warmup = min(warmup_epochs, epochs - 1) * steps_per_epoch
+    decay = epochs * steps_per_epoch - warmup
+    if warmup:
+        return CosineDecay(base / 10, decay, alpha=alpha, warmup_target=base, warmup_steps=warmup)
+    return CosineDecay(base, decay, alpha=alpha)
 
 
 def step_schedule(steps):
@@ -230,4 +251,4 @@ def step_schedule(steps):
     return schedule
 
 
-__all__ = ["available", "get", "recipe", "compile_recipe", "fit_recipe", "step_schedule", "PRESETS", "RECIPES"] + list(PRESETS)
+__all__ = ["available", "get", "recipe", "compile_recipe", "fit_recipe", "cosine_schedule", "step_schedule", "PRESETS", "RECIPES"] + list(PRESETS)

@@ -78,3 +78,21 @@ def run_forked(fn, timeout=60):
 def forked():
     """``forked(fn, timeout=60)``: ``fn()`` run in a child made by os.fork() (see run_forked)."""
     return run_forked
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Real Keras 3 on the torch backend, a dev-only oracle (skips with the reason when not installed)."""
+    saved = os.environ.get("KERAS_BACKEND")
+    os.environ["KERAS_BACKEND"] = "torch"           # read once, at Keras's import
+    try:
+        pytest.importorskip("torch", reason="torch (Keras's backend here, a dev-only oracle) is not installed")
+        module = pytest.importorskip("keras", reason="Keras 3 (a dev-only oracle) is not installed")
+    finally:
+        if saved is None:
+            os.environ.pop("KERAS_BACKEND", None)
+        else:
+            os.environ["KERAS_BACKEND"] = saved
+    if module.backend.backend() != "torch":
+        pytest.skip(f"Keras was imported earlier with the {module.backend.backend()!r} backend")
+    return module

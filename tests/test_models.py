@@ -109,3 +109,24 @@ def test_fit_recipe_applies_the_schedule():
     plain = models.compile_recipe(models.seed003_tiny(seed=0), "seed003_tiny")
     history = models.fit_recipe(plain, "seed003_tiny", x[:6], y[:6], epochs=1, seed=0, callbacks=[Count()])
     assert "lr" not in history.history and batches[-6:] == [1] * 6
+
+
+def test_fit_recipe_follows_a_cosine_decay_per_batch(monkeypatch):
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 20)
+    monkeypatch.setitem(models.RECIPES, "seed003_tiny", {
+        "optimizer": {"class_name": "SGD", "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 1e-3},
+        "epochs": 3, "batch_size": 8, "cosine_decay": {"alpha": 0.1, "warmup_epochs": 1}})
+    model = models.compile_recipe(models.seed003_tiny(seed=0), "seed003_tiny")
+    rates = []
+
+    class Rates(callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            rates.append(self.model.optimizer.learning_rate)
+    models.fit_recipe(model, "seed003_tiny", x, y, seed=0, callbacks=[Rates()])
+    schedule = model.optimizer.schedule             # 3 batches per epoch: 3 warm-up steps, then 6 of decay
+    assert schedule.get_config() == {"initial_learning_rate": pytest.approx(0.01), "decay_steps": 6, "alpha": 0.1,
+                                     "name": "CosineDecay", "warmup_target": 0.1, "warmup_steps": 3}
+    assert rates == pytest.approx([schedule(step) for step in range(9)])
+    assert rates[0] == pytest.approx(0.01) and rates[3] == pytest.approx(0.1) and rates[-1] < 0.02
+    assert models.cosine_schedule(0.5, epochs=4, steps_per_epoch=10)(40) == 0.0

@@ -6,30 +6,12 @@ and gradients; formulas are also checked by hand, and configs survive JSON and a
 """
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 
 import glassnet as gn
 from glassnet import optimizers, schedules
-
-
-@pytest.fixture(scope="module")
-def keras():
-    saved = os.environ.get("KERAS_BACKEND")
-    os.environ["KERAS_BACKEND"] = "torch"           # read once, at Keras's import
-    try:
-        pytest.importorskip("torch", reason="torch (Keras's backend here, a dev-only oracle) is not installed")
-        module = pytest.importorskip("keras", reason="Keras 3 (a dev-only oracle) is not installed")
-    finally:
-        if saved is None:
-            os.environ.pop("KERAS_BACKEND", None)
-        else:
-            os.environ["KERAS_BACKEND"] = saved
-    if module.backend.backend() != "torch":
-        pytest.skip(f"Keras was imported earlier with the {module.backend.backend()!r} backend")
-    return module
 
 
 def _problem(seed=0, steps=8):

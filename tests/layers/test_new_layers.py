@@ -335,3 +335,32 @@ def test_fit_with_augmentation_layers_is_reproducible_with_fit_seed():
 
     for u, v in zip(train(), train()):
         np.testing.assert_array_equal(u, v)
+
+
+def test_a_model_of_the_new_layers_passes_the_model_gradient_check_and_explains():
+    """Through Sequential.forward/backward (training mode, the random layers' draws replayed), and the
+    explanations run on it."""
+    from glassnet import explain
+    from glassnet.testing import check_model_gradients
+    from layer_cases import reseed
+    model = gn.Sequential([
+        layers.Rescaling(2.0, offset=-1.0, input_shape=(8, 8, 2), dtype="float64"),
+        layers.RandomFlip(seed=1, dtype="float64"),
+        layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="tanh", dtype="float64"),
+        layers.SeparableConv2D(3, 3, strides=2, padding="same", activation="sigmoid", dtype="float64"),
+        layers.UpSampling2D(2, interpolation="bilinear", dtype="float64"),
+        layers.ZeroPadding2D(1, dtype="float64"),
+        layers.RandomCrop(7, 7, seed=2, dtype="float64"),
+        layers.Cropping2D(((1, 0), (0, 1)), dtype="float64"),
+        layers.Flatten(dtype="float64"),
+        layers.Dense(3, activation="softmax", dtype="float64"),
+    ], seed=0)
+    x = np.random.default_rng(11).random((2, 8, 8, 2))
+
+    def replay(m):
+        for index, layer in enumerate(m.layers):
+            reseed(index)(layer)
+    errors = check_model_gradients(model, x, training=True, prepare=replay)
+    assert max(errors.values()) < 1e-6 and len(errors) == 1 + 2 + 3 + 2
+    assert explain.saliency(model, x).shape == (2, 8, 8)
+    assert explain.grad_cam(model, x, layer=model.layers[2]).shape == (2, 8, 8)

@@ -18,7 +18,6 @@ line up (see :func:`glassnet.interop._common.flat_permutation`).
 """
 import io
 import json
-import re
 import zipfile
 
 import numpy as np
@@ -29,7 +28,6 @@ from glassnet.interop._common import (MAX_COMPRESSION, MAX_CONFIG_BYTES, WHERE, 
 KERAS_WHAT = "a Keras model file (.keras zip or Keras 2 .h5)"
 _FIX_UNSUPPORTED = ("glassnet opens Sequential Keras models built from its own layers; rebuild the model "
                     "without these layers (or replace them with glassnet's), save it again and retry.")
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ALIASES = {"Convolution2D": "Conv2D", "MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D",
             "GlobalAvgPool2D": "GlobalAveragePooling2D", "GlobalMaxPool2D": "GlobalMaxPooling2D"}
 _ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "softmax")
@@ -281,13 +279,81 @@ def _layer_entries(model_config, path):
         raise refuse(path, KERAS_WHAT, "its model configuration is not a JSON object", "Check the file.")
     cls = model_config.get("class_name")
     config = model_config.get("config")
+    if cls in ("Functional", "Model") and isinstance(config, dict):
+        return _functional_chain(config, path)
     if cls != "Sequential":
-        raise refuse(path, "a Keras Sequential model", f"a {cls!r} model", "glassnet opens Sequential Keras "
-                     "models (Functional ones once glassnet has the Functional API); rebuild it as Sequential.")
+        raise refuse(path, "a Keras Sequential or Functional model", f"a {cls!r} model",
+                     "Rebuild it from Keras layers as a Sequential or Functional model and save it again.")
     entries = config if isinstance(config, list) else (config or {}).get("layers")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise refuse(path, KERAS_WHAT, "its Sequential configuration lists no layers", "Check the file.")
     return entries
+
+
+def _sources(entry):
+    """Names of the layers whose outputs a Functional layer entry takes (Keras 3's __keras_tensor__
+    keras_history, or Keras 2's [name, node, tensor, kwargs] lists), one list per call of the layer."""
+    calls = []
+    for node in entry.get("inbound_nodes") or []:
+        found = []
+
+        def walk(value):
+            if isinstance(value, dict):
+                history = (value.get("config") or {}).get("keras_history") if value.get(
+                    "class_name") == "__keras_tensor__" else None
+                if isinstance(history, list) and history:
+                    found.append(history[0])
+                    return
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                if len(value) >= 3 and isinstance(value[0], str) and all(isinstance(v, int) for v in value[1:3]):
+                    found.append(value[0])
+                    return
+                for item in value:
+                    walk(item)
+        walk(node)
+        calls.append(found)
+    return calls
+
+
+def _functional_chain(config, path):
+    """A Functional model that is one chain (input -> layer -> ... -> output), as Sequential entries;
+    branches, merges and shared layers are refused in one error."""
+    entries = config.get("layers")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise refuse(path, KERAS_WHAT, "its Functional configuration lists no layers", "Check the file.")
+    by_name = {e.get("name") or (e.get("config") or {}).get("name"): e for e in entries}
+    consumers = {}
+    problems = []
+    for name, entry in by_name.items():
+        calls = _sources(entry)
+        if entry.get("class_name") != "InputLayer" and (len(calls) != 1 or len(calls[0]) != 1):
+            problems.append((name, entry.get("class_name"), f"{len(calls)} calls on "
+                             f"{sum(map(len, calls))} inputs (branches need glassnet's Functional API)"))
+        for source in (calls[0] if calls else []):
+            consumers.setdefault(source, []).append(name)
+    problems += [(name, by_name.get(name, {}).get("class_name"), f"its output feeds {len(users)} layers")
+                 for name, users in consumers.items() if len(users) > 1]
+    inputs = [e for e in entries if e.get("class_name") == "InputLayer"]
+    if len(inputs) != 1:
+        problems.append(("inputs", "Functional", f"{len(inputs)} inputs (glassnet models take one)"))
+    if problems:
+        raise unsupported(path, "a Keras model that is one chain of layers", problems, "glassnet reads Functional "
+                          "models that are a single chain of layers; branching ones need glassnet's Functional API.")
+    chain, name = [], inputs[0].get("name") or inputs[0]["config"].get("name")
+    for _ in range(len(by_name)):          # bounded: a tampered file may hold a cycle
+        chain.append(by_name.get(name))
+        following = consumers.get(name, [])
+        if not following:
+            break
+        name = following[0]
+    if len(chain) != len(by_name) or len({id(e) for e in chain}) != len(chain):
+        raise unsupported(path, "a Keras model that is one chain of layers", [
+            (n, e.get("class_name"), "not on the chain from the input to the output")
+            for n, e in by_name.items() if e not in chain] or [("graph", "Functional", "a cycle")],
+            "Remove the unused layers and save the model again.")
+    return chain
 
 
 def _input_shape(entries, config):

@@ -151,7 +151,12 @@ def _weights_h5(pairs, model_name):
 def save_keras(model, path):
     """Write ``model`` (a built glassnet Sequential) to ``path`` as a Keras 3 ``.keras`` file."""
     from glassnet import __version__
+    from glassnet.model import Sequential
     from glassnet.saving import atomic_write
+    if not isinstance(model, Sequential):
+        raise ValueError(message("save (.keras)", "a Sequential model (glassnet writes Keras files of "
+                                 "Sequential models)", f"a {type(model).__name__}",
+                                 "Save it as glassnet's .npz (model.save('m.npz')), which keeps every model."))
     if not model.built:
         raise RuntimeError(message("save (.keras)", "a built model", "an unbuilt one",
                                    "Give the first layer input_shape=... or call model.build(input_shape)."))

@@ -28,6 +28,12 @@ _FIX = ("glassnet reads a chain of the CNN operators listed in glassnet.interop.
 #: the batch dimension inside folded shape arithmetic (Shape -> Gather -> Concat -> Reshape)
 BATCH = -(1 << 62)
 _ELEMENTWISE = {"ReLU", "LeakyReLU", "PReLU", "Activation", "Dropout", "BatchNormalization", "Rescaling"}
+#: why some common operators are refused, and what to export instead
+_MISSING_REASONS = {
+    "LogSoftmax": "glassnet has no log-softmax output; export the logits or a Softmax (e.g. drop F.log_softmax "
+                  "from forward for the export)",
+    "Concat": "a concatenation of branches needs glassnet's Functional API",
+}
 _ARITHMETIC = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
 
 
@@ -635,7 +641,7 @@ def _walk(reader, graph):
             if all(i in reader.constants for i in node.input if i) and reader.fold(node, attrs):
                 continue
             if node.op_type not in _OPERATORS:
-                raise _Skip("glassnet has no such operator")
+                raise _Skip(_MISSING_REASONS.get(node.op_type, "glassnet has no such operator"))
             if reader.problems:    # after a problem the chain is unknown: only list the other operators
                 continue
             if reader.current not in node.input:

@@ -253,7 +253,8 @@ def export_onnx(model, path, opset=17, dtype="float32"):
     from glassnet.validation import check_int
     where = "export_onnx"
     if not isinstance(model, Sequential):
-        raise TypeError(message(where, "a glassnet Sequential", type(model).__name__))
+        raise TypeError(message(where, "a glassnet Sequential (Functional models are not exported yet)",
+                                type(model).__name__, "Save it as glassnet's .npz (model.save('m.npz')) instead."))
     opset = check_int(opset, "opset", where, minimum=13, fix="Use opset=17 (the default) or any from 13 up.")
     if dtype not in ("float32", "float64"):
         raise ValueError(message(where, "dtype 'float32' or 'float64'", repr(dtype), "Keep the default, float32."))

@@ -148,3 +148,26 @@ def test_keras2_style_h5_with_batch_input_shape(tmp_path, written):
                 group.create_dataset(n, data=value)
     x = _inputs(model, 5)
     np.testing.assert_allclose(gn.load_model(path).predict(x), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_functional_models_that_are_one_chain(tmp_path):
+    """keras.Model(inputs, outputs) built layer by layer reads as the same Sequential; branches are refused."""
+    k = keras()
+    inputs = k.Input((10, 10, 2))
+    x = k.layers.Conv2D(3, 3, activation="relu", name="cam")(inputs)
+    x = k.layers.BatchNormalization()(x)
+    x = k.layers.MaxPooling2D(2)(x)
+    outputs = k.layers.Dense(4, activation="softmax")(k.layers.Flatten()(x))
+    model = randomize_keras(k.Model(inputs, outputs), 7)
+    x = np.random.default_rng(2).random((3, 10, 10, 2)).astype("float32")
+    for suffix in ("keras", "h5"):
+        model.save(tmp_path / f"chain.{suffix}")
+        loaded = gn.load_model(tmp_path / f"chain.{suffix}")
+        np.testing.assert_allclose(loaded.predict(x), model.predict(x, verbose=0), atol=1e-5)
+        assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers[1:]]
+    a = k.layers.Conv2D(2, 3, padding="same", name="a")(inputs)
+    b = k.layers.Conv2D(2, 3, padding="same", name="b")(inputs)
+    merged = k.layers.Add(name="sum")([a, b])
+    k.Model(inputs, k.layers.Dense(2)(k.layers.Flatten()(merged))).save(tmp_path / "branch.keras")
+    with pytest.raises(ValueError, match=r"one chain of layers.*'sum' \(Add: 1 calls on 2 inputs.*'input_layer"):
+        gn.load_model(tmp_path / "branch.keras")

@@ -136,6 +136,14 @@ def test_export_onnx_gap_head_and_float64(tmp_path):
 def test_export_onnx_argument_errors(tmp_path):
     with pytest.raises(TypeError, match="Sequential"):
         gn.export_onnx("model", tmp_path / "x.onnx")
+    inputs = gn.Input((6, 6, 1))
+    branches = L.Add()([L.Conv2D(2, 3)(inputs), L.Conv2D(2, 3)(inputs)])
+    functional = gn.Model(inputs, L.Dense(2)(L.Flatten()(branches)))
+    with pytest.raises(TypeError, match="Functional models are not exported yet"):
+        gn.export_onnx(functional, tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="a Sequential model"):
+        functional.save(tmp_path / "x.keras")
+    assert not (tmp_path / "x.keras").exists() and not (tmp_path / "x.onnx").exists()
     with pytest.raises(ValueError, match="opset"):
         gn.export_onnx(glassnet_models()['every_layer'], tmp_path / "x.onnx", opset=9)
     with pytest.raises(ValueError, match="dtype"):
@@ -156,7 +164,7 @@ def test_unknown_operators_and_dynamic_shapes_are_listed(tmp_path):
 
         def forward(self, x):
             x = torch.nn.functional.elu(self.up(self.conv(x)))
-            return self.fc(torch.flatten(x, 1))
+            return torch.log_softmax(self.fc(torch.flatten(x, 1)), dim=1)
 
     path = tmp_path / "odd.onnx"
     torch.onnx.export(Odd().eval(), (torch.zeros(1, 1, 8, 8),), path, dynamo=False, opset_version=17)
@@ -164,7 +172,8 @@ def test_unknown_operators_and_dynamic_shapes_are_listed(tmp_path):
         gn.load_model(path)
     text = str(error.value)
     # after the first problem the chain is unknown: later operators glassnet lacks are still all listed
-    assert "2 unsupported layers" in text and "dilations" in text and "(Elu: glassnet has no such operator" in text
+    assert "3 unsupported layers" in text and "dilations" in text and "(Elu: glassnet has no such operator" in text
+    assert "(LogSoftmax: glassnet has no log-softmax output; export the logits" in text
     dynamic = tmp_path / "dynamic.onnx"
     torch.onnx.export(nn.Sequential(nn.Conv2d(1, 2, 3)).eval(), (torch.zeros(1, 1, 8, 8),), dynamic, dynamo=False,
                       input_names=["x"], dynamic_axes={"x": {0: "n", 2: "height", 3: "width"}})

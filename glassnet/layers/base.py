@@ -74,6 +74,18 @@ def check_padding(padding, where):
                              "For example padding='same' or padding=(1, 2)."))
 
 
+def check_kernel_fits(layer, shape, extent, pads):
+    """Raise when a per-example ``shape`` (H, W, C) padded by ``pads`` ((top, bottom), (left, right)) is
+    smaller than the kernel's ``extent`` (its dilated size: (KH - 1) * DH + 1 by (KW - 1) * DW + 1)."""
+    (top, bottom), (left, right) = pads
+    padded = (shape[0] + top + bottom, shape[1] + left + right)
+    if padded[0] < extent[0] or padded[1] < extent[1]:
+        raise ValueError(message(f"{type(layer).__name__} '{layer.name}'", f"an input at least as large as its "
+                                 f"kernel {tuple(extent)} after padding", f"{padded[0]}x{padded[1]} (input {shape})",
+                                 "Use padding='same', a smaller kernel or dilation_rate, or fewer pooling layers "
+                                 "before this one."))
+
+
 def check_number(value, what, where, valid, expected, fix=None):
     """A finite real ``value`` (bools and strings refused) with ``valid(value)`` true, as a float.
 

@@ -5,8 +5,8 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
-from glassnet.layers.base import (Geometry, Layer, check_initializer, check_padding, initializer_config, positive_pair,
-                                  register)
+from glassnet.layers.base import (Geometry, Layer, check_initializer, check_kernel_fits, check_padding,
+                                  initializer_config, positive_pair, register)
 from glassnet.ops import conv2d_backward, conv2d_forward, conv_output_size, pad2d, resolve_padding, unpad2d
 
 
@@ -70,18 +70,11 @@ class Conv2D(Activated, Layer):
         return resolve_padding(self.padding, self._span(), self.strides, input_hw)
 
     def geometry(self, input_hw):
-        return Geometry(self.kernel_size, self.strides, self._pads(input_hw))
+        return Geometry(self._span(), self.strides, self._pads(input_hw))
 
     def check_input_shape(self, shape):
         super().check_input_shape(shape)
-        (top, bottom), (left, right) = self._pads(shape[:2])
-        padded = (shape[0] + top + bottom, shape[1] + left + right)
-        span = self._span()
-        if padded[0] < span[0] or padded[1] < span[1]:
-            raise ValueError(message(f"Conv2D '{self.name}'", f"an input at least as large as its kernel "
-                                     f"{span} after padding", f"{padded[0]}x{padded[1]} (input "
-                                     f"{shape})", "Use padding='same', a smaller kernel, or fewer pooling layers "
-                                     "before this one."))
+        check_kernel_fits(self, shape, self._span(), self._pads(shape[:2]))
 
     def compute_output_shape(self, input_shape):
         H, W, _ = input_shape

@@ -7,8 +7,8 @@ import numpy as np
 
 from glassnet import activations
 from glassnet.errors import message
-from glassnet.layers.base import (Geometry, Layer, check_initializer, check_padding, initializer_config,
-                                  positive_pair, register)
+from glassnet.layers.base import (Geometry, Layer, check_initializer, check_kernel_fits, check_padding,
+                                  initializer_config, positive_pair, register)
 from glassnet.ops import matmul, resolve_padding
 from glassnet.ops.depthwise import (depthwise_conv2d_backward, depthwise_conv2d_forward, depthwise_output_hw,
                                     dilated_kernel_size)
@@ -69,14 +69,8 @@ class _DepthwiseFamily(Layer):
 
     def check_input_shape(self, shape):
         super().check_input_shape(shape)
-        (top, bottom), (left, right) = self._pads(shape[:2])
-        padded = (shape[0] + top + bottom, shape[1] + left + right)
-        extent = dilated_kernel_size(self.kernel_size, self.dilation_rate)
-        if padded[0] < extent[0] or padded[1] < extent[1]:
-            raise ValueError(message(f"{type(self).__name__} '{self.name}'", f"an input at least as large as its "
-                                     f"(dilated) kernel {extent} after padding", f"{padded[0]}x{padded[1]} "
-                                     f"(input {shape})", "Use padding='same', a smaller kernel or dilation_rate, "
-                                     "or fewer pooling layers before this one."))
+        check_kernel_fits(self, shape, dilated_kernel_size(self.kernel_size, self.dilation_rate),
+                          self._pads(shape[:2]))
 
     def _depthwise_hw(self, input_hw):
         return depthwise_output_hw(input_hw, self.kernel_size, self.strides, self._pads(input_hw),

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glassnet import datasets
+from guarded_loading import outcome_and_peak
 
 CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
          np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
@@ -54,14 +55,7 @@ def arrays(draw):
 
 def load_guarded(path, disk_size):
     """Call load_idx; return the array or the ValueError, asserting bounded memory and a documented error."""
-    tracemalloc.start()
-    try:
-        result = datasets.load_idx(path)
-    except ValueError as error:
-        result = error
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+    result, peak = outcome_and_peak(datasets.load_idx, path)
     # No buffer beyond what the file can hold (raw: its size; gzip: 1032 x its size) plus slack.
     assert peak <= 1032 * disk_size + MiB, f"load_idx peaked at {peak} bytes for a {disk_size}-byte file"
     if isinstance(result, ValueError):

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import pathlib
-import tracemalloc
 import zipfile
 
 import numpy as np
@@ -20,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import glassnet as gn
+import guarded_loading
 
 pytest.importorskip("h5py", reason="h5py (glassnet[interop]) is not installed")
 onnx = pytest.importorskip("onnx", reason="onnx (glassnet[interop]) is not installed")
@@ -37,26 +37,8 @@ def originals():
 
 
 def load_guarded(path):
-    """load_model's outcome: a model or the ValueError; asserts the documented error and bounded memory."""
-    size = pathlib.Path(path).stat().st_size
-    tracemalloc.start()
-    try:
-        result = gn.load_model(path)
-    except ValueError as error:
-        result = error
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    assert peak <= 16 * size + 8 * MiB, f"load_model peaked at {peak} bytes for a {size}-byte file"
-    if isinstance(result, ValueError):
-        assert type(result) is ValueError, type(result)
-        text = str(result)
-        assert text.startswith("load_model expects"), text
-        assert "Traceback" not in text and len(text) < 6000
-    else:
-        assert isinstance(result, gn.Sequential)
-        assert all(np.isfinite(w).all() for w in result.get_weights())
-    return result
+    """A Keras or ONNX file's load_model outcome (see guarded_loading.load_guarded; fixtures of 10-100 KB)."""
+    return guarded_loading.load_guarded(path, slack=8 * MiB, longest_message=6000)
 
 
 @FUZZ

@@ -15,7 +15,6 @@ import json
 import os
 import pathlib
 import pickle
-import tracemalloc
 import zipfile
 
 import numpy as np
@@ -25,12 +24,12 @@ from hypothesis import strategies as st
 
 import glassnet as gn
 from glassnet import layers
+from guarded_loading import load_guarded
 
 #: examples per property; raise it for a long hunt, e.g. GLASSNET_FUZZ_EXAMPLES=5000
 FUZZ = settings(max_examples=int(os.environ.get("GLASSNET_FUZZ_EXAMPLES", 120)),
                 deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 COUNTS = {}
-MiB = 1 << 20
 X = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
 
 
@@ -77,29 +76,7 @@ def write_npz(path, arrays, config=None):
     return path
 
 
-def load_guarded(path):
-    """load_model's outcome: a model or the ValueError; asserts documented errors and bounded memory."""
-    size = pathlib.Path(path).stat().st_size
-    tracemalloc.start()
-    try:
-        result = gn.load_model(path)
-    except ValueError as error:
-        result = error
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    # the file is ~7 KB; building the model and reading it takes a few times that
-    assert peak <= 16 * size + 4 * MiB, f"load_model peaked at {peak} bytes for a {size}-byte file"
-    if isinstance(result, ValueError):
-        assert type(result) is ValueError, type(result)
-        text = str(result)
-        assert text.startswith("load_model expects"), text
-        assert "Traceback" not in text and len(text) < 4000
-    else:
-        # a file that loads gives a built model holding exactly the file's weights
-        assert isinstance(result, gn.Sequential)
-        assert all(np.isfinite(w).all() for w in result.get_weights())
-    return result
+# the npz files are ~7 KB: load_guarded's default slack of 4 MiB covers building the model
 
 
 # -- the round trip and byte-level damage ---------------------------------------------------------

@@ -3,7 +3,7 @@
 NumPy's ``matmul`` always overwrites its output, so a sum of products ``a1 @ b1 + a2 @ b2 + ...``
 costs a temporary and an extra pass over memory per term. BLAS's GEMM computes
 ``C = alpha * op(A) @ B + beta * C`` and accumulates for free with ``beta = 1``. The
-row-window convolution (:mod:`glassnet.ops.conv_rows`) is such a sum, with one term per
+row-window convolution (:mod:`glassnet.ops.conv.row_windows`) is such a sum, with one term per
 kernel row, so it calls GEMM directly.
 
 The GEMM comes from the OpenBLAS that NumPy's wheels bundle (``scipy_cblas_sgemm64_`` and
@@ -221,8 +221,8 @@ def gemm(a, b, out, accumulate=False):
 #: keeps both in cache. For a tiny output (P * Q <= :data:`TALL_TINY_OUTPUT`: a first layer's
 #: weight gradient such as 25 x 6) OpenBLAS's own blocking ran 1.15-1.5x slower; for larger outputs
 #: chunking made no difference (measured 2026-11-30), so they go in one call. So do the products of
-#: glassnet's worker threads: there every call also hands the GIL over to the other thread, and the
-#: chunks made LeNet-5's 2-thread training step 10% slower (its 1-thread step 2-3% faster).
+#: glassnet's worker threads: there every call also hands the GIL over to the other thread, which
+#: costs more than the cache gains (measurements in benchmarks/NOTES.md).
 TALL_CHUNK_BYTES = 512 * 2 ** 10
 TALL_TINY_OUTPUT = 512
 

@@ -120,8 +120,8 @@ def held_blas(needed=True):
     Every :func:`run_blocks` call inside then finds it held and leaves it alone instead of
     lowering and restoring BLAS's limit itself, and :func:`num_threads` answers with the limit
     from before. A training step wraps itself in this: all of its BLAS calls go through
-    :func:`run_blocks`, so none of them loses threads by it. (LeNet-5's 2-thread step: 0.6% and
-    1.6% faster, medians of 8 alternated fresh processes in either order; within the noise.)
+    :func:`run_blocks`, so none of them loses threads by it (it saves one lower/restore pair per
+    parallel call; benchmarks/NOTES.md has the measurement).
     """
     return blas_threads.held() if needed and num_threads() > 1 else contextlib.nullcontext()
 

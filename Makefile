@@ -20,6 +20,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	$(BIN)/python -m pip install -q "torch==2.13.0" \
 		|| echo "note: torch==2.13.0 not installable here; the PyTorch-oracle tests will skip"
+	$(BIN)/python -m pip install -q "captum==0.9.*" \
+		|| echo "note: captum not installable here; the explain-benchmark test will skip"
 	touch $@ $(VENV)/.installed-all
 
 venv: $(VENV)/.installed-all

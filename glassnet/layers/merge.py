@@ -61,16 +61,21 @@ class _Merge(Layer):
         self.build([(None,) + s for s in shapes])
 
 
+def _sum(xs):
+    """A new array holding the elementwise sum of two or more same-shape arrays (summed left to right)."""
+    y = xs[0] + xs[1]
+    for x in xs[2:]:
+        y += x
+    return y
+
+
 @register
 class Add(_Merge):
     """Elementwise sum of the inputs."""
 
     def apply(self, xs, training=False):
         self.ensure_built(xs)
-        y = xs[0] + xs[1]
-        for x in xs[2:]:
-            y += x
-        return y, len(xs)
+        return _sum(xs), len(xs)
 
     def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
         # d(sum)/dx_i = 1: every input receives dy itself (read-only use downstream; never written)
@@ -121,9 +126,7 @@ class Average(_Merge):
 
     def apply(self, xs, training=False):
         self.ensure_built(xs)
-        y = xs[0] + xs[1]
-        for x in xs[2:]:
-            y += x
+        y = _sum(xs)
         y *= y.dtype.type(1.0 / len(xs))
         return y, len(xs)
 

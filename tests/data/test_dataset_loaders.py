@@ -150,20 +150,18 @@ def test_load_t10k_reads_the_fixture_digits():
     assert mnist.t10k_dir() == T10K_FIXTURE
 
 
-def test_load_t10k_never_looks_in_a_development_layout(tmp_path, monkeypatch):
-    """Without the variable it looks only in the MNIST cache, not in ../shared or the working folder."""
-    layout = tmp_path / "work"
-    (layout / "shared" / "data").mkdir(parents=True)
-    shutil.copytree(T10K_FIXTURE, layout / "shared" / "data" / "mnist-t10k")
-    (layout / "repo").mkdir()
-    monkeypatch.chdir(layout / "repo")
+def test_load_t10k_looks_only_at_the_variable_and_the_cache(tmp_path, monkeypatch):
+    """Without $GLASSNET_MNIST_T10K the only place searched is the MNIST cache: no folder of a
+    development layout (beside the repository or the working folder) is ever a candidate."""
     monkeypatch.delenv("GLASSNET_MNIST_T10K")
-    monkeypatch.setenv("GLASSNET_DATA", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("GLASSNET_DATA", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert mnist._t10k_candidates(None) == [tmp_path / "cache" / "mnist"]
     assert mnist.t10k_dir() is None
     with pytest.raises(datasets.DatasetNotFoundError, match="GLASSNET_MNIST_T10K"):
         datasets.mnist.load_t10k()
-    shutil.copytree(T10K_FIXTURE, tmp_path / "empty-cache" / "mnist")
-    assert mnist.t10k_dir() == tmp_path / "empty-cache" / "mnist"
+    shutil.copytree(T10K_FIXTURE, tmp_path / "cache" / "mnist")
+    assert mnist.t10k_dir() == tmp_path / "cache" / "mnist"
 
 
 def test_load_t10k_honours_env_and_path(tmp_path, monkeypatch):

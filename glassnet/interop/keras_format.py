@@ -244,6 +244,31 @@ class _Translator:
             raise _Unsupported("a Reshape of channels_first features flattened by Keras")
         return "Reshape", {"target_shape": [int(d) for d in c["target_shape"]]}
 
+    # -- merges (graph models): no settings but Concatenate's axis ------------------------------
+    def _merge(self, cls, c):
+        return cls, {}
+
+    def Add(self, c):
+        return self._merge("Add", c)
+
+    def Subtract(self, c):
+        return self._merge("Subtract", c)
+
+    def Multiply(self, c):
+        return self._merge("Multiply", c)
+
+    def Average(self, c):
+        return self._merge("Average", c)
+
+    def Maximum(self, c):
+        return self._merge("Maximum", c)
+
+    def Concatenate(self, c):
+        axis = c.get("axis", -1)
+        if not isinstance(axis, int) or isinstance(axis, bool) or axis == 0:
+            raise _Unsupported(f"axis {axis!r} (glassnet concatenates along a non-batch axis)")
+        return "Concatenate", {"axis": int(axis)}
+
     # -- weight fixes -----------------------------------------------------------------------------
     def permute_features(self, index):
         """A fix reordering per-feature vectors of a layer between a Flatten and the Dense it feeds
@@ -280,6 +305,8 @@ def _layer_entries(model_config, path):
     cls = model_config.get("class_name")
     config = model_config.get("config")
     if cls in ("Functional", "Model") and isinstance(config, dict):
+        if not isinstance(config.get("layers"), list) or not all(isinstance(e, dict) for e in config["layers"]):
+            raise refuse(path, KERAS_WHAT, "its Functional configuration lists no layers", "Check the file.")
         return _functional_chain(config, path)
     if cls != "Sequential":
         raise refuse(path, "a Keras Sequential or Functional model", f"a {cls!r} model",
@@ -290,68 +317,26 @@ def _layer_entries(model_config, path):
     return entries
 
 
-def _sources(entry):
-    """Names of the layers whose outputs a Functional layer entry takes (Keras 3's __keras_tensor__
-    keras_history, or Keras 2's [name, node, tensor, kwargs] lists), one list per call of the layer."""
-    calls = []
-    for node in entry.get("inbound_nodes") or []:
-        found = []
-
-        def walk(value):
-            if isinstance(value, dict):
-                history = (value.get("config") or {}).get("keras_history") if value.get(
-                    "class_name") == "__keras_tensor__" else None
-                if isinstance(history, list) and history:
-                    found.append(history[0])
-                    return
-                for item in value.values():
-                    walk(item)
-            elif isinstance(value, list):
-                if len(value) >= 3 and isinstance(value[0], str) and all(isinstance(v, int) for v in value[1:3]):
-                    found.append(value[0])
-                    return
-                for item in value:
-                    walk(item)
-        walk(node)
-        calls.append(found)
-    return calls
-
-
 def _functional_chain(config, path):
-    """A Functional model that is one chain (input -> layer -> ... -> output), as Sequential entries;
-    branches, merges and shared layers are refused in one error."""
-    entries = config.get("layers")
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise refuse(path, KERAS_WHAT, "its Functional configuration lists no layers", "Check the file.")
-    by_name = {e.get("name") or (e.get("config") or {}).get("name"): e for e in entries}
-    consumers = {}
-    problems = []
+    """A Functional model that is one chain (input -> layer -> ... -> output, checked by
+    :func:`keras_graph.is_chain`), as Sequential entries in chain order."""
+    from glassnet.interop.keras_graph import entry_name, inbound_calls
+    entries = config["layers"]
+    by_name = {entry_name(e): e for e in entries}
+    following = {}
     for name, entry in by_name.items():
-        calls = _sources(entry)
-        if entry.get("class_name") != "InputLayer" and (len(calls) != 1 or len(calls[0]) != 1):
-            problems.append((name, entry.get("class_name"), f"{len(calls)} calls on "
-                             f"{sum(map(len, calls))} inputs (branches need glassnet's Functional API)"))
-        for source in (calls[0] if calls else []):
-            consumers.setdefault(source, []).append(name)
-    problems += [(name, by_name.get(name, {}).get("class_name"), f"its output feeds {len(users)} layers")
-                 for name, users in consumers.items() if len(users) > 1]
-    inputs = [e for e in entries if e.get("class_name") == "InputLayer"]
-    if len(inputs) != 1:
-        problems.append(("inputs", "Functional", f"{len(inputs)} inputs (glassnet models take one)"))
-    if problems:
-        raise unsupported(path, "a Keras model that is one chain of layers", problems, "glassnet reads Functional "
-                          "models that are a single chain of layers; branching ones need glassnet's Functional API.")
-    chain, name = [], inputs[0].get("name") or inputs[0]["config"].get("name")
+        for ref in (inbound_calls(entry) or [[]])[0]:
+            following[ref.name] = name
+    chain = [next(e for e in entries if e.get("class_name") == "InputLayer")]
     for _ in range(len(by_name)):          # bounded: a tampered file may hold a cycle
-        chain.append(by_name.get(name))
-        following = consumers.get(name, [])
-        if not following:
+        name = following.get(entry_name(chain[-1]))
+        if name is None:
             break
-        name = following[0]
+        chain.append(by_name[name])
     if len(chain) != len(by_name) or len({id(e) for e in chain}) != len(chain):
         raise unsupported(path, "a Keras model that is one chain of layers", [
             (n, e.get("class_name"), "not on the chain from the input to the output")
-            for n, e in by_name.items() if e not in chain] or [("graph", "Functional", "a cycle")],
+            for n, e in by_name.items() if all(e is not c for c in chain)] or [("graph", "Functional", "a cycle")],
             "Remove the unused layers and save the model again.")
     return chain
 
@@ -374,12 +359,43 @@ def _model_layout(entries):
     return "channels_first" if "channels_first" in formats else "channels_last"
 
 
+def _translate_layer(translator, entry):
+    """One Keras layer entry -> (glassnet class name, glassnet config, weight fix or None); raises
+    _Unsupported, or KeyError / TypeError / ValueError for an invalid configuration."""
+    from glassnet.layers import deserialize
+    cls = _ALIASES.get(entry.get("class_name"), entry.get("class_name"))
+    c = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    if cls not in _KNOWN or not _built_in(entry):
+        raise _Unsupported("glassnet has no such layer" if cls != "Lambda" else
+                           "a Lambda holds Python code, which glassnet never runs")
+    made = getattr(translator, cls)(c)
+    fix = made[2] if len(made) > 2 else (translator.dense_fix() if cls == "Dense" else None)
+    layer_config = {**translator.base(c), **made[1]}
+    deserialize({"class_name": made[0], "config": layer_config})      # the configuration is valid
+    return made[0], layer_config, fix
+
+
+def _problem(entry, error):
+    """(name, Keras class, reason) of a layer that cannot be translated."""
+    name = (entry.get("config") if isinstance(entry.get("config"), dict) else {}).get("name", "?")
+    if isinstance(error, _Unsupported):
+        return name, entry.get("class_name"), str(error)
+    return name, entry.get("class_name"), f"invalid configuration ({type(error).__name__}: {str(error)[:160]})"
+
+
 def translate(model_config, path):
-    """Keras Sequential configuration -> (glassnet model config, [(keras name, keras class, weight fix)]).
+    """Keras Sequential or Functional configuration -> (glassnet model config, [(keras name, keras
+    class, weight fix)]): a Sequential config for a chain, a graph config (``input_layers``) otherwise.
 
     Raises one ValueError listing every layer glassnet cannot represent.
     """
+    from glassnet.interop.keras_graph import is_chain
     from glassnet.layers import deserialize
+    functional = model_config.get("config") if isinstance(model_config, dict) and \
+        model_config.get("class_name") in ("Functional", "Model") else None
+    if isinstance(functional, dict) and isinstance(functional.get("layers"), list) and functional["layers"] and \
+            all(isinstance(e, dict) for e in functional["layers"]) and not is_chain(functional["layers"], functional):
+        return _translate_graph(functional, path)
     entries = _layer_entries(model_config, path)
     sequential = model_config.get("config") if isinstance(model_config.get("config"), dict) else {}
     translator = _Translator(_model_layout(entries))
@@ -392,31 +408,19 @@ def translate(model_config, path):
     input_shape = translator.shape
     layers, sources, problems = [], [], []
     for entry in entries:
-        cls = _ALIASES.get(entry.get("class_name"), entry.get("class_name"))
-        c = entry.get("config") if isinstance(entry.get("config"), dict) else {}
-        name = c.get("name", "?")
-        if cls == "InputLayer":
+        if entry.get("class_name") == "InputLayer":
             continue
         try:
-            if cls not in _KNOWN or not _built_in(entry):
-                raise _Unsupported("glassnet has no such layer" if cls != "Lambda" else
-                                   "a Lambda holds Python code, which glassnet never runs")
-            made = getattr(translator, cls)(c)
-            fix = made[2] if len(made) > 2 else (translator.dense_fix() if cls == "Dense" else None)
-            layer_config = {**translator.base(c), **made[1]}
-            layer = deserialize({"class_name": made[0], "config": layer_config})
+            cls, layer_config, fix = _translate_layer(translator, entry)
             if translator.shape is not None and not problems:
+                layer = deserialize({"class_name": cls, "config": layer_config})
                 layer.check_input_shape(translator.shape)
                 translator.shape = tuple(layer.compute_output_shape(translator.shape))
-        except _Unsupported as reason:
-            problems.append((name, entry.get("class_name"), str(reason)))
+        except (_Unsupported, KeyError, TypeError, ValueError) as error:
+            problems.append(_problem(entry, error))
             continue
-        except (KeyError, TypeError, ValueError) as error:
-            problems.append((name, entry.get("class_name"), f"invalid configuration ({type(error).__name__}: "
-                                                            f"{str(error)[:160]})"))
-            continue
-        layers.append({"class_name": made[0], "config": layer_config})
-        sources.append((name, cls, fix))
+        layers.append({"class_name": cls, "config": layer_config})
+        sources.append((layer_config["name"], entry.get("class_name"), fix))
     if problems:
         raise unsupported(path, "a Keras model", problems, _FIX_UNSUPPORTED)
     if translator.flatten_order is not None:
@@ -424,6 +428,52 @@ def translate(model_config, path):
                                                  "features flattened without a Dense after them")], _FIX_UNSUPPORTED)
     return {"name": str(sequential.get("name") or "sequential"), "layers": layers,
             "input_shape": list(input_shape) if input_shape else None}, sources
+
+
+def _graph_input_entry(entry):
+    """A Keras InputLayer entry -> glassnet's InputLayer config (a static per-example shape)."""
+    c = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    shape = c.get("batch_shape") or c.get("batch_input_shape")
+    if not (isinstance(shape, list) and len(shape) >= 2 and
+            all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:])):
+        raise _Unsupported(f"input shape {shape!r} (glassnet needs every axis but the batch fixed)")
+    return {"name": c.get("name"), "dtype": _dtype(c), "batch_shape": [None] + [int(d) for d in shape[1:]]}
+
+
+def _translate_graph(config, path):
+    """A branching Keras Functional configuration -> glassnet's graph model config (the same layer
+    names, calls and wiring) and the weight sources; channels_last models only."""
+    from glassnet.interop.keras_graph import check_wiring, endpoints, entry_name
+    entries = config["layers"]
+    calls = check_wiring(entries, config, path)
+    if _model_layout(entries) == "channels_first":
+        raise unsupported(path, "a Keras model", [(str(config.get("name")), "Functional", "channels_first layers "
+                          "in a branching model (glassnet converts channels_first chains only)")], _FIX_UNSUPPORTED)
+    translator = _Translator("channels_last")
+    layers, sources, problems = [], [], []
+    for entry in entries:
+        name = entry_name(entry)
+        try:
+            if entry.get("class_name") == "InputLayer":
+                cls, layer_config, fix = "InputLayer", {**_graph_input_entry(entry), "name": name}, None
+            else:
+                first = calls[name][0]
+                translator.shape = first[0].shape if len(first) == 1 else None
+                cls, layer_config, fix = _translate_layer(translator, entry)
+                layer_config["name"] = name
+        except (_Unsupported, KeyError, TypeError, ValueError) as error:
+            problems.append(_problem(entry, error))
+            continue
+        layers.append({"class_name": cls, "config": layer_config, "name": name, "inbound_nodes": [
+            [[ref.name, ref.node, 0] for ref in call] for call in calls[name]]})
+        sources.append((name, entry.get("class_name"), fix))
+    if problems:
+        raise unsupported(path, "a Keras model", problems, _FIX_UNSUPPORTED)
+    ends = {key: [[ref.name, ref.node, 0] for ref in endpoints(config.get(key))]
+            for key in ("input_layers", "output_layers")}
+    return {"name": str(config.get("name") or "functional"), "layers": layers, **ends,
+            "output_structure": "single" if len(ends["output_layers"]) == 1 else "list",
+            "output_names": [ref[0] for ref in ends["output_layers"]]}, sources
 
 
 # -- building the model -----------------------------------------------------------------------
@@ -438,23 +488,35 @@ def _planned_per_layer(layer_configs, input_shape):
     return planned
 
 
+def _planned_graph(glassnet_config):
+    """Each layer's weight shapes of a graph config, from a replay that allocates nothing."""
+    from glassnet.functional import replay
+    record = {}
+    replay(glassnet_config, record)
+    return [record.get(entry["name"], []) for entry in glassnet_config["layers"]]
+
+
 def build(glassnet_config, sources, read_weights, path):
-    """The glassnet Sequential of ``glassnet_config`` with weights from ``read_weights(index, name, cls, sizes)``.
+    """The glassnet model of ``glassnet_config`` (a Sequential, or a graph :class:`glassnet.Model`
+    when it has ``input_layers``) with weights from ``read_weights(index, name, cls, sizes)``.
 
     ``read_weights`` returns the layer's Keras arrays, each checked against the planned size before
     it is read; the model is built only once every array matched, so a configuration that asks for
     huge layers allocates nothing.
     """
-    from glassnet.model import Sequential
-    if glassnet_config["input_shape"] is None:
+    from glassnet.model import Model, Sequential
+    graph = "input_layers" in glassnet_config
+    if not graph and glassnet_config["input_shape"] is None:
         raise refuse(path, KERAS_WHAT, "its configuration gives no input shape", "Save a model built on an "
                      "input: keras.Input(shape) first, or input_shape= on the first layer.")
     try:
-        planned = _planned_per_layer(glassnet_config["layers"], glassnet_config["input_shape"])
-    except ValueError as error:
-        raise refuse(path, KERAS_WHAT, f"its layers do not fit together ({error})", "Check the file.") from None
+        planned = _planned_graph(glassnet_config) if graph else \
+            _planned_per_layer(glassnet_config["layers"], glassnet_config["input_shape"])
+    except (TypeError, ValueError) as error:
+        raise refuse(path, KERAS_WHAT, f"its layers do not fit together ({str(error)[:400]})",
+                     "Check the file.") from None
     check_parameter_count([s for shapes in planned for s in shapes], path, KERAS_WHAT)
-    weights = []
+    weights = {}
     for index, (config, want, (name, cls, fix)) in enumerate(zip(glassnet_config["layers"], planned, sources)):
         try:
             arrays = read_weights(index, name, cls, [int(np.prod(s)) for s in want])
@@ -462,13 +524,16 @@ def build(glassnet_config, sources, read_weights, path):
                 raise FileProblem(f"layer {name!r} has {len(arrays)} weight arrays, expected {len(want)}")
             if fix is not None and arrays:
                 arrays = fix(arrays)
-            weights += [as_float_array(a, s, f"weight {i} of layer {name!r}", config["config"]["dtype"])
-                        for i, (a, s) in enumerate(zip(arrays, want))]
+            weights[config["config"]["name"]] = [
+                as_float_array(a, s, f"weight {i} of layer {name!r}", config["config"]["dtype"])
+                for i, (a, s) in enumerate(zip(arrays, want))]
         except FileProblem as problem:
             raise refuse(path, KERAS_WHAT, str(problem), "The file is damaged or does not match its "
                          "configuration; save it again from Keras.") from None
-    model = Sequential.from_config(glassnet_config)
-    model.set_weights(weights)
+    model = (Model if graph else Sequential).from_config(glassnet_config)
+    for layer in model.layers:
+        if weights.get(layer.name):
+            layer.set_weights(weights[layer.name])
     model.metadata = {"source": "keras"}
     return model
 

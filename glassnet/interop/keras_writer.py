@@ -13,6 +13,8 @@ import json
 import re
 import zipfile
 
+import numpy as np
+
 from glassnet.errors import message
 from glassnet.interop._common import require
 
@@ -77,6 +79,10 @@ def _layer_entries(layer, shape):
     base = _base(layer)
     if cls in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
         return _conv(layer, shape)
+    if cls == "RandomCrop":     # at inference, the central window (Keras's RandomCrop resizes instead)
+        from glassnet.interop.onnx_writer import central_crop
+        return [_entry("Cropping2D", {**base, "cropping": central_crop(layer, shape), "data_format": "channels_last"},
+                       shape)]
     simple = {
         "Dense": lambda: {"units": layer.units, "activation": layer.activation, "use_bias": layer.use_bias},
         "MaxPooling2D": lambda: _pool(layer), "AveragePooling2D": lambda: _pool(layer),
@@ -97,12 +103,17 @@ def _layer_entries(layer, shape):
                                  "data_format": "channels_last"},
         "Cropping2D": lambda: {"cropping": [list(p) for p in layer.cropping], "data_format": "channels_last"},
         "Rescaling": lambda: {"scale": layer.scale, "offset": layer.offset},
-        "RandomFlip": lambda: {"mode": layer.mode, "seed": layer.seed},
+        "RandomFlip": lambda: {"mode": layer.mode, "seed": _keras_seed(layer.seed)},
     }
     if cls not in simple:
         raise ValueError(message("save (.keras)", "a model whose layers Keras has", f"layer {layer.name!r} "
                                  f"of type {cls}", "Save it as glassnet's .npz instead (model.save('m.npz'))."))
     return [_entry(cls, {**base, **simple[cls]()}, shape)]
+
+
+def _keras_seed(seed):
+    """A seed Keras takes (an int32); None for a Generator or no seed."""
+    return int(seed) % (1 << 31) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
 
 
 def _pool(layer):
@@ -130,6 +141,78 @@ def keras_config(model):
     return config, list(zip(entries[1:], owners))
 
 
+def _tensor(shape, dtype, name, call):
+    """A Keras 3 ``__keras_tensor__`` reference to output 0 of ``call`` of layer ``name``."""
+    return {"class_name": "__keras_tensor__", "config": {"shape": list(shape), "dtype": dtype,
+                                                          "keras_history": [name, call, 0]}}
+
+
+def _graph_layer_entries(layer, call):
+    """The Keras entries (the last one produces the layer's output) for a layer of a graph model,
+    whose first ``call`` sets the build shapes."""
+    from glassnet.functional import InputLayer
+    shapes = [tuple(t.shape[1:]) for t in call.inputs] if call is not None else []
+    if isinstance(layer, InputLayer):
+        return [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                 "config": {"batch_shape": [None] + list(layer.output_shape[1:]), "dtype": str(layer.dtype),
+                            "sparse": False, "name": layer.name}}]
+    if getattr(layer, "takes_list", False):
+        extra = {"axis": layer.axis} if type(layer).__name__ == "Concatenate" else {}
+        entry = _entry(type(layer).__name__, {**_base(layer), **extra}, ())
+        entry["build_config"] = {"input_shape": [[None] + list(shape) for shape in shapes]}
+        return [entry]
+    return _layer_entries(layer, shapes[0])
+
+
+def functional_config(model):
+    """The Keras 3 Functional configuration of a glassnet graph model, and the (entry, glassnet
+    layer or None) pairs in Keras's layer order (the order of the weight groups)."""
+    from glassnet.interop.keras_graph import keras_layer_order
+    traced, dtype = model._traced, str(model.dtype)
+    first_calls = {id(c.layer): c for c in reversed(traced.calls)}
+    entries, last_of, parents = {}, {}, {}
+    for layer in model.layers:
+        made = _graph_layer_entries(layer, first_calls.get(id(layer)))
+        for entry, before in zip(made, [None] + made[:-1]):
+            entry["name"] = entry["config"]["name"]
+            entry["inbound_nodes"] = []
+            entries[entry["name"]] = (entry, layer if entry is made[-1] else None, before)
+        last_of[id(layer)] = made[-1]["name"]
+        if not first_calls.get(id(layer)):
+            parents[(made[-1]["name"], 0)] = []
+
+    def ref(tensor):
+        return last_of[id(tensor.history.layer)], model._call_number(tensor.history)
+
+    for call, tensor in zip(traced.calls, traced.tensors):
+        index = model._call_number(call)
+        sources = [(ref(t), t.shape) for t in call.inputs]
+        names = _expansion(entries, last_of[id(call.layer)])
+        for name, following in zip(names, names[1:] + [None]):
+            entry = entries[name][0]
+            args = [_tensor(shape, dtype, *source) for source, shape in sources]
+            entry["inbound_nodes"].append({"args": [args] if getattr(call.layer, "takes_list", False) else args,
+                                           "kwargs": {}})
+            parents[(name, index)] = [source for source, _ in sources]
+            shape = tensor.shape if following is None else entries[following][0]["build_config"]["input_shape"]
+            sources = [((name, index), shape)]
+    ends = {"input_layers": [list(ref(t)) + [0] for t in traced.input_tensors],
+            "output_layers": [list(ref(t)) + [0] for t in traced.output_tensors]}
+    order = keras_layer_order(parents, [tuple(end[:2]) for end in ends["output_layers"]])
+    config = {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+              "build_config": {"input_shape": None},
+              "config": {"name": model.name, "trainable": True, "layers": [entries[n][0] for n in order], **ends}}
+    return config, [(entries[n][0], entries[n][1]) for n in order]
+
+
+def _expansion(entries, last):
+    """The names of the Keras entries one glassnet layer became, first to ``last``."""
+    names = [last]
+    while entries[names[0]][2] is not None:
+        names.insert(0, entries[names[0]][2]["name"])
+    return names
+
+
 def _weights_h5(pairs, model_name):
     """``model.weights.h5`` as bytes: ``layers/<path>/vars/<i>`` in Keras's container naming."""
     h5py = require("h5py")
@@ -153,14 +236,10 @@ def save_keras(model, path):
     from glassnet import __version__
     from glassnet.model import Sequential
     from glassnet.saving import atomic_write
-    if not isinstance(model, Sequential):
-        raise ValueError(message("save (.keras)", "a Sequential model (glassnet writes Keras files of "
-                                 "Sequential models)", f"a {type(model).__name__}",
-                                 "Save it as glassnet's .npz (model.save('m.npz')), which keeps every model."))
     if not model.built:
         raise RuntimeError(message("save (.keras)", "a built model", "an unbuilt one",
                                    "Give the first layer input_shape=... or call model.build(input_shape)."))
-    config, pairs = keras_config(model)
+    config, pairs = keras_config(model) if isinstance(model, Sequential) else functional_config(model)
     weights = _weights_h5(pairs, model.name)
     metadata = {"keras_version": KERAS_VERSION, "glassnet_version": __version__,
                 "date_saved": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d@%H:%M:%S")}

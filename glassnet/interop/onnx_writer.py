@@ -1,4 +1,4 @@
-"""Exporting a glassnet Sequential to ONNX (``gn.export_onnx(model, path, opset=17)``).
+"""Exporting a glassnet Sequential or graph model to ONNX (``gn.export_onnx(model, path, opset=17)``).
 
 The graph takes glassnet's own input, a float batch ``input`` of shape (N, H, W, C) (N dynamic), so
 ``session.run(None, {"input": x})`` predicts what ``model.predict(x)`` does. A Transpose turns it
@@ -12,7 +12,7 @@ and ONNX's SAME_UPPER do); AveragePool excludes padded cells, as glassnet does.
 """
 import numpy as np
 
-from glassnet.errors import message
+from glassnet.errors import describe, message
 from glassnet.interop._common import require
 
 
@@ -26,6 +26,10 @@ class _Graph:
         self.dtype = dtype
 
     def constant(self, name, array, cast=True):
+        """An initializer ``name`` (written once: a shared layer's later calls reuse its weights)."""
+        if name in self.used:
+            return name
+        self.used.add(name)
         array = np.asarray(array)
         if cast and array.dtype.kind == "f":
             array = array.astype(self.dtype)
@@ -122,12 +126,18 @@ def _upsampling(g, layer, shape):
     g.node("Resize", layer.name, ["", scales], **attrs)
 
 
-def _cropping(g, layer, shape):
+def _cropping(g, layer, shape, cropping=None):
     g.to_nchw(layer.name)
-    (top, bottom), (left, right) = layer.cropping
+    (top, bottom), (left, right) = cropping or layer.cropping
     bounds = [g.constant(f"{layer.name}/{key}", np.array(value, np.int64)) for key, value in
               (("starts", [top, left]), ("ends", [shape[0] - bottom, shape[1] - right]), ("axes", [2, 3]))]
     g.node("Slice", layer.name, bounds)
+
+
+def central_crop(layer, shape):
+    """RandomCrop at inference: the central window, as Cropping2D's ((top, bottom), (left, right))."""
+    top, left = (shape[0] - layer.height) // 2, (shape[1] - layer.width) // 2
+    return [[top, shape[0] - layer.height - top], [left, shape[1] - layer.width - left]]
 
 
 def _rescaling(g, layer, shape):
@@ -228,7 +238,48 @@ _WRITERS = {
     "BatchNormalization": _batch_norm, "ZeroPadding2D": _zero_padding,
     "DepthwiseConv2D": _depthwise_conv, "SeparableConv2D": _separable_conv, "UpSampling2D": _upsampling,
     "Cropping2D": _cropping, "Rescaling": _rescaling, "RandomFlip": lambda g, layer, shape: None,
+    "RandomCrop": lambda g, layer, shape: _cropping(g, layer, shape, central_crop(layer, shape)),
 }
+#: glassnet's merge layers: the ONNX operator (all but Subtract and Multiply take any number of inputs)
+_MERGES = {"Add": "Sum", "Subtract": "Sub", "Multiply": "Mul", "Average": "Mean", "Maximum": "Max",
+           "Concatenate": "Concat"}
+
+
+def _merge(g, layer, sources, shape):
+    """A merge of ``sources`` ((ONNX name, nchw) pairs) of per-example ``shape``: images meet in NCHW
+    when any of them is NCHW already."""
+    nchw = len(shape) == 3 and any(is_nchw for _, is_nchw in sources)
+    names = []
+    for name, is_nchw in sources:
+        g.current, g.nchw = name, is_nchw
+        if nchw:
+            g.to_nchw(layer.name)
+        names.append(g.current)
+    g.current, g.nchw = names[0], nchw
+    op = _MERGES[type(layer).__name__]
+    if op == "Concat":
+        axis = layer._axis(len(shape)) + 1                  # in (N, H, W, C)
+        g.node(op, layer.name, names[1:], axis=(0, 2, 3, 1)[axis] if nchw else axis)
+    elif op == "Mul":                                       # two inputs at a time
+        for other in names[1:]:
+            g.node(op, layer.name, [other])
+    else:
+        g.node(op, layer.name, names[1:])
+
+
+def _write_graph(g, model, input_names):
+    """Every call of a graph model, in the executor's order; returns the (ONNX name, nchw) of each output."""
+    shapes = model._slot_shapes()
+    graph = model._graph()
+    tensors = {slot: (name, False) for slot, name in zip(graph.inputs, input_names)}
+    for node in graph.nodes:
+        if type(node.layer).__name__ in _MERGES:
+            _merge(g, node.layer, [tensors[slot] for slot in node.inputs], tuple(shapes[node.inputs[0]][1:]))
+        else:
+            g.current, g.nchw = tensors[node.inputs[0]]
+            _WRITERS[type(node.layer).__name__](g, node.layer, tuple(shapes[node.inputs[0]][1:]))
+        tensors[node.output] = (g.current, g.nchw)
+    return [tensors[slot] for slot in graph.outputs]
 
 
 def export_onnx(model, path, opset=17, dtype="float32"):
@@ -236,7 +287,8 @@ def export_onnx(model, path, opset=17, dtype="float32"):
 
     Parameters
     ----------
-    model : Sequential
+    model : Sequential or Model
+        A graph model (branches, merges, shared layers, several inputs and outputs) too.
     path : str or os.PathLike
         Written atomically.
     opset : int
@@ -245,16 +297,18 @@ def export_onnx(model, path, opset=17, dtype="float32"):
         Type of the graph's tensors and weights. float32 by default, whatever the model's dtype:
         onnxruntime's CPU kernels (Conv among them) have no float64 versions.
 
-    The graph's input ``input`` is (N, H, W, C) and its output ``output`` what ``model.predict`` returns.
+    The graph's input ``input`` is (N, H, W, C) and its output ``output`` what ``model.predict`` returns
+    (a graph model with several: ``input_0``, ``input_1``, ... and ``output_0``, ... in the model's order).
     """
     onnx = require("onnx")
-    from glassnet.model import Sequential
+    from glassnet.functional import InputLayer
+    from glassnet.model import Model, Sequential
     from glassnet.saving import atomic_write
     from glassnet.validation import check_int
     where = "export_onnx"
-    if not isinstance(model, Sequential):
-        raise TypeError(message(where, "a glassnet Sequential (Functional models are not exported yet)",
-                                type(model).__name__, "Save it as glassnet's .npz (model.save('m.npz')) instead."))
+    if not isinstance(model, Model):
+        raise TypeError(message(where, "a glassnet model (a Sequential or a gn.Model graph)", describe(model),
+                                "Pass the model itself, e.g. gn.export_onnx(model, 'm.onnx')."))
     opset = check_int(opset, "opset", where, minimum=13, fix="Use opset=17 (the default) or any from 13 up.")
     if dtype not in ("float32", "float64"):
         raise ValueError(message(where, "dtype 'float32' or 'float64'", repr(dtype), "Keep the default, float32."))
@@ -262,21 +316,39 @@ def export_onnx(model, path, opset=17, dtype="float32"):
         raise RuntimeError(message(where, "a built model", "an unbuilt one",
                                    "Give the first layer input_shape=... or call model.build(input_shape)."))
     missing = [f"{layer.name!r} ({type(layer).__name__})" for layer in model.layers
-               if type(layer).__name__ not in _WRITERS]
+               if type(layer).__name__ not in _WRITERS and type(layer).__name__ not in _MERGES
+               and not isinstance(layer, InputLayer)]
     if missing:
         raise ValueError(message(where, "a model whose layers have ONNX operators", ", ".join(missing),
                                  "Save it with model.save('m.npz') instead."))
     g = _Graph(onnx, np.dtype(dtype))
-    shape = tuple(model.input_shape[1:])
-    for layer in model.layers:
-        _WRITERS[type(layer).__name__](g, layer, shape)
-        shape = tuple(layer.output_shape[1:])
-    g.to_nhwc("output")
-    g.nodes.append(onnx.helper.make_node("Identity", [g.current], ["output"], name="output"))
+    input_shapes = [model.input_shape] if isinstance(model, Sequential) or len(model.inputs) == 1 else \
+        list(model.input_shape)
+    input_names = ["input"] if len(input_shapes) == 1 else [f"input_{i}" for i in range(len(input_shapes))]
+    if isinstance(model, Sequential):
+        shape = tuple(model.input_shape[1:])
+        for layer in model.layers:
+            _WRITERS[type(layer).__name__](g, layer, shape)
+            shape = tuple(layer.output_shape[1:])
+        outputs, output_shapes = [(g.current, g.nchw)], [model.output_shape]
+    else:
+        g.used.update(input_names)
+        outputs = _write_graph(g, model, input_names)
+        output_shapes = [tuple(t.shape) for t in model._traced.output_tensors]
+    output_names = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
+    g.used.update(output_names)
+    for (name, nchw), output in zip(outputs, output_names):
+        g.current, g.nchw = name, nchw
+        g.to_nhwc(output)
+        g.nodes.append(onnx.helper.make_node("Identity", [g.current], [output], name=output))
     elem = onnx.TensorProto.DOUBLE if dtype == "float64" else onnx.TensorProto.FLOAT
     graph = onnx.helper.make_graph(
-        g.nodes, model.name, [onnx.helper.make_tensor_value_info("input", elem, ["N", *model.input_shape[1:]])],
-        [onnx.helper.make_tensor_value_info("output", elem, ["N", *model.output_shape[1:]])], g.initializers)
+        g.nodes, model.name,
+        [onnx.helper.make_tensor_value_info(name, elem, ["N", *shape[1:]]) for name, shape in zip(input_names,
+                                                                                                 input_shapes)],
+        [onnx.helper.make_tensor_value_info(name, elem, ["N", *shape[1:]]) for name, shape in zip(output_names,
+                                                                                                 output_shapes)],
+        g.initializers)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
                                    producer_name="glassnet")
     # the oldest IR version the opset allows, so older runtimes open the file too

@@ -32,9 +32,11 @@ _ELEMENTWISE = {"ReLU", "LeakyReLU", "PReLU", "Activation", "Dropout", "BatchNor
 _MISSING_REASONS = {
     "LogSoftmax": "glassnet has no log-softmax output; export the logits or a Softmax (e.g. drop F.log_softmax "
                   "from forward for the export)",
-    "Concat": "a concatenation of branches needs glassnet's Functional API",
 }
 _ARITHMETIC = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+#: operators that merge two or more computed tensors (branches), and glassnet's merge layer for each
+_MERGES = {"Add": "Add", "Sum": "Add", "Sub": "Subtract", "Mul": "Multiply", "Max": "Maximum", "Mean": "Average",
+           "Concat": "Concatenate"}
 
 
 class _Skip(Exception):
@@ -71,7 +73,11 @@ def _layer_name(node, index, used, suffix=""):
     parts = [p for p in name.strip("/").split("/") if p]
     if parts and parts[-1].split("_")[0] == node.op_type:
         parts = parts[:-1] if len(parts) > 1 else [parts[0].lower()]
-    base = (parts[-1] if parts else f"{node.op_type.lower()}_{index}") + suffix
+    return _unique((parts[-1] if parts else f"{node.op_type.lower()}_{index}") + suffix, used)
+
+
+def _unique(base, used):
+    """``base``, or ``base_2``, ``base_3``, ... : the first name not in ``used`` (then added to it)."""
     name, n = base, 1
     while name in used:
         n += 1
@@ -91,7 +97,11 @@ class _Reader:
         self.onnx, self.path = onnx, path
         self.constants = {}
         self.layers, self.weights = [], []   # glassnet layer configs, and each one's weights
-        self.current, self.tensor = None, None
+        self.inbound = []                    # each layer's input layers (by name)
+        #: ONNX tensor name -> (_Tensor, glassnet layer computing it, whether that layer made it just now)
+        self.values = {}
+        self.inputs = []                     # (input layer name, glassnet per-example shape)
+        self.current, self.tensor, self.source = None, None, None
         self.problems, self.used_names = [], set()
         self.dtype = "float32"
         self.batch, self.opset, self.just_added = BATCH, 17, False
@@ -187,11 +197,14 @@ class _Reader:
         self.constants[node.output[0]] = np.asarray(value)
         return True
 
-    # -- the chain ------------------------------------------------------------------------------
+    # -- the graph ------------------------------------------------------------------------------
     def add(self, node, cls, config, weights=(), non_negative=False, suffix=""):
+        """Append a layer taking the current tensor; it becomes the current tensor's source."""
         name = _layer_name(node, len(self.layers), self.used_names, suffix)
         self.layers.append({"class_name": cls, "config": {"name": name, "dtype": self.dtype, **config}})
         self.weights.append(list(weights))
+        self.inbound.append([self.source])
+        self.source = name
         from glassnet.layers import deserialize
         layer = deserialize(self.layers[-1])
         layer.check_input_shape(self.tensor.shape)
@@ -483,6 +496,34 @@ class _Reader:
         last["config"]["use_bias"] = True
         self.weights[-1].append(np.broadcast_to(bias.reshape(-1), (units,)).copy())
 
+    def merge(self, node, a, operands):
+        """A merge layer for an operator on two or more computed tensors ((_Tensor, source) pairs),
+        which must be in one layout (and, but for Concat, of one shape: no broadcasting)."""
+        from glassnet.layers import deserialize
+        first = operands[0][0]
+        if any(t.permutation is not None for t, _ in operands) or \
+                len({(tuple(t.axes) if t.axes else None, t.onnx_rank) for t, _ in operands}) != 1:
+            raise _Skip("a merge of tensors in different layouts")
+        cls, config = _MERGES[node.op_type], {}
+        if cls == "Concatenate":
+            rank = 4 if first.is_image else first.onnx_rank
+            axis = int(a.get("axis", 1)) % rank
+            if axis == 0 or (not first.is_image and rank != len(first.shape) + 1):
+                raise _Skip(f"a Concat along axis {a.get('axis')} of a {rank}-D tensor")
+            config["axis"] = int(first.axes[axis]) if first.is_image else axis
+        elif len({t.shape for t, _ in operands}) != 1:
+            raise _Skip(f"a {node.op_type} broadcasting shapes {[t.shape for t, _ in operands]} (glassnet merges "
+                        "tensors of one shape)")
+        name = _layer_name(node, len(self.layers), self.used_names)
+        self.layers.append({"class_name": cls, "config": {"name": name, "dtype": self.dtype, **config}})
+        self.weights.append([])
+        self.inbound.append([source for _, source in operands])
+        layer = deserialize(self.layers[-1])
+        layer.build([(None,) + t.shape for t, _ in operands])
+        self.tensor = _Tensor(layer.output_shape[1:], first.axes, first.onnx_rank, None,
+                              all(t.non_negative for t, _ in operands))
+        self.source = name
+
     def flatten_rank4_vector(self):
         if not self.tensor.is_image and self.tensor.onnx_rank != 2:
             raise _Skip("a matrix product of a 4-D tensor (flatten it first)")
@@ -584,29 +625,38 @@ class _Reader:
 _OPERATORS = {name for name in vars(_Reader) if name[0].isupper()}
 
 
-def _graph_input(reader, graph):
-    """The one non-constant input: its glassnet per-example shape and the initial chain tensor."""
+def _graph_inputs(reader, graph):
+    """Every non-constant graph input as an input layer: its glassnet per-example shape and tensor."""
     inputs = [i for i in graph.input if i.name not in reader.constants]
-    if len(inputs) != 1:
-        raise _Skip(f"{len(inputs)} graph inputs (glassnet models take one image batch)")
-    tensor_type = inputs[0].type.tensor_type
+    if not inputs:
+        raise _Skip("no graph input (glassnet models take image or feature batches)")
+    for graph_input in inputs:
+        name, tensor = _graph_input(reader, graph, graph_input)
+        layer = _unique("".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "input", reader.used_names)
+        reader.inputs.append((layer, tensor.shape))
+        reader.values[name] = (tensor, layer, False)
+
+
+def _graph_input(reader, graph, graph_input):
+    """One graph input: its name and its initial tensor."""
+    tensor_type = graph_input.type.tensor_type
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
     names = [d.dim_param or "?" for d in tensor_type.shape.dim]
     if tensor_type.elem_type == reader.onnx.TensorProto.DOUBLE:
         reader.dtype = "float64"
     if len(dims) not in (2, 4) or any(d is None or d <= 0 for d in dims[1:]):
         shown = ["N" if i == 0 else (d if d is not None else names[i]) for i, d in enumerate(dims)]
-        raise _Skip(f"input {inputs[0].name!r} of shape {shown}: glassnet needs a static (N, C, H, W) or "
+        raise _Skip(f"input {graph_input.name!r} of shape {shown}: glassnet needs a static (N, C, H, W) or "
                     f"(N, features) input (only the batch dimension may be dynamic)")
     reader.batch = dims[0] if dims[0] else BATCH
     if len(dims) == 2:
-        return inputs[0].name, _Tensor((dims[1],))
-    first = _first_layout_node(graph, inputs[0].name)
+        return graph_input.name, _Tensor((dims[1],))
+    first = _first_layout_node(graph, graph_input.name)
     perm = [int(p) for p in _attributes(first, reader.onnx).get("perm", [])] if first is not None and \
         first.op_type == "Transpose" else None
     if perm == [0, 3, 1, 2]:    # an NHWC input transposed to NCHW by the graph itself
-        return inputs[0].name, _Tensor(tuple(dims[1:]), (0, 1, 2, 3))
-    return inputs[0].name, _Tensor((dims[2], dims[3], dims[1]), (0, 3, 1, 2))
+        return graph_input.name, _Tensor(tuple(dims[1:]), (0, 1, 2, 3))
+    return graph_input.name, _Tensor((dims[2], dims[3], dims[1]), (0, 3, 1, 2))
 
 
 #: operators that leave an image's layout as it is (followed to find how the graph reads its input)
@@ -624,41 +674,53 @@ def _first_layout_node(graph, name):
 
 
 def _walk(reader, graph):
-    """Fold constants and translate the chain; collects every unsupported node in ``reader.problems``."""
+    """Fold constants and translate the graph; collects every unsupported node in ``reader.problems``."""
+    import copy
     for tensor in graph.initializer:
         reader.constants[tensor.name] = reader.tensor_array(tensor)
     try:
-        reader.current, reader.tensor = _graph_input(reader, graph)
+        _graph_inputs(reader, graph)
     except _Skip as reason:
         reader.problems.append(("input", "graph input", str(reason)))
-    input_shape = reader.tensor.shape if reader.tensor is not None else None
+    uses = {}
+    for name in [i for node in graph.node for i in node.input] + [o.name for o in graph.output]:
+        uses[name] = uses.get(name, 0) + 1
     for index, node in enumerate(graph.node):
         attrs = _attributes(node, reader.onnx)
         try:
-            if node.op_type == "Shape" and node.input[0] == reader.current and reader.tensor is not None:
+            known = [i for i in dict.fromkeys(node.input) if i in reader.values]
+            if node.op_type == "Shape" and known:
+                reader.tensor = reader.values[known[0]][0]
                 reader.constants[node.output[0]] = np.array(reader.onnx_shape(), dtype=np.int64)
                 continue
             if all(i in reader.constants for i in node.input if i) and reader.fold(node, attrs):
                 continue
-            if node.op_type not in _OPERATORS:
+            if node.op_type not in _OPERATORS and node.op_type not in _MERGES:
                 raise _Skip(_MISSING_REASONS.get(node.op_type, "glassnet has no such operator"))
-            if reader.problems:    # after a problem the chain is unknown: only list the other operators
+            if reader.problems:    # after a problem the graph is unknown: only list the other operators
                 continue
-            if reader.current not in node.input:
-                raise _Skip("it does not take the previous operator's output (branches need glassnet's "
-                            "Functional API)")
-            count = len(reader.layers)
-            getattr(reader, node.op_type)(node, attrs)
-            # an activation may fold into the Conv / Dense just before it (its bias Add in between)
-            reader.just_added = len(reader.layers) > count or (node.op_type in _ARITHMETIC and reader.just_added)
-            reader.current = node.output[0]
-            reader.last_node = node
+            if not known:
+                raise _Skip("it takes no tensor computed from the graph's inputs")
+            if len(known) > 1 or (node.op_type in _MERGES and node.op_type not in _OPERATORS):
+                if node.op_type not in _MERGES or len(known) != len([i for i in node.input if i]):
+                    raise _Skip(f"a {node.op_type} of {len(known)} computed tensors and constants")
+                reader.merge(node, attrs, [reader.values[name][:2] for name in known])
+                fresh = True
+            else:
+                tensor, reader.source, fresh = reader.values[known[0]]
+                reader.current, reader.tensor = known[0], copy.copy(tensor)
+                # an activation or bias folds into the Conv / Dense just before it, if nothing else reads its output
+                reader.just_added = fresh and uses.get(known[0]) == 1 and bool(reader.layers) and \
+                    reader.layers[-1]["config"]["name"] == reader.source
+                count = len(reader.layers)
+                getattr(reader, node.op_type)(node, attrs)
+                fresh = len(reader.layers) > count or (node.op_type in _ARITHMETIC and reader.just_added)
+            reader.values[node.output[0]] = (reader.tensor, reader.source, fresh)
         except _Skip as reason:
             reader.problems.append((node.name or f"node {index}", node.op_type, str(reason)))
         except (KeyError, IndexError, TypeError, ValueError) as error:
             reader.problems.append((node.name or f"node {index}", node.op_type,
                                     f"invalid ({type(error).__name__}: {str(error)[:120]})"))
-    return input_shape
 
 
 def read_onnx(path):
@@ -683,35 +745,66 @@ def read_onnx(path):
     reader = _Reader(onnx, path)
     reader.opset = max([o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] or [1])
     try:
-        input_shape = _walk(reader, graph)
+        _walk(reader, graph)
     except FileProblem as problem:
         raise refuse(path, "an intact ONNX model file", str(problem), "The file was damaged; export it again.") \
             from None
-    if not reader.problems and (len(graph.output) != 1 or graph.output[0].name != reader.current):
-        reader.problems.append(("output", "graph output", f"{len(graph.output)} outputs; glassnet reads one "
-                                "output computed by the chain"))
-    if not reader.problems and reader.tensor.permutation is not None:
-        reader.problems.append(("output", "graph output", "channels-first features flattened without a "
-                                "matrix product after them"))
+    outputs = [o.name for o in graph.output]
+    if not reader.problems:
+        missing = [name for name in outputs if name not in reader.values or reader.values[name][1] in
+                   {layer for layer, _ in reader.inputs}]
+        reader.problems += [("output", "graph output", f"output {name!r} is not computed by a layer from the "
+                             "inputs") for name in missing]
+        reader.problems += [("output", "graph output", f"output {name!r} holds channels-first features flattened "
+                             "without a matrix product after them") for name in outputs
+                            if name not in missing and reader.values[name][0].permutation is not None]
     if reader.problems:
         raise unsupported(path, "an ONNX model", reader.problems, _FIX)
-    return _build(reader, input_shape, path)
+    return _build(reader, [reader.values[name][1] for name in outputs], path)
 
 
-def _build(reader, input_shape, path):
-    from glassnet.model import Sequential
+def _is_chain(reader, outputs):
+    """Whether the layers form one chain from the one input to the one output."""
+    names = [reader.inputs[0][0]] + [layer["config"]["name"] for layer in reader.layers] if reader.inputs else []
+    return len(reader.inputs) == 1 and outputs == names[-1:] and \
+        all(inbound == [before] for inbound, before in zip(reader.inbound, names))
+
+
+def _graph_config(reader, outputs):
+    """glassnet's graph model config of the layers read: input layers, every layer's one call, the outputs."""
+    layers = [{"class_name": "InputLayer", "name": name, "inbound_nodes": [],
+               "config": {"name": name, "dtype": reader.dtype, "batch_shape": [None, *shape]}}
+              for name, shape in reader.inputs]
+    layers += [{**layer, "name": layer["config"]["name"], "inbound_nodes": [[[source, 0, 0] for source in inbound]]}
+               for layer, inbound in zip(reader.layers, reader.inbound)]
+    return {"name": "onnx_model", "layers": layers, "input_layers": [[name, 0, 0] for name, _ in reader.inputs],
+            "output_layers": [[name, 0, 0] for name in outputs],
+            "output_structure": "single" if len(outputs) == 1 else "list", "output_names": list(outputs)}
+
+
+def _build(reader, outputs, path):
+    """The glassnet model read: a Sequential for a chain, a graph :class:`glassnet.Model` otherwise."""
+    from glassnet.functional import planned_weight_shapes as planned_graph_shapes
+    from glassnet.model import Model, Sequential
     from glassnet.validation import planned_weight_shapes
-    shapes = planned_weight_shapes(reader.layers, input_shape)
+    chain = _is_chain(reader, outputs)
+    config = {"name": "onnx_model", "layers": reader.layers, "input_shape": list(reader.inputs[0][1])} if chain \
+        else _graph_config(reader, outputs)
+    try:
+        shapes = planned_weight_shapes(reader.layers, reader.inputs[0][1]) if chain else planned_graph_shapes(config)
+    except (TypeError, ValueError) as error:
+        raise refuse(path, ONNX_WHAT, f"its operators do not fit together ({str(error)[:300]})",
+                     "The file is damaged; export it again.") from None
     check_parameter_count(shapes, path, ONNX_WHAT)
     held = [tuple(w.shape) for weights in reader.weights for w in weights]
     if held != shapes:
         raise refuse(path, ONNX_WHAT, f"weights of shapes {held[:6]} where the layers need {shapes[:6]}",
                      "The file is damaged; export it again.")
-    flat = [w for weights in reader.weights for w in weights]
-    if not all(np.isfinite(w).all() for w in flat):
+    if not all(np.isfinite(w).all() for weights in reader.weights for w in weights):
         raise refuse(path, ONNX_WHAT, "weights holding NaN or infinite values", "Export the model again.")
-    model = Sequential.from_config({"name": "onnx_model", "layers": reader.layers,
-                                    "input_shape": list(input_shape)})
-    model.set_weights(flat)
+    model = (Sequential if chain else Model).from_config(config)
+    for layer, weights in zip(reader.layers, reader.weights):
+        if weights:
+            model.get_layer(layer["config"]["name"]).set_weights(weights)
     model.metadata = {"source": "onnx"}
     return model

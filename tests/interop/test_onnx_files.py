@@ -174,7 +174,7 @@ def test_unknown_operators_and_dynamic_shapes_are_listed(tmp_path):
         gn.load_model(dynamic)
 
 
-def test_branching_graph_needs_the_functional_api(tmp_path):
+def test_a_branching_graph_reads_as_a_graph_model(tmp_path):
     from torch import nn
 
     class Residual(nn.Module):
@@ -186,6 +186,12 @@ def test_branching_graph_needs_the_functional_api(tmp_path):
             return self.b(torch.relu(self.a(x))) + x
 
     path = tmp_path / "residual.onnx"
-    torch.onnx.export(Residual().eval(), (torch.zeros(1, 2, 6, 6),), path, dynamo=False, opset_version=17)
-    with pytest.raises(ValueError, match="Functional API"):
-        gn.load_model(path)
+    torch.manual_seed(0)
+    net = Residual().eval()
+    torch.onnx.export(net, (torch.zeros(1, 2, 6, 6),), path, dynamo=False, opset_version=17)
+    loaded = gn.load_model(path)
+    assert type(loaded) is gn.Model and len(loaded.inputs) == 1
+    x = np.random.default_rng(0).random((2, 2, 6, 6)).astype("float32")
+    with torch.no_grad():
+        expected = net(torch.tensor(x)).numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(loaded.predict(x.transpose(0, 2, 3, 1)), expected, atol=1e-5)

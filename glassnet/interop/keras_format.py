@@ -26,8 +26,8 @@ from glassnet.interop._common import (MAX_COMPRESSION, MAX_CONFIG_BYTES, WHERE, 
                                       check_parameter_count, flat_permutation, refuse, require, unsupported)
 
 KERAS_WHAT = "a Keras model file (.keras zip or Keras 2 .h5)"
-_FIX_UNSUPPORTED = ("glassnet opens Sequential Keras models built from its own layers; rebuild the model "
-                    "without these layers (or replace them with glassnet's), save it again and retry.")
+_FIX_UNSUPPORTED = ("glassnet opens Sequential and Functional Keras models built from its own layers; rebuild "
+                    "the model without these layers (or replace them with glassnet's), save it again and retry.")
 _ALIASES = {"Convolution2D": "Conv2D", "MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D",
             "GlobalAvgPool2D": "GlobalAveragePooling2D", "GlobalMaxPool2D": "GlobalMaxPooling2D"}
 _ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "softmax")

@@ -1,18 +1,24 @@
-"""Reading ONNX models (e.g. from ``torch.onnx.export``) as glassnet Sequential models.
+"""Reading ONNX models (e.g. from ``torch.onnx.export``) as glassnet models: a Sequential for a chain,
+a graph :class:`glassnet.Model` for anything else (residual Adds, Concats of branches, several inputs
+or outputs).
 
 Supported operators (the CNN set): Conv (group 1, or depthwise), Relu, LeakyRelu, PRelu, Sigmoid,
-Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Gemm, MatMul (+ Add of a
-constant bias), Flatten, Reshape (to (N, -1) or a no-op), BatchNormalization (inference),
-Dropout, Pad (constant zeros on H and W), Identity and Transpose (layout changes only). Shape
-arithmetic on constants (Constant, Shape of the static tensor, Gather, Unsqueeze, Squeeze, Concat,
-Cast, Slice) is folded while reading; nothing else is evaluated.
+Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool (and ReduceMean / ReduceMax
+over H and W), Gemm, MatMul (+ Add of a constant bias), Flatten, Reshape (to (N, -1) or a no-op),
+BatchNormalization (inference), Dropout, Pad (constant zeros on H and W), Identity, Transpose
+(layout changes only), Resize / Upsample (integer factors), Slice (crops of H and W), Clip / Min (a
+capped ReLU), Mul / Div / Add / Sub by a scalar constant (Rescaling), and the merges of computed
+tensors of one shape: Add and Sum (Add), Sub (Subtract), Mul (Multiply), Max (Maximum), Mean
+(Average) and Concat (Concatenate, on any non-batch axis). Shape arithmetic on constants (Constant,
+Shape of a static tensor, Gather, Unsqueeze, Squeeze, Concat, Cast, Slice) is folded while reading;
+nothing else is evaluated.
 
-The graph must be one chain from its one input to its one output (branches, as in a ResNet's Add
-or an Inception's Concat, need glassnet's Functional API). Images are NCHW in ONNX and NHWC in
-glassnet: a 4-D input (N, C, H, W) becomes a glassnet input (H, W, C) (an input that the graph
-itself transposes from NHWC, as glassnet's own exports do, stays (H, W, C)); convolution kernels
-are transposed OIHW -> HWIO and the rows of the first Gemm / MatMul after a channels-first flatten
-are reordered. Every input dimension but the batch must be static.
+Images are NCHW in ONNX and NHWC in glassnet: a 4-D input (N, C, H, W) becomes a glassnet input
+(H, W, C) (an input that the graph itself transposes from NHWC, as glassnet's own exports do, stays
+(H, W, C)); convolution kernels are transposed OIHW -> HWIO and the rows of the first Gemm / MatMul
+after a channels-first flatten are reordered. Every input dimension but the batch must be static.
+An activation or a bias folds into the Conv / Gemm before it only when nothing else reads that
+operator's output.
 """
 import os
 
@@ -22,7 +28,7 @@ from glassnet.interop._common import (MAX_PARAMETERS, FileProblem, check_paramet
                                       refuse, require, unsupported)
 
 ONNX_WHAT = "an ONNX model file"
-_FIX = ("glassnet reads a chain of the CNN operators listed in glassnet.interop.onnx_format; export the "
+_FIX = ("glassnet reads the CNN operators listed in glassnet.interop.onnx_format; export the "
         "model without these operators (e.g. torch.onnx.export of the model in eval mode with static "
         "image sizes) and retry.")
 #: the batch dimension inside folded shape arithmetic (Shape -> Gather -> Concat -> Reshape)
@@ -335,6 +341,23 @@ class _Reader:
         self.tensor.require_nchw(node.op_type)
         self.add(node, "GlobalMaxPooling2D", {}, non_negative=self.tensor.non_negative)
         self.tensor.onnx_rank = 4
+
+    def _global_reduce(self, node, a, cls):
+        """ReduceMean / ReduceMax over H and W of an NCHW image (how PyTorch's dynamo exporter writes
+        adaptive pooling to 1x1): a global pooling layer."""
+        self.tensor.require_nchw(node.op_type)
+        axes = a.get("axes") if "axes" in a else (self.const(node.input[1], "the reduced axes")
+                                                  if len(node.input) > 1 and node.input[1] else None)
+        if axes is None or sorted(int(v) % 4 for v in np.asarray(axes).reshape(-1)) != [2, 3]:
+            raise _Skip(f"a {node.op_type} over axes {axes} (glassnet pools over H and W)")
+        self.add(node, cls, {}, non_negative=self.tensor.non_negative)
+        self.tensor.onnx_rank = 4 if a.get("keepdims", 1) else 2
+
+    def ReduceMean(self, node, a):
+        self._global_reduce(node, a, "GlobalAveragePooling2D")
+
+    def ReduceMax(self, node, a):
+        self._global_reduce(node, a, "GlobalMaxPooling2D")
 
     def Relu(self, node, a):
         if not self.fuse_activation("relu"):

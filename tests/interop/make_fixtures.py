@@ -2,6 +2,9 @@
 
 - ``keras_cnn.keras`` and ``keras_cnn.h5``: a Keras 3 model (seed 000's layers, smaller) saved by Keras;
 - ``torch_cnn.onnx``: a PyTorch CNN with a global-average-pooling head, from ``torch.onnx.export``;
+- ``keras_resnet.keras`` and ``keras_resnet.h5``: a Keras 3 Functional graph (a residual block, a
+  two-branch concatenation);
+- ``torch_resnet.onnx``: a PyTorch ResNet (identity and projection shortcuts, a torch.cat of branches);
 - ``expected.npz``: the inputs ``x`` (N, 28, 28, 1) and each producer's probabilities for them.
 
 Run from the repository root: ``KERAS_BACKEND=torch python tests/interop/make_fixtures.py``. The suite
@@ -29,6 +32,68 @@ def keras_cnn():
                          L.Dense(10, activation="softmax", name="preds")], name="keras_cnn")
 
 
+def keras_resnet():
+    k = keras()
+    L = k.layers
+    inputs = k.Input((28, 28, 1), name="image")
+    x = L.ReLU(name="stem_relu")(L.BatchNormalization(name="stem_bn")(L.Conv2D(4, 3, padding="same", name="stem")(inputs)))
+    y = L.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(x)
+    y = L.BatchNormalization(name="bn_b")(L.Conv2D(4, 3, padding="same", name="conv_b")(y))
+    x = L.Activation("relu", name="block_out")(L.Add(name="residual")([x, y]))
+    x = L.MaxPooling2D(2, name="pool")(x)
+    wide = L.Conv2D(3, 1, activation="relu", name="conv_wide")(x)
+    deep = L.Conv2D(3, 3, padding="same", dilation_rate=2, activation="relu", name="conv_deep")(x)
+    x = L.Concatenate(name="branches")([wide, deep, x])
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return k.Model(inputs, L.Dense(10, activation="softmax", name="preds")(x), name="keras_resnet")
+
+
+def torch_resnet():
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        """conv-bn-relu-conv-bn plus a shortcut (a strided 1x1 projection when the shape changes), relu."""
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+            self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+            self.shortcut = nn.Sequential() if stride == 1 and cin == cout else nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            return torch.relu(y + self.shortcut(x))
+
+    class ResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+            self.block1, self.block2 = Block(4, 4, 1), Block(4, 6, 2)
+            self.side = nn.Conv2d(6, 2, 1)
+            self.fc = nn.Linear(8, 10)
+            self.cam_module = self.block2
+
+        def forward(self, x):
+            x = self.block2(self.block1(self.stem(x)))
+            x = torch.cat([x, torch.relu(self.side(x))], dim=1)
+            scores = self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+            return scores if self.logits else torch.softmax(scores, dim=1)
+
+        logits = False
+
+    torch.manual_seed(1)
+    net = ResNet()
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
 def torch_cnn():
     import torch
     from torch import nn
@@ -38,20 +103,28 @@ def torch_cnn():
                          nn.Softmax(dim=1)).eval()
 
 
+def _export(net, path):
+    import torch
+    torch.onnx.export(net, (torch.zeros(1, 1, 28, 28),), path, dynamo=False, opset_version=17, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+
+
 def main():
     import torch
     os.makedirs(FOLDER, exist_ok=True)
     x = np.random.default_rng(0).random((8, 28, 28, 1)).astype("float32")
-    model = randomize_keras(keras_cnn(), 0)
-    model.save(os.path.join(FOLDER, "keras_cnn.keras"))
-    model.save(os.path.join(FOLDER, "keras_cnn.h5"))
-    net = torch_cnn()
-    torch.onnx.export(net, (torch.zeros(1, 1, 28, 28),), os.path.join(FOLDER, "torch_cnn.onnx"), dynamo=False,
-                      opset_version=17, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
-    with torch.no_grad():
-        torch_probs = net(torch.tensor(x.transpose(0, 3, 1, 2))).numpy()
-    np.savez(os.path.join(FOLDER, "expected.npz"), x=x, keras=model.predict(x, verbose=0), torch=torch_probs)
+    expected = {"x": x}
+    for name, make, seed in (("keras_cnn", keras_cnn, 0), ("keras_resnet", keras_resnet, 1)):
+        model = randomize_keras(make(), seed)
+        model.save(os.path.join(FOLDER, f"{name}.keras"))
+        model.save(os.path.join(FOLDER, f"{name}.h5"))
+        expected[name.replace("_cnn", "")] = model.predict(x, verbose=0)
+    for name, make in (("torch_cnn", torch_cnn), ("torch_resnet", torch_resnet)):
+        net = make()
+        _export(net, os.path.join(FOLDER, f"{name}.onnx"))
+        with torch.no_grad():
+            expected[name.replace("_cnn", "")] = net(torch.tensor(x.transpose(0, 3, 1, 2))).numpy()
+    np.savez(os.path.join(FOLDER, "expected.npz"), **expected)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Everything downstream on models imported from Keras and ONNX files: predictions against the producers'
-recorded outputs, summary, diagram, every explain method, the HTML report, fine-tuning with fit, and
+recorded outputs, for chains (read as Sequential) and graphs (residual blocks and concatenated branches,
+read as gn.Model): summary, diagram, every explain method, the HTML report, fine-tuning with fit, and
 the command line (``glassnet report`` / ``glassnet explain --image``).
 
 The files in fixtures/ were written by Keras 3 and torch.onnx.export (tests/interop/make_fixtures.py);
@@ -17,7 +18,9 @@ pytest.importorskip("h5py", reason="h5py (glassnet[interop]) is not installed")
 pytest.importorskip("onnx", reason="onnx (glassnet[interop]) is not installed")
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-FILES = {"keras_cnn.keras": "keras", "keras_cnn.h5": "keras", "torch_cnn.onnx": "torch"}
+#: file -> the key of its producer's probabilities in expected.npz; the *_resnet files are graphs (gn.Model)
+FILES = {"keras_cnn.keras": "keras", "keras_cnn.h5": "keras", "torch_cnn.onnx": "torch",
+         "keras_resnet.keras": "keras_resnet", "keras_resnet.h5": "keras_resnet", "torch_resnet.onnx": "torch_resnet"}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,9 @@ def test_summary_and_diagram(imported, tmp_path):
     assert lines[0].startswith("Model: ")
     assert f"Total params: {model.count_params():,}" in lines
     assert any("Conv2D" in line for line in lines)
+    if "resnet" in name:                     # a graph: Keras 2's "Connected to" column names each call's inputs
+        assert type(model) is gn.Model and "Connected to" in lines[2]
+        assert any(("Add" in line or "Concatenate" in line) for line in lines)
     figure = gn.viz.plot_model(model, to_file=tmp_path / "model.png", engine="matplotlib")
     assert figure is not None and (tmp_path / "model.png").stat().st_size > 1000
 
@@ -88,22 +94,24 @@ def test_report_on_an_imported_model(tmp_path, expected):
     assert 'id="summary"' in text and "conv2" in text and 'id="explanations"' in text
 
 
-def test_cli_report(tmp_path, capsys):
-    """glassnet report on an ONNX file (the .keras one goes through viz.report above: the same code)."""
+@pytest.mark.parametrize("file", ["torch_cnn.onnx", "keras_resnet.keras"])
+def test_cli_report(tmp_path, capsys, file):
+    """glassnet report on an ONNX chain and a Keras graph."""
     out = tmp_path / "report"
-    status = cli.main(["report", "--model", os.path.join(FIXTURES, "torch_cnn.onnx"), "--dataset", "mnist-t10k",
+    status = cli.main(["report", "--model", os.path.join(FIXTURES, file), "--dataset", "mnist-t10k",
                        "--test-limit", "30", "--n-explain", "1", "--no-sanity", "--quiet", "--out", str(out)])
     captured = capsys.readouterr()
     assert status == 0, captured.err
     assert (out / "report.html").stat().st_size > 10000
 
 
-def test_cli_explain_own_image_with_an_onnx_model(tmp_path, capsys):
+@pytest.mark.parametrize("file", ["torch_cnn.onnx", "torch_resnet.onnx"])
+def test_cli_explain_own_image_with_an_onnx_model(tmp_path, capsys, file):
     from PIL import Image
     picture = np.zeros((40, 40), np.uint8)
     picture[8:32, 16:24] = 255
     Image.fromarray(picture).save(tmp_path / "photo.png")
-    status = cli.main(["explain", "--model", os.path.join(FIXTURES, "torch_cnn.onnx"), "--image",
+    status = cli.main(["explain", "--model", os.path.join(FIXTURES, file), "--image",
                        str(tmp_path / "photo.png"), "--method", "grad_cam", "--out", str(tmp_path / "e.png")])
     captured = capsys.readouterr()
     assert status == 0, captured.err

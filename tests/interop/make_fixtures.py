@@ -18,7 +18,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
 
-from producers import keras, randomize_keras  # noqa: E402
+from producers import keras, randomize_batch_norm, randomize_keras  # noqa: E402
 
 FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
@@ -83,15 +83,7 @@ def torch_resnet():
         logits = False
 
     torch.manual_seed(1)
-    net = ResNet()
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.5, 0.5)
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-    return net.eval()
+    return randomize_batch_norm(ResNet()).eval()
 
 
 def torch_cnn():

@@ -147,17 +147,23 @@ def torch_nets():
 
     def build(cls, seed):
         torch.manual_seed(seed)
-        net = cls()
-        with torch.no_grad():
-            for module in net.modules():
-                if isinstance(module, nn.BatchNorm2d):
-                    module.weight.uniform_(0.5, 1.5)
-                    module.bias.uniform_(-0.5, 0.5)
-                    module.running_mean.uniform_(-0.5, 0.5)
-                    module.running_var.uniform_(0.5, 2.0)
-        return net.eval()
+        return randomize_batch_norm(cls()).eval()
 
     return {"plain": (lambda: build(Plain, 0), (1, 1, 16, 16)), "modern": (lambda: build(Modern, 1), (2, 3, 12, 12))}
+
+
+def randomize_batch_norm(net):
+    """Give every BatchNorm2d of a torch module random statistics and affine weights (from torch's RNG),
+    so that none is near the identity; returns the module."""
+    import torch
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return net
 
 
 def torch_logits_and_grads(net, x, target):

@@ -132,6 +132,10 @@ def check_wiring(entries, config, path):
     uncalled = [name for name, e in zip(names, entries) if e.get("class_name") != "InputLayer" and not calls[name]]
     if uncalled:
         raise refuse(path, _WHAT, f"layers that are never called: {uncalled[:10]}", _FIX_DAMAGED)
+    empty = [f"call {i} of layer {name!r}" for name, entry_calls in calls.items() for i, call in enumerate(entry_calls)
+             if not call]
+    if empty:
+        raise refuse(path, _WHAT, f"calls that take no tensor: {empty[:10]}", _FIX_DAMAGED)
     _check_acyclic(calls, path)
     return calls
 

@@ -23,7 +23,7 @@ def outcome_and_peak(load, path):
 
 
 def load_guarded(path, slack=4 * MiB, longest_message=4000):
-    """load_model's outcome: a built Sequential with finite weights, or glassnet's one ValueError.
+    """load_model's outcome: a built model (a Sequential or a graph gn.Model) with finite weights, or glassnet's one ValueError.
 
     Asserts bounded memory (at most 16x the file's size plus ``slack`` bytes: reading and building take
     a few times the file) and a readable message (``longest_message`` characters, no traceback).
@@ -37,6 +37,6 @@ def load_guarded(path, slack=4 * MiB, longest_message=4000):
         assert text.startswith("load_model expects"), text
         assert "Traceback" not in text and len(text) < longest_message
     else:
-        assert isinstance(result, gn.Sequential)
+        assert isinstance(result, gn.Model)
         assert all(np.isfinite(w).all() for w in result.get_weights())
     return result

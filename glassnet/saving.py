@@ -155,14 +155,16 @@ def save_model(model, path, include_optimizer=True):
     model : Sequential
     path : str or os.PathLike
         Written exactly as given (conventionally ending in ``.npz``); a name ending in ``.keras``
-        writes a Keras 3 file instead (:mod:`glassnet.interop.keras_writer`: architecture and weights).
+        writes a Keras 3 file instead, one ending in ``.h5`` a Keras 2 / tf.keras HDF5 file
+        (:mod:`glassnet.interop.keras_writer`: architecture and weights).
     include_optimizer : bool
         Save the compile configuration and optimizer state (needed to resume training exactly).
     """
     from glassnet import __version__
-    if os.fsdecode(check_path(path, "save")).lower().endswith(".keras"):
-        from glassnet.interop.keras_writer import save_keras
-        return save_keras(model, path)
+    suffix = os.path.splitext(os.fsdecode(check_path(path, "save")).lower())[1]
+    if suffix in (".keras", ".h5"):
+        from glassnet.interop.keras_writer import save_keras, save_keras_h5
+        return (save_keras if suffix == ".keras" else save_keras_h5)(model, path)
     arrays = {}
     for i, weight in enumerate(model.get_weights()):
         arrays[f"weight_{i:04d}"] = weight

@@ -7,6 +7,7 @@ path Keras itself uses. Keras's Conv2D pads only 'valid' or 'same', so a convolu
 padding amounts is written as a ZeroPadding2D (named ``<name>_padding``) and a 'valid' Conv2D.
 The file is written atomically like every glassnet save.
 """
+import copy
 import datetime
 import io
 import json
@@ -231,15 +232,65 @@ def _weights_h5(pairs, model_name):
     return buffer.getvalue()
 
 
-def save_keras(model, path):
-    """Write ``model`` (a built glassnet Sequential) to ``path`` as a Keras 3 ``.keras`` file."""
-    from glassnet import __version__
+def _model_config(model, where):
+    """The Keras 3 configuration of a built glassnet model and its (entry, layer or None) pairs."""
     from glassnet.model import Sequential
-    from glassnet.saving import atomic_write
     if not model.built:
-        raise RuntimeError(message("save (.keras)", "a built model", "an unbuilt one",
+        raise RuntimeError(message(where, "a built model", "an unbuilt one",
                                    "Give the first layer input_shape=... or call model.build(input_shape)."))
-    config, pairs = keras_config(model) if isinstance(model, Sequential) else functional_config(model)
+    return keras_config(model) if isinstance(model, Sequential) else functional_config(model)
+
+
+def keras2_config(config):
+    """A Keras 3 model configuration in Keras 2's spelling (what tf.keras writes to ``.h5`` files):
+    each call's inputs as ``[layer, node, tensor, kwargs]`` lists and plain dtype names."""
+    legacy = copy.deepcopy(config)
+    for entry in legacy["config"]["layers"]:
+        dtype = entry["config"].get("dtype")
+        if isinstance(dtype, dict):
+            entry["config"]["dtype"] = dtype["config"]["name"]
+        calls = []
+        for node in entry.get("inbound_nodes", None) or []:
+            args = node["args"]
+            tensors = args[0] if isinstance(args[0], list) else args
+            calls.append([t["config"]["keras_history"] + [{}] for t in tensors])
+        if "inbound_nodes" in entry:
+            entry["inbound_nodes"] = calls
+    return legacy
+
+
+def save_keras_h5(model, path):
+    """Write ``model`` as a Keras 2 / tf.keras ``.h5`` file (architecture and weights, no optimizer):
+    the root attribute ``model_config`` and ``model_weights/<layer>/<layer>/<weight>:0`` datasets
+    listed by the ``layer_names`` and ``weight_names`` attributes, layers in Keras's order."""
+    h5py = require("h5py")
+    from glassnet.saving import atomic_write
+    config, pairs = _model_config(model, "save (.h5)")
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
+        handle.attrs["keras_version"] = KERAS_VERSION
+        handle.attrs["backend"] = "numpy"
+        handle.attrs["model_config"] = json.dumps(keras2_config(config))
+        weights = handle.create_group("model_weights")
+        weights.attrs["layer_names"] = [entry["name"].encode() if "name" in entry else
+                                        entry["config"]["name"].encode() for entry, _ in pairs]
+        weights.attrs["backend"], weights.attrs["keras_version"] = "numpy", KERAS_VERSION
+        for entry, layer in pairs:
+            name = entry["config"]["name"]
+            group = weights.create_group(name)
+            names = [f"{name}/{key}:0" for key in (layer.weight_names if layer is not None else [])]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for weight_name, weight in zip(names, layer.get_weights() if layer is not None else []):
+                group.create_dataset(weight_name, data=weight)
+    data = buffer.getvalue()
+    atomic_write(path, lambda handle: handle.write(data))
+
+
+def save_keras(model, path):
+    """Write ``model`` (a built Sequential or graph model) to ``path`` as a Keras 3 ``.keras`` file."""
+    from glassnet import __version__
+    from glassnet.saving import atomic_write
+    config, pairs = _model_config(model, "save (.keras)")
     weights = _weights_h5(pairs, model.name)
     metadata = {"keras_version": KERAS_VERSION, "glassnet_version": __version__,
                 "date_saved": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d@%H:%M:%S")}

@@ -97,6 +97,25 @@ def test_glassnet_save_keras_is_read_by_keras(tmp_path, name):
         assert [layer.name for layer in theirs.layers[:2]] == ["c_padding", "c"]
 
 
+@pytest.mark.parametrize("name", ["every_layer", "depthwise_family"])
+def test_glassnet_save_h5_is_read_by_keras_legacy_loader(tmp_path, name):
+    """glassnet -> Keras 2 .h5 (model_config, model_weights/<layer>/<layer>/<w>:0) -> Keras 3's legacy
+    h5 loader, and -> glassnet, predict what the model does."""
+    import h5py
+    model = glassnet_models()[name]
+    model.save(tmp_path / "g.h5")
+    x = np.random.default_rng(2).random((4,) + model.input_shape[1:]).astype("float32")
+    theirs = keras().models.load_model(tmp_path / "g.h5", compile=False)
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), model.predict(x), atol=1e-5)
+    np.testing.assert_allclose(gn.load_model(tmp_path / "g.h5").predict(x), model.predict(x), atol=1e-6)
+    with h5py.File(tmp_path / "g.h5", "r") as handle:
+        assert json.loads(handle.attrs["model_config"])["class_name"] == "Sequential"
+        first = next(layer.name for layer in model.layers if layer.weights)   # a Conv2D or a SeparableConv2D
+        names = [n.decode() if isinstance(n, bytes) else n for n in handle["model_weights"][first].attrs["weight_names"]]
+        assert names == [f"{first}/{key}:0" for key in ("kernel", "bias")] if name == "every_layer" else \
+            [f"{first}/{key}:0" for key in ("depthwise_kernel", "pointwise_kernel", "bias")]
+
+
 def test_unsupported_layers_are_all_listed_in_one_error(tmp_path):
     k = keras()
     L_ = k.layers

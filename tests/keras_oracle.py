@@ -1,4 +1,5 @@
 """Real Keras 3 (PyTorch backend) as a dev-only test oracle: ``keras = keras_oracle.load()``."""
+import contextlib
 import os
 
 import pytest
@@ -19,6 +20,25 @@ def load():
     if keras.backend.backend() != "torch":
         pytest.skip(f"Keras was imported earlier with the {keras.backend.backend()!r} backend")
     return keras
+
+
+@contextlib.contextmanager
+def seeded(keras, seed):
+    """Run a block with Keras's randomness seeded (``keras.utils.set_random_seed``), so that what it
+    trains does not depend on which tests ran before; Python's, NumPy's and torch's global generators
+    get their previous states back afterwards (nothing leaks into later tests)."""
+    import random
+
+    import numpy as np
+    import torch
+    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.random.set_rng_state(states[2])
 
 
 def dense_pair(keras, inputs, units, activation, seed=0):

@@ -151,7 +151,7 @@ def _tensor(shape, dtype, name, call):
 def _graph_layer_entries(layer, call):
     """The Keras entries (the last one produces the layer's output) for a layer of a graph model,
     whose first ``call`` sets the build shapes."""
-    from glassnet.functional import InputLayer
+    from glassnet.layers.input import InputLayer
     shapes = [tuple(t.shape[1:]) for t in call.inputs] if call is not None else []
     if isinstance(layer, InputLayer):
         return [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,

@@ -301,7 +301,7 @@ def export_onnx(model, path, opset=17, dtype="float32"):
     (a graph model with several: ``input_0``, ``input_1``, ... and ``output_0``, ... in the model's order).
     """
     onnx = require("onnx")
-    from glassnet.functional import InputLayer
+    from glassnet.layers.input import InputLayer
     from glassnet.model import Model, Sequential
     from glassnet.saving import atomic_write
     from glassnet.validation import check_int

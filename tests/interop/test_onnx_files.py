@@ -195,3 +195,37 @@ def test_a_branching_graph_reads_as_a_graph_model(tmp_path):
     with torch.no_grad():
         expected = net(torch.tensor(x)).numpy().transpose(0, 2, 3, 1)
     np.testing.assert_allclose(loaded.predict(x.transpose(0, 2, 3, 1)), expected, atol=1e-5)
+
+
+def _two_input_model(path, node):
+    """An ONNX file with inputs a (N, 2, 4, 4) and b (N, 1, 4, 4) and the one ``node`` making ``out``."""
+    helper = onnx.helper
+    images = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["N", channels, 4, 4])
+              for name, channels in (("a", 2), ("b", 1))]
+    graph = helper.make_graph([node], "g", images, [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT,
+                                                                                  None)])
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("node, problem", [
+    (("Add", ["a", "b"], "broadcast"), r"'broadcast' \(Add: a Add broadcasting shapes \[\(4, 4, 2\), \(4, 4, 1\)\]"),
+    (("Relu", ["nowhere"], "orphan"), r"'orphan' \(Relu: it takes no tensor computed from the graph's inputs"),
+    (("Concat", ["a", "b"], "batch"), r"'batch' \(Concat: a Concat along axis 0"),
+])
+def test_merges_that_broadcast_or_take_unknown_tensors_are_refused(tmp_path, node, problem):
+    op, inputs, name = node
+    attrs = {"axis": 0} if op == "Concat" else {}
+    path = _two_input_model(tmp_path / "m.onnx", onnx.helper.make_node(op, inputs, ["out"], name=name, **attrs))
+    with pytest.raises(ValueError, match=problem):
+        gn.load_model(path)
+
+
+def test_a_two_input_onnx_graph_reads_as_a_graph_model(tmp_path):
+    path = _two_input_model(tmp_path / "m.onnx", onnx.helper.make_node("Concat", ["a", "b"], ["out"], name="join",
+                                                                       axis=1))
+    loaded = gn.load_model(path)
+    rng = np.random.default_rng(0)
+    a, b = rng.random((3, 4, 4, 2)).astype("float32"), rng.random((3, 4, 4, 1)).astype("float32")
+    assert [t.shape for t in loaded.inputs] == [(None, 4, 4, 2), (None, 4, 4, 1)]
+    np.testing.assert_array_equal(loaded.predict([a, b]), np.concatenate([a, b], axis=-1))

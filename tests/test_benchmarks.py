@@ -40,6 +40,33 @@ def test_flops_follow_the_pytorch_reference_accounting():
     assert round(common.flops(gn.models.keras_mnist())[0] / 1e6, 3) == 23.985
 
 
+def test_resnet_fashion_and_its_pytorch_twin_are_the_same_network():
+    import torch
+    from benchmarks import workers
+    model = workers._glassnet_model("resnet_fashion")
+    assert model.count_params() == common.MODELS["resnet_fashion"]
+    assert not any("Random" in type(layer).__name__ for layer in model.layers)      # the network alone
+    # stem, block 1 (two 3x3 at 28x28), blocks 2 and 3 (3x3 stride 2, 3x3, 1x1 projection), the head
+    macs = [28 * 28 * 16 * 9, 28 * 28 * 16 * 144, 28 * 28 * 16 * 144,
+            14 * 14 * 32 * 144, 14 * 14 * 32 * 288, 14 * 14 * 32 * 16,
+            7 * 7 * 64 * 288, 7 * 7 * 64 * 576, 7 * 7 * 64 * 32, 64 * 10]
+    assert sorted(common.layer_macs(model)) == sorted(macs)
+    twin = workers.torch_model("resnet_fashion")
+    trainable = sum(w.size for w in model.trainable_weights())
+    assert sum(p.numel() for p in twin.parameters()) == trainable                # BN statistics are buffers
+    bn = [m for m in twin.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bn) == 9 and {(m.eps, m.momentum) for m in bn} == {(1e-3, 0.1)}
+    assert tuple(twin(torch.zeros(2, 1, 28, 28)).shape) == (2, 10)
+
+
+def test_per_model_limits_keep_the_run_short():
+    assert common.model_batches("resnet_fashion", [32, 128]) == [128]
+    assert common.model_batches("resnet_fashion", [32, 64]) == [64]
+    assert common.model_batches("lenet5", [32, 128]) == [32, 128]
+    assert common.model_epoch_images("resnet_fashion", 2048) == 512
+    assert common.model_epoch_images("keras_mnist", 2048) == 2048
+
+
 # -- aggregation of alternated rounds ---------------------------------------------------------------
 def _worker_result(train, infer, rss):
     return {"train": {"ips_median": train, "foreign_cpu": 0.0}, "infer": {"ips_median": infer, "foreign_cpu": 0.1},

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from glassnet.ops.parallel import num_threads, run_blocks
 from glassnet.ops.workspace import column_sums
 
 
@@ -48,6 +49,11 @@ class BatchNormCache(NamedTuple):
     batch_statistics: bool
 
 
+#: Bytes of one chunk of rows: a chunk's passes (e.g. center, then square and sum) run while it is in
+#: cache, and the chunks are shared out between the worker threads.
+CHUNK_BYTES = 256 * 1024
+
+
 def wide_view(x):
     """``(x2, repeats)``: ``x`` as a C-contiguous 2-D array whose rows hold ``repeats`` whole groups of the
     last axis (``(N * H, W * C)`` for an (N, H, W, C) array, ``(N, C)`` for an (N, C) one)."""
@@ -65,34 +71,21 @@ def _tiled(vector, repeats):
     return np.tile(vector, repeats) if repeats > 1 else vector
 
 
-def channel_sums(wide, repeats):
-    """Sum over every axis but the channel axis of a wide view: one GEMV, then the fold."""
-    return _fold(column_sums(wide), repeats)
+def _add(total, part):
+    return tuple(a + b for a, b in zip(total, part))
 
 
-def channel_dots(a, b, repeats):
-    """Per-channel ``sum(a * b)`` of two wide views of one shape, without an ``a * b`` temporary."""
-    return _fold(np.einsum("ij,ij->j", a, b), repeats)
+def _over_chunks(fn, wide, arrays=1):
+    """``fn(rows)`` for chunks of rows of ``wide`` (2-D), on the worker threads when the ``arrays`` arrays
+    of its size that the passes touch are worth splitting; the tuples ``fn`` returns are summed."""
+    step = max(1, CHUNK_BYTES // max(1, wide.shape[1] * wide.itemsize))
+    chunks = [slice(r, r + step) for r in range(0, len(wide), step)]
+    return run_blocks(fn, chunks, num_threads(arrays * wide.nbytes), fold=_add)
 
 
-def batch_statistics(x):
-    """``(centered, mean, var, repeats)`` of ``x`` over every axis but the last: ``centered`` is
-    ``x - mean`` as a fresh wide array (two passes: the mean first, so the variance does not cancel)."""
-    wide, repeats = wide_view(x)
-    count = wide.shape[0] * repeats
-    mean = channel_sums(wide, repeats) / wide.dtype.type(count)
-    centered = np.subtract(wide, _tiled(mean, repeats))
-    var = channel_dots(centered, centered, repeats) / wide.dtype.type(count)
-    return centered, mean, var, repeats
-
-
-def _affine(source, scale, shift, repeats, relu):
-    """``source * scale + shift`` per channel (then ``max(., 0)`` when ``relu``), as a new wide array."""
-    y = np.multiply(source, _tiled(scale, repeats))
-    y += _tiled(shift, repeats)
-    if relu:
-        np.maximum(y, 0, out=y)
-    return y
+def _dots(a, b):
+    """Column sums of ``a * b`` (2-D, one shape) without an ``a * b`` temporary."""
+    return np.einsum("ij,ij->j", a, b)
 
 
 def batch_norm_forward(x, gamma, beta, epsilon, mean=None, var=None, relu=False):
@@ -117,19 +110,41 @@ def batch_norm_forward(x, gamma, beta, epsilon, mean=None, var=None, relu=False)
         The batch's mean and biased variance (for the moving statistics).
     """
     dtype = x.dtype.type
+    wide, repeats = wide_view(x)
+    y = np.empty_like(wide)
     if mean is None:
-        centered, batch_mean, batch_var, repeats = batch_statistics(x)
+        # two passes: the mean first, so that the variance (of x - mean) does not cancel
+        count = dtype(wide.shape[0] * repeats)
+        batch_mean = _fold(*_over_chunks(lambda rows: (column_sums(wide[rows]),), wide), repeats) / count
+        centered, mean_row = np.empty_like(wide), _tiled(batch_mean, repeats)
+
+        def center(rows):
+            part = np.subtract(wide[rows], mean_row, out=centered[rows])
+            return (_dots(part, part),)
+        batch_var = _fold(*_over_chunks(center, wide, 2), repeats) / count
         inv_std = dtype(1) / np.sqrt(batch_var + dtype(epsilon))
-        y = _affine(centered, gamma * inv_std, beta, repeats, relu)
+        _affine(centered, y, gamma * inv_std, beta, repeats, relu)
         cache = BatchNormCache(centered, None, batch_mean, inv_std, y if relu else None, True)
         return y.reshape(x.shape), cache, batch_mean, batch_var
-    wide, repeats = wide_view(x)
     inv_std = (dtype(1) / np.sqrt(var + dtype(epsilon))).astype(x.dtype, copy=False)
     mean = mean.astype(x.dtype, copy=False)
     scale = gamma * inv_std
     # x * scale + (beta - mean * scale): one multiply and one add, no centered copy at inference
-    y = _affine(wide, scale, beta - mean * scale, repeats, relu)
+    _affine(wide, y, scale, beta - mean * scale, repeats, relu)
     return y.reshape(x.shape), BatchNormCache(None, wide, mean, inv_std, y if relu else None, False), None, None
+
+
+def _affine(source, y, scale, shift, repeats, relu):
+    """``y = source * scale + shift`` per channel (then ``max(y, 0)`` when ``relu``), chunk by chunk."""
+    scale_row, shift_row = _tiled(scale, repeats), _tiled(shift, repeats)
+
+    def rows_of(rows):
+        out = np.multiply(source[rows], scale_row, out=y[rows])
+        out += shift_row
+        if relu:
+            np.maximum(out, 0, out=out)
+        return ()
+    _over_chunks(rows_of, source, 2)
 
 
 def batch_norm_backward(dy, cache, gamma, need_dx=True, need_grads=True, rule="vanilla"):
@@ -149,28 +164,63 @@ def batch_norm_backward(dy, cache, gamma, need_dx=True, need_grads=True, rule="v
     dx : ndarray, shape of ``dy``, or None
     dgamma, dbeta : ndarray, shape (C,), or None when ``need_grads`` is False
     """
-    from glassnet.activations import relu_gate
     shape = dy.shape
     wide_dy, repeats = wide_view(dy)
-    if cache.output is not None:
-        wide_dy = relu_gate(wide_dy, cache.output, rule)    # y > 0 exactly where the ReLU's input was
+    scale_row = _tiled(gamma * cache.inv_std, repeats)
+    gated = _gated(wide_dy, cache.output, rule)
     if not cache.batch_statistics and not need_grads:
-        return np.multiply(wide_dy, _tiled(gamma * cache.inv_std, repeats)).reshape(shape), None, None
-    centered = cache.centered
-    if centered is None:
-        centered = np.subtract(cache.inputs, _tiled(cache.mean, repeats))
-    sum_dy = channel_sums(wide_dy, repeats)
-    sum_dy_centered = channel_dots(wide_dy, centered, repeats)
+        return _scaled(gated, scale_row).reshape(shape), None, None
+    mean_row = None if cache.centered is not None else _tiled(cache.mean, repeats)
+
+    def sums(rows):
+        centered = cache.centered[rows] if mean_row is None else cache.inputs[rows] - mean_row
+        return column_sums(gated[rows]), _dots(gated[rows], centered)
+    sum_dy, sum_dy_centered = (_fold(total, repeats) for total in _over_chunks(sums, wide_dy, 2))
     grads = (sum_dy_centered * cache.inv_std, sum_dy) if need_grads else (None, None)
     if not need_dx:
         return None, *grads
-    scale = gamma * cache.inv_std
     if not cache.batch_statistics:
-        return np.multiply(wide_dy, _tiled(scale, repeats)).reshape(shape), *grads
-    count = wide_dy.dtype.type(centered.shape[0] * repeats)
+        return _scaled(gated, scale_row).reshape(shape), *grads
+    count = wide_dy.dtype.type(cache.centered.shape[0] * repeats)
     # dx = scale * (g - (centered * a + b)), a = inv_std**2 * sum(g * centered) / m, b = sum(g) / m
-    dx = np.multiply(centered, _tiled(cache.inv_std ** 2 * sum_dy_centered / count, repeats))
-    dx += _tiled(sum_dy / count, repeats)
-    np.subtract(wide_dy, dx, out=dx)
-    dx *= _tiled(scale, repeats)
+    a_row = _tiled(cache.inv_std ** 2 * sum_dy_centered / count, repeats)
+    b_row = _tiled(sum_dy / count, repeats)
+    dx = np.empty_like(wide_dy)
+
+    def dx_rows(rows):
+        out = np.multiply(cache.centered[rows], a_row, out=dx[rows])
+        out += b_row
+        np.subtract(gated[rows], out, out=out)
+        out *= scale_row
+        return ()
+    _over_chunks(dx_rows, wide_dy, 3)
     return dx.reshape(shape), *grads
+
+
+def _gated(wide_dy, output, rule):
+    """``dy`` through a fused ReLU's gate (``output > 0`` exactly where the ReLU's input was), chunk by
+    chunk into a new array; ``dy`` itself without a fused ReLU."""
+    if output is None:
+        return wide_dy
+    from glassnet.activations import relu_gate
+    gated = np.empty_like(wide_dy)
+
+    def rows_of(rows):
+        if rule == "vanilla":
+            np.multiply(wide_dy[rows], output[rows] > 0, out=gated[rows])
+        else:
+            gated[rows] = relu_gate(wide_dy[rows], output[rows], rule)
+        return ()
+    _over_chunks(rows_of, wide_dy, 3)
+    return gated
+
+
+def _scaled(wide, scale_row):
+    """``wide * scale_row`` as a new array, chunk by chunk."""
+    out = np.empty_like(wide)
+
+    def rows_of(rows):
+        np.multiply(wide[rows], scale_row, out=out[rows])
+        return ()
+    _over_chunks(rows_of, wide, 2)
+    return out

@@ -85,6 +85,22 @@ def test_only_what_is_asked_is_computed_and_nothing_is_mutated():
     np.testing.assert_array_equal(dy, dy0)
 
 
+@pytest.mark.parametrize("relu", [False, True])
+def test_chunks_on_worker_threads_give_the_one_thread_results(monkeypatch, relu):
+    import glassnet.ops
+    from glassnet.ops import normalization, parallel
+    x, gamma, beta, dy = _case((5, 6, 7, 3), seed=4)
+    one = batch_norm_forward(x, gamma, beta, 1e-3, relu=relu)
+    one_grads = batch_norm_backward(dy, one[1], gamma)
+    monkeypatch.setattr(normalization, "CHUNK_BYTES", 7 * 3 * 8 * 4)        # 4 rows of the wide view a chunk
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(glassnet.ops, "NUM_THREADS", 2)
+    two = batch_norm_forward(x, gamma, beta, 1e-3, relu=relu)
+    two_grads = batch_norm_backward(dy, two[1], gamma)
+    for a, b in zip((one[0], *one[2:], *one_grads), (two[0], *two[2:], *two_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
 def test_the_wide_view_joins_the_last_two_axes_without_copying():
     x = np.zeros((2, 3, 4, 5))
     wide, repeats = wide_view(x)

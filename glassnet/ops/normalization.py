@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from glassnet.ops.parallel import num_threads, run_blocks
-from glassnet.ops.workspace import column_sums
+from glassnet.ops.workspace import column_sums, recycled_array
 
 
 class BatchNormCache(NamedTuple):
@@ -111,12 +111,13 @@ def batch_norm_forward(x, gamma, beta, epsilon, mean=None, var=None, relu=False)
     """
     dtype = x.dtype.type
     wide, repeats = wide_view(x)
-    y = np.empty_like(wide)
+    y = recycled_array("batch_norm_output", wide.shape, wide.dtype)
     if mean is None:
         # two passes: the mean first, so that the variance (of x - mean) does not cancel
         count = dtype(wide.shape[0] * repeats)
         batch_mean = _fold(*_over_chunks(lambda rows: (column_sums(wide[rows]),), wide), repeats) / count
-        centered, mean_row = np.empty_like(wide), _tiled(batch_mean, repeats)
+        centered = recycled_array("batch_norm_centered", wide.shape, wide.dtype)
+        mean_row = _tiled(batch_mean, repeats)
 
         def center(rows):
             part = np.subtract(wide[rows], mean_row, out=centered[rows])
@@ -185,7 +186,7 @@ def batch_norm_backward(dy, cache, gamma, need_dx=True, need_grads=True, rule="v
     # dx = scale * (g - (centered * a + b)), a = inv_std**2 * sum(g * centered) / m, b = sum(g) / m
     a_row = _tiled(cache.inv_std ** 2 * sum_dy_centered / count, repeats)
     b_row = _tiled(sum_dy / count, repeats)
-    dx = np.empty_like(wide_dy)
+    dx = recycled_array("batch_norm_dx", wide_dy.shape, wide_dy.dtype)
 
     def dx_rows(rows):
         out = np.multiply(cache.centered[rows], a_row, out=dx[rows])
@@ -203,7 +204,7 @@ def _gated(wide_dy, output, rule):
     if output is None:
         return wide_dy
     from glassnet.activations import relu_gate
-    gated = np.empty_like(wide_dy)
+    gated = recycled_array("batch_norm_gated", wide_dy.shape, wide_dy.dtype)
 
     def rows_of(rows):
         if rule == "vanilla":

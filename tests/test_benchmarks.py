@@ -306,3 +306,13 @@ def test_compare_trees_reports_per_round_ratios_of_the_second_tree_to_the_first(
     assert "train ips_median: before 100 img/s; after/before per round 0.900-1.100, median 1.000" in lines[0]
     assert "infer ips_median: before 400 img/s; after/before per round 0.500-1.000, median 0.750" in lines[2]
     assert lines[-1].endswith("other processes 0.40")
+
+
+def test_the_step_profile_times_every_step_of_the_training_plan():
+    from benchmarks import steps
+    per_step, total = steps.profile("resnet_fashion", batch=4, steps=1, threads=1, clock="cpu")
+    kinds = steps.by_type(per_step)
+    assert kinds["ConvStep:Conv2D"][2] == 9 and kinds["BatchNormReLUStep:BatchNormalization"][2] == 4
+    assert kinds["AddReLUStep:Add"][2] == 3 and kinds["LayerStep:BatchNormalization"][2] == 5
+    assert all(fwd > 0 and bwd >= 0 for fwd, bwd in per_step.values())
+    assert 0 < sum(f + b for f, b in per_step.values()) <= total * 1.05

@@ -8,6 +8,9 @@ The speed tricks are steps chosen here, never switches in the layers:
   MaxPooling2D runs as one fused pass (:func:`glassnet.ops.conv2d_maxpool_forward`) without the
   convolution's full output (``fuse=True``: training and ``predict``; explanations plan the unfused
   view, where every layer's output exists).
+- :class:`BatchNormReLUStep` and :class:`AddReLUStep`: a BatchNormalization or an Add whose only reader is a
+  plain ReLU (no slope, no cap; ``fuse=True`` only) applies ``max(y, 0)`` in its own last pass and gates the
+  gradient on the way in (by ``y > 0``, under the call's rule): no ReLU output or gradient array of its own.
 - ReLU gates moved between convolutions: when a convolution (or a fused pair) reads the output of a
   Conv2D with a fused ReLU and nothing else reads it, the upper step may multiply its input gradient
   by ``x > 0`` while each block is in cache (``gate_input``) and the lower one then takes its output

@@ -159,3 +159,9 @@ def test_progress_bar_and_callback(client, model, images):
     done = [count for count, _ in seen]
     steps = sorted(np.diff([0] + done))                                   # chunks arrive in any order
     assert [total for _, total in seen] == [100] * 4 and done[-1] == 100 and steps == [4, 32, 32, 32]
+
+
+def test_progress_true_shows_a_bar(client, model, images, capsys):
+    gd.predict(model, images, client=client, chunk_size=32, progress=True)
+    bar = capsys.readouterr().err
+    assert "predict" in bar and "100/100" in bar

@@ -132,3 +132,22 @@ def test_validation_freq_selects_epochs():
     listed = validation.check_validation_freq((1, 3), "w")
     assert [every_second(e) for e in range(4)] == [False, True, False, True]
     assert [listed(e) for e in range(4)] == [True, False, True, False]
+
+
+@pytest.mark.parametrize("make, error, name", [
+    (lambda: gn.callbacks.EarlyStopping(patience="3"), TypeError, "patience"),
+    (lambda: gn.callbacks.EarlyStopping(patience=-1), ValueError, "patience"),
+    (lambda: gn.callbacks.EarlyStopping(start_from_epoch=1.0), TypeError, "start_from_epoch"),
+    (lambda: gn.callbacks.EarlyStopping(min_delta="0.1"), TypeError, "min_delta"),
+    (lambda: gn.callbacks.EarlyStopping(min_delta=float("inf")), ValueError, "min_delta"),
+    (lambda: gn.callbacks.ModelCheckpoint("m.npz", period="1"), TypeError, "period"),
+    (lambda: gn.callbacks.ModelCheckpoint("m.npz", period=0), ValueError, "period"),
+    (lambda: gn.callbacks.ReduceLROnPlateau(factor="0.5"), TypeError, "factor"),
+    (lambda: gn.callbacks.ReduceLROnPlateau(factor=0), ValueError, "factor"),
+    (lambda: gn.callbacks.ReduceLROnPlateau(factor=1.0), ValueError, "factor"),
+    (lambda: gn.callbacks.ReduceLROnPlateau(cooldown=2.5), TypeError, "cooldown"),
+    (lambda: gn.callbacks.ReduceLROnPlateau(min_lr=-1e-3), ValueError, "min_lr"),
+])
+def test_callback_arguments_follow_the_same_rule(make, error, name):
+    with pytest.raises(error, match=name):
+        make()

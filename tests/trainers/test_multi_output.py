@@ -214,3 +214,52 @@ def test_fit_takes_a_generator_of_two_input_batches():
         assert streamed[key] == pytest.approx(arrays[key], rel=1e-6), key
     predicted = model.predict(iter([((XA[:6], XB[:6]),), ((XA[6:], XB[6:]),)]), steps=2)    # batches (x,)
     np.testing.assert_allclose(predicted["cls"], model.predict([XA, XB])["cls"], rtol=1e-6)
+
+
+def test_one_sample_weight_array_weighs_every_output_and_none_leaves_one_unweighted_as_in_keras3():
+    ours, theirs = pair()
+    for model in (ours, theirs):
+        model.compile("sgd", loss=["sparse_categorical_crossentropy", "mse"])
+    for weights in (W_CLS, [None, W_CLS]):
+        expected = theirs.evaluate([XA, XB], [Y_CLS, Y_REG], sample_weight=weights, batch_size=5, verbose=0,
+                                   return_dict=True)
+        got = ours.evaluate([XA, XB], [Y_CLS, Y_REG], sample_weight=weights, batch_size=5, return_dict=True)
+        assert_same_logs(got, expected)
+
+
+def test_an_output_whose_loss_does_not_fuse_with_its_activation_trains_as_keras3():
+    keras = keras_oracle.load()
+
+    def sigmoid_graph(lib):
+        a, b = lib.Input((4,), name="a"), lib.Input((3,), name="b")
+        merged = lib.layers.Concatenate(name="cat")([lib.layers.Dense(5, activation="relu", name="da")(a),
+                                                     lib.layers.Dense(5, activation="tanh", name="db")(b)])
+        return lib.Model([a, b], [lib.layers.Dense(3, activation="softmax", name="cls")(merged),
+                                  lib.layers.Dense(2, activation="sigmoid", name="reg")(merged)])
+
+    ours, theirs = sigmoid_graph(gn), sigmoid_graph(keras)
+    for name in WEIGHTED:
+        theirs.get_layer(name).set_weights(ours.get_layer(name).get_weights())
+    y = [Y_CLS, (Y_REG > 0).astype("float32")]
+    for model, lib in ((ours, gn), (theirs, keras)):
+        model.compile(lib.optimizers.SGD(0.5), loss=["sparse_categorical_crossentropy", "mse"])
+    from glassnet.trainers import trainer
+    assert trainer.fusion(ours) == (False, [False, False])      # sigmoid + mse: both outputs run to probabilities
+    ours.compile(gn.optimizers.SGD(0.5), loss=["sparse_categorical_crossentropy", "binary_crossentropy"])
+    assert trainer.fusion(ours) == (True, [True, True])
+    ours.compile(gn.optimizers.SGD(0.5), loss=["sparse_categorical_crossentropy", "mse"])
+    got = ours.train_on_batch([XA, XB], y, return_dict=True)
+    expected = theirs.train_on_batch([XA, XB], y, return_dict=True)
+    assert_same_logs(got, {k: float(v) for k, v in expected.items()})
+    assert_same_weights(ours, theirs)
+
+
+def test_a_non_finite_value_in_one_branch_is_named_and_the_weights_are_kept():
+    model = compiled_graph()
+    kernel, bias = model.get_layer("da").get_weights()
+    model.get_layer("da").set_weights([np.full_like(kernel, 1e30), bias])      # relu(1e30 * 1e10) overflows
+    before = model.get_weights()
+    with pytest.raises(RuntimeError, match="non-finite output .* layer 'da'"):
+        model.train_on_batch({"a": np.abs(XA) * 1e10, "b": XB}, {"cls": Y_CLS, "reg": Y_REG})
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)

@@ -31,7 +31,7 @@ def raise_non_finite(model, inputs, targets, fusion, where):
     model : Model
     inputs, targets : list of ndarray
         The batch, one array per model input and per output.
-    fusion : tuple (bool, list of bool)
+    fusion : glassnet.trainers.trainer.Fusion
         Whether the plan stops at the logits, and which outputs' losses run on logits.
     where : str
     """
@@ -65,7 +65,7 @@ def locate_non_finite(model, inputs, targets, fusion):
 
 def _replay(model, inputs, targets, fusion):
     """Run the batch again step by step on the unfused plan, naming the first non-finite value."""
-    logits, fused = fusion
+    logits, fused = fusion.logits, fusion.fused
     plan = model.plan(logits=logits, fuse=False)
     layers = model.layers
 

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import math
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -95,8 +96,15 @@ def prepare_training(model, where):
     return params
 
 
+class Fusion(NamedTuple):
+    """How a training step runs the outputs (see :func:`fusion`)."""
+    logits: bool            # the plan stops at the logits
+    fused: list             # per output: its loss runs on logits with the final activation fused in
+    activations: list       # per output: that final activation (turns logits into predictions for metrics)
+
+
 def fusion(model):
-    """``(logits, fused)``: whether training runs the plan that stops at the logits, and for each output
+    """How the outputs run: whether training runs the plan that stops at the logits, and for each output
     whether its loss runs on logits with the final activation fused in.
 
     An output ends in logits when its final layer's softmax/sigmoid can be left out (a fused activation,
@@ -105,16 +113,16 @@ def fusion(model):
     """
     graph = model._graph()
     logits_plan = model.plan(logits=True, fuse=False)
-    producer = {node.output: node.layer for node in graph.nodes}
+    layers = model.output_layers()
+    activations = [model.activation_of(layer) for layer in layers]
     ends = []
-    for k, slot in enumerate(graph.outputs):
-        layer = producer.get(slot)
-        kind = None if layer is None else head_kind(layer)
+    for k, (slot, layer) in enumerate(zip(graph.outputs, layers)):
+        kind = head_kind(layer)
         reaches = kind == "logits" or (kind == "drop" and logits_plan.outputs[k] != slot)
-        ends.append((reaches, model._compiled.losses[k].fuses_with(model.activation_of(layer))))
+        ends.append((reaches, model._compiled.losses[k].fuses_with(activations[k])))
     if all(fuses for reaches, fuses in ends if reaches) and any(reaches for reaches, _ in ends):
-        return True, [reaches for reaches, _ in ends]
-    return False, [False] * len(ends)
+        return Fusion(True, [reaches for reaches, _ in ends], activations)
+    return Fusion(False, [False] * len(ends), activations)
 
 
 # -- one batch ------------------------------------------------------------------------------------
@@ -124,7 +132,7 @@ def step(model, inputs, targets, weights, fused, update):
     The loss values are the total, then (several outputs) one unweighted loss per output; the
     predictions one array per output (the fused activation applied when metrics read them).
     """
-    logits, on_logits = fused
+    logits, on_logits, final = fused
     compiled = model._compiled
     plan = model.plan(logits=logits, fuse=True)
     tape = run(plan, inputs, training=update, keep=update)
@@ -133,8 +141,7 @@ def step(model, inputs, targets, weights, fused, update):
     if update:
         model._store_grads(backprop(tape, numerics.seeds(plan, grads)).weights)
     if model.metrics or model.weighted_metrics:
-        outputs = [activations.forward(model.activation_of(model.output_layers()[k]), z) if on_logits[k] else z
-                   for k, z in enumerate(outputs)]
+        outputs = [activations.forward(final[k], z) if on_logits[k] else z for k, z in enumerate(outputs)]
     return [total] + (values if compiled.several else []), outputs
 
 
@@ -250,7 +257,7 @@ class FitRun:
     source: object                 # data.ArraySource or data.StreamSource
     callbacks: object              # callbacks.CallbackList
     params: list                   # the trainable weights the optimizer updates
-    fused: tuple                   # see :func:`fusion`
+    fused: Fusion
     base_seed: int
     initial_epoch: int
     epochs: int

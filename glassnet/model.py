@@ -343,8 +343,8 @@ class Model:
         activation = getattr(layer, "activation", None)
         return activation if isinstance(activation, str) else "linear"
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
-                run_eagerly=None, steps_per_execution=1, jit_compile="auto"):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, run_eagerly=None,
+                steps_per_execution=1, jit_compile="auto", loss_weights=None):
         """Configure training: an optimizer, a loss and optional metrics (Keras 3's arguments).
 
         Parameters
@@ -359,8 +359,6 @@ class Model:
             E.g. ``["accuracy"]`` (the variant is chosen from the loss, as Keras does). Keras 3
             does not weigh them by ``sample_weight`` / ``class_weight``. With several outputs they are
             reported as ``<output>_<metric>``.
-        loss_weights : list or dict of float, optional
-            Training minimizes ``sum_k loss_weights[k] * loss_k`` (default: all 1).
         weighted_metrics : same forms as ``metrics``, optional
             Metrics weighted by the sample (or class) weights, as Keras's; one whose name is
             also in ``metrics`` is reported as ``"weighted_<name>"``.
@@ -368,6 +366,9 @@ class Model:
             Accepted for Keras scripts: glassnet always runs eagerly, one batch per step.
         jit_compile : "auto", False or None
             Accepted for Keras scripts; glassnet runs NumPy directly and has no compiler to switch on.
+        loss_weights : list or dict of float (a float for one output), optional
+            Training minimizes ``sum_k loss_weights[k] * loss_k`` (default: all 1). Keyword-only in
+            practice: it comes last so that glassnet's positional ``compile(opt, loss, metrics)`` stays.
         """
         from glassnet import optimizers
         where = f"{type(self).__name__}.compile"

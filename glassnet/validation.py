@@ -133,15 +133,18 @@ def as_generator(seed, where, name="seed"):
 def check_real(value, name, where, low=None, high=None, high_open=False, fix=None, low_open=False):
     """A finite real number in ``[low, high]`` (``high_open`` / ``low_open`` leave that end out),
     returned as float."""
-    interval = (f"{'(' if low_open else '['}{'-inf' if low is None else low}, "
-                f"{'inf' if high is None else high}{')' if high_open else ']'}")
+    if high is None and low is not None:       # one-sided: "learning_rate >= 0.0"
+        bounds = f"{'>' if low_open else '>='} {low}"
+    else:
+        bounds = (f"in {'(' if low_open else '['}{'-inf' if low is None else low}, "
+                  f"{'inf' if high is None else high}{')' if high_open else ']'}")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(message(where, f"{name} as a real number in {interval}", describe(value), fix))
+        raise TypeError(message(where, f"{name} as a real number {bounds}", describe(value), fix))
     value = float(value)
     inside = (np.isfinite(value) and (low is None or (value > low if low_open else value >= low))
               and (high is None or (value < high if high_open else value <= high)))
     if not inside:
-        raise ValueError(message(where, f"{name} in {interval}", repr(value), fix))
+        raise ValueError(message(where, f"{name} {bounds}", repr(value), fix))
     return value
 
 

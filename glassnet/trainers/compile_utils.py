@@ -113,7 +113,7 @@ class CompiledOutputs:
         self._loss_structure = _structure(loss, self.names)
         self.loss_weights = [1.0] * len(self.names) if loss_weights is None else [
             check_real(weight, "loss_weights entries", where, low=0)
-            for weight in per_output(loss_weights, self.names, "loss_weights", where, broadcast=False)]
+            for weight in per_output(loss_weights, self.names, "loss_weights", where, broadcast=not self.several)]
         self._weights_structure = None if loss_weights is None else _structure(loss_weights, self.names)
         self.metric_specs = metrics_per_output(metrics, self.names, "metrics", where)
         self.weighted_specs = metrics_per_output(weighted_metrics, self.names, "weighted_metrics", where)

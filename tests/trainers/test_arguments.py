@@ -110,6 +110,8 @@ def test_the_accepted_forms_still_train():
     net = model()
     net.compile("sgd", "sparse_categorical_crossentropy", metrics="accuracy", jit_compile=False, run_eagerly=True,
                 loss_weights=[1.0])
+    assert net.compile("sgd", "mse", loss_weights=2.0)._compiled.loss_weights == [2.0]
+    net.compile("sgd", "sparse_categorical_crossentropy", metrics="accuracy", loss_weights=[1.0])
     history = net.fit(X, Y, batch_size=np.int64(4), epochs=np.int32(2), verbose="auto", shuffle=np.bool_(False),
                       validation_split=0.25, validation_freq=[2], seed=0)
     assert list(history.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]

@@ -700,7 +700,7 @@ def read_onnx(path):
 
 def _build(reader, input_shape, path):
     from glassnet.model import Sequential
-    from glassnet.validation import planned_weight_shapes
+    from glassnet.layers.base import planned_weight_shapes
     shapes = planned_weight_shapes(reader.layers, input_shape)
     check_parameter_count(shapes, path, ONNX_WHAT)
     held = [tuple(w.shape) for weights in reader.weights for w in weights]

@@ -148,11 +148,8 @@ def test_helpers_return_canonical_values():
     assert validation.check_pair([2, np.int32(1)], "k", "here") == (2, 1)
     assert validation.check_pair(0, "cropping", "here", minimum=0) == (0, 0)
     assert validation.check_number(np.float32(0.5), "x", "here", lambda v: v > 0, "> 0") == 0.5
-    assert validation.check_bool(np.bool_(True), "flag", "here") is True
     assert validation.check_name_choice("ADAM", ["adam", "sgd"], "optimizer", "here") == "adam"
     assert validation.check_shape([None, 28, 28, 1], "here") == (None, 28, 28, 1)
-    with pytest.raises(TypeError, match="flag True or False"):
-        validation.check_bool(1, "flag", "here")
     with pytest.raises(ValueError, match=r"input_shape .*; got \(None, 3\)"):
         validation.check_shape((None, 3), "here", batch=False)
 

@@ -3,7 +3,7 @@ import numpy as np
 
 from glassnet.errors import describe, message
 from glassnet.explain.backprop import backward_from, check_layer, forward_to
-from glassnet.validation import as_generator, check_bool, check_int, check_name_choice, check_real
+from glassnet.validation import as_generator, check_flag, check_int, check_name_choice, check_real
 
 
 def _check_indices(index, units, kind, where):
@@ -139,7 +139,7 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
     jitter = check_int(jitter, "jitter", where, minimum=0)
     lr = check_real(lr, "lr", where, low=0)
     rng = as_generator(seed, where)
-    return_trajectory = check_bool(return_trajectory, "return_trajectory", where)
+    return_trajectory = check_flag(return_trajectory, "return_trajectory", where)
     optimizer = check_name_choice(optimizer, sorted(OPTIMIZERS), "optimizer", where)
     stepper = OPTIMIZERS[optimizer](lr)
     shape = model.input_shape[1:]

@@ -10,7 +10,7 @@ through every ReLU without a second autograd:
 """
 import numpy as np
 
-from glassnet.errors import message
+from glassnet.errors import describe, message
 
 RELU_RULES = ("vanilla", "guided", "rectified")
 NAMES = ("relu", "sigmoid", "tanh", "linear", "softmax")
@@ -83,5 +83,7 @@ def check_name(name, where):
         return "linear"
     if isinstance(name, str) and name.lower() in NAMES:
         return name.lower()
-    raise ValueError(message(where, f"activation one of {list(NAMES)} or None", repr(name),
-                             "Use a separate layer (e.g. layers.LeakyReLU) for other activations."))
+    fix = "Use a separate layer (e.g. layers.LeakyReLU) for other activations."
+    if not isinstance(name, str):
+        raise TypeError(message(where, f"activation as a name, one of {list(NAMES)}, or None", describe(name), fix))
+    raise ValueError(message(where, f"activation one of {list(NAMES)} or None", repr(name), fix))

@@ -184,8 +184,9 @@ def trace(inputs, outputs, where="Model"):
         call = tensor.history
         if isinstance(call.layer, InputLayer):
             raise ValueError(message(where, f"outputs computed from the inputs {[t.name for t in input_tensors]}",
-                                     f"a path from input {tensor.name!r} (not among them: disconnected, or from "
-                                     f"another graph) through {' -> '.join(reversed(path)) or 'nothing'}",
+                                     f"a path from input {tensor.name!r} of shape {tensor.shape} (not among them: "
+                                     f"disconnected, or from another graph) through "
+                                     f"{' -> '.join(reversed(path)) or 'nothing'}",
                                      f"Add {tensor.name!r} to inputs, or build that branch from one of the inputs."))
         if tensor.id in visiting:
             raise ValueError(message(where, "an acyclic graph", f"a cycle through layer '{call.layer.name}'"))
@@ -199,9 +200,10 @@ def trace(inputs, outputs, where="Model"):
     for tensor in output_tensors:
         visit(tensor, [])
     used = {source.id for tensor in order for source in tensor.history.inputs} | {t.id for t in output_tensors}
-    unused = [t.name for t in input_tensors if t.id not in used]
+    unused = [t for t in input_tensors if t.id not in used]
     if unused:
-        raise ValueError(message(where, "every input used by some output", f"inputs {unused} that nothing uses",
+        raise ValueError(message(where, "every input used by some output", f"inputs {[t.name for t in unused]} "
+                                 f"of shapes {[t.shape for t in unused]} that nothing uses",
                                  "Drop them from inputs, or connect them to the outputs."))
     for tensor in order:
         slots[tensor.id] = len(slots)
@@ -272,7 +274,7 @@ def replay(config, record=None):
 
 def planned_weight_shapes(config):
     """The weight shapes (in ``get_weights`` order) a graph model's configuration would create,
-    worked out without allocating them (see :func:`glassnet.validation.planned_weight_shapes`)."""
+    worked out without allocating them (see :func:`glassnet.layers.base.planned_weight_shapes`)."""
     record = {}
     replay(config, record)
     return [shape for entry in config["layers"] for shape in record.get(entry["name"], [])]

@@ -35,7 +35,8 @@ import zipfile
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.validation import check_path, planned_weight_shapes
+from glassnet.layers.base import planned_weight_shapes
+from glassnet.validation import check_path
 
 FORMAT = "glassnet.model"
 WEIGHTS_FORMAT = "glassnet.weights"

@@ -225,15 +225,23 @@ def check_weight_list(weights, where):
 
 
 # -- shapes and files -----------------------------------------------------------------------------
-def check_shape(shape, where, name="input_shape"):
-    """A shape given by the user: a tuple or list of positive ints, optionally led by None (the batch).
+def check_shape(shape, where, name="input_shape", batch=True, fix=None):
+    """A shape given by the user: a tuple or list of positive ints, led by None (the batch) when
+    ``batch`` allows it. Returned as a tuple, a leading None kept.
 
-    Returned as a tuple, the leading None kept.
+    TypeError for something that is no tuple or list or holds a non-int (a float, a string, a
+    bool, None after the first entry), ValueError for an empty shape or a non-positive entry.
     """
-    dims = list(shape[1:]) if isinstance(shape, (tuple, list)) and len(shape) and shape[0] is None else shape
-    if not isinstance(shape, (tuple, list)) or not dims or not all(_is_int(d) and d > 0 for d in dims):
-        raise ValueError(message(where, f"{name} as a tuple of positive ints (a leading None for the batch "
-                                 "is allowed)", repr(shape), "For example (None, 28, 28, 1) or (28, 28, 1)."))
+    fix = fix or ("For example (None, 28, 28, 1) or (28, 28, 1)." if batch else "For example (28, 28, 1).")
+    expected = f"{name} as a tuple of positive ints" + (" (a leading None for the batch is allowed)" if batch else "")
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(message(where, expected, describe(shape), fix))
+    dims = list(shape[1:]) if batch and len(shape) and shape[0] is None else list(shape)
+    if not all(_is_int(d) for d in dims):
+        error = ValueError if any(d is None for d in dims) else TypeError   # None: a misplaced batch axis
+        raise error(message(where, expected, repr(shape), fix))
+    if not dims or any(d <= 0 for d in dims):
+        raise ValueError(message(where, expected, repr(shape), fix))
     return tuple(shape)
 
 
@@ -244,43 +252,78 @@ def check_path(path, where, name="path"):
     return os.fspath(path)
 
 
-def planned_weight_shapes(layer_configs, input_shape=None):
-    """The weight shapes a Sequential configuration would create, worked out without allocating them.
+# -- layer hyperparameters and explanation arguments ----------------------------------------------
+# A wrong type (a string, a float or a bool where an int is expected) raises TypeError; a value of the
+# right type outside its range (0 filters, a negative padding) raises ValueError.
+def _is_int_pair(value):
+    return isinstance(value, (tuple, list)) and all(_is_int(v) for v in value)
 
-    Used before rebuilding a model from a file: a tampered configuration (``units=10**9``) must be
-    refused by comparing these shapes with the arrays the file actually holds, not discovered by
-    allocating gigabytes. Each layer is constructed (constructors allocate nothing) and its
-    ``create_weights`` runs with ``add_weight`` recording shapes instead of creating arrays.
 
-    Parameters
-    ----------
-    layer_configs : list of dict
-        ``{"class_name": ..., "config": {...}}`` per layer, as in ``Sequential.get_config()["layers"]``.
-    input_shape : tuple, optional
-        Per-example input shape; default the first layer's ``input_shape``.
+def check_pair(value, name, where, minimum=1, fix=None):
+    """An int or a pair of ints, each ``>= minimum`` (kernel_size, strides, pool_size, dilation_rate,
+    UpSampling2D's size), returned as a pair of Python ints: ``3`` -> ``(3, 3)``."""
+    kind = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+    expected = f"{name} as {kind} or a pair of them"
+    fix = fix or f"For example {name}=3 or {name}=(3, 3)."
+    pair = (value, value) if _is_int(value) else value
+    if not _is_int_pair(pair):
+        raise TypeError(message(where, expected, describe(value), fix))
+    if len(pair) != 2 or any(v < minimum for v in pair):
+        raise ValueError(message(where, expected, repr(value), fix))
+    return (int(pair[0]), int(pair[1]))
 
-    Returns
-    -------
-    list of tuple or None
-        Shapes in Keras's weight order, or None when the model would not be built (no input shape).
-        Errors of the layer constructors and shape checks propagate unchanged.
+
+PADDING_MODES = ("valid", "same")
+
+
+def check_padding(padding, where, modes=PADDING_MODES, explicit=True, fix=None, name="padding"):
+    """Parse a padding argument once, for every layer that has one (and Cropping2D's ``cropping``,
+    with ``name="cropping"``: the same grammar without modes).
+
+    Accepted: one of ``modes`` (case-insensitive) and, with ``explicit``, a non-negative int, a pair
+    ``(ph, pw)`` or a pair of pairs ``((top, bottom), (left, right))``, as Keras takes them.
+    Returns the mode as a lower-case string or the explicit amounts as ``((top, bottom), (left, right))``,
+    the one form :func:`glassnet.ops.padding.resolve_padding` reads.
     """
-    from glassnet.layers import deserialize
-    built = [deserialize(config) for config in layer_configs]
-    shape = built[0].input_shape_arg if built and built[0].input_shape_arg is not None else input_shape
-    if shape is None:
-        return None
-    shape = tuple(int(d) for d in shape)
-    shapes = []
-    for layer in built:
-        recorded = []
-        layer.add_weight = lambda key, weight_shape, *args, _out=recorded, **kwargs: _out.append(
-            tuple(int(d) for d in weight_shape))
-        layer.check_input_shape(shape)
-        layer.create_weights(shape)
-        shapes += recorded
-        shape = tuple(layer.compute_output_shape(shape))
-    return shapes
+    forms = [repr(mode) for mode in modes]
+    if explicit:
+        forms.append("a non-negative int, (ph, pw) or ((top, bottom), (left, right))")
+    expected = f"{name} {' or '.join(forms)}"
+    fix = fix or "For example " + " or ".join(([f"{name}={modes[-1]!r}"] if modes else [])
+                                             + ([f"{name}=(1, 2)"] if explicit else [])) + "."
+    if isinstance(padding, str) and modes:
+        if padding.lower() not in modes:
+            raise ValueError(message(where, expected, repr(padding), fix))
+        return padding.lower()
+    if not explicit or isinstance(padding, str):
+        raise TypeError(message(where, expected, describe(padding), fix))
+    pads = (padding, padding) if _is_int(padding) else padding
+    if _is_int_pair(pads):                                   # (ph, pw): symmetric on each axis
+        pads = [(part, part) for part in pads]
+    if not (isinstance(pads, (tuple, list)) and all(_is_int_pair(part) for part in pads)):
+        raise TypeError(message(where, expected, describe(padding), fix))
+    if len(pads) != 2 or any(len(part) != 2 or min(part) < 0 for part in pads):
+        raise ValueError(message(where, expected, repr(padding), fix))
+    return tuple((int(part[0]), int(part[1])) for part in pads)
+
+
+def check_number(value, name, where, valid, expected, fix=None):
+    """A finite real ``value`` with ``valid(value)`` true, as a float; ``expected`` says what
+    ``valid`` asks (e.g. ``"> 0"``). TypeError for a non-number (bools and strings included),
+    ValueError for NaN, inf or a number ``valid`` refuses."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(message(where, f"{name} as a real number {expected}", describe(value), fix))
+    if not np.isfinite(value) or not valid(value):
+        raise ValueError(message(where, f"{name} {expected}", repr(value), fix))
+    return float(value)
+
+
+def check_name_choice(value, choices, name, where, fix=None):
+    """One of the string ``choices`` (case-insensitive); TypeError for a non-string, ValueError for
+    an unknown string. Returns the canonical choice."""
+    if not isinstance(value, str):
+        raise TypeError(message(where, f"{name} one of {list(choices)}", describe(value), fix))
+    return check_choice(value, choices, name, where, fix)
 
 
 # -- training arguments (model.fit / evaluate / predict / compile and glassnet.trainers) ---------------

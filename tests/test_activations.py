@@ -96,6 +96,9 @@ def test_relu_backward_rules():
 def test_check_name():
     assert A.check_name(None, "X") == "linear"
     assert A.check_name("Softmax", "X") == "softmax"
-    for bad in ("gelu", "", 3, np.tanh):
+    for bad in ("gelu", ""):
         with pytest.raises(ValueError, match=r"X expects activation one of .*; got .*separate layer"):
+            A.check_name(bad, "X")
+    for bad in (3, np.tanh):                  # not a name at all: a TypeError (issue 20)
+        with pytest.raises(TypeError, match=r"X expects activation as a name, one of .*; got .*separate layer"):
             A.check_name(bad, "X")

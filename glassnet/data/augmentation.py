@@ -20,18 +20,15 @@ import warnings
 
 import numpy as np
 
-from glassnet.errors import message
+from glassnet.errors import describe, message
 from glassnet.ops.parallel import matmul
-from glassnet.validation import as_generator
+from glassnet.validation import as_generator, check_int, check_name_choice, check_number, check_real
 
 _FILL_MODES = {"constant": "constant", "nearest": "nearest", "reflect": "reflect",
                # SciPy's plain "wrap" is not periodic at the edge; "grid-wrap" is Keras's abcd|abcd
                "wrap": "grid-wrap"}
+_WHERE = "ImageDataGenerator"
 _STD_EPS = 1e-6  # added to standard deviations before dividing, as in Keras
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_images(x, where):
@@ -51,40 +48,37 @@ def _check_images(x, where):
 
 
 def _check_shift(name, value):
-    if _is_number(value):
-        if value < 0:
-            raise ValueError(f"ImageDataGenerator expects {name} >= 0; got {value!r}.")
-        return value
+    """A shift range: a number >= 0 (a fraction of the size if < 1, pixels if >= 1) or a 1-D list of
+    choices. TypeError for anything else, ValueError for a negative number or an empty or nested list."""
+    if not isinstance(value, (list, tuple, np.ndarray)):
+        check_real(value, name, _WHERE, low=0, fix="A fraction of the size if < 1, pixels if >= 1, "
+                   "or a list of choices.")
+        return value                  # an int stays an int: whole-pixel shifts (see _shift)
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"ImageDataGenerator expects {name} to be a float (fraction of the size if < 1, "
-                         f"pixels if >= 1), an int (pixels) or a 1-D list of choices; got {value!r}.")
+        raise TypeError(message(_WHERE, f"{name} as a number or a 1-D list of numbers", describe(value))) from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(message(_WHERE, f"{name} as a number or a non-empty 1-D list of choices", repr(value)))
     return arr
 
 
 def _check_zoom(value):
-    if _is_number(value):
-        if not 0 <= value < 1:
-            raise ValueError(f"ImageDataGenerator expects zoom_range as a float in [0, 1) "
-                             f"(meaning [1 - z, 1 + z]) or a pair (low, high); got {value!r}.")
-        return (1.0 - value, 1.0 + value)
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        low = high = None
-    if low is None or not 0 < low <= high:
-        raise ValueError(f"ImageDataGenerator expects zoom_range as a float z or a pair (low, high) "
-                         f"with 0 < low <= high; got {value!r}.")
+    """``zoom_range`` as ``(low, high)``: a float z in [0, 1) means ``(1 - z, 1 + z)``."""
+    expected = "zoom_range as a float z in [0, 1) (meaning [1 - z, 1 + z]) or a pair (low, high) with 0 < low <= high"
+    if not isinstance(value, (list, tuple, np.ndarray)):
+        z = check_real(value, "zoom_range", _WHERE, low=0, high=1, high_open=True, fix=expected + ".")
+        return (1.0 - z, 1.0 + z)
+    if len(value) != 2:
+        raise ValueError(message(_WHERE, expected, repr(value)))
+    low, high = (check_real(v, "each zoom_range bound", _WHERE, fix=expected + ".") for v in value)
+    if not 0 < low <= high:
+        raise ValueError(message(_WHERE, expected, repr(value)))
     return (low, high)
 
 
 def _check_nonneg(name, value):
-    if not _is_number(value) or value < 0:
-        raise ValueError(f"ImageDataGenerator expects {name} to be a number >= 0; got {value!r}.")
-    return float(value)
+    return check_number(value, name, _WHERE, lambda v: v >= 0, ">= 0")
 
 
 class ImageDataGenerator:
@@ -144,17 +138,13 @@ class ImageDataGenerator:
                  height_shift_range=0.0, shear_range=0.0, zoom_range=0.0, horizontal_flip=False,
                  vertical_flip=False, fill_mode="nearest", cval=0.0, rescale=None,
                  interpolation_order=1, dtype="float32"):
-        if fill_mode not in _FILL_MODES:
-            raise ValueError(f"ImageDataGenerator expects fill_mode in {sorted(_FILL_MODES)}; "
-                             f"got {fill_mode!r}.")
+        fill_mode = check_name_choice(fill_mode, sorted(_FILL_MODES), "fill_mode", _WHERE)
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"ImageDataGenerator expects dtype 'float32' or 'float64'; got {dtype!r}.")
-        if interpolation_order not in range(6):
-            raise ValueError(f"ImageDataGenerator expects interpolation_order in 0..5; "
-                             f"got {interpolation_order!r}.")
-        if rescale is not None and not _is_number(rescale):
-            raise ValueError(f"ImageDataGenerator expects rescale to be None or a number "
-                             f"(e.g. 1/255); got {rescale!r}.")
+        if check_int(interpolation_order, "interpolation_order (a spline order in 0..5)", _WHERE, minimum=0) > 5:
+            raise ValueError(message(_WHERE, "interpolation_order in 0..5", repr(interpolation_order)))
+        if rescale is not None:
+            check_real(rescale, "rescale", _WHERE, fix="For example rescale=1/255, or None.")
         self.featurewise_center = bool(featurewise_center)
         self.samplewise_center = bool(samplewise_center)
         self.featurewise_std_normalization = bool(featurewise_std_normalization)
@@ -227,8 +217,7 @@ class ImageDataGenerator:
         self
         """
         x = np.array(_check_images(x, "ImageDataGenerator.fit"), dtype=self.dtype)  # a copy we may modify
-        if not isinstance(rounds, numbers.Integral) or rounds < 1:
-            raise ValueError(f"ImageDataGenerator.fit expects rounds to be an int >= 1; got {rounds!r}.")
+        check_int(rounds, "rounds", "ImageDataGenerator.fit", minimum=1)
         if augment:
             rng = as_generator(seed, "ImageDataGenerator.fit")
             x = np.concatenate([self._augment(x.copy(), rng) for _ in range(rounds)])
@@ -433,8 +422,7 @@ class NumpyArrayIterator:
         x = _check_images(x, "ImageDataGenerator.flow")
         if x.shape[0] == 0:
             raise ValueError("ImageDataGenerator.flow expects at least one image; got 0.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f"ImageDataGenerator.flow expects batch_size to be an int >= 1; got {batch_size!r}.")
+        check_int(batch_size, "batch_size", "ImageDataGenerator.flow", minimum=1)
         for name, extra in (("y", y), ("sample_weight", sample_weight)):
             if extra is not None and len(extra) != x.shape[0]:
                 raise ValueError(f"ImageDataGenerator.flow expects {name} with one entry per image "

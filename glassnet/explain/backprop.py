@@ -22,6 +22,8 @@ import numpy as np
 
 from glassnet import engine
 from glassnet.errors import describe, message
+from glassnet.layers.base import Layer
+from glassnet.validation import check_name_choice
 
 #: Bytes of temporaries one chunk of an explanation may use (forward caches plus backward buffers).
 MEMORY_BUDGET = 256 * 2 ** 20
@@ -42,19 +44,19 @@ def check_images(model, images, where):
 
 
 def check_score(score, where):
-    if score not in SCORES:
-        raise ValueError(message(where, f"score one of {list(SCORES)}", repr(score),
-                                 "Scores are pre-softmax logits by default; pass score='probability' for "
-                                 "the softmax output."))
-    return score
+    """``score``: "logits" (pre-softmax, the default) or "probability" (the softmax output)."""
+    return check_name_choice(score, SCORES, "score", where, "Scores are pre-softmax logits by default; pass "
+                             "score='probability' for the softmax output.")
 
 
 def check_modifier(modifier, where):
     """Map a backprop ``modifier`` (None, "guided", "rectified"; "relu"/"deconvnet" alias the latter)
     to its ReLU rule."""
-    if not (modifier is None or isinstance(modifier, str)) or modifier not in _RULE_OF_MODIFIER:
-        raise ValueError(message(where, "modifier None, 'guided' or 'rectified' (alias 'relu' or 'deconvnet')",
-                                 repr(modifier), "'guided' is guided backprop, 'rectified' the deconvnet rule."))
+    if modifier is None:
+        return _RULE_OF_MODIFIER[None]
+    modifier = check_name_choice(modifier, [m for m in _RULE_OF_MODIFIER if m is not None],
+                                 "modifier (None, 'guided' or 'rectified'; alias 'relu' or 'deconvnet')", where,
+                                 "'guided' is guided backprop, 'rectified' the deconvnet rule.")
     return _RULE_OF_MODIFIER[modifier]
 
 
@@ -97,11 +99,14 @@ def check_target(model, target, n, where):
 
 def check_layer(model, layer, where, rank=None):
     """Index of ``layer`` (name, index or Layer); with ``rank``, require that output rank (batch included)."""
+    expected = "layer as a name, an index or a Layer of this model"
+    fix = f"The layers are {[l.name for l in model.layers]}."
+    if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (str, int, np.integer, Layer)):
+        raise TypeError(message(where, expected, describe(layer), fix))
     try:
         index = model.layer_index(layer)
     except (ValueError, TypeError) as error:
-        raise ValueError(message(where, "layer as a name, an index or a Layer of this model", repr(layer),
-                                 f"The layers are {[l.name for l in model.layers]}.")) from error
+        raise ValueError(message(where, expected, repr(layer), fix)) from error
     if rank is not None:
         found = model.layers[index]
         if found.output_shape is None or len(found.output_shape) != rank:
@@ -120,12 +125,6 @@ def last_spatial_layer(model, where):
             return index
     raise ValueError(message(where, "a model with at least one layer with a (N, H, W, C) output",
                              "none", "Grad-CAM needs a convolutional feature map; pass layer=... if needed."))
-
-
-def check_positive_int(value, name, where, minimum=1):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(message(where, f"{name} as an int >= {minimum}", repr(value)))
-    return int(value)
 
 
 def check_baseline(baseline, x, where):

@@ -112,9 +112,11 @@ def receptive_field_grid(model, index):
 
 
 def _check_upsample(upsample, where):
-    if upsample is True or upsample is False or upsample in ("aligned", "half_pixel"):
+    if isinstance(upsample, (bool, np.bool_)):
+        return bool(upsample)
+    if upsample in ("aligned", "half_pixel"):
         return upsample
-    raise ValueError(message(where, "upsample True (bilinear, each cell at the centre of its receptive field "
+    raise (ValueError if isinstance(upsample, str) else TypeError)(message(where, "upsample True (bilinear, each cell at the centre of its receptive field "
                              "where the model's geometry is known), 'aligned' (the same), 'half_pixel' "
                              "(bilinear, half-pixel centres, as cv2.resize) or False", repr(upsample)))
 

@@ -5,11 +5,12 @@ of it; the target class of each image is fixed on the unperturbed image first.
 """
 import numpy as np
 
-from glassnet.errors import describe, message
+from glassnet.errors import message
 from glassnet.explain.backprop import (backprop, check_baseline, check_images, check_modifier,
-                                       check_positive_int, check_score, check_target,
+                                       check_score, check_target,
                                        chunk_size, chunks, target_scores)
 from glassnet.explain.batching import in_batches, noise_source
+from glassnet.validation import check_int, check_number
 
 
 def _prepare(model, images, target, score, where):
@@ -121,10 +122,9 @@ def smooth_grad(model, images, target=None, samples=50, noise=0.15, seed=None, m
     where = "explain.smooth_grad"
     x, target, score = _prepare(model, images, target, score, where)
     check_modifier(modifier, where)
-    samples = check_positive_int(samples, "samples", where)
-    if isinstance(noise, (bool, np.bool_)) or not np.isscalar(noise) or not 0 <= noise < np.inf:
-        raise ValueError(message(where, "noise as a float >= 0 (fraction of the image's value range)",
-                                 describe(noise), "The paper's default is 0.15."))
+    samples = check_int(samples, "samples", where, minimum=1)
+    noise = check_number(noise, "noise (a fraction of the image's value range)", where, lambda v: v >= 0, ">= 0",
+                         fix="The paper's default is 0.15.")
     source = noise_source(seed, len(x), where)
     if target is None:
         target = target_scores(model, x, None, score)[1]
@@ -178,7 +178,7 @@ def integrated_gradients(model, images, target=None, baseline=None, steps=50, sc
     """
     where = "explain.integrated_gradients"
     x, target, score = _prepare(model, images, target, score, where)
-    steps = check_positive_int(steps, "steps", where)
+    steps = check_int(steps, "steps", where, minimum=1)
     base = check_baseline(baseline, x, where)
     f_x, target = target_scores(model, x, target, score)
     alphas = integration_alphas(steps).astype(x.dtype).reshape((1, steps) + (1,) * (x.ndim - 1))

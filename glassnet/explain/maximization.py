@@ -2,14 +2,8 @@
 import numpy as np
 
 from glassnet.errors import describe, message
-from glassnet.explain.backprop import backward_from, check_layer, check_positive_int, forward_to
-from glassnet.validation import as_generator
-
-
-def _check_nonnegative(value, name, where):
-    if isinstance(value, (bool, np.bool_)) or not np.isscalar(value) or not 0 <= value < np.inf:
-        raise ValueError(message(where, f"{name} as a finite number >= 0", describe(value)))
-    return float(value)
+from glassnet.explain.backprop import backward_from, check_layer, forward_to
+from glassnet.validation import as_generator, check_flag, check_int, check_name_choice, check_real
 
 
 def _check_indices(index, units, kind, where):
@@ -25,12 +19,14 @@ def _check_indices(index, units, kind, where):
 
 
 def _check_bounds(bounds, where):
-    try:
-        low, high = (float(b) for b in bounds)
-    except (TypeError, ValueError):
-        low = high = None
-    if low is None or not low < high:
-        raise ValueError(message(where, "bounds as (low, high) with low < high, or None", describe(bounds)))
+    """``(low, high)`` as floats: TypeError for anything but a pair of real numbers, ValueError unless
+    ``low < high``."""
+    expected = "bounds as (low, high) with low < high, or None"
+    if not isinstance(bounds, (tuple, list, np.ndarray)) or len(bounds) != 2:
+        raise TypeError(message(where, expected, describe(bounds), "For pixels in [0, 1]: bounds=(0, 1)."))
+    low, high = (check_real(b, "each bound", where) for b in bounds)
+    if not low < high:
+        raise ValueError(message(where, expected, describe(bounds)))
     return low, high
 
 
@@ -138,15 +134,13 @@ def activation_maximization(model, layer, index, steps=200, seed=None, l2=0.05, 
         raise RuntimeError(message(where, "a built model", "an unbuilt one",
                                    "Give the first layer input_shape=... or call model.build(input_shape)."))
     k = check_layer(model, layer, where)
-    steps = check_positive_int(steps, "steps", where, minimum=0)
-    l2, tv = _check_nonnegative(l2, "l2", where), _check_nonnegative(tv, "tv", where)
-    jitter = check_positive_int(jitter, "jitter", where, minimum=0)
-    lr = _check_nonnegative(lr, "lr", where)
+    steps = check_int(steps, "steps", where, minimum=0)
+    l2, tv = check_real(l2, "l2", where, low=0), check_real(tv, "tv", where, low=0)
+    jitter = check_int(jitter, "jitter", where, minimum=0)
+    lr = check_real(lr, "lr", where, low=0)
     rng = as_generator(seed, where)
-    if not isinstance(return_trajectory, (bool, np.bool_)):
-        raise TypeError(message(where, "return_trajectory True or False", describe(return_trajectory)))
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(message(where, f"optimizer one of {sorted(OPTIMIZERS)}", repr(optimizer)))
+    return_trajectory = check_flag(return_trajectory, "return_trajectory", where)
+    optimizer = check_name_choice(optimizer, sorted(OPTIMIZERS), "optimizer", where)
     stepper = OPTIMIZERS[optimizer](lr)
     shape = model.input_shape[1:]
     out_shape = model.layers[k].output_shape

@@ -5,7 +5,7 @@ from glassnet.errors import message
 from glassnet.explain.backprop import (check_baseline, check_images, check_score, check_target, chunk_size,
                                        chunks, forward_pass, target_scores)
 from glassnet.explain.batching import in_batches
-from glassnet.layers.base import positive_pair
+from glassnet.validation import check_pair
 
 
 def window_positions(size, window, stride):
@@ -74,8 +74,8 @@ def occlusion(model, images, target=None, window=4, stride=None, baseline=0.0, s
         raise ValueError(message(where, "a model on images (N, H, W, C)", f"input shape {x.shape}"))
     score = check_score(score, where)
     target = check_target(model, target, len(x), where)
-    window = positive_pair(window, "window", where)
-    stride = window if stride is None else positive_pair(stride, "stride", where)
+    window = check_pair(window, "window", where)
+    stride = window if stride is None else check_pair(stride, "stride", where)
     H, W = x.shape[1:3]
     if window[0] > H or window[1] > W:
         raise ValueError(message(where, f"a window no larger than the image ({H}, {W})", f"window {window}"))

@@ -14,13 +14,13 @@ from typing import NamedTuple
 import numpy as np
 
 from glassnet.errors import describe, message
-from glassnet.explain.backprop import (check_baseline, check_images, check_positive_int, check_score,
+from glassnet.explain.backprop import (check_baseline, check_images, check_score,
                                        check_target, chunk_size, chunks, forward_pass, target_scores)
 from glassnet.explain.cam import cam, grad_cam, grad_cam_plus_plus, guided_grad_cam
 from glassnet.explain.gradients import input_gradients, integrated_gradients, saliency, smooth_grad
 from glassnet.explain.occlusion import occlusion
 from glassnet.explain.similarity import MEASURES, blank_maps, rank, rank_correlation, similarities  # noqa: F401
-from glassnet.validation import as_generator, check_choice, check_real
+from glassnet.validation import as_generator, check_choice, check_int, check_name_choice, check_real
 
 #: Methods :func:`sanity_check` accepts by name, each a function ``(model, images, target=..., **kwargs)``.
 METHODS = {
@@ -34,10 +34,8 @@ METHODS = {
 def _method(method, where):
     if callable(method):
         return method
-    if isinstance(method, str) and method in METHODS:
-        return METHODS[method]
-    raise ValueError(message(where, f"method as a name among {sorted(METHODS)} or a callable "
-                             "(model, images, target=..., **kwargs) -> maps", repr(method)))
+    return METHODS[check_name_choice(method, sorted(METHODS), "method (a name, or a callable (model, images, "
+                                     "target=..., **kwargs) -> maps)", where)]
 
 
 def copy_model(model):
@@ -326,10 +324,9 @@ def sanity_check(model, images, method="grad_cam", target=None, threshold=None, 
     explain = _method(method, where)
     target = check_target(model, target, len(x), where)
     threshold, limit, measure = _check_rule(threshold, limit, absolute, measure, where)
-    repeats, null_models, data_epochs = (check_positive_int(value, name, where) for value, name in (
-        (repeats, "repeats"), (null_models, "null_models"), (data_epochs, "data_epochs")))
-    if null_models < 2:
-        raise ValueError(message(where, "null_models >= 2 (the null compares pairs of copies)", null_models))
+    repeats, data_epochs = check_int(repeats, "repeats", where, 1), check_int(data_epochs, "data_epochs", where, 1)
+    null_models = check_int(null_models, "null_models", where, minimum=2,
+                            fix="The null compares pairs of randomized copies.")
     rng = as_generator(seed, where)
     layers = _weighted(model)
     if not layers:
@@ -517,7 +514,7 @@ def deletion_insertion(model, images, maps, target=None, steps=20, baseline=0.0,
         raise ValueError(message(where, "a model on images (N, H, W, C)", f"input shape {x.shape}"))
     importance = _check_maps(maps, x, where)
     target = check_target(model, target, len(x), where)
-    steps = check_positive_int(steps, "steps", where)
+    steps = check_int(steps, "steps", where, minimum=1)
     score = check_score(score, where)
     base = check_baseline(baseline, x, where)
     rng = as_generator(seed, where)

@@ -480,7 +480,7 @@ def _translate_graph(config, path):
 def _planned_per_layer(layer_configs, input_shape):
     """Each layer's weight shapes, worked out without allocating them (see planned_weight_shapes)."""
     from glassnet.layers import deserialize
-    from glassnet.validation import planned_weight_shapes
+    from glassnet.layers.base import planned_weight_shapes
     shape, planned = tuple(input_shape), []
     for config in layer_configs:
         planned.append(planned_weight_shapes([config], shape))

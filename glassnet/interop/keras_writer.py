@@ -40,11 +40,8 @@ def _base(layer, name=None):
 
 
 def _pads_of(padding):
-    """glassnet's explicit padding as Keras's ((top, bottom), (left, right))."""
-    if isinstance(padding, int):
-        return [[padding, padding], [padding, padding]]
-    if all(isinstance(p, int) for p in padding):
-        return [[padding[0], padding[0]], [padding[1], padding[1]]]
+    """glassnet's explicit padding (a layer keeps it parsed, as ((top, bottom), (left, right)):
+    see validation.check_padding) as Keras's JSON lists."""
     return [list(p) for p in padding]
 
 

@@ -809,7 +809,7 @@ def _build(reader, outputs, path):
     """The glassnet model read: a Sequential for a chain, a graph :class:`glassnet.Model` otherwise."""
     from glassnet.functional import planned_weight_shapes as planned_graph_shapes
     from glassnet.model import Model, Sequential
-    from glassnet.validation import planned_weight_shapes
+    from glassnet.layers.base import planned_weight_shapes
     chain = _is_chain(reader, outputs)
     config = {"name": "onnx_model", "layers": reader.layers, "input_shape": list(reader.inputs[0][1])} if chain \
         else _graph_config(reader, outputs)

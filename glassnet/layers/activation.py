@@ -7,7 +7,8 @@ import numpy as np
 
 from glassnet import activations
 from glassnet.errors import message
-from glassnet.layers.base import Layer, check_initializer, check_number, initializer_config, register
+from glassnet.layers.base import Layer, check_initializer, initializer_config, register
+from glassnet.validation import check_number
 
 
 @register

@@ -15,6 +15,7 @@
 - A custom layer computes matrix products with :func:`glassnet.ops.matmul`, which spreads them
   over glassnet's worker threads: during a training step BLAS itself is held at one thread.
 """
+import contextlib
 import itertools
 import re
 from collections import defaultdict
@@ -24,7 +25,7 @@ import numpy as np
 
 from glassnet import initializers
 from glassnet.errors import describe, message
-from glassnet.validation import check_seed
+from glassnet.validation import _is_int, check_seed, check_shape
 
 _NAME_COUNTERS = defaultdict(lambda: itertools.count(1))
 _REGISTRY = {}
@@ -41,39 +42,6 @@ def unique_name(base):
     return f"{base}_{next(_NAME_COUNTERS[base])}"
 
 
-def positive_pair(value, what, where):
-    """Normalize an int or pair of positive ints (kernel size, strides, pool size)."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else value
-    ok = (isinstance(pair, (tuple, list)) and len(pair) == 2
-          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in pair))
-    if not ok:
-        raise ValueError(message(where, f"{what} as a positive int or a pair of positive ints", repr(value),
-                                 f"For example {what}=3 or {what}=(3, 3)."))
-    return (int(pair[0]), int(pair[1]))
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def check_padding(padding, where):
-    """Accept 'valid', 'same', a non-negative int, (ph, pw) or ((top, bottom), (left, right))."""
-    if isinstance(padding, str):
-        if padding.lower() in ("valid", "same"):
-            return padding.lower()
-    elif _is_int(padding) and padding >= 0:
-        return int(padding)
-    elif isinstance(padding, (tuple, list)) and len(padding) == 2:
-        if all(_is_int(p) and p >= 0 for p in padding):
-            return tuple(int(p) for p in padding)
-        if all(isinstance(part, (tuple, list)) and len(part) == 2 and all(_is_int(p) and p >= 0 for p in part)
-               for part in padding):
-            return tuple(tuple(int(p) for p in part) for part in padding)
-    raise ValueError(message(where, "padding 'valid', 'same', a non-negative int, (ph, pw) or "
-                             "((top, bottom), (left, right))", repr(padding),
-                             "For example padding='same' or padding=(1, 2)."))
-
-
 def check_kernel_fits(layer, shape, extent, pads):
     """Raise when a per-example ``shape`` (H, W, C) padded by ``pads`` ((top, bottom), (left, right)) is
     smaller than the kernel's ``extent`` (its dilated size: (KH - 1) * DH + 1 by (KW - 1) * DW + 1)."""
@@ -86,17 +54,6 @@ def check_kernel_fits(layer, shape, extent, pads):
                                  "before this one."))
 
 
-def check_number(value, what, where, valid, expected, fix=None):
-    """A finite real ``value`` (bools and strings refused) with ``valid(value)`` true, as a float.
-
-    Like every hyperparameter check, a wrong type is reported as a ValueError too.
-    """
-    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-            or not np.isfinite(value) or not valid(value)):
-        raise ValueError(message(where, f"{what} {expected}", repr(value), fix))
-    return float(value)
-
-
 def initializer_config(identifier):
     """The JSON-friendly form of an initializer argument: names stay names, instances become config dicts
     (which ``initializers.get`` accepts back), so a model built with ``Constant(0.1)`` can be saved."""
@@ -106,7 +63,14 @@ def initializer_config(identifier):
 
 
 def check_initializer(identifier, what, where):
-    """Fail at construction (not at build) on an unknown initializer; returns ``identifier`` unchanged."""
+    """Fail at construction (not at build) on an unknown initializer; returns ``identifier`` unchanged.
+
+    TypeError for something that is no initializer at all (a number, None), ValueError for an unknown
+    name or a bad config dict.
+    """
+    if not isinstance(identifier, (str, dict, initializers.Initializer)):
+        raise TypeError(message(where, f"{what} as an initializer name or Initializer", describe(identifier),
+                                "Use e.g. 'glorot_uniform', 'he_normal', 'zeros' or 'ones'."))
     try:
         initializers.get(identifier)
     except (ValueError, TypeError, KeyError):
@@ -134,6 +98,44 @@ def serialize(layer):
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
+def planned_weight_shapes(layer_configs, input_shape=None):
+    """The weight shapes a Sequential configuration would create, worked out without allocating them.
+
+    Used before rebuilding a model from a file: a tampered configuration (``units=10**9``) must be
+    refused by comparing these shapes with the arrays the file actually holds, not discovered by
+    allocating gigabytes. Each layer is constructed (constructors allocate nothing) and its
+    ``create_weights`` runs with ``add_weight`` recording shapes instead of creating arrays.
+
+    Parameters
+    ----------
+    layer_configs : list of dict
+        ``{"class_name": ..., "config": {...}}`` per layer, as in ``Sequential.get_config()["layers"]``.
+    input_shape : tuple, optional
+        Per-example input shape; default the first layer's ``input_shape``.
+
+    Returns
+    -------
+    list of tuple or None
+        Shapes in Keras's weight order, or None when the model would not be built (no input shape).
+        Errors of the layer constructors and shape checks propagate unchanged.
+    """
+    built = [deserialize(config) for config in layer_configs]
+    shape = built[0].input_shape_arg if built and built[0].input_shape_arg is not None else input_shape
+    if shape is None:
+        return None
+    shape = tuple(int(d) for d in shape)
+    shapes = []
+    for layer in built:
+        recorded = []
+        layer.add_weight = lambda key, weight_shape, *args, _out=recorded, **kwargs: _out.append(
+            tuple(int(d) for d in weight_shape))
+        layer.check_input_shape(shape)
+        layer.create_weights(shape)
+        shapes += recorded
+        shape = tuple(layer.compute_output_shape(shape))
+    return shapes
+
+
 class Geometry(NamedTuple):
     """How a windowed layer maps its input grid to its output grid (height, width): output cell j reads
     the window of ``kernel`` input cells starting at ``strides * j - pads[axis][0]`` (padding resolved
@@ -151,7 +153,7 @@ class Layer:
     name : str, optional
         Unique name; defaults to the snake-case class name with a counter.
     dtype : {"float32", "float64"}
-        Dtype of weights and computations.
+        Dtype of weights and computations (None: float32, as Keras's default policy).
     input_shape : tuple, optional
         Per-example input shape, e.g. ``(28, 28, 1)``; makes a Sequential build at construction.
     trainable : bool
@@ -169,6 +171,10 @@ class Layer:
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(message(where, "name as a non-empty str", describe(name),
                                     "Leave name=None for an automatic one."))
+        dtype = "float32" if dtype is None else dtype      # Keras: None is the default policy, float32
+        if not isinstance(dtype, (str, np.dtype, type)):
+            raise TypeError(message(where, "dtype 'float32' or 'float64'", describe(dtype),
+                                    "Use the default float32, or dtype='float64' for exact checks."))
         try:
             known = str(np.dtype(dtype)) in _FLOAT_DTYPES
         except TypeError:
@@ -193,12 +199,10 @@ class Layer:
 
     # -- shapes --------------------------------------------------------------------------
     def _check_shape_arg(self, shape):
-        if isinstance(shape, (int, np.integer)):
+        if _is_int(shape):
             shape = (int(shape),)
-        if not isinstance(shape, (tuple, list)) or not shape or not all(_is_int(d) and d > 0 for d in shape):
-            raise ValueError(message(type(self).__name__, "input_shape as a tuple of positive ints without "
-                                     "the batch dimension, e.g. (28, 28, 1)", repr(shape),
-                                     "Leave the batch size out: input_shape=(28, 28, 1), not (None, 28, 28, 1)."))
+        shape = check_shape(shape, type(self).__name__, "input_shape (without the batch dimension)", batch=False,
+                            fix="Leave the batch size out: input_shape=(28, 28, 1), not (None, 28, 28, 1).")
         return tuple(int(d) for d in shape)
 
     def _per_example(self, input_shape):
@@ -226,11 +230,29 @@ class Layer:
         """Create weights for a Keras ``input_shape`` ``(batch, ...)`` (the batch size may be None)."""
         shape = self._per_example(input_shape)
         self.check_input_shape(shape)
-        self.create_weights(shape)
+        with self._all_or_nothing():
+            self.create_weights(shape)
+            output_shape = (None,) + tuple(self.compute_output_shape(shape))
         self.input_shape = (None,) + shape
-        self.output_shape = (None,) + tuple(self.compute_output_shape(shape))
+        self.output_shape = output_shape
         self.built = True
         return self
+
+    @contextlib.contextmanager
+    def _all_or_nothing(self):
+        """Undo what a failed build wrote: the weight dicts and the ``rng`` draws of their initial
+        values, so that a layer whose build failed (e.g. inside a failed graph construction) is
+        exactly as it was, and a later build draws the weights a fresh layer would."""
+        stores = (self.params, self.grads, self.non_trainable)
+        saved, rng_state = [dict(store) for store in stores], self.rng.bit_generator.state
+        try:
+            yield
+        except BaseException:
+            for store, before in zip(stores, saved):
+                store.clear()
+                store.update(before)
+            self.rng.bit_generator.state = rng_state
+            raise
 
     def check_input_shape(self, shape):
         """Raise a clear error when this layer cannot take a per-example ``shape``."""

@@ -5,8 +5,8 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
-from glassnet.layers.base import (Geometry, Layer, check_initializer, check_kernel_fits, check_padding,
-                                  initializer_config, positive_pair, register)
+from glassnet.layers.base import Geometry, Layer, check_initializer, check_kernel_fits, initializer_config, register
+from glassnet.validation import check_int, check_pair, check_padding
 from glassnet.ops import conv2d_backward, conv2d_forward, conv_output_size, pad2d, resolve_padding, unpad2d
 
 
@@ -44,14 +44,11 @@ class Conv2D(Activated, Layer):
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", dilation_rate=(1, 1), **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters <= 0:
-            raise ValueError(message("Conv2D", "filters as a positive int", repr(filters),
-                                     "For example Conv2D(32, 3)."))
-        self.filters = int(filters)
-        self.kernel_size = positive_pair(kernel_size, "kernel_size", "Conv2D")
-        self.strides = positive_pair(strides, "strides", "Conv2D")
+        self.filters = check_int(filters, "filters", "Conv2D", minimum=1, fix="For example Conv2D(32, 3).")
+        self.kernel_size = check_pair(kernel_size, "kernel_size", "Conv2D")
+        self.strides = check_pair(strides, "strides", "Conv2D")
         self.padding = check_padding(padding, "Conv2D")
-        self.dilation_rate = positive_pair(dilation_rate, "dilation_rate", "Conv2D")
+        self.dilation_rate = check_pair(dilation_rate, "dilation_rate", "Conv2D")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(message("Conv2D", "strides of 1 with a dilation_rate above 1 (as in Keras)",
                                      f"strides={self.strides} and dilation_rate={self.dilation_rate}",
@@ -146,10 +143,8 @@ class ZeroPadding2D(Layer):
 
     def __init__(self, padding=1, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(padding, str):
-            raise ValueError(message("ZeroPadding2D", "padding as an int, (ph, pw) or ((top, bottom), (left, right))",
-                                     repr(padding), "For example ZeroPadding2D(1) or ZeroPadding2D(((0, 1), (0, 1)))."))
-        self.padding = check_padding(padding, "ZeroPadding2D")
+        self.padding = check_padding(padding, "ZeroPadding2D", modes=(),
+                                     fix="For example ZeroPadding2D(1), padding=(1, 2) or padding=((0, 1), (0, 1)).")
         self.pads = resolve_padding(self.padding, (1, 1), (1, 1), (1, 1))
 
     def geometry(self, input_hw):

@@ -6,6 +6,7 @@ import numpy as np
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
 from glassnet.layers.base import Layer, check_initializer, initializer_config, register
+from glassnet.validation import check_fraction, check_int
 from glassnet.ops import matmul
 from glassnet.ops.parallel import over_rows
 
@@ -20,9 +21,7 @@ class Dense(Activated, Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
-            raise ValueError(message("Dense", "units as a positive int", repr(units), "For example Dense(10)."))
-        self.units = int(units)
+        self.units = check_int(units, "units", "Dense", minimum=1, fix="For example Dense(10).")
         self._init_activation(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer", "Dense")
@@ -129,10 +128,8 @@ class Dropout(Layer):
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
-            raise ValueError(message("Dropout", "rate in [0, 1)", repr(rate),
-                                     "rate is the fraction of units dropped, e.g. Dropout(0.5)."))
-        self.rate = float(rate)
+        self.rate = check_fraction(rate, "rate", "Dropout",
+                                   fix="rate is the fraction of units dropped, e.g. Dropout(0.5).")
         self._kept_mask = None
 
     def apply(self, x, training=False):

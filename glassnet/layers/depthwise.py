@@ -3,21 +3,12 @@
 Both follow the per-call protocol: :meth:`apply` returns ``(y, cache)`` and :meth:`vjp` returns
 ``(dx, grads)``, keeping nothing in the layer.
 """
-import numpy as np
-
 from glassnet import activations
-from glassnet.errors import message
-from glassnet.layers.base import (Geometry, Layer, check_initializer, check_kernel_fits, check_padding,
-                                  initializer_config, positive_pair, register)
+from glassnet.layers.base import Geometry, Layer, check_initializer, check_kernel_fits, initializer_config, register
+from glassnet.validation import check_int, check_pair, check_padding
 from glassnet.ops import matmul, resolve_padding
 from glassnet.ops.depthwise import (depthwise_conv2d_backward, depthwise_conv2d_forward, depthwise_output_hw,
                                     dilated_kernel_size)
-
-
-def _positive_int(value, what, where, example):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(message(where, f"{what} as a positive int", repr(value), f"For example {example}."))
-    return int(value)
 
 
 def activate(name, z, logits):
@@ -47,12 +38,12 @@ class _DepthwiseFamily(Layer):
                  **kwargs):
         super().__init__(**kwargs)
         where = type(self).__name__
-        self.kernel_size = positive_pair(kernel_size, "kernel_size", where)
-        self.strides = positive_pair(strides, "strides", where)
+        self.kernel_size = check_pair(kernel_size, "kernel_size", where)
+        self.strides = check_pair(strides, "strides", where)
         self.padding = check_padding(padding, where)
-        self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier", where,
-                                              f"{where}(..., depth_multiplier=2)")
-        self.dilation_rate = positive_pair(dilation_rate, "dilation_rate", where)
+        self.depth_multiplier = check_int(depth_multiplier, "depth_multiplier", where, minimum=1,
+                                          fix="For example depth_multiplier=2.")
+        self.dilation_rate = check_pair(dilation_rate, "dilation_rate", where)
         self.activation = activations.check_name(activation, where)
         self.use_bias = bool(use_bias)
         self.depthwise_initializer = check_initializer(depthwise_initializer, "depthwise_initializer", where)
@@ -172,7 +163,8 @@ class SeparableConv2D(_DepthwiseFamily):
         super().__init__(kernel_size, strides=strides, padding=padding, depth_multiplier=depth_multiplier,
                          dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
                          depthwise_initializer=depthwise_initializer, bias_initializer=bias_initializer, **kwargs)
-        self.filters = _positive_int(filters, "filters", "SeparableConv2D", "SeparableConv2D(32, 3)")
+        self.filters = check_int(filters, "filters", "SeparableConv2D", minimum=1,
+                                 fix="For example SeparableConv2D(32, 3).")
         self.pointwise_initializer = check_initializer(pointwise_initializer, "pointwise_initializer",
                                                        "SeparableConv2D")
 

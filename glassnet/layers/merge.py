@@ -7,6 +7,7 @@ import numpy as np
 
 from glassnet.errors import describe, message
 from glassnet.layers.base import Layer, register
+from glassnet.validation import check_int
 
 
 class _Merge(Layer):
@@ -42,8 +43,9 @@ class _Merge(Layer):
     def build(self, input_shapes):
         shapes = self._shapes(input_shapes)
         self.check_input_shapes(shapes)
+        output_shape = (None,) + tuple(self.compute_output_shape(shapes))    # may raise: nothing set yet
         self.input_shape = [(None,) + s for s in shapes]
-        self.output_shape = (None,) + tuple(self.compute_output_shape(shapes))
+        self.output_shape = output_shape
         self.built = True
         return self
 
@@ -160,10 +162,10 @@ class Concatenate(_Merge):
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis == 0:
-            raise ValueError(message("Concatenate", "axis as a non-zero int (0 is the batch axis)", repr(axis),
-                                     "Keras's default is axis=-1, the channels."))
-        self.axis = int(axis)
+        fix = "Keras's default is axis=-1, the channels."
+        self.axis = check_int(axis, "axis (a non-zero int: 0 is the batch axis)", "Concatenate", fix=fix)
+        if self.axis == 0:
+            raise ValueError(message("Concatenate", "axis as a non-zero int (0 is the batch axis)", "0", fix))
 
     def _axis(self, rank):
         """The axis as a non-negative index into a per-example shape of ``rank`` axes."""

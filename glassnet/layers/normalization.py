@@ -2,8 +2,9 @@
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.layers.base import Layer, check_initializer, check_number, initializer_config, register
+from glassnet.layers.base import Layer, check_initializer, initializer_config, register
 from glassnet.ops.normalization import batch_norm_backward, batch_norm_forward
+from glassnet.validation import check_number
 
 
 @register

@@ -2,7 +2,8 @@
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.layers.base import Geometry, Layer, positive_pair, register
+from glassnet.layers.base import Geometry, Layer, register
+from glassnet.validation import check_pair, check_padding
 from glassnet.ops import (avg_pool2d_backward, avg_pool2d_forward, conv_output_size, max_pool2d_backward,
                           max_pool2d_forward, resolve_padding)
 
@@ -15,13 +16,10 @@ class _Pooling2D(Layer):
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
         where = type(self).__name__
-        self.pool_size = positive_pair(pool_size, "pool_size", where)
-        self.strides = self.pool_size if strides is None else positive_pair(strides, "strides", where)
-        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
-            raise ValueError(message(where, "padding 'valid' or 'same'", repr(padding),
-                                     "Pooling takes no explicit padding amounts; add a ZeroPadding2D layer "
-                                     "before it if you need them."))
-        self.padding = padding.lower()
+        self.pool_size = check_pair(pool_size, "pool_size", where)
+        self.strides = self.pool_size if strides is None else check_pair(strides, "strides", where)
+        self.padding = check_padding(padding, where, explicit=False, fix="Pooling takes no explicit padding "
+                                     "amounts; add a ZeroPadding2D layer before it if you need them.")
 
     def _pads(self, input_hw):
         return resolve_padding(self.padding, self.pool_size, self.strides, input_hw)

@@ -9,7 +9,8 @@ the transform of its forward pass.
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.layers.base import Layer, check_number, register
+from glassnet.layers.base import Layer, register
+from glassnet.validation import check_int, check_name_choice, check_number
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
@@ -58,10 +59,8 @@ class RandomFlip(Layer):
 
     def __init__(self, mode="horizontal_and_vertical", seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        if not isinstance(mode, str) or mode not in FLIP_MODES:
-            raise ValueError(message("RandomFlip", f"mode one of {list(FLIP_MODES)}", repr(mode),
-                                     "For example RandomFlip('horizontal') for left-right flips only."))
-        self.mode = mode
+        self.mode = check_name_choice(mode, FLIP_MODES, "mode", "RandomFlip",
+                                      "For example RandomFlip('horizontal') for left-right flips only.")
 
     def _draw(self, n):
         """Per-image flags (vertical, horizontal): which images are flipped along H and along W."""
@@ -117,10 +116,9 @@ class RandomCrop(Layer):
 
     def __init__(self, height, width, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.height, self.width = (check_number(value, what, "RandomCrop", lambda v: v > 0 and v == int(v),
-                                                "as a positive int", "For example RandomCrop(28, 28).")
+        self.height, self.width = (check_int(value, what, "RandomCrop", minimum=1,
+                                             fix="For example RandomCrop(28, 28).")
                                    for value, what in ((height, "height"), (width, "width")))
-        self.height, self.width = int(self.height), int(self.width)
 
     def check_input_shape(self, shape):
         super().check_input_shape(shape)

@@ -5,7 +5,8 @@ Both follow the per-call protocol: :meth:`apply` returns ``(y, cache)``, :meth:`
 import numpy as np
 
 from glassnet.errors import message
-from glassnet.layers.base import Geometry, Layer, positive_pair, register
+from glassnet.layers.base import Geometry, Layer, register
+from glassnet.validation import check_name_choice, check_pair, check_padding
 from glassnet.ops.resize import (bilinear_resize, bilinear_resize_backward, nearest_upsample,
                                  nearest_upsample_backward)
 
@@ -30,12 +31,10 @@ class UpSampling2D(Layer):
 
     def __init__(self, size=(2, 2), interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
-        self.size = positive_pair(size, "size", "UpSampling2D")
-        if not isinstance(interpolation, str) or interpolation.lower() not in INTERPOLATIONS:
-            raise ValueError(message("UpSampling2D", f"interpolation one of {list(INTERPOLATIONS)}",
-                                     repr(interpolation), "Keras's 'bicubic' and 'lanczos' modes are not "
-                                     "implemented; use 'bilinear'."))
-        self.interpolation = interpolation.lower()
+        self.size = check_pair(size, "size", "UpSampling2D")
+        self.interpolation = check_name_choice(interpolation, INTERPOLATIONS, "interpolation", "UpSampling2D",
+                                               "Keras's 'bicubic' and 'lanczos' modes are not implemented; use "
+                                               "'bilinear'.")
 
     def compute_output_shape(self, input_shape):
         H, W, C = input_shape
@@ -59,17 +58,6 @@ class UpSampling2D(Layer):
         return {**super().get_config(), "size": list(self.size), "interpolation": self.interpolation}
 
 
-def _crop_pair(value, axis):
-    """One axis of Cropping2D's argument: an int (both sides) or a (before, after) pair of non-negative ints."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else value
-    if (isinstance(pair, (tuple, list)) and len(pair) == 2
-            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in pair)):
-        return (int(pair[0]), int(pair[1]))
-    raise ValueError(message("Cropping2D", f"the {axis} cropping as a non-negative int or a pair of them",
-                             repr(value), "For example Cropping2D(2), Cropping2D((1, 2)) or "
-                             "Cropping2D(((top, bottom), (left, right)))."))
-
-
 @register
 class Cropping2D(Layer):
     """Remove rows and columns at the borders of images.
@@ -86,12 +74,9 @@ class Cropping2D(Layer):
 
     def __init__(self, cropping=((0, 0), (0, 0)), **kwargs):
         super().__init__(**kwargs)
-        if isinstance(cropping, (int, np.integer)) and not isinstance(cropping, bool):
-            cropping = (cropping, cropping)
-        if not isinstance(cropping, (tuple, list)) or len(cropping) != 2:
-            raise ValueError(message("Cropping2D", "cropping as an int, a pair or a pair of pairs", repr(cropping),
-                                     "For example Cropping2D(((1, 1), (2, 2)))."))
-        self.cropping = (_crop_pair(cropping[0], "height"), _crop_pair(cropping[1], "width"))
+        self.cropping = check_padding(cropping, "Cropping2D", modes=(), name="cropping",
+                                      fix="For example Cropping2D(2), Cropping2D((1, 2)) or "
+                                      "Cropping2D(((top, bottom), (left, right))).")
 
     def check_input_shape(self, shape):
         super().check_input_shape(shape)

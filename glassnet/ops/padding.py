@@ -6,6 +6,8 @@ the total padding is split with the extra pixel at the bottom/right when it is o
 """
 import numpy as np
 
+from glassnet.validation import check_padding
+
 
 def resolve_padding(padding, kernel_size, strides, input_hw):
     """Turn a padding spec into explicit ``((top, bottom), (left, right))`` amounts.
@@ -13,25 +15,24 @@ def resolve_padding(padding, kernel_size, strides, input_hw):
     Parameters
     ----------
     padding : {"valid", "same"} or int or (int, int) or ((int, int), (int, int))
+        Parsed by :func:`glassnet.validation.check_padding` (the one parser of padding arguments);
+        layers store what it returns.
     kernel_size, strides : (int, int)
+        The kernel's extent (dilated, for a dilated convolution) and the strides.
     input_hw : (int, int)
         Unpadded input height and width.
     """
-    if isinstance(padding, str):
-        if padding == "valid":
-            return ((0, 0), (0, 0))
+    padding = check_padding(padding, "ops.resolve_padding")
+    if padding == "valid":
+        return ((0, 0), (0, 0))
+    if padding == "same":
         pads = []
         for size, k, s in zip(input_hw, kernel_size, strides):
             out = -(-size // s)
             total = max((out - 1) * s + k - size, 0)
             pads.append((total // 2, total - total // 2))
         return tuple(pads)
-    if isinstance(padding, (int, np.integer)):
-        return ((int(padding),) * 2, (int(padding),) * 2)
-    ph, pw = padding
-    if isinstance(ph, (int, np.integer)):
-        return ((int(ph), int(ph)), (int(pw), int(pw)))
-    return (tuple(int(p) for p in ph), tuple(int(p) for p in pw))
+    return padding
 
 
 def conv_output_size(size, kernel, stride, pad_before, pad_after):

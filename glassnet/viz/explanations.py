@@ -10,6 +10,7 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.explain.similarity import blank_maps
+from glassnet.validation import check_name_choice
 from glassnet.viz._common import as_images, class_name, finish, new_figure, show_image
 from glassnet.viz.images import _mappable, color_scale, overlay_rgb
 
@@ -61,9 +62,8 @@ NEEDS_CONV = {"grad_cam", "guided_grad_cam", "grad_cam_plus_plus", "cam"}
 
 
 def get_method(key, where="viz"):
-    if key not in METHODS:
-        raise ValueError(message(where, f"a method among {list(METHODS)}", repr(key)))
-    return METHODS[key]
+    """The :class:`Method` named ``key``: TypeError for a non-string, ValueError for an unknown name."""
+    return METHODS[check_name_choice(key, list(METHODS), "method", where)]
 
 
 def plot_explanation(model, image, method="grad_cam", target=None, class_names=None, label=None, to_file=None,

@@ -10,6 +10,7 @@ arrays themselves, so a report can compute once and draw many times.
 import numpy as np
 
 from glassnet.errors import describe, message
+from glassnet.validation import check_int
 from glassnet.viz._common import as_images, class_name, finish, grid, new_figure, panels, show_image
 
 #: colormaps: signed maps (diverging, white at 0) and non-negative ones (sequential, pale at 0)
@@ -224,7 +225,7 @@ def plot_filters(model, layer=None, channel=None, max_filters=64, max_cols=8, to
     if C == 3 and channel is None:
         arrays = list(kernels[:count])
     elif channel is not None:
-        if not 0 <= channel < C:
+        if check_int(channel, "channel", "plot_filters", minimum=0) >= C:
             raise ValueError(message("plot_filters", f"channel in [0, {C - 1}]", repr(channel)))
         arrays, title = list(kernels[:count, :, :, channel]), f"{title}, input channel {channel}"
     else:

@@ -17,9 +17,10 @@ import numpy as np
 
 from glassnet.errors import describe, message
 from glassnet.explain.similarity import blank_maps
+from glassnet.validation import check_int
 from glassnet.viz._common import DPI, as_images, as_labels, class_name, png_bytes
 from glassnet.viz.diagram import plot_model
-from glassnet.viz.explanations import METHODS, NEEDS_CONV
+from glassnet.viz.explanations import METHODS, NEEDS_CONV, get_method
 from glassnet.viz.images import (color_scale, overlay_rgb, plot_activation_maximization, plot_feature_maps,
                                  plot_filters)
 from glassnet.viz.plots import confusion_matrix, history_dict, plot_confusion_matrix, plot_history, plot_most_confused
@@ -154,12 +155,6 @@ def _sample(n_total, n_explain, seed):
     return np.sort(rng.choice(n_total, size=min(n_explain, n_total), replace=False))
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(message("viz.report", f"{name} as an int >= 1", repr(value)))
-    return int(value)
-
-
 def _check_inputs(model, x, y, n_explain, methods):
     if not hasattr(model, "layers") or not hasattr(model, "predict"):
         raise TypeError(message("viz.report", "a glassnet Sequential model", describe(model)))
@@ -169,11 +164,11 @@ def _check_inputs(model, x, y, n_explain, methods):
     labels = as_labels(y, "viz.report", "y")
     if len(labels) != len(x):
         raise ValueError(message("viz.report", "one label per image", f"{len(x)} images and {len(labels)} labels"))
-    _positive_int(n_explain, "n_explain")
-    keys = METHOD_KEYS if methods is None else tuple(methods)
-    unknown = [key for key in keys if key not in METHODS]
-    if unknown:
-        raise ValueError(message("viz.report", f"methods among {list(METHODS)}", repr(unknown)))
+    check_int(n_explain, "n_explain", "viz.report", minimum=1)
+    if methods is not None and (isinstance(methods, str) or not isinstance(methods, (list, tuple))):
+        raise TypeError(message("viz.report", f"methods as a list of names among {list(METHODS)}, or None",
+                                describe(methods), "For example methods=['saliency', 'grad_cam']."))
+    keys = METHOD_KEYS if methods is None else tuple(get_method(key, "viz.report").key for key in methods)
     return x, labels, keys
 
 
@@ -229,7 +224,7 @@ def report(model, x, y, out_dir, history=None, n_explain=16, class_names=None, t
         Path of the HTML file.
     """
     x, labels, keys = _check_inputs(model, x, y, n_explain, methods)
-    sanity = _positive_int(sanity_images, "sanity_images") if sanity else 0
+    sanity = check_int(sanity_images, "sanity_images", "viz.report", minimum=1) if sanity else 0
     convs = _conv_layers(model)
     notes = []
     if not convs:

@@ -274,12 +274,23 @@ def test_bad_image_shapes_are_explained(shape, pattern):
 
 @pytest.mark.parametrize("kwargs, pattern", [
     (dict(fill_mode="mirror"), "fill_mode"), (dict(zoom_range=-0.2), "zoom_range"),
-    (dict(zoom_range=(0, 1)), "zoom_range"), (dict(rotation_range=-5), "rotation_range"),
-    (dict(width_shift_range="wide"), "width_shift_range"), (dict(height_shift_range=-0.1), "height_shift_range"),
-    (dict(dtype="int32"), "dtype"), (dict(rescale="1/255"), "rescale"), (dict(interpolation_order=7), "order"),
+    (dict(zoom_range=(0, 1)), "zoom_range"), (dict(zoom_range=(0.5, 1, 2)), "zoom_range"),
+    (dict(rotation_range=-5), "rotation_range"), (dict(height_shift_range=-0.1), "height_shift_range"),
+    (dict(width_shift_range=[]), "width_shift_range"), (dict(dtype="int32"), "dtype"),
+    (dict(interpolation_order=7), "order"),
 ])
-def test_bad_options_are_explained(kwargs, pattern):
+def test_bad_option_values_are_explained(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
+        ImageDataGenerator(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(width_shift_range="wide"), "width_shift_range"), (dict(rescale="1/255"), "rescale"),
+    (dict(interpolation_order=1.0), "order"), (dict(fill_mode=0), "fill_mode"), (dict(zoom_range="big"), "zoom"),
+    (dict(rotation_range=True), "rotation_range"), (dict(width_shift_range=["a"]), "width_shift_range"),
+])
+def test_bad_option_types_are_type_errors(kwargs, pattern):
+    with pytest.raises(TypeError, match=pattern):
         ImageDataGenerator(**kwargs)
 
 

@@ -126,48 +126,60 @@ def test_dense_dropout_bn_stack_never_crashes(batch, features, units, activation
 # ----------------------------------------------------------------------------------------------
 # invalid hyperparameters
 # ----------------------------------------------------------------------------------------------
+# Each case carries the error it must raise: TypeError for a wrong type (a float, a string or a bool
+# where an int is expected), ValueError for a value of the right type out of its range (issue 20).
 non_positive = st.integers(-5, 0)
-not_an_int = st.one_of(st.floats(allow_nan=True), st.text(max_size=3), st.none(), st.booleans(),
-                       st.lists(st.integers(1, 3), min_size=3, max_size=4))
-bad_pairs = st.one_of(non_positive, not_an_int, st.tuples(st.integers(1, 3), non_positive),
-                      st.tuples(non_positive, st.integers(1, 3)))
-bad_paddings = st.one_of(st.text(max_size=6).filter(lambda s: s.lower() not in ("valid", "same")),
-                         st.integers(-5, -1), st.floats(), st.none(),
-                         st.tuples(st.integers(-3, 3), st.integers(-3, -1)),
-                         st.tuples(st.tuples(st.integers(0, 2)), st.tuples(st.integers(0, 2), st.integers(0, 2))))
-bad_activations = st.one_of(st.text(max_size=8).filter(
-    lambda s: s.lower() not in ("relu", "sigmoid", "tanh", "linear", "softmax")), st.integers(), st.floats())
-bad_rates = st.one_of(st.floats(1.0, 1e6), st.floats(-1e6, -1e-9), st.just(float("nan")), st.text(max_size=3),
-                      st.none())
+not_an_int = st.one_of(st.floats(allow_nan=True), st.text(max_size=3), st.none(), st.booleans())
+bad_pair_values = st.one_of(non_positive, st.lists(st.integers(1, 3), min_size=3, max_size=4),
+                            st.tuples(st.integers(1, 3), non_positive), st.tuples(non_positive, st.integers(1, 3)))
+bad_pair_types = st.one_of(not_an_int, st.tuples(st.integers(1, 3), st.floats()))
+bad_padding_values = st.one_of(st.text(max_size=6).filter(lambda s: s.lower() not in ("valid", "same")),
+                               st.integers(-5, -1), st.tuples(st.integers(-3, 3), st.integers(-3, -1)),
+                               st.tuples(st.tuples(st.integers(0, 2)), st.tuples(st.integers(0, 2), st.integers(0, 2))))
+bad_padding_types = st.one_of(st.floats(), st.none(), st.booleans(), st.tuples(st.floats(), st.integers(0, 2)))
+bad_activation_values = st.text(max_size=8).filter(
+    lambda s: s.lower() not in ("relu", "sigmoid", "tanh", "linear", "softmax"))
+bad_activation_types = st.one_of(st.integers(), st.floats())
+bad_rate_values = st.one_of(st.floats(1.0, 1e6), st.floats(-1e6, -1e-9), st.just(float("nan")))
+bad_rate_types = st.one_of(st.text(max_size=3), st.none(), st.booleans())
+
+
+def cases(name, construct, wrong_values, wrong_types=st.nothing()):
+    """(layer name, a call constructing the layer from a drawn argument, the error it must raise)."""
+    return st.one_of(st.builds(lambda v: (name, lambda: construct(v), ValueError), wrong_values),
+                     st.builds(lambda v: (name, lambda: construct(v), TypeError), wrong_types))
+
 
 BAD_CONSTRUCTIONS = st.one_of(
-    st.builds(lambda v: ("Conv2D", lambda: layers.Conv2D(v, 3)), st.one_of(non_positive, not_an_int)),
-    st.builds(lambda v: ("Conv2D", lambda: layers.Conv2D(2, v)), bad_pairs),
-    st.builds(lambda v: ("Conv2D", lambda: layers.Conv2D(2, 3, strides=v)), bad_pairs),
-    st.builds(lambda v: ("Conv2D", lambda: layers.Conv2D(2, 3, padding=v)), bad_paddings),
-    st.builds(lambda v: ("Conv2D", lambda: layers.Conv2D(2, 3, activation=v)), bad_activations),
-    st.builds(lambda v: ("Dense", lambda: layers.Dense(v)), st.one_of(non_positive, not_an_int)),
-    st.builds(lambda v: ("Dense", lambda: layers.Dense(3, activation=v)), bad_activations),
-    st.builds(lambda v: ("MaxPooling2D", lambda: layers.MaxPooling2D(v)), bad_pairs),
-    st.builds(lambda v: ("AveragePooling2D", lambda: layers.AveragePooling2D(2, v)),
-              bad_pairs.filter(lambda v: v is not None)),          # strides=None means pool_size
-    st.builds(lambda v: ("MaxPooling2D", lambda: layers.MaxPooling2D(2, padding=v)), bad_paddings),
-    st.builds(lambda v: ("Dropout", lambda: layers.Dropout(v)), bad_rates),
-    st.builds(lambda v: ("Activation", lambda: layers.Activation(v)), bad_activations),
-    st.builds(lambda v: ("LeakyReLU", lambda: layers.LeakyReLU(v)), bad_rates),
-    st.builds(lambda v: ("BatchNormalization", lambda: layers.BatchNormalization(momentum=v)), bad_rates),
-    st.builds(lambda v: ("Dense", lambda: layers.Dense(3, dtype=v)),
-              st.sampled_from(["int32", "float16", "uint8", "complex64", "bogus", "bool"])),
+    cases("Conv2D", lambda v: layers.Conv2D(v, 3), non_positive,
+          st.one_of(not_an_int, st.lists(st.integers(1, 3), min_size=1, max_size=3))),
+    cases("Conv2D", lambda v: layers.Conv2D(2, v), bad_pair_values, bad_pair_types),
+    cases("Conv2D", lambda v: layers.Conv2D(2, 3, strides=v), bad_pair_values, bad_pair_types),
+    cases("Conv2D", lambda v: layers.Conv2D(2, 3, padding=v), bad_padding_values, bad_padding_types),
+    cases("Conv2D", lambda v: layers.Conv2D(2, 3, activation=v), bad_activation_values, bad_activation_types),
+    cases("Dense", lambda v: layers.Dense(v), non_positive, not_an_int),
+    cases("Dense", lambda v: layers.Dense(3, activation=v), bad_activation_values, bad_activation_types),
+    cases("MaxPooling2D", lambda v: layers.MaxPooling2D(v), bad_pair_values, bad_pair_types),
+    cases("AveragePooling2D", lambda v: layers.AveragePooling2D(2, v), bad_pair_values,
+          bad_pair_types.filter(lambda v: v is not None)),        # strides=None means pool_size
+    cases("MaxPooling2D", lambda v: layers.MaxPooling2D(2, padding=v), bad_padding_values.filter(
+        lambda v: isinstance(v, str)), st.one_of(bad_padding_types, st.integers(0, 3))),   # no explicit amounts
+    cases("Dropout", lambda v: layers.Dropout(v), bad_rate_values, bad_rate_types),
+    cases("Activation", lambda v: layers.Activation(v), bad_activation_values, bad_activation_types),
+    cases("LeakyReLU", lambda v: layers.LeakyReLU(v), bad_rate_values, bad_rate_types),
+    cases("BatchNormalization", lambda v: layers.BatchNormalization(momentum=v), bad_rate_values, bad_rate_types),
+    cases("Dense", lambda v: layers.Dense(3, dtype=v),
+          st.sampled_from(["int32", "float16", "uint8", "complex64", "bogus", "bool"])),
 )
 
 
 @FUZZ
 @given(case=BAD_CONSTRUCTIONS)
 def test_invalid_hyperparameters_always_raise_the_documented_error(case):
-    name, construct = case
-    with pytest.raises(ValueError) as info:
+    name, construct, error = case
+    with pytest.raises((TypeError, ValueError)) as info:
         construct()
-    assert type(info.value) is ValueError
+    assert type(info.value) is error, (error, info.value)
     _assert_glassnet_error(info, name)
 
 

@@ -146,33 +146,36 @@ def test_cropping_and_rescaling_values():
 # ----------------------------------------------------------------------------------------------
 # validation
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("build", [
-    lambda: layers.DepthwiseConv2D(0),
-    lambda: layers.DepthwiseConv2D(3, strides=(1, 0)),
-    lambda: layers.DepthwiseConv2D(3, depth_multiplier=0),
-    lambda: layers.DepthwiseConv2D(3, depth_multiplier=1.5),
-    lambda: layers.DepthwiseConv2D(3, dilation_rate=-1),
-    lambda: layers.DepthwiseConv2D(3, padding="full"),
-    lambda: layers.DepthwiseConv2D(3, activation="swish"),
-    lambda: layers.DepthwiseConv2D(3, depthwise_initializer="nope"),
-    lambda: layers.SeparableConv2D(0, 3),
-    lambda: layers.SeparableConv2D(True, 3),
-    lambda: layers.SeparableConv2D(4, 3, pointwise_initializer="nope"),
-    lambda: layers.UpSampling2D(0),
-    lambda: layers.UpSampling2D(2, interpolation="bicubic"),
-    lambda: layers.UpSampling2D(2, interpolation=None),
-    lambda: layers.Cropping2D(-1),
-    lambda: layers.Cropping2D((1, 2, 3)),
-    lambda: layers.Cropping2D(((1, 2), "a")),
-    lambda: layers.Rescaling("1/255"),
-    lambda: layers.Rescaling(1.0, offset=float("nan")),
-    lambda: layers.RandomFlip("diagonal"),
-    lambda: layers.RandomCrop(0, 3),
-    lambda: layers.RandomCrop(3, 2.5),
+@pytest.mark.parametrize("build, error", [
+    (lambda: layers.DepthwiseConv2D(0), ValueError),
+    (lambda: layers.DepthwiseConv2D(3, strides=(1, 0)), ValueError),
+    (lambda: layers.DepthwiseConv2D(3, depth_multiplier=0), ValueError),
+    (lambda: layers.DepthwiseConv2D(3, depth_multiplier=1.5), TypeError),
+    (lambda: layers.DepthwiseConv2D(3, dilation_rate=-1), ValueError),
+    (lambda: layers.DepthwiseConv2D(3, padding="full"), ValueError),
+    (lambda: layers.DepthwiseConv2D(3, activation="swish"), ValueError),
+    (lambda: layers.DepthwiseConv2D(3, depthwise_initializer="nope"), ValueError),
+    (lambda: layers.SeparableConv2D(0, 3), ValueError),
+    (lambda: layers.SeparableConv2D(True, 3), TypeError),
+    (lambda: layers.SeparableConv2D(4, 3, pointwise_initializer="nope"), ValueError),
+    (lambda: layers.UpSampling2D(0), ValueError),
+    (lambda: layers.UpSampling2D(2, interpolation="bicubic"), ValueError),
+    (lambda: layers.UpSampling2D(2, interpolation=None), TypeError),
+    (lambda: layers.Cropping2D(-1), ValueError),
+    (lambda: layers.Cropping2D((1, 2, 3)), ValueError),
+    (lambda: layers.Cropping2D(((1, 2), "a")), TypeError),
+    (lambda: layers.Rescaling("1/255"), TypeError),
+    (lambda: layers.Rescaling(1.0, offset=float("nan")), ValueError),
+    (lambda: layers.RandomFlip("diagonal"), ValueError),
+    (lambda: layers.RandomCrop(0, 3), ValueError),
+    (lambda: layers.RandomCrop(3, 2.5), TypeError),
 ], ids=lambda _: "")
-def test_bad_hyperparameters_raise_glassnets_error(build):
-    with pytest.raises(ValueError, match="expects"):
+def test_bad_hyperparameters_raise_glassnets_error(build, error):
+    """A wrong type (a float or bool for an int, a str for a number, None) is a TypeError, a wrong value a
+    ValueError (issue 20)."""
+    with pytest.raises(error, match="expects") as info:
         build()
+    assert type(info.value) is error
 
 
 @pytest.mark.parametrize("layer, shape", [

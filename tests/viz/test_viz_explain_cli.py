@@ -48,7 +48,7 @@ def test_plot_explanation_target_cam_and_errors(image):
     assert "CAM for 7" in figure_texts(figure)
     np.testing.assert_allclose(colorbars(figure)[0].norm.vmax, np.abs(explain.cam(model, image[None], 7)).max(),
                                rtol=1e-5)
-    with pytest.raises(ValueError, match="a method among"):
+    with pytest.raises(ValueError, match="method one of"):
         viz.plot_explanation(model, image, "lime")
     with pytest.raises(ValueError, match="one image"):
         viz.plot_explanation(model, np.stack([image, image]))

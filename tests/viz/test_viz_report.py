@@ -164,11 +164,15 @@ def test_a_history_of_no_epochs_leaves_the_curves_out_with_a_note(tmp_path, hist
 
 def test_report_rejects_bad_arguments(trained, tmp_path):
     model, x, y, _ = trained
-    with pytest.raises(ValueError, match="methods among"):
+    with pytest.raises(ValueError, match="method one of"):
         gn.viz.report(model, x, y, tmp_path, methods=["lime"])
+    with pytest.raises(TypeError, match="methods as a list"):
+        gn.viz.report(model, x, y, tmp_path, methods="saliency")
     with pytest.raises(ValueError, match="n_explain"):
         gn.viz.report(model, x, y, tmp_path, n_explain=0)
-    with pytest.raises(ValueError, match="sanity_images"):
+    with pytest.raises(TypeError, match="n_explain"):
+        gn.viz.report(model, x, y, tmp_path, n_explain="3")
+    with pytest.raises(TypeError, match="sanity_images"):            # a bool is not an int
         gn.viz.report(model, x, y, tmp_path, sanity_images=True)
     with pytest.raises(ValueError, match="one label per image"):
         gn.viz.report(model, x, y[:-1], tmp_path)

@@ -117,16 +117,24 @@ def test_predict_and_evaluate_fuse_without_winners_and_match_the_layers(fused_ca
     assert loss == pytest.approx(float(model.loss(y, model.forward(x))), rel=1e-12)
 
 
-def test_explanations_never_fuse_and_work_after_training(fused_calls):
+def test_explanations_fuse_unless_they_read_the_pair_inside_and_work_after_training(monkeypatch, fused_calls):
     x, y = _images()
     model = _net()
     model.compile("adam", "sparse_categorical_crossentropy")
     model.train_on_batch(x, y)
     del fused_calls[:]
     saliency = explain.saliency(model, x[:2])
+    # an explanation's forward pass is not training, but its backward pass needs the winners
+    assert [call[:2] for call in fused_calls] == [(model.layers[1].name, True)]
+    del fused_calls[:]
     cam = explain.grad_cam(model, x[:2], layer=model.layers[1].name)
-    assert fused_calls == []
+    assert fused_calls == []             # Grad-CAM reads the convolution's own output: the pair runs unfused
     assert saliency.shape == (2, 9, 9) and np.isfinite(saliency).all() and cam.shape[0] == 2
+    _no_fusion(monkeypatch)
+    model._plans.clear()                 # plans are made once per kind: make them again, unfused
+    del fused_calls[:]
+    np.testing.assert_allclose(saliency, explain.saliency(model, x[:2]), rtol=1e-12)
+    assert fused_calls == []
 
 
 def test_backward_cannot_stop_inside_a_fused_pair():

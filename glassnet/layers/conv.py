@@ -114,7 +114,7 @@ class Conv2D(Activated, Layer):
         :mod:`glassnet.engine` chooses it). Returns ``(dx, grads)``."""
         dx, dkernel, dbias = conv2d_backward(dz, conv_cache, self.params["kernel"], need_dx=need_dx,
                                              need_bias=self.use_bias and need_grads, relu_output=relu_output,
-                                             gate_input=gate_input)
+                                             gate_input=gate_input, need_kernel=need_grads)
         return dx, (self.grads_dict(dkernel, dbias) if need_grads else {})
 
     def grads_dict(self, dkernel, dbias):

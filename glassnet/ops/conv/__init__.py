@@ -91,7 +91,8 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False, keep=None, dilatio
     return y, ConvCache(xp, pads, plan, kept_reference(kept))
 
 
-def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output=None, gate_input=False):
+def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output=None, gate_input=False,
+                    need_kernel=True):
     """Gradients of :func:`conv2d_forward`.
 
     Parameters
@@ -109,11 +110,14 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     gate_input : bool
         Multiply the input gradient by ``x > 0``, block by block while it is in cache: the backward
         pass of a ReLU whose output ``x`` is (the layer below then takes ``dx`` as already gated).
+    need_kernel : bool
+        Skip the kernel gradient (an explanation needs the input gradient only): a third of the
+        FLOPs, and the block matrices of the input are then never built.
 
     Returns
     -------
     dx : ndarray, shape (N, H, W, C), or None when ``need_dx`` is False
-    dkernel : ndarray, shape (KH, KW, C, F)
+    dkernel : ndarray, shape (KH, KW, C, F), or None when ``need_kernel`` is False
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
     xp, plan = cache.xp, planning.for_backward(cache.plan)
@@ -125,7 +129,7 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
 
     kept = kept_for_backward(cache.kept, plan, xp.shape, kernel.shape, np.result_type(xp, kernel))
     dxp, dkernel, dbias = conv_strategy(plan).backward(plan, xp, kernel, gradient, np.result_type(dy, kernel),
-                                                       need_dx, need_bias, gate_input, kept)
+                                                       need_dx, need_bias, gate_input, kept, need_kernel)
     return (unpadded(dxp, pads=cache.pads) if need_dx else None), dkernel, dbias
 
 
@@ -183,7 +187,7 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
     return y, ConvPoolCache(xp, pads, plan, y, winner, relu, kept_reference(kept))
 
 
-def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gate_input=False):
+def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gate_input=False, need_kernel=True):
     """Gradients of :func:`conv2d_maxpool_forward`.
 
     Parameters
@@ -191,7 +195,7 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gat
     dy : ndarray, shape (N, OH // PH, OW // PW, F)
     cache : ConvPoolCache
     kernel : ndarray, shape (KH, KW, C, F)
-    need_dx, need_bias, gate_input : bool
+    need_dx, need_bias, gate_input, need_kernel : bool
         As for :func:`conv2d_backward`.
 
     Returns
@@ -201,7 +205,7 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gat
     xp, plan = cache.xp, planning.for_backward(cache.plan)
     kept = kept_for_backward(cache.kept, plan, xp.shape, kernel.shape, np.result_type(xp, kernel))
     dxp, dkernel, dbias = CONV_POOL[type(plan)].backward(plan, cache, dy, kernel, need_dx, need_bias, gate_input,
-                                                         kept)
+                                                         kept, need_kernel)
     return (unpadded(dxp, cache.pads) if need_dx else None), dkernel, dbias
 
 

@@ -80,8 +80,9 @@ def matmul_into(a, b, out):
 
 
 def add_shares(total, part):
-    """Add one block's (dkernel, dbias) shares into the running totals (dbias may be None)."""
-    total[0][...] += part[0]
+    """Add one block's (dkernel, dbias) shares into the running totals (either may be None: not computed)."""
+    if part[0] is not None:
+        total[0][...] += part[0]
     if part[1] is not None:
         total[1][...] += part[1]
     return total

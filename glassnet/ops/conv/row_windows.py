@@ -119,9 +119,11 @@ def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
     run_blocks(forward_block, plan.blocks, plan.threads)
 
 
-def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None):
+def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None,
+             need_kernel=True):
     """Gradients of the row-window convolution, the input gradient multiplied by ``xp > 0`` with
-    ``gate_input`` (see :func:`glassnet.ops.conv.im2col.run_backward`).
+    ``gate_input`` (see :func:`glassnet.ops.conv.im2col.run_backward`). Without ``need_kernel`` the
+    row windows of the input are never built (only the kernel gradient reads them).
 
     ``gradient(images, rows, scratch)`` returns the gradient w.r.t. the output of those images
     (after any ReLU gating), shape (n, OH, OW, F): ``scratch`` filled in (a view of the frame the
@@ -130,7 +132,7 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
     Returns
     -------
     dxp : ndarray, shape of ``xp`` (every element written), or None when ``need_dx`` is False
-    dkernel : ndarray, shape (KH, KW, C, F)
+    dkernel : ndarray, shape (KH, KW, C, F), or None when ``need_kernel`` is False
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
     KH, KW, C, F = kernel.shape
@@ -143,8 +145,7 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
 
     def backward_block(block):
         images = block[0]
-        xw = _block_windows(xp, block, KW, sw, OW, kept, forward=False)
-        rows = len(xw)
+        rows = (images.stop - images.start) * Hp * OW
         # dy on the (Hp, OW) frame: the KH - 1 extra rows of each image stay zero
         frame = view(scratch_array("rows_dy", rows * F, dtype), (rows // (Hp * OW), Hp, OW, F))
         frame[:, OH:] = 0
@@ -153,9 +154,12 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
         if block_gradient is not valid:
             valid[...] = block_gradient
         frame = frame.reshape(rows, F)
-        dk3 = np.empty(k3.shape, dtype=dtype)
-        for i in range(KH):
-            blas.gemm_tall(xw[i * OW:], frame[:rows - i * OW], dk3[i])
+        dk3 = None
+        if need_kernel:
+            xw = _block_windows(xp, block, KW, sw, OW, kept, forward=False)
+            dk3 = np.empty(k3.shape, dtype=dtype)
+            for i in range(KH):
+                blas.gemm_tall(xw[i * OW:], frame[:rows - i * OW], dk3[i])
         if dxp is not None:
             # the row-window scratch array: when xw was built there (not kept), it is used up
             dxw = view(scratch_array("rows_x", rows * KW * C, dtype), (rows, KW * C))
@@ -168,4 +172,4 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
         return dk3, dbias
 
     dk3, dbias = run_blocks(backward_block, plan.blocks, plan.threads, fold=add_shares)
-    return dxp, dk3.reshape(kernel.shape), dbias
+    return dxp, (dk3.reshape(kernel.shape) if need_kernel else None), dbias

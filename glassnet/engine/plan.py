@@ -9,10 +9,11 @@ The speed tricks are steps chosen here, never switches in the layers:
   convolution's full output (``fuse=True``: training, ``predict`` and the explanations; an
   explanation's plan names the slots it reads, ``exposed``, and no fusion hides one of them).
 - ReLU gates moved between convolutions: when a convolution (or a fused pair) reads the output of a
-  Conv2D with a fused ReLU and nothing else reads it, the upper step may multiply its input gradient
-  by ``x > 0`` while each block is in cache (``gate_input``) and the lower one then takes its output
-  gradient as gated (``output_gated``). The executor decides per call: only under the vanilla rule,
-  and never for a tensor whose gradient the caller asked for.
+  Conv2D with a fused ReLU and nothing else reads it, the upper step may apply that ReLU's backward
+  pass to its input gradient while each block is in cache (``gate_input``: False, or the call's ReLU
+  rule, so a guided or rectified explanation gates there too) and the lower one then takes its
+  output gradient as gated (``output_gated``). The executor decides per call: never for a tensor
+  whose gradient the caller asked for.
 - ``logits=True``: the graph's outputs stop before a final softmax (a Softmax / Activation("softmax")
   node is left out, a fused softmax or sigmoid runs with ``logits=True``), which is what the fused
   losses and the explanations work on.

@@ -107,9 +107,11 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     relu_output : ndarray, shape (N, OH, OW, F), optional
         The output of a ``relu=True`` forward pass: ``dy`` is then the gradient after the ReLU and
         is gated by ``relu_output > 0`` block by block (``dy`` itself is not modified).
-    gate_input : bool
+    gate_input : bool or {"vanilla", "guided", "rectified"}
         Multiply the input gradient by ``x > 0``, block by block while it is in cache: the backward
         pass of a ReLU whose output ``x`` is (the layer below then takes ``dx`` as already gated).
+        A rule name applies that ReLU backward rule instead (True is "vanilla"; see
+        :func:`glassnet.ops.conv.blocks.gate_by_input`).
     need_kernel : bool
         Skip the kernel gradient (an explanation needs the input gradient only): a third of the
         FLOPs, and the block matrices of the input are then never built.

@@ -16,7 +16,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from glassnet.ops import blas
-from glassnet.ops.conv.blocks import add_shares, cols2d, gate_by_input, input_rows, largest_block_rows, matmul_into
+from glassnet.ops.conv.blocks import (add_shares, cols2d, gate_by_input, gates_in_blocks, input_rows, largest_block_rows,
+                                      matmul_into)
 from glassnet.ops.im2col import window_slices
 from glassnet.ops.parallel import run_blocks
 from glassnet.ops.workspace import block_matrix, column_sums, scratch_array, view
@@ -83,7 +84,9 @@ def run_backward(plan, layout, xp, kernel, gradient, dtype, need_dx=True, need_b
 
     ``gradient(images, rows, scratch)`` returns the gradient w.r.t. a block's output (after any
     ReLU gating), (n, r, OW, F): a view of a full array, or ``scratch`` filled in. With
-    ``gate_input`` the input gradient is multiplied by ``xp > 0`` as each block finishes. Without
+    ``gate_input`` (True, or the ReLU rule: :func:`glassnet.ops.conv.blocks.gate_by_input`) the
+    input gradient goes through the ReLU of ``xp`` as each block finishes (at the end where row
+    blocks overlap and the rule is not the vanilla one). Without
     ``need_kernel`` (an explanation: forward and backward to the input only) no block matrix is
     built: the input gradient reads only the output gradient and the kernel.
 
@@ -102,6 +105,7 @@ def run_backward(plan, layout, xp, kernel, gradient, dtype, need_dx=True, need_b
         kernel_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2))      # (KH, KW, F, C)
         if plan.blocks[0][1].stop - plan.blocks[0][1].start < OH:
             threads = 1          # row blocks of one image add into overlapping input rows
+    gate_now = gate_input and gates_in_blocks(gate_input, plan.blocks, OH)
 
     def backward_block(block):
         """This block's shares of dK and dbias; adds its input gradient into dxp."""
@@ -118,8 +122,8 @@ def run_backward(plan, layout, xp, kernel, gradient, dtype, need_dx=True, need_b
                     np.matmul(dy2d, kernel_t[i, j], out=part.reshape(-1, C))
                     seen_rows, seen_cols = window_slices(i * dh, j * dw, stride, r, OW)
                     target[:, seen_rows, seen_cols] += part
-            if gate_input:
-                gate_by_input(target, xp[images, in_rows])
+            if gate_now:
+                gate_by_input(target, xp[images, in_rows], gate_input)
         dkernel_matrix = None
         if need_kernel:
             cols = _block_matrix(plan, layout, xp, block, kernel.shape, dtype, kept, forward=False)
@@ -129,6 +133,8 @@ def run_backward(plan, layout, xp, kernel, gradient, dtype, need_dx=True, need_b
         return dkernel_matrix, dbias
 
     dkernel_matrix, dbias = run_blocks(backward_block, plan.blocks, threads, fold=add_shares)
+    if need_dx and gate_input and not gate_now:
+        gate_by_input(dxp, xp, gate_input)
     return dxp, (layout.fold(dkernel_matrix).reshape(kernel.shape) if need_kernel else None), dbias
 
 

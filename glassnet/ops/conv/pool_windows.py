@@ -165,8 +165,8 @@ def backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=F
             dcols = view(scratch_array("window_dcols", R * len(kernel_cells), dtype), (R, len(kernel_cells)))
             np.matmul(routed, kernel_cells.T, out=dcols)
             _add_cells(dcols, dx_cells[images], plan)
-            if gate_input:
-                gate_by_input(dx_cells[images, :Hp, :Wp], xp[images])
+            if gate_input:                  # blocks of whole images: any rule may gate here
+                gate_by_input(dx_cells[images, :Hp, :Wp], xp[images], gate_input)
         dbias = column_sums(pooled_dy.T) if need_bias else None        # last: it holds the GIL
         return dkernel_w, dbias
 

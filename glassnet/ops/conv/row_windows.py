@@ -166,8 +166,8 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
             for i in range(KH):
                 blas.gemm(frame[:rows - i * OW], k3_t[i], dxw[i * OW:], accumulate=i > 0)
             _scatter_columns(dxw.reshape(-1, Hp, OW, KW, C), dxp[images], sw)
-            if gate_input:
-                gate_by_input(dxp[images], xp[images])
+            if gate_input:                  # blocks of whole images: any rule may gate here
+                gate_by_input(dxp[images], xp[images], gate_input)
         dbias = column_sums(frame, dtype) if need_bias else None       # last: it holds the GIL
         return dk3, dbias
 

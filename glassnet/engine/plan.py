@@ -227,7 +227,9 @@ def make_plan(graph, logits=False, fuse=False, exposed=None, rule="vanilla"):
         nodes, outputs, logit_nodes = _logits_view(graph)
     else:
         nodes, outputs, logit_nodes = list(graph.nodes), tuple(graph.outputs), set()
-    record = exposed is not None
+    # an explanation's backward pass runs through the steps whose input depends on a slot it reads:
+    # only those keep what their backward pass needs (Grad-CAM stops above them all)
+    recorded = _downstream(nodes, exposed) if exposed is not None else set()
     fuse = fuse and rule != "rectified"
     # the fusion decisions treat the exposed slots as outputs: a fused pair never hides one
     view = Graph(tuple(nodes), graph.inputs, outputs + tuple(sorted(set(exposed or ()) - set(outputs))))
@@ -240,7 +242,7 @@ def make_plan(graph, logits=False, fuse=False, exposed=None, rule="vanilla"):
             pool_index = _pool_reader(view, node, readers, i in logit_nodes) if fuse else None
             if pool_index is not None:
                 fused_away.add(pool_index)
-                steps.append(ConvPoolStep(node, nodes[pool_index], record))
+                steps.append(ConvPoolStep(node, nodes[pool_index], node.inputs[0] in recorded))
                 continue
             steps.append(ConvStep(node, i in logit_nodes))
         else:
@@ -253,6 +255,15 @@ def make_plan(graph, logits=False, fuse=False, exposed=None, rule="vanilla"):
                 and step.inputs[0] not in outputs):
             gates_below[i] = below
     return Plan(tuple(steps), tuple(graph.inputs), outputs, producer, readers, gates_below)
+
+
+def _downstream(nodes, slots):
+    """The slots ``slots`` and every slot computed from one of them (``nodes`` in topological order)."""
+    reached = set(slots)
+    for node in nodes:
+        if any(slot in reached for slot in node.inputs):
+            reached.add(node.output)
+    return reached
 
 
 def _pool_reader(view, node, readers, logits):

@@ -74,6 +74,10 @@ def test_the_explanation_plan_fuses_only_what_it_may():
                         if isinstance(s, ConvPoolStep))
     predict_step = next(s for s in model.plan(True, fuse=True).steps if isinstance(s, ConvPoolStep))
     assert explain_step.record and not predict_step.record
+    # Grad-CAM on the pooled output's reader: its backward pass stops above the pair, which records nothing
+    cam_step = next(s for s in backprop._scores_plan(model, True, exposed=[model.layer_slot(3)]).steps
+                    if isinstance(s, ConvPoolStep))
+    assert not cam_step.record
 
 
 def test_fused_step_refuses_the_rectified_rule():

@@ -12,7 +12,8 @@ from typing import NamedTuple
 import numpy as np
 
 from glassnet.errors import describe, message
-from glassnet.layers.base import Layer, register, unique_name
+from glassnet.layers.base import unique_name
+from glassnet.layers.input import InputLayer
 from glassnet.validation import check_shape
 
 _TENSOR_IDS = itertools.count()
@@ -41,30 +42,16 @@ class KerasTensor:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
-@register
-class InputLayer(Layer):
-    """The layer an :func:`Input` stands for (no weights; it appears in ``model.layers`` and the summary)."""
+def Input(shape=None, name=None, dtype="float32", *, batch_size=None, batch_shape=None):
+    """A symbolic input of per-example ``shape`` (no batch axis), e.g. ``gn.Input((28, 28, 1))``:
+    the output tensor of a new :class:`~glassnet.layers.InputLayer`, as ``keras.Input`` is.
 
-    def __init__(self, input_shape=None, batch_shape=None, **kwargs):
-        shape = input_shape if input_shape is not None else (batch_shape[1:] if batch_shape else None)
-        super().__init__(input_shape=shape, **kwargs)
-        self.build((None,) + self.input_shape_arg)
-        self.calls = 1
-
-    def apply(self, x, training=False):
-        return x, None
-
-    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
-        return (dy if need_dx else None), {}
-
-    def get_config(self):
-        config = super().get_config()
-        config["batch_shape"] = [None] + config.pop("input_shape")
-        return config
-
-
-def Input(shape, name=None, dtype="float32"):
-    """A symbolic input of per-example ``shape`` (no batch axis), e.g. ``gn.Input((28, 28, 1))``.
+    Parameters
+    ----------
+    shape : int or tuple of int
+        Per-example shape (a leading None, the batch axis, is dropped).
+    name, dtype, batch_size, batch_shape
+        As :class:`~glassnet.layers.InputLayer` takes them (give ``batch_shape`` instead of ``shape``).
 
     Returns
     -------
@@ -73,11 +60,12 @@ def Input(shape, name=None, dtype="float32"):
     """
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
-    shape = check_shape(shape, "Input", "shape")
-    if shape[0] is None:
-        shape = shape[1:]
-    layer = InputLayer(input_shape=tuple(shape), name=name or unique_name("input_layer"), dtype=dtype)
-    tensor = KerasTensor((None,) + tuple(shape), layer.dtype, layer.name, Call(layer, (), 0))
+    if shape is not None:
+        shape = check_shape(shape, "Input", "shape")
+        shape = tuple(shape[1:]) if shape[0] is None else tuple(shape)
+    layer = InputLayer(shape=shape, batch_size=batch_size, batch_shape=batch_shape, dtype=dtype,
+                       name=name or unique_name("input_layer"))
+    tensor = KerasTensor((None,) + layer.shape, layer.dtype, layer.name, Call(layer, (), 0))
     layer.output_tensor = tensor
     return tensor
 

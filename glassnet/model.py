@@ -31,10 +31,9 @@ import numpy as np
 from glassnet import activations
 from glassnet.engine import Graph, backprop, make_plan, run
 from glassnet.engine.plan import head_kind
-from glassnet.functional import InputLayer
 from glassnet.errors import describe, message
 from glassnet.layers import Layer, Softmax
-from glassnet.layers.input import InputLayer as DeclaredInput
+from glassnet.layers.input import InputLayer
 from glassnet.layers.base import unique_name
 from glassnet.ops.parallel import held_blas
 from glassnet.trainers.weighting import EpochTotals, class_weight_table, weights_for_batch
@@ -1000,7 +999,7 @@ class Sequential(Model):
         as in Keras 3's ``Sequential([keras.Input(shape), ...])``.
         """
         from glassnet.functional import KerasTensor
-        if isinstance(layer, (DeclaredInput, KerasTensor)):
+        if isinstance(layer, (InputLayer, KerasTensor)):
             return self._declare_input(layer)
         if not isinstance(layer, Layer):
             raise TypeError(message("Sequential.add", "a glassnet Layer instance", describe(layer),
@@ -1021,7 +1020,7 @@ class Sequential(Model):
             raise ValueError(message("Sequential.add", "an InputLayer (or gn.Input) only as the first entry",
                                      f"{entry!r} after {len(self._layers)} layer(s)",
                                      "Put layers.InputLayer(shape=...) first, or leave it out."))
-        self._declared_input_shape = tuple(entry.shape if isinstance(entry, DeclaredInput) else entry.shape[1:])
+        self._declared_input_shape = tuple(entry.shape if isinstance(entry, InputLayer) else entry.shape[1:])
 
     def _build_layer(self, index, shape):
         layer = self._layers[index]

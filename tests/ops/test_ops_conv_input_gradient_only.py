@@ -5,6 +5,7 @@ import pytest
 
 from glassnet import ops
 from glassnet.ops.conv import plan as planning
+from glassnet.ops.depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 
 # (N, H, W, C, F), kernel, stride, pads, dilation, the plan type the strategy choice gives
 STRATEGIES = [
@@ -85,3 +86,19 @@ def test_fused_pooling_input_gradient_alone(monkeypatch, fused_method, relu, gat
                                                      need_kernel=False)
     assert dkernel is None and dbias is None
     np.testing.assert_allclose(dx, full_dx, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_depthwise_input_gradient_alone(need_dx):
+    rng = np.random.default_rng(7)
+    x, kernel = rng.standard_normal((3, 7, 7, 2)), rng.standard_normal((3, 3, 2, 2))
+    y, cache = depthwise_conv2d_forward(x, kernel, None, (1, 1), ((1, 1), (1, 1)), (1, 1))
+    dy = rng.standard_normal(y.shape)
+    full_dx, full_dkernel, _ = depthwise_conv2d_backward(dy, cache, kernel, need_dx=need_dx)
+    dx, dkernel, dbias = depthwise_conv2d_backward(dy, cache, kernel, need_dx=need_dx, need_bias=False,
+                                                   need_kernel=False)
+    assert full_dkernel is not None and dkernel is None and dbias is None
+    if need_dx:
+        np.testing.assert_array_equal(dx, full_dx)
+    else:
+        assert dx is None

@@ -2,10 +2,11 @@
 worker processes, and the overhead of one chunk.
 
 Throughput: ``explain.integrated_gradients`` (``--steps`` 50) on the first ``--images`` (2,000)
-Fashion-MNIST test images, chunks of ``--chunk-size`` images, on an embedded LocalCluster of each
-worker count in ``--workers`` (one thread per worker). The clock starts after the cluster is up
-and every worker has imported glassnet (one warm-up task each) and stops when the last map is on
-the client: it includes shipping the model, scheduling and moving the results.
+Fashion-MNIST test images, chunks of ``--chunk-size`` images (each one batch of the method), on an
+embedded LocalCluster of each worker count in ``--workers`` (one thread per worker). The clock
+starts after the cluster is up and every worker has imported glassnet (one warm-up task each) and
+stops when the last map is on the client: it includes shipping the model, scheduling and moving
+the results.
 
 Per-chunk overhead: ``predict`` on ``--overhead-images`` images in chunks of one image on one
 worker, minus the same per-image predictions computed in this process with one BLAS thread,
@@ -46,9 +47,11 @@ def time_explain(model, images, workers, steps, chunk_size):
     from glassnet import distributed as gd
     with gd.local_cluster(workers) as cluster, Client(cluster) as client:
         client.wait_for_workers(workers, timeout=300)
-        gd.explain(model, images[:workers], "integrated_gradients", client=client, chunk_size=1, steps=1)
+        gd.explain(model, images[:workers], "integrated_gradients", client=client, chunk_size=1, steps=1, batch_size=1)
         start = time.perf_counter()
-        maps = gd.explain(model, images, "integrated_gradients", client=client, chunk_size=chunk_size, steps=steps)
+        # one batch per chunk (a chunk is a multiple of the method's batch_size): chunks of exactly chunk_size
+        maps = gd.explain(model, images, "integrated_gradients", client=client, chunk_size=chunk_size, steps=steps,
+                          batch_size=chunk_size)
         seconds = time.perf_counter() - start
     assert maps.shape == images.shape and np.isfinite(maps).all()
     return seconds

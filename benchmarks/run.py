@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.common import ALIASES, BLAS_VARIABLES, MODELS, load_average
+from benchmarks.common import ALIASES, BLAS_VARIABLES, MODELS, load_average, model_batches, model_epoch_images
 from benchmarks.report import format_row, write_markdown, ROW_HEADER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +114,7 @@ def torch_version():
 # -- one configuration ----------------------------------------------------------------------------
 def measure_config(a, setting, model, batch, threads, use_torch, with_reference, layout="nchw"):
     """Alternate glassnet and torch (and the loop reference) for ``a.rounds`` rounds."""
-    spec = {"model": model, "batch": batch, "threads": threads, "epoch_images": a.epoch_images,
+    spec = {"model": model, "batch": batch, "threads": threads, "epoch_images": model_epoch_images(model, a.epoch_images),
             "epochs": a.epochs, "warmup": a.warmup}
     rounds = []
     for _ in range(a.rounds):
@@ -250,7 +250,7 @@ def main(argv=None):
         rows = []
         reference_config = ("seed003_tiny", max(a.batch_sizes), min(a.threads))
         for model in a.models:
-            for batch in a.batch_sizes:
+            for batch in model_batches(model, a.batch_sizes):
                 for threads in a.threads:
                     config = measure_config(a, setting, model, batch, threads, use_torch,
                                             with_reference=(model, batch, threads) == reference_config)

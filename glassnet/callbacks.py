@@ -29,6 +29,7 @@ import numpy as np
 
 from glassnet.errors import describe, message
 from glassnet.progress import RunningMeans, format_logs, load_tqdm, say
+from glassnet.validation import check_int, check_real
 
 
 class Callback:
@@ -292,18 +293,12 @@ class EarlyStopping(Callback):
                  restore_best_weights=False, stream=None, start_from_epoch=0):
         super().__init__()
         where = "EarlyStopping"
-        if isinstance(start_from_epoch, bool) or not isinstance(start_from_epoch, numbers.Integral) \
-                or start_from_epoch < 0:
-            raise ValueError(message(where, "start_from_epoch as an int >= 0", repr(start_from_epoch)))
-        self.start_from_epoch = int(start_from_epoch)
+        self.start_from_epoch = check_int(start_from_epoch, "start_from_epoch", where, minimum=0)
         self.monitor = _check_monitor(monitor, where)
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
-            raise ValueError(message(where, "patience as an int >= 0", repr(patience)))
-        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not math.isfinite(min_delta):
-            raise ValueError(message(where, "min_delta as a finite number", repr(min_delta)))
-        self.patience = int(patience)
+        self.patience = check_int(patience, "patience", where, minimum=0)
+        min_delta = check_real(min_delta, "min_delta", where)
         self.mode = _monitor_mode(mode, self.monitor, where)
-        self.min_delta = abs(float(min_delta)) * (1 if self.mode == "max" else -1)
+        self.min_delta = abs(min_delta) * (1 if self.mode == "max" else -1)
         self.baseline = baseline
         self.restore_best_weights = bool(restore_best_weights)
         self.verbose, self.stream = verbose, stream
@@ -384,9 +379,7 @@ class ModelCheckpoint(Callback):
         self.filepath = _file_path(filepath, where, "filepath", "model.npz")
         self.monitor = _check_monitor(monitor, where)
         self.mode = _monitor_mode(mode, self.monitor, where)
-        if isinstance(period, bool) or not isinstance(period, numbers.Integral) or period < 1:
-            raise ValueError(message(where, "period as an int >= 1", repr(period)))
-        self.period = int(period)
+        self.period = check_int(period, "period", where, minimum=1)
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
         self.verbose, self.stream = verbose, stream
@@ -568,16 +561,14 @@ class ReduceLROnPlateau(Callback):
         super().__init__()
         where = "ReduceLROnPlateau"
         self.monitor = _check_monitor(monitor, where)
-        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:
-            raise ValueError(message(where, "factor in (0, 1)", repr(factor), "E.g. factor=0.5 halves the rate."))
-        for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                raise ValueError(message(where, f"{name} as an int >= 0", repr(value)))
-        for name, value in (("min_delta", min_delta), ("min_lr", min_lr)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-                raise ValueError(message(where, f"{name} as a finite number >= 0", repr(value)))
-        self.factor, self.patience, self.cooldown = float(factor), int(patience), int(cooldown)
-        self.min_delta, self.min_lr = float(min_delta), float(min_lr)
+        self.factor = check_real(factor, "factor", where, low=0, high=1, high_open=True,
+                                 fix="E.g. factor=0.5 halves the rate.")
+        if self.factor == 0:
+            raise ValueError(message(where, "factor in (0, 1)", "0.0", "E.g. factor=0.5 halves the rate."))
+        self.patience, self.cooldown = (check_int(value, name, where, minimum=0)
+                                        for name, value in (("patience", patience), ("cooldown", cooldown)))
+        self.min_delta, self.min_lr = (check_real(value, name, where, low=0)
+                                       for name, value in (("min_delta", min_delta), ("min_lr", min_lr)))
         self.mode = _monitor_mode(mode, self.monitor, where)
         self.verbose, self.stream = verbose, stream
         self._reset()

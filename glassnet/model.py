@@ -1,88 +1,23 @@
-"""Sequential: a stack of layers with Keras's API.
+"""Model and Sequential: layers as a graph, with Keras's API.
 
-The forward pass threads ``x`` through the layers; the backward pass threads ``dy`` back and
-each layer fills its own ``grads``. ``logits=True`` stops before the final softmax (fused in a
-Dense or a separate Softmax/Activation layer), which is what losses and explanations work on.
-
-Training (``compile`` / ``fit`` / ``evaluate`` / ``train_on_batch``) follows Keras 2:
-
-- When the loss pairs with the model's last activation (softmax + (sparse) categorical
-  cross-entropy, sigmoid + binary cross-entropy) the two are fused: the model runs with
-  ``logits=True`` and the loss differentiates log-softmax / log-sigmoid directly, which is exact
-  and finite for any finite logits.
-- ``fit(seed=s)`` makes the run reproducible: epoch ``e`` shuffles with, and every layer's
-  ``rng`` (Dropout) draws from, streams derived from ``SeedSequence([s, e])``. A run therefore
-  resumes bit for bit from a checkpoint: ``load_model(path).fit(..., initial_epoch=k)``
-  (with ``seed=None`` the seed stored in the checkpoint is reused).
-- A non-finite loss or gradient stops ``fit`` with a ``RuntimeError`` naming the epoch, the
-  batch and the first layer where the non-finite value appeared; the weights are left as they
-  were before that batch. ``fit(check_numerics=False)`` opts out (Keras's behaviour; combine it
-  with ``callbacks.TerminateOnNaN()`` to stop at the first NaN loss instead).
+This module holds the model itself: its structure (layers, weights, the graph and its execution plans),
+``predict``, the stateful ``forward`` / ``backward``, the summary and the config. Training
+(``compile`` / ``fit`` / ``evaluate`` / ``train_on_batch``) is done by :mod:`glassnet.trainers`: the
+methods here check nothing more than the trainer does and call it.
 """
-import contextlib
-import functools
-import math
-import numbers
-import threading
-import warnings
-
 import numpy as np
 
-from glassnet import activations
 from glassnet.engine import Graph, backprop, make_plan, run
 from glassnet.engine.plan import head_kind
 from glassnet.errors import describe, message
 from glassnet.layers import Layer, Softmax
 from glassnet.layers.input import InputLayer
 from glassnet.layers.base import unique_name
-from glassnet.ops.parallel import held_blas
-from glassnet.trainers.weighting import EpochTotals, class_weight_table, weights_for_batch
-from glassnet.validation import as_float_array, check_input_shape, check_int, check_seed, check_shape
-
-
-#: {id(model): (thread ident, depth)} of the models being trained now (see :func:`_trains_alone`)
-_TRAINING = {}
-_TRAINING_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _training_slot(model, where):
-    """Hold ``model`` for training by the calling thread; a second thread gets a clear error.
-
-    Training writes into the model (weights, optimizer slots, moving statistics, Dropout's ``rng``),
-    so two threads training one model at once would silently corrupt it. The same thread may nest
-    (a callback calling ``train_on_batch`` inside ``fit``).
-    """
-    me = threading.get_ident()
-    with _TRAINING_LOCK:
-        owner, depth = _TRAINING.get(id(model), (me, 0))
-        if owner != me:
-            raise RuntimeError(message(where, "one thread at a time training this model",
-                                       f"a call from thread {me} while thread {owner} is training it",
-                                       "Train a model from one thread (predict and explain are safe from any "
-                                       "number); for parallel training give each thread its own model."))
-        _TRAINING[id(model)] = (me, depth + 1)
-    try:
-        yield
-    finally:
-        with _TRAINING_LOCK:
-            if depth:
-                _TRAINING[id(model)] = (me, depth)
-            else:
-                del _TRAINING[id(model)]
-
-
-def _trains_alone(method):
-    """Decorator: the method runs holding :func:`_training_slot`."""
-    @functools.wraps(method)
-    def guarded(self, *args, **kwargs):
-        with _training_slot(self, f"{type(self).__name__}.{method.__name__}"):
-            return method(self, *args, **kwargs)
-    return guarded
-
-
-class _Found(Exception):
-    """Raised inside the NaN replay to stop at the first non-finite value (its message says where)."""
+from glassnet.trainers import data, trainer
+from glassnet.trainers.compile_utils import CompiledOutputs, compile_arguments
+from glassnet.trainers.trainer import trains_alone
+from glassnet.validation import (as_float_array, as_label_array, check_flag, check_input_shape, check_int,
+                                 check_jit_compile, check_seed, check_shape, check_verbose)
 
 
 class Model:
@@ -139,8 +74,9 @@ class Model:
         self.compiled = False
         self.metrics = []
         self.weighted_metrics = []
-        self._metric_specs = []
-        self._weighted_specs = []
+        #: What compile set up per output (:class:`glassnet.trainers.compile_utils.CompiledOutputs`).
+        self._compiled = None
+        self._metric_pairs, self._weighted_pairs = [], []
         self.stop_training = False
         self.history = None
         #: Epochs trained so far (saved with the model; ``fit(initial_epoch=...)`` resumes from it).
@@ -240,10 +176,7 @@ class Model:
     @property
     def output_activation(self):
         """The final activation ("softmax", "sigmoid", "linear", ...) that ``logits=True`` removes."""
-        last = self._output_layer()
-        if isinstance(last, Softmax):
-            return "softmax"
-        return getattr(last, "activation", "linear") if isinstance(getattr(last, "activation", None), str) else "linear"
+        return self.activation_of(self._output_layer())
 
     def _graph(self):
         return self._traced.graph
@@ -361,11 +294,12 @@ class Model:
         batches are taken from a generator without ``len()``.
         """
         where = f"{type(self).__name__}.predict"
-        if _is_batch_stream(x):
-            x = _stream_inputs(x, steps, where)
+        if data.is_batch_stream(x):
+            x = data.stream_inputs(x, steps, where)
         xs = self.check_inputs(x, where)
-        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(message(where, "batch_size as a positive int", repr(batch_size)))
+        batch_size = check_int(batch_size, "batch_size", where, minimum=1)
+        check_verbose(verbose, where)
+        check_flag(logits, "logits", where)
         plan = self.plan(logits, fuse=True)
         parts = [run(plan, [a[start:start + batch_size] for a in xs], keep=False).values
                  for start in range(0, len(xs[0]), batch_size)]
@@ -385,177 +319,119 @@ class Model:
     def __call__(self, x, training=False):
         return self.forward(x, training=training)
 
-    # -- training ------------------------------------------------------------------------
+    # -- training (the work is done in glassnet.trainers) -----------------------------------
+    @property
+    def output_names(self):
+        """The outputs' names (Keras's ``model.output_names``): the output layers' names, or the keys
+        of a dict of outputs. Losses, metrics, targets and History keys are matched by them."""
+        traced = getattr(self, "_traced", None)
+        return list(traced.output_names) if traced is not None else [self._output_layer().name]
+
+    def output_shapes(self):
+        """One ``(None, ...)`` shape per output, in :attr:`output_names` order."""
+        shapes = self.output_shape
+        return list(shapes) if len(self.output_names) > 1 else [shapes]
+
+    def output_layers(self):
+        """The layer computing each output, in :attr:`output_names` order."""
+        producer = {node.output: node.layer for node in self._graph().nodes}
+        return [producer[slot] for slot in self._graph().outputs]
+
+    @staticmethod
+    def activation_of(layer):
+        """The final activation of ``layer`` ("softmax", "sigmoid", "linear", ...) as an output."""
+        if isinstance(layer, Softmax):
+            return "softmax"
+        activation = getattr(layer, "activation", None)
+        return activation if isinstance(activation, str) else "linear"
+
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, run_eagerly=None,
-                steps_per_execution=1, jit_compile="auto"):
-        """Configure training: an optimizer, a loss and optional metrics.
+                steps_per_execution=1, jit_compile="auto", loss_weights=None):
+        """Configure training: an optimizer, a loss and optional metrics (Keras 3's arguments).
 
         Parameters
         ----------
         optimizer : str or glassnet.optimizers.Optimizer
             ``"sgd"``, ``"adam"``, ... (Keras's defaults) or an instance.
-        loss : str or glassnet.losses.Loss
+        loss : str, glassnet.losses.Loss, or a list / dict of them
             ``"categorical_crossentropy"``, ``"sparse_categorical_crossentropy"``,
-            ``"binary_crossentropy"``, ``"mse"`` or an instance.
-        metrics : list of str, optional
+            ``"binary_crossentropy"``, ``"mse"`` or an instance. For several outputs: one loss for
+            all, a list (``model.output_names`` order) or a dict by output name.
+        metrics : list, or (several outputs) a list of lists or a dict by output name, optional
             E.g. ``["accuracy"]`` (the variant is chosen from the loss, as Keras does). Keras 3
-            does not weigh them by ``sample_weight`` / ``class_weight``.
-        weighted_metrics : list of str, optional
+            does not weigh them by ``sample_weight`` / ``class_weight``. With several outputs they are
+            reported as ``<output>_<metric>``.
+        weighted_metrics : same forms as ``metrics``, optional
             Metrics weighted by the sample (or class) weights, as Keras's; one whose name is
             also in ``metrics`` is reported as ``"weighted_<name>"``.
         run_eagerly, steps_per_execution
             Accepted for Keras scripts: glassnet always runs eagerly, one batch per step.
         jit_compile : "auto", False or None
             Accepted for Keras scripts; glassnet runs NumPy directly and has no compiler to switch on.
+        loss_weights : list or dict of float (a float for one output), optional
+            Training minimizes ``sum_k loss_weights[k] * loss_k`` (default: all 1). Keyword-only in
+            practice: it comes last so that glassnet's positional ``compile(opt, loss, metrics)`` stays.
         """
-        from glassnet import losses, optimizers
-        where = "Sequential.compile"
-        if loss is None:
-            raise ValueError(message(where, "a loss", "loss=None",
-                                     "E.g. model.compile('adam', loss='sparse_categorical_crossentropy', "
-                                     "metrics=['accuracy'])."))
-        _check_jit_compile(jit_compile, where)
-        _positive_int(steps_per_execution, "steps_per_execution", where)
-        specs = _metric_list(metrics, "metrics", where)
-        weighted_specs = _metric_list(weighted_metrics, "weighted_metrics", where)
+        from glassnet import optimizers
+        where = f"{type(self).__name__}.compile"
+        check_jit_compile(jit_compile, where)
+        check_int(steps_per_execution, "steps_per_execution", where, minimum=1)
+        if run_eagerly is not None:
+            check_flag(run_eagerly, "run_eagerly", where)
+        compiled = CompiledOutputs(self.output_names if self.built or self._layers else ["output"], loss,
+                                   loss_weights, metrics, weighted_metrics, where)
+        plain, weighted = compiled.resolve(self.output_shapes() if self.built else None, where)  # checks them
         self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
-        self._metric_specs, self._weighted_specs = specs, weighted_specs
-        self._resolve_metrics(check_only=not self.built)
+        self._compiled, self.loss = compiled, compiled.loss
+        self._metric_pairs, self._weighted_pairs = plain, weighted
+        self.metrics, self.weighted_metrics = [m for _, m in plain], [m for _, m in weighted]
         self.compiled = True
         self.stop_training = False
         return self
 
-    def _resolve_metrics(self, check_only=False):
-        """Turn the metric names into Metric objects; the variant depends on the output shape.
+    def get_compile_config(self):
+        """Keras 3's compile config: the optimizer's, the losses' and the metrics' configs (JSON-able;
+        None for an uncompiled model). :meth:`compile_from_config` compiles a model from it."""
+        if not self.compiled:
+            return None
+        return self._compiled.get_config(self.optimizer)
 
-        Sets (unless ``check_only``) and returns ``metrics``; ``weighted_metrics`` are set with them.
-        """
-        from glassnet import metrics as metrics_module
-        shape = self.output_shape[1:] if self.built else None
-        resolved = [metrics_module.get(spec, loss=self.loss, output_shape=shape) for spec in self._metric_specs]
-        weighted = [metrics_module.get(spec, loss=self.loss, output_shape=shape)
-                    for spec in getattr(self, "_weighted_specs", [])]
-        plain_names = {m.name for m in resolved}
-        weighted = [_renamed(metric, "weighted_" + metric.name) if metric.name in plain_names else metric
-                    for metric in weighted]     # Keras 3 tells the two apart this way
-        names = [m.name for m in resolved + weighted]
-        if len(set(names)) != len(names) or "loss" in names:
-            raise ValueError(message("Sequential.compile", "distinct metric names other than 'loss'", repr(names)))
-        if not check_only:
-            self.metrics, self.weighted_metrics = resolved, weighted
-        return resolved
+    def compile_from_config(self, config):
+        """Compile from :meth:`get_compile_config`'s dict (a fresh optimizer with the saved settings)."""
+        return self.compile(**compile_arguments(config))
 
     @property
     def metrics_names(self):
-        """Keys of ``evaluate``'s list and of the History: ``["loss", "accuracy", ...]`` (then the
-        weighted metrics)."""
-        return ["loss"] + [m.name for m in self.metrics + getattr(self, "weighted_metrics", [])]
+        """Keys of ``evaluate``'s list and of the History: ``["loss", "accuracy", ...]``; for several
+        outputs ``["loss", "<output>_loss", ..., "<output>_<metric>", ...]`` (then the weighted metrics)."""
+        losses = self._compiled.loss_names if self._compiled is not None else ["loss"]
+        return losses + [m.name for m in self.metrics + self.weighted_metrics]
 
-    def _require_compiled(self, where):
-        if not self.compiled:
-            raise RuntimeError(message(where, "a compiled model", "an uncompiled one",
-                                       "Call model.compile(optimizer='adam', loss='sparse_categorical_crossentropy',"
-                                       " metrics=['accuracy']) first."))
-
-    def check_y(self, y, n, where):
-        """Validate targets for ``n`` inputs against the compiled loss; return them ready to use.
-
-        Returns float targets in the model's dtype, or (sparse loss) integer class indices.
-        """
+    def check_y(self, y, n, where, output=0):
+        """Validate targets of output ``output`` for ``n`` inputs against its compiled loss; return them
+        ready to use: float targets in the model's dtype, or (sparse loss) integer class indices."""
         if y is None:
             raise ValueError(message(where, "targets y", "None",
                                      "Pass y=..., or a generator yielding (x, y) batches as x."))
-        if isinstance(y, (str, bytes)):
-            raise TypeError(message(where, "y as a numeric array", describe(y)))
-        try:
-            array = np.asarray(y)
-        except (ValueError, TypeError) as error:
-            raise TypeError(message(where, "y as a numeric array", f"{type(y).__name__} ({error})",
-                                    "Make every target the same shape.")) from None
-        if array.dtype == object or array.dtype.kind not in "biuf":
-            raise TypeError(message(where, "y as a numeric array (class indices or one-hot rows)", describe(array),
-                                    "Convert it first, e.g. np.asarray(y, dtype='int64') or "
-                                    "gn.utils.to_categorical(y, num_classes)."))
-        if array.size == 0:
-            raise ValueError(message(where, "a non-empty y", describe(array)))
+        array = as_label_array(y, where)
+        shape = tuple(self.output_shapes()[output][1:])
         if array.ndim == 0 or len(array) != n:
             got = "a scalar" if array.ndim == 0 else f"{len(array)} targets (shape {array.shape})"
             raise ValueError(message(where, f"one target per input ({n}, as x has {n} samples)", got,
                                      "x and y must have the same length; check how they were sliced."))
         try:
-            targets = self.loss.check_targets(array, (n,) + tuple(self.output_shape[1:]))
+            targets = self._compiled.losses[output].check_targets(array, (n,) + shape)
         except (ValueError, TypeError) as error:
             raise type(error)(f"{where}: {error}") from None
-        if targets.dtype.kind == "f" or targets.shape != (n,) + tuple(self.output_shape[1:])[:-1]:
+        if targets.dtype.kind == "f" or targets.shape != (n,) + shape[:-1]:
             targets = np.asarray(targets, dtype=self.dtype)
         return targets
 
     def _fusable(self):
-        """Whether training can run on logits with the loss's fused activation + cross-entropy."""
-        if not self.loss.fuses_with(self.output_activation):
-            return False
-        count, head_logits = self._head()
-        return head_logits or count == len(self._layers) - 1
+        """Whether training runs on logits with a loss's fused activation + cross-entropy."""
+        return trainer.fusion(self)[0]
 
-    def _outputs(self, z, fused):
-        """Predictions from what the forward pass returned (the activation applied when fused)."""
-        return activations.forward(self.output_activation, z) if fused else z
-
-    def _step(self, xb, yb, fused, update, sample_weight=None):
-        """One batch: loss and predictions, plus gradients in every layer's ``grads`` when ``update``.
-
-        ``sample_weight`` (one weight per sample, or None) weighs the loss as Keras 3 does.
-        """
-        plan = self.plan(logits=fused, fuse=True)
-        out = plan.outputs[0]
-        tape = run(plan, [xb], training=update, keep=update)
-        z = tape.values[out]
-        if fused or update:
-            loss, dz = (self.loss.value_and_grad_logits(yb, z, sample_weight) if fused
-                        else self.loss.value_and_grad(yb, z, sample_weight))
-        else:
-            loss = self.loss(yb, z, sample_weight)
-        if update:
-            self._store_grads(backprop(tape, {out: dz}).weights)
-        if fused:
-            return loss, (self._outputs(z, True) if self.metrics or self.weighted_metrics else z)
-        return loss, z
-
-    def _train_step(self, xb, yb, params, fused, check_numerics, where, sample_weight=None):
-        """One gradient step on a batch: (loss, predictions) from before the update.
-
-        BLAS stays at one thread for the whole step (:func:`glassnet.ops.parallel.held_blas`): the
-        built-in layers' products all run on glassnet's worker threads, and its many parallel calls
-        then skip lowering and restoring BLAS's limit each time. (A custom layer's products should
-        go through :func:`glassnet.ops.matmul` too; ``@`` would run on one thread here.)
-        """
-        with held_blas():
-            loss, y_pred = self._step(xb, yb, fused, update=True, sample_weight=sample_weight)
-            grads = self.gradients()
-            if check_numerics and not (math.isfinite(loss) and self._finite_grads(grads)):
-                self._raise_non_finite(xb, yb, fused, where)
-            self.optimizer.apply(params, grads)
-        return loss, y_pred
-
-    @staticmethod
-    def _finite_grads(grads):
-        """Cheap test: one sum per gradient; an exact check only when a sum is not finite."""
-        total = 0.0
-        for grad in grads:
-            total += float(grad.sum())
-        return math.isfinite(total) or all(np.isfinite(grad).all() for grad in grads)
-
-    def _prepare_training(self, where):
-        """Resolve metrics after the model is built; return the trainable weights."""
-        self.metrics = self._resolve_metrics()
-        params = self.trainable_weights()
-        if not params:
-            raise ValueError(message(where, "a model with trainable weights", "none",
-                                     "Set trainable=True on some layer, or add a Dense/Conv2D layer."))
-        return params
-
-    @_trains_alone
+    @trains_alone
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", validation_split=0.0,
             validation_data=None, shuffle=True, callbacks=None, seed=None, initial_epoch=0, steps_per_epoch=None,
             check_numerics=True, class_weight=None, sample_weight=None, validation_freq=1, validation_steps=None):
@@ -563,12 +439,14 @@ class Model:
 
         Parameters
         ----------
-        x : array (N, ...) or iterator of batches
-            Inputs (converted once to the model's dtype), or a generator / iterator / Keras-style
+        x : array (N, ...), list or dict of arrays, or iterator of batches
+            Inputs (converted once to the model's dtype): for several inputs a list (``model.inputs``
+            order) or a dict by input name. Or a generator / iterator / Keras-style
             Sequence of ``(x, y)`` or ``(x, y, sample_weight)`` batches, e.g.
             ``ImageDataGenerator().flow(x, y, sample_weight=w)``; then ``y`` is None.
-        y : array
-            Targets: one-hot ``(N, C)`` or class indices ``(N,)`` as the loss requires.
+        y : array, or list or dict of arrays
+            Targets: one-hot ``(N, C)`` or class indices ``(N,)`` as the loss requires; for several
+            outputs a list (``model.output_names`` order) or a dict by output name.
         batch_size : int
         epochs : int
             Index of the last epoch (Keras's meaning: with ``initial_epoch=2, epochs=5`` three run).
@@ -598,8 +476,8 @@ class Model:
         class_weight : dict {class index: weight}, optional
             Weighs each training sample by the weight of its class (classes left out weigh 1); not
             with ``sample_weight``, as in Keras. Validation data is not class-weighted.
-        sample_weight : array (N,), optional
-            One weight per training sample: the batch loss is ``sum(w * loss) / batch size``, as in
+        sample_weight : array (N,), or list or dict of them, optional
+            One weight per training sample (for several outputs one array for all, or one per output): the batch loss is ``sum(w * loss) / batch size``, as in
             Keras 3 (see :mod:`glassnet.trainers.weighting`).
         validation_freq : int or list of int
             Validate after every ``k``-th epoch (counted from 1), or after the epochs listed.
@@ -612,125 +490,12 @@ class Model:
             ``history.history`` maps ``loss``, each metric, and ``val_*`` to per-epoch lists (the
             ``val_*`` lists hold only the epochs that were validated).
         """
-        from glassnet.callbacks import CallbackList, History, ProgbarLogger
-        where = "Sequential.fit"
-        self._require_compiled(where)
-        batch_size = _positive_int(batch_size, "batch_size", where)
-        epochs = _non_negative_int(epochs, "epochs", where)
-        initial_epoch = _non_negative_int(initial_epoch, "initial_epoch", where)
-        if steps_per_epoch is not None:
-            steps_per_epoch = _positive_int(steps_per_epoch, "steps_per_epoch", where)
-        verbose = _verbosity(verbose, where)
-        if (isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real)
-                or not 0 <= validation_split < 1):
-            raise ValueError(message(where, "validation_split as a float in [0, 1)", repr(validation_split),
-                                     "E.g. validation_split=0.2 keeps the last 20% for validation."))
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(message(where, "shuffle as True or False", describe(shuffle)))
-        validates = _validation_epochs(validation_freq, where)
-
-        source = _batch_source(self, x, y, batch_size, shuffle, steps_per_epoch, where, sample_weight)
-        if validation_data is not None:
-            validation = self._validation_arrays(validation_data, validation_steps)
-        elif validation_split > 0:
-            validation = source.split(validation_split)
-        else:
-            validation = None
-        if class_weight is not None:
-            source.class_weights = class_weight_table(class_weight, self.output_shape[-1], where)
-        params = self._prepare_training(where)
-        fused = self._fusable()
-        base_seed = self._fit_base_seed(seed, initial_epoch, where)
-        self.fit_seed = base_seed
-
-        history = History()
-        extra = [ProgbarLogger(verbose)] if verbose else []
-        callback_list = CallbackList(list(callbacks or []) + [history] + extra, model=self, params={
-            "epochs": epochs, "steps": source.steps, "samples": source.samples, "batch_size": batch_size,
-            "verbose": verbose, "initial_epoch": initial_epoch,
-            "metrics": self.metrics_names + (["val_" + k for k in self.metrics_names] if validation else [])})
-        self.history = history
-        self.stop_training = False
-        callback_list.on_train_begin()
-        # With the guard on, fit reports NaN/inf itself (naming the layer), so NumPy's warnings are noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore") if check_numerics else _no_context():
-            self._fit_loop(source, callback_list, params, fused, base_seed, initial_epoch, epochs, batch_size,
-                           validation if validation else None, check_numerics, where, validates)
-        callback_list.on_train_end()
-        return history
-
-    def _fit_loop(self, source, callback_list, params, fused, base_seed, initial_epoch, epochs, batch_size,
-                  validation, check_numerics, where, validates=None):
-        names = self.metrics_names
-        per_batch = callback_list.wants_batches
-        for epoch in range(initial_epoch, epochs):
-            rng = self._seed_epoch(base_seed, epoch)
-            callback_list.on_epoch_begin(epoch)
-            totals = EpochTotals(self.metrics, self.weighted_metrics)
-            for batch, (xb, yb, wb) in enumerate(source.batches(rng)):
-                size = len(xb)
-                if per_batch:
-                    callback_list.on_batch_begin(batch, {"batch": batch, "size": size})
-                loss, y_pred = self._train_step(xb, yb, params, fused, check_numerics,
-                                                f"{where} (epoch {epoch + 1}, batch {batch + 1})", wb)
-                values = totals.add(loss, yb, y_pred, wb)
-                if per_batch:
-                    logs = dict(zip(names, values))
-                    logs.update(batch=batch, size=size)
-                    callback_list.on_batch_end(batch, logs)
-                if self.stop_training:
-                    break
-            if totals.samples == 0:  # an exhausted generator
-                break
-            logs = dict(zip(names, totals.means()))
-            if validation is not None and (validates is None or validates(epoch)):
-                logs.update(("val_" + k, v) for k, v in zip(names, self._evaluate_arrays(
-                    *validation[:2], batch_size, fused, sample_weight=validation[2])))
-            self.completed_epochs = epoch + 1
-            callback_list.on_epoch_end(epoch, logs)
-            if self.stop_training or source.exhausted:
-                break
-
-    def _validation_arrays(self, validation_data, steps=None):
-        """``(x_val, y_val, weights or None)`` from a pair, a triple or a generator of batches, checked."""
-        where = "Sequential.fit(validation_data=...)"
-        if _is_batch_stream(validation_data):
-            return _StreamSource(self, validation_data, steps, where).arrays()
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError(message(where, "a pair (x_val, y_val) or a triple (x_val, y_val, val_sample_weight)",
-                                     describe(validation_data) if not isinstance(validation_data, (tuple, list))
-                                     else f"a sequence of {len(validation_data)} items"))
-        x_val = self.check_x(validation_data[0], where)
-        y_val = self.check_y(validation_data[1], len(x_val), where)
-        weights = validation_data[2] if len(validation_data) == 3 else None
-        return x_val, y_val, weights_for_batch(y_val, weights, None, where)
-
-    def _fit_base_seed(self, seed, initial_epoch, where):
-        """The seed that all of this fit's random streams derive from (see :meth:`fit`)."""
-        if seed is None:
-            if initial_epoch > 0 and self.fit_seed is not None:
-                return self.fit_seed
-            return int(np.random.SeedSequence().entropy)
-        return check_seed(seed, where)
-
-    def _seed_epoch(self, base_seed, epoch):
-        """Fresh streams for epoch ``epoch``: the shuffle generator (returned) and each layer's ``rng``."""
-        children = np.random.SeedSequence([base_seed, epoch]).spawn(len(self._layers) + 1)
-        for layer, child in zip(self._layers, children[1:]):
-            layer.rng = np.random.Generator(np.random.PCG64(child))
-        return np.random.Generator(np.random.PCG64(children[0]))
-
-    def _evaluate_arrays(self, x, y, batch_size, fused, on_batch=None, sample_weight=None):
-        """Keras's means of the loss and metrics over ``x`` (inference mode; see :class:`EpochTotals`)."""
-        totals = EpochTotals(self.metrics, self.weighted_metrics)
-        for batch, start in enumerate(range(0, len(x), batch_size)):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            wb = None if sample_weight is None else sample_weight[start:start + batch_size]
-            loss, y_pred = self._step(xb, yb, fused, update=False, sample_weight=wb)
-            totals.add(loss, yb, y_pred, wb)
-            if on_batch is not None:
-                on_batch(batch, {"batch": batch, "size": len(xb)})
-        return totals.means()
+        return trainer.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                           validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
+                           callbacks=callbacks, seed=seed, initial_epoch=initial_epoch,
+                           steps_per_epoch=steps_per_epoch, check_numerics=check_numerics,
+                           class_weight=class_weight, sample_weight=sample_weight,
+                           validation_freq=validation_freq, validation_steps=validation_steps)
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, steps=None, sample_weight=None,
                  return_dict=False):
@@ -738,7 +503,8 @@ class Model:
 
         ``x`` may be a generator of ``(x, y)`` or ``(x, y, sample_weight)`` batches (``y`` None).
         ``sample_weight`` weighs the loss and the weighted metrics as in :meth:`fit`; ``verbose``
-        takes "auto" (a progress bar) as in Keras.
+        takes "auto" (a progress bar) as in Keras. For several inputs or outputs, ``x``, ``y`` and
+        ``sample_weight`` are lists or dicts as in :meth:`fit`.
 
         Returns
         -------
@@ -746,119 +512,21 @@ class Model:
             ``[loss, *metrics]`` (order of :attr:`metrics_names`), or the loss alone without metrics;
             with ``return_dict=True`` a dict ``{"loss": ..., "accuracy": ...}``.
         """
-        from glassnet.callbacks import CallbackList, ProgbarLogger
-        where = "Sequential.evaluate"
-        self._require_compiled(where)
-        batch_size = _positive_int(batch_size, "batch_size", where)
-        verbose = _verbosity(verbose, where)
-        source = _batch_source(self, x, y, batch_size, False, steps, where, sample_weight)
-        self.metrics = self._resolve_metrics()
-        x, y, sample_weight = source.arrays()
-        progress = CallbackList([ProgbarLogger(verbose)] if verbose else [], model=self,
-                                params={"steps": -(-len(x) // batch_size), "verbose": verbose})
-        progress.on_test_begin()
-        values = self._evaluate_arrays(x, y, batch_size, self._fusable(), on_batch=progress.on_test_batch_end,
-                                       sample_weight=sample_weight)
-        results = dict(zip(self.metrics_names, values))
-        progress.on_test_end(results)
-        if return_dict:
-            return results
-        return values if len(values) > 1 else values[0]
+        return trainer.evaluate(self, x, y, batch_size=batch_size, verbose=verbose, steps=steps,
+                                sample_weight=sample_weight, return_dict=return_dict)
 
-    @_trains_alone
+    @trains_alone
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns ``[loss, *metrics]`` (or the loss, or a dict with
         ``return_dict=True``) from before the update. Weights as in :meth:`fit`."""
-        where = "Sequential.train_on_batch"
-        self._require_compiled(where)
-        x = self.check_x(x, where)
-        y = self.check_y(y, len(x), where)
-        params = self._prepare_training(where)
-        table = None if class_weight is None else class_weight_table(class_weight, self.output_shape[-1], where)
-        weights = weights_for_batch(y, sample_weight, table, where)
-        fused = self._fusable()
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, y_pred = self._train_step(x, y, params, fused, True, where, weights)
-        return self._batch_results(loss, y, y_pred, weights, return_dict)
+        return trainer.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """Loss and metrics on one batch in inference mode (no update)."""
-        where = "Sequential.test_on_batch"
-        self._require_compiled(where)
-        x = self.check_x(x, where)
-        y = self.check_y(y, len(x), where)
-        self.metrics = self._resolve_metrics()
-        weights = weights_for_batch(y, sample_weight, None, where)
-        loss, y_pred = self._step(x, y, self._fusable(), update=False, sample_weight=weights)
-        return self._batch_results(loss, y, y_pred, weights, return_dict)
-
-    def _batch_results(self, loss, y, y_pred, weights, return_dict):
-        values = EpochTotals(self.metrics, self.weighted_metrics).add(loss, y, y_pred, weights)
-        if return_dict:
-            return dict(zip(self.metrics_names, values))
-        return values if len(values) > 1 else values[0]
-
-    # -- numerical faults ----------------------------------------------------------------
-    def _raise_non_finite(self, xb, yb, fused, where):
-        """Find where a NaN/inf first appeared in this batch and raise a RuntimeError saying so.
-
-        Replays the batch layer by layer (forward in order, then backward from the top), restoring
-        every layer's random state and moving statistics afterwards, so nothing changes.
-        """
-        found = self._locate_non_finite(xb, yb, fused)
-        raise RuntimeError(message(
-            where, "a finite loss and finite gradients", found,
-            "The weights are left as they were before this batch. Lower the learning rate, scale the "
-            "inputs (e.g. x / 255), or clip gradients (optimizer clipnorm=1.0); pass check_numerics=False "
-            "to train on regardless (callbacks.TerminateOnNaN() then stops at the first NaN loss)."))
-
-    def _locate_non_finite(self, xb, yb, fused):
-        if not np.isfinite(xb).all():
-            return "NaN or inf in the input batch"
-        for layer in self._layers:
-            for key, weight in list(layer.params.items()) + list(layer.non_trainable.items()):
-                if not np.isfinite(weight).all():
-                    return f"non-finite weights '{key}' in layer '{layer.name}' ({type(layer).__name__})"
-        saved = [(layer.rng.bit_generator.state, {k: v.copy() for k, v in layer.non_trainable.items()})
-                 for layer in self._layers]
-        try:
-            return self._replay(xb, yb, fused)
-        finally:
-            for layer, (state, stats) in zip(self._layers, saved):
-                layer.rng.bit_generator.state = state
-                for key, value in stats.items():
-                    layer.non_trainable[key][...] = value
+        return trainer.test_on_batch(self, x, y, sample_weight, return_dict)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} layers={len(self._layers)} params={self.count_params():,}>"
-
-    def _replay(self, xb, yb, fused):
-        """Run the batch again step by step on the unfused plan, naming the first non-finite value."""
-        plan = self.plan(logits=fused, fuse=False)
-
-        def forward_check(step, outputs):
-            if not all(np.isfinite(y).all() for y in outputs):
-                raise _Found(f"a non-finite output (NaN or inf) first in layer '{step.layer.name}' "
-                             f"({type(step.layer).__name__}, layer {self._layers.index(step.layer)} in forward order)")
-
-        def backward_check(step, input_grads, weight_grads):
-            finite = all(np.isfinite(g).all() for grads in weight_grads.values() for g in grads.values())
-            if not finite or not all(dx is None or np.isfinite(dx).all() for dx in input_grads):
-                raise _Found(f"a non-finite gradient (NaN or inf) first in layer '{step.layer.name}' "
-                             f"({type(step.layer).__name__}, layer {self._layers.index(step.layer)}) during the "
-                             "backward pass")
-
-        with np.errstate(all="ignore"):
-            try:
-                tape = run(plan, [xb], training=True, observe=forward_check)
-                a = tape.values[plan.outputs[0]]
-                loss, dy = (self.loss.value_and_grad_logits(yb, a) if fused else self.loss.value_and_grad(yb, a))
-                if not (math.isfinite(loss) and np.isfinite(dy).all()):
-                    return f"a non-finite loss ({loss}) from finite model outputs: check the targets and the loss"
-                backprop(tape, {plan.outputs[0]: dy}, observe=backward_check)
-            except _Found as found:
-                return str(found)
-        return "a non-finite loss or gradient that did not reappear when the batch was replayed"
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path, include_optimizer=True):
@@ -1110,231 +778,3 @@ class Sequential(Model):
 
 
 # -- helpers for compile, fit and evaluate -------------------------------------------------------
-def _metric_list(metrics, name, where):
-    """``metrics`` / ``weighted_metrics`` as a list of specs (a single name or function is one spec)."""
-    if metrics is None:
-        return []
-    if isinstance(metrics, (list, tuple)):
-        return list(metrics)
-    if isinstance(metrics, str) or callable(metrics):
-        return [metrics]
-    raise TypeError(message(where, f"{name} as a list such as ['accuracy']", describe(metrics)))
-
-
-def _renamed(metric, name):
-    import copy
-    metric = copy.copy(metric)
-    metric.name = name
-    return metric
-
-
-def _check_jit_compile(jit_compile, where):
-    # Keras compiles its step with XLA on request; glassnet's step is NumPy, run as written.
-    if jit_compile not in ("auto", False, None):
-        raise ValueError(message(where, "jit_compile='auto' or False", repr(jit_compile),
-                                 "glassnet has no XLA (or other) compiler: its layers run NumPy directly and "
-                                 "are already vectorized. Remove jit_compile=... from compile()."))
-
-
-def _verbosity(verbose, where):
-    """Keras's ``verbose``: 0, 1, 2, or "auto" (1, a progress bar)."""
-    if verbose == "auto" and isinstance(verbose, str):
-        return 1
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(message(where, "verbose 'auto', 0 (silent), 1 (progress bar) or 2 (one line per epoch)",
-                                 repr(verbose)))
-    return int(verbose)
-
-
-def _validation_epochs(validation_freq, where):
-    """A test ``epoch -> bool`` (0-based) for Keras's validation_freq: an int k (every k-th epoch, counted
-    from 1) or a collection of 1-based epoch numbers (Keras 2's form)."""
-    if isinstance(validation_freq, numbers.Integral) and not isinstance(validation_freq, bool):
-        every = _positive_int(validation_freq, "validation_freq", where)
-        return lambda epoch: (epoch + 1) % every == 0
-    if isinstance(validation_freq, (list, tuple, set, frozenset, range)):
-        chosen = {_positive_int(e, "validation_freq epochs", where) for e in validation_freq}
-        return lambda epoch: epoch + 1 in chosen
-    raise TypeError(message(where, "validation_freq as an int (every k-th epoch) or a list of epoch numbers",
-                            describe(validation_freq), "E.g. validation_freq=2 validates after epochs 2, 4, ..."))
-
-
-def _no_context():
-    import contextlib
-    return contextlib.nullcontext()
-
-
-def _positive_int(value, name, where):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(message(where, f"{name} as a positive int", repr(value)))
-    return int(value)
-
-
-def _non_negative_int(value, name, where):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(message(where, f"{name} as an int >= 0", repr(value)))
-    return int(value)
-
-
-def _is_batch_stream(x):
-    """True for generators, iterators and Keras-style Sequences of (x, y) batches (not arrays)."""
-    if x is None or isinstance(x, (np.ndarray, list, tuple, str, bytes, dict)) or hasattr(x, "__array__"):
-        return False
-    return hasattr(x, "__next__") or hasattr(x, "__iter__") or (hasattr(x, "__getitem__") and hasattr(x, "__len__"))
-
-
-def _stream_inputs(data, steps, where):
-    """The inputs of the batches of a generator or Keras-style Sequence, joined (targets are ignored)."""
-    import itertools
-    if steps is None and not hasattr(data, "__len__"):
-        raise ValueError(message(where, "steps=... for a generator without len()", "steps=None"))
-    count = len(data) if steps is None else _positive_int(steps, "steps", where)
-    inputs = [item[0] if isinstance(item, (tuple, list)) else item for item in itertools.islice(iter(data), count)]
-    if not inputs:
-        raise ValueError(message(where, "a generator with at least one batch", "none"))
-    for batch in inputs:
-        if np.ndim(batch) == 0:
-            raise TypeError(message(where, "a generator of numeric input batches (N, ...)", describe(batch)))
-    return np.concatenate([np.asarray(batch) for batch in inputs])
-
-
-def _batch_source(model, x, y, batch_size, shuffle, steps, where, sample_weight=None):
-    if _is_batch_stream(x):
-        for name, value in (("y", y), ("sample_weight", sample_weight)):
-            if value is not None:
-                raise ValueError(message(where, f"{name}=None when x is a generator of (x, y) batches",
-                                         describe(value), "The generator yields the targets (and weights) itself."))
-        return _StreamSource(model, x, steps, where)
-    if x is None:
-        raise ValueError(message(where, "inputs x (an array (N, ...) or a generator of batches)", "None"))
-    x = model.check_x(x, where)
-    y = model.check_y(y, len(x), where)
-    return _ArraySource(x, y, weights_for_batch(y, sample_weight, None, where), batch_size, shuffle, steps)
-
-
-class _ArraySource:
-    """Batches ``(x, y, weights or None)`` of in-memory arrays: one permutation per epoch, gathered
-    into reused buffers. ``class_weights`` (a table by class, set by ``fit``) weighs the samples."""
-
-    exhausted = False
-
-    def __init__(self, x, y, weights, batch_size, shuffle, steps):
-        self.x, self.y, self.weights = x, y, weights
-        self.batch_size, self.shuffle, self.max_steps = batch_size, shuffle, steps
-        self.class_weights = None
-
-    @property
-    def samples(self):
-        return len(self.x)
-
-    @property
-    def steps(self):
-        full = -(-len(self.x) // self.batch_size)
-        return full if self.max_steps is None else min(full, self.max_steps)
-
-    def arrays(self):
-        return self.x, self.y, self.weights
-
-    def split(self, fraction):
-        """Keras's validation_split: hold out the last ``fraction`` of the samples (before shuffling);
-        returns ``(x_val, y_val, weights_val or None)``."""
-        at = int(len(self.x) * (1.0 - fraction))
-        if at == 0 or at == len(self.x):
-            raise ValueError(message("Sequential.fit", f"validation_split={fraction} to leave samples on both "
-                                     "sides", f"{len(self.x)} samples -> {at} for training and "
-                                     f"{len(self.x) - at} for validation", "Use more data or another fraction."))
-        held = self.x[at:], self.y[at:], None if self.weights is None else self.weights[at:]
-        self.x, self.y = self.x[:at], self.y[:at]
-        self.weights = None if self.weights is None else self.weights[:at]
-        return held
-
-    def _training_weights(self):
-        if self.class_weights is None:
-            return self.weights
-        return weights_for_batch(self.y, self.weights, self.class_weights, "Sequential.fit")
-
-    def batches(self, rng):
-        n, size = len(self.x), self.batch_size
-        weights = self._training_weights()
-        if not self.shuffle:
-            for start in range(0, n, size)[:self.steps]:
-                yield (self.x[start:start + size], self.y[start:start + size],
-                       None if weights is None else weights[start:start + size])
-            return
-        order = rng.permutation(n)
-        x_buffer = np.empty((min(size, n),) + self.x.shape[1:], dtype=self.x.dtype)
-        y_buffer = np.empty((min(size, n),) + self.y.shape[1:], dtype=self.y.dtype)
-        for start in range(0, n, size)[:self.steps]:
-            index = order[start:start + size]
-            m = len(index)
-            yield (np.take(self.x, index, axis=0, out=x_buffer[:m]),
-                   np.take(self.y, index, axis=0, out=y_buffer[:m]),
-                   None if weights is None else weights[index])
-
-
-class _StreamSource:
-    """Batches from a generator, an iterator or a Keras-style Sequence (``seq[i]``, ``len(seq)``)
-    yielding ``(x, y)`` or ``(x, y, sample_weight)``.
-
-    Each batch is validated (augmentation already costs far more than the checks).
-    """
-
-    def __init__(self, model, data, steps, where):
-        self.model, self.data, self.where = model, data, where
-        self.exhausted = False
-        self.class_weights = None
-        self._index = hasattr(data, "__getitem__") and hasattr(data, "__len__") and not hasattr(data, "__next__")
-        if steps is None:
-            if not hasattr(data, "__len__"):
-                raise ValueError(message(where, "steps_per_epoch for a generator without len()", "None",
-                                         "Pass steps_per_epoch = ceil(samples / batch_size)."))
-            steps = len(data)
-            if steps < 1:
-                raise ValueError(message(where, "a generator with at least one batch", f"len() == {steps}"))
-        self.steps = steps
-        self.samples = None
-        self._iterator = None if self._index else (data if hasattr(data, "__next__") else iter(data))
-        self._pending = self._next(0)          # builds the model from the first batch
-
-    def split(self, fraction):
-        raise ValueError(message(self.where, "validation_data=(x_val, y_val) with a generator",
-                                 f"validation_split={fraction}", "A generator cannot be split: pass validation_data."))
-
-    def _next(self, step):
-        try:
-            item = self.data[step % len(self.data)] if self._index else next(self._iterator)
-        except StopIteration:
-            self.exhausted = True
-            warnings.warn(f"{self.where}: the generator ran out of batches (after {step} in this epoch); training "
-                          "stops here. Pass an endless generator, or steps_per_epoch no larger than its length.",
-                          RuntimeWarning, stacklevel=4)
-            return None
-        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-            raise ValueError(message(self.where, "a generator yielding (x_batch, y_batch) pairs or (x_batch, y_batch, "
-                                     "sample_weight_batch) triples", describe(item)
-                                     if not isinstance(item, (tuple, list)) else f"{len(item)} items per batch"))
-        x = self.model.check_x(item[0], self.where)
-        y = self.model.check_y(item[1], len(x), self.where)
-        return x, y, weights_for_batch(y, item[2] if len(item) == 3 else None, None, self.where)
-
-    def batches(self, rng):
-        for step in range(self.steps):
-            batch, self._pending = (self._pending, None) if self._pending is not None else (self._next(step), None)
-            if batch is None:
-                return
-            xb, yb, wb = batch
-            if self.class_weights is not None:
-                wb = weights_for_batch(yb, wb, self.class_weights, self.where)
-            yield xb, yb, wb
-        if self._index and hasattr(self.data, "on_epoch_end"):
-            self.data.on_epoch_end()
-
-    def arrays(self):
-        """All batches of one pass joined: ``(x, y, weights or None)`` (for ``evaluate``)."""
-        batches = list(self.batches(None))
-        if not batches:
-            raise ValueError(message(self.where, "a generator with at least one batch", "none"))
-        weighted = [b[2] is not None for b in batches]
-        if any(weighted) and not all(weighted):
-            raise ValueError(message(self.where, "every batch with sample weights, or none", "a mix"))
-        return tuple(None if column[0] is None else np.concatenate(column) for column in zip(*batches))

@@ -46,40 +46,25 @@ the expressions, reusing per-parameter scratch buffers (no allocation per step).
 ``clipnorm`` / ``clipvalue`` clip the gradients first, as in Keras.
 """
 import math
-import numbers
 
 import numpy as np
 
 from . import schedules
 from .errors import describe, message
 from .ops.parallel import over_rows
+from .validation import check_flag, check_real
 
 #: Keras's default fuzz factor (``keras.backend.epsilon()``).
 EPSILON = 1e-7
 
 
-def _number(owner, name, value, low=None, high=None, low_open=False, high_open=False):
-    """Validate a real hyperparameter within bounds; return it as a Python float."""
-    where = f"{owner}({name}=...)"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(message(where, "a real number", describe(value)))
-    value = float(value)
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if not math.isfinite(value) or too_low or too_high:
-        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
-        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
-        bounds = f"a value in {lo}, {hi}" if low is not None and high is not None else (
-            f"a value {'>' if low_open else '>='} {low}")
-        raise ValueError(message(where, bounds, repr(value),
-                                 f"Choose a finite {name} in that range."))
-    return value
+def _number(owner, name, value, **bounds):
+    """A real hyperparameter within ``bounds`` (see :func:`glassnet.validation.check_real`), as a float."""
+    return check_real(value, name, f"{owner}({name}=...)", fix=f"Choose a finite {name} in that range.", **bounds)
 
 
 def _flag(owner, name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(message(f"{owner}({name}=...)", "True or False", describe(value)))
-    return bool(value)
+    return check_flag(value, name, f"{owner}({name}=...)")
 
 
 class Optimizer:

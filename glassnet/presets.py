@@ -156,7 +156,7 @@ def resnet_fashion(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="fl
 
     [augmentation] -> Conv3x3-BN-ReLU stem -> three stages of basic blocks (``widths`` 16, 32, 64 at 28x28,
     14x14 and 7x7; the first block of stages 2 and 3 has stride 2 and a projection shortcut) ->
-    GlobalAveragePooling2D -> Dense(num_classes, softmax). 78,426 parameters and about 9 M multiply-adds
+    GlobalAveragePooling2D -> Dense(num_classes, softmax). 78,426 parameters and 9.35 M multiply-adds
     per 28x28x1 image with the defaults (``blocks_per_stage=1``: 7 convolutions deep, a ResNet-8).
 
     ``augment`` puts RandomFlip("horizontal") and ZeroPadding2D(2) + RandomCrop (random shifts of up to 2

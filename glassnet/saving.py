@@ -34,7 +34,7 @@ import zipfile
 
 import numpy as np
 
-from glassnet.errors import describe, message
+from glassnet.errors import message
 from glassnet.validation import check_path, planned_weight_shapes
 
 FORMAT = "glassnet.model"
@@ -121,27 +121,6 @@ def _weight_entries(model):
             for layer in model.layers for key, weight in zip(layer.weight_names, layer.weights)]
 
 
-def _metric_config(spec, resolved):
-    if isinstance(spec, str):
-        return spec
-    if hasattr(resolved, "get_config"):
-        return resolved.get_config()
-    raise ValueError(message("save_model", "metrics given by name or as glassnet Metric objects",
-                             describe(spec), "Plain functions cannot be saved; use model.save_weights(path)."))
-
-
-def _compile_config(model):
-    if not model.compiled:
-        return None
-    from glassnet import metrics as metrics_module
-    resolved = model._resolve_metrics(check_only=True) if model.built else [None] * len(model._metric_specs)
-    weighted = [_metric_config(spec, spec if isinstance(spec, str) else metrics_module.get(spec))
-                for spec in getattr(model, "_weighted_specs", [])]
-    return {"loss": model.loss.get_config(), "optimizer": model.optimizer.get_config(),
-            "metrics": [_metric_config(spec, metric) for spec, metric in zip(model._metric_specs, resolved)],
-            "weighted_metrics": weighted}
-
-
 def _rng_state(layer):
     rng = getattr(layer, "rng", None)
     return rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
@@ -166,7 +145,7 @@ def save_model(model, path, include_optimizer=True):
     arrays = {}
     for i, weight in enumerate(model.get_weights()):
         arrays[f"weight_{i:04d}"] = weight
-    compile_config = _compile_config(model) if include_optimizer else None
+    compile_config = model.get_compile_config() if include_optimizer else None
     state = model.optimizer.get_state() if compile_config is not None else []
     for i, value in enumerate(state):
         arrays[f"optimizer_{i:04d}"] = np.asarray(value)
@@ -360,30 +339,12 @@ def _check_weights(model, config, arrays, bad, by_name=True):
     return weights
 
 
-def _metric_specs(entries):
-    """Metric names and Metric objects back from :func:`_metric_config`'s entries (ValueError if unknown)."""
-    from glassnet import metrics as metrics_module
-    specs = []
-    for spec in entries or []:
-        if isinstance(spec, dict):
-            cls = getattr(metrics_module, str(spec.get("class_name")), None)
-            if not (isinstance(cls, type) and issubclass(cls, metrics_module.Metric)):
-                raise ValueError(f"unknown metric class {spec.get('class_name')!r}")
-            spec = cls(**{k: v for k, v in spec.items() if k != "class_name"})
-        specs.append(spec)
-    return specs
-
-
 def _restore_compile(model, config, arrays, bad):
-    from glassnet import losses, optimizers
     compile_config = config.get("compile")
     if compile_config is None:
         return
     try:
-        loss = losses.from_config(compile_config["loss"])
-        optimizer = optimizers.from_saved_config(compile_config["optimizer"])
-        model.compile(optimizer=optimizer, loss=loss, metrics=_metric_specs(compile_config.get("metrics")),
-                      weighted_metrics=_metric_specs(compile_config.get("weighted_metrics")))
+        model.compile_from_config(compile_config)
     except (KeyError, TypeError, ValueError) as error:
         raise bad(f"its compile configuration is invalid ({error})") from None
     count = config.get("optimizer_state", 0)
@@ -403,7 +364,7 @@ def _restore_compile(model, config, arrays, bad):
             s.shape != params[i % len(params)].shape or not np.isfinite(s).all() for i, s in enumerate(slots))):
         raise bad("its optimizer state does not match the model's trainable weights")
     try:
-        optimizer.set_state(state)
+        model.optimizer.set_state(state)
     except (TypeError, ValueError) as error:
         raise bad(f"its optimizer state is invalid ({error})") from None
 

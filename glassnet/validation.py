@@ -130,16 +130,21 @@ def as_generator(seed, where, name="seed"):
     return np.random.default_rng(check_seed(seed, where, name))
 
 
-def check_real(value, name, where, low=None, high=None, high_open=False, fix=None):
-    """A finite real number in ``[low, high]`` (``[low, high)`` with ``high_open``), returned as float."""
-    interval = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}{')' if high_open else ']'}"
+def check_real(value, name, where, low=None, high=None, high_open=False, fix=None, low_open=False):
+    """A finite real number in ``[low, high]`` (``high_open`` / ``low_open`` leave that end out),
+    returned as float."""
+    if high is None and low is not None:       # one-sided: "learning_rate >= 0.0"
+        bounds = f"{'>' if low_open else '>='} {low}"
+    else:
+        bounds = (f"in {'(' if low_open else '['}{'-inf' if low is None else low}, "
+                  f"{'inf' if high is None else high}{')' if high_open else ']'}")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(message(where, f"{name} as a real number in {interval}", describe(value), fix))
+        raise TypeError(message(where, f"{name} as a real number {bounds}", describe(value), fix))
     value = float(value)
-    inside = (np.isfinite(value) and (low is None or value >= low)
+    inside = (np.isfinite(value) and (low is None or (value > low if low_open else value >= low))
               and (high is None or (value < high if high_open else value <= high)))
     if not inside:
-        raise ValueError(message(where, f"{name} in {interval}", repr(value), fix))
+        raise ValueError(message(where, f"{name} {bounds}", repr(value), fix))
     return value
 
 
@@ -276,3 +281,53 @@ def planned_weight_shapes(layer_configs, input_shape=None):
         shapes += recorded
         shape = tuple(layer.compute_output_shape(shape))
     return shapes
+
+
+# -- training arguments (model.fit / evaluate / predict / compile and glassnet.trainers) ---------------
+def check_flag(value, name, where):
+    """A bool (NumPy's too), returned as a Python bool; TypeError for anything else (1, "yes")."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(message(where, f"{name} as True or False", describe(value)))
+    return bool(value)
+
+
+def check_verbose(verbose, where):
+    """Keras's ``verbose``: "auto" (1, a progress bar), 0 (silent), 1 (progress bar) or 2 (one line per
+    epoch); returned as an int. TypeError for another type, ValueError for another value."""
+    expected = "verbose 'auto', 0 (silent), 1 (progress bar) or 2 (one line per epoch)"
+    if isinstance(verbose, str):
+        if verbose != "auto":
+            raise ValueError(message(where, expected, repr(verbose)))
+        return 1
+    if not _is_int(verbose):
+        raise TypeError(message(where, expected, describe(verbose)))
+    if verbose not in (0, 1, 2):
+        raise ValueError(message(where, expected, repr(verbose)))
+    return int(verbose)
+
+
+def check_validation_freq(validation_freq, where):
+    """Keras's ``validation_freq`` as a test ``epoch -> bool`` (epoch 0-based): an int k validates after
+    every k-th epoch (counted from 1), a collection of 1-based epoch numbers after those (Keras 2's form)."""
+    if _is_int(validation_freq):
+        every = check_int(validation_freq, "validation_freq", where, minimum=1)
+        return lambda epoch: (epoch + 1) % every == 0
+    if isinstance(validation_freq, (list, tuple, set, frozenset, range)):
+        chosen = {check_int(e, "validation_freq epochs", where, minimum=1) for e in validation_freq}
+        return lambda epoch: epoch + 1 in chosen
+    raise TypeError(message(where, "validation_freq as an int (every k-th epoch) or a list of epoch numbers",
+                            describe(validation_freq), "E.g. validation_freq=2 validates after epochs 2, 4, ..."))
+
+
+def check_jit_compile(jit_compile, where):
+    """Keras compiles its step with XLA on request; glassnet's step is NumPy, run as written, so only
+    "auto", False and None are accepted."""
+    if not (jit_compile is None or jit_compile is False or jit_compile == "auto"):
+        raise ValueError(message(where, "jit_compile='auto' or False", repr(jit_compile),
+                                 "glassnet has no XLA (or other) compiler: its layers run NumPy directly and "
+                                 "are already vectorized. Remove jit_compile=... from compile()."))
+
+
+def check_optional_steps(steps, name, where):
+    """``steps`` / ``steps_per_epoch`` / ``validation_steps``: None or a positive int."""
+    return None if steps is None else check_int(steps, name, where, minimum=1)

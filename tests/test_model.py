@@ -93,7 +93,7 @@ def bad_calls():
         ("y is None", lambda m: m.fit(X, None, verbose=0), ValueError, "targets"),
         ("x is None", lambda m: m.fit(None, Y, verbose=0), ValueError, "inputs"),
         ("batch_size 0", lambda m: m.fit(X, Y, batch_size=0, verbose=0), ValueError, "batch_size"),
-        ("batch_size float", lambda m: m.fit(X, Y, batch_size=2.5, verbose=0), ValueError, "batch_size"),
+        ("batch_size float", lambda m: m.fit(X, Y, batch_size=2.5, verbose=0), TypeError, "batch_size"),  # a wrong type (issue 20)
         ("epochs negative", lambda m: m.fit(X, Y, epochs=-1, verbose=0), ValueError, "epochs"),
         ("verbose 3", lambda m: m.fit(X, Y, verbose=3), ValueError, "verbose"),
         ("validation_split 1", lambda m: m.fit(X, Y, validation_split=1.0, verbose=0), ValueError,

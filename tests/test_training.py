@@ -9,6 +9,7 @@ import glassnet as gn
 from glassnet import callbacks, layers, losses, optimizers
 from glassnet.layers import Layer
 from glassnet.preprocessing import ImageDataGenerator
+from glassnet.trainers import numerics, trainer
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -431,6 +432,6 @@ def test_replaying_a_bad_batch_leaves_random_state_and_statistics_alone():
     stats = [w.copy() for w in model.layers[1].non_trainable.values()]
     state = model.layers[2].rng.bit_generator.state
     with pytest.raises(RuntimeError):
-        model._raise_non_finite(x, y, True, "test")
+        numerics.raise_non_finite(model, [x], [y], trainer.fusion(model), "test")
     assert model.layers[2].rng.bit_generator.state == state
     assert all(np.array_equal(a, b) for a, b in zip(stats, model.layers[1].non_trainable.values()))

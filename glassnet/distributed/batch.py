@@ -4,8 +4,9 @@ How a job runs
 --------------
 1. On the client: the model is checked and turned into ``.npz`` bytes (:mod:`.shipping`); the
    input is measured (:mod:`.sources`); then the cluster is reached (:mod:`.cluster`).
-2. The bytes are scattered once to every worker; chunk tasks are submitted a window at a time
-   (twice the cluster's threads), so that only that many chunks' inputs and results exist at once.
+2. The bytes become one task on the cluster (fetched by each worker from a peer, recomputed if lost
+   with a worker); chunk tasks are submitted a window at a time (twice the cluster's threads), so
+   that only that many chunks' inputs and results exist at once.
 3. Each result is written where it belongs (memory, ``.npy`` or Zarr on the client's disk) as it
    arrives, counted once by chunk index. A worker that dies loses its running tasks; the scheduler
    reruns them elsewhere (``distributed.scheduler.allowed-failures`` times, 3 by default), and a
@@ -13,19 +14,26 @@ How a job runs
 
 Bit-for-bit equality
 --------------------
-A chunk's result depends on the chunk (glassnet's blocks and BLAS's kernels depend on the batch
-size) and on the number of BLAS threads, never on the worker, the order or a retry. Workers run
-one BLAS thread each (Dask's nanny sets ``OMP_NUM_THREADS=1``), so the single-process reference
-is the same function on the same chunks with one BLAS thread::
+float32 results depend in the last bits on the shape of each matrix product (BLAS picks kernels
+and blocking by size) and on the number of BLAS threads, never on the worker, the order or a retry.
+So the rule is: **same batches, same BLAS thread count**.
 
-    with threadpoolctl.threadpool_limits(1):
-        reference = np.concatenate([explain.METHODS[method](model, x[i:i + chunk_size], **kwargs)
-                                    for i in range(0, len(x), chunk_size)])
+- ``predict``, ``evaluate`` and every explain method process their images in fixed batches of
+  ``batch_size`` (predict/evaluate: 32, as in Keras; explain methods: 128, see
+  :mod:`glassnet.explain.batching`), the last one ragged, and chunks here are cut at multiples of
+  ``batch_size``: a chunk computes exactly the batches the single-process call computes.
+- Workers run one BLAS thread each (Dask's nanny sets ``OMP_NUM_THREADS=1``), so the results equal
+  the plain call run with one BLAS thread::
 
-``predict`` and ``evaluate`` cut chunks at multiples of ``batch_size``, so they equal
-``model.predict(x, batch_size)`` and ``model.evaluate(x, y, batch_size)`` themselves (one BLAS
-thread). Methods with a ``seed`` (SmoothGrad) draw chunk ``i``'s noise from
-:func:`chunk_seeds` ``(seed, n_chunks)[i]``, so a retried chunk draws the same noise.
+      with threadpoolctl.threadpool_limits(1):
+          model.predict(x, batch_size=32)                    # == predict(model, x)
+          model.evaluate(x, y, batch_size=32)                # == evaluate(model, x, y)
+          explain.METHODS[method](model, x, **kwargs)        # == explain(model, x, method, **kwargs)
+
+- SmoothGrad's int ``seed`` gives each image its own noise stream
+  (``explain.batching.image_seeds(seed, N)[i]``), sent with the image's chunk: the same noise in
+  one process, on any worker, and in a retried chunk. A Generator (or None) is replaced by one int
+  drawn from it on the client, so such a job is reproducible from that int, not from the Generator.
 """
 import contextlib
 import inspect
@@ -41,10 +49,11 @@ from glassnet.errors import describe, message
 from glassnet.validation import check_int, check_seed
 
 #: Default images per chunk, so that a chunk holds ~100 times its overhead of work: a chunk costs
-#: scheduling, transfers and a result round trip (146 ms each on a 2-core machine at load 12-18,
-#: benchmarks/RESULTS-distributed.md; far less on an idle one), while LeNet-5 predicts ~1,000 images
-#: per second per core and runs integrated gradients (50 steps) on ~10.
-DEFAULT_CHUNK = {"predict": 2048, "evaluate": 2048, "explain": 64}
+#: scheduling, transfers and a result round trip (10 ms on an idle 2-core machine,
+#: benchmarks/RESULTS-distributed.md; ~150 ms at load 12-18), while LeNet-5 predicts ~1,000 images
+#: per second per core and runs integrated gradients (50 steps) on ~50. Rounded up to a multiple of
+#: the batch size (explain methods: one batch of 128 by default).
+DEFAULT_CHUNK = {"predict": 2048, "evaluate": 2048, "explain": 128}
 
 Chunk = namedtuple("Chunk", "index start stop")
 
@@ -54,13 +63,12 @@ def plan_chunks(n, chunk_size):
     return [Chunk(i, start, min(start + chunk_size, n)) for i, start in enumerate(range(0, n, chunk_size))]
 
 
-def chunk_seeds(seed, n_chunks):
-    """The int seed of each chunk of a job seeded with ``seed`` (``SeedSequence(seed).spawn``)."""
-    children = np.random.SeedSequence(seed).spawn(n_chunks)
-    return [int(child.generate_state(2, np.uint64)[0] >> np.uint64(1)) for child in children]
-
-
 # -- what a task computes (runs on a worker) --------------------------------------------------
+def _model_bytes(payload):
+    """The task holding the model's ``(digest, npz bytes)`` on the cluster (see :func:`run_job`)."""
+    return payload
+
+
 def _run_task(payload, job, index, *parts):
     model = worker_model(payload)
     arrays = [read_part(part, model.input_shape[1:]) for part in parts]
@@ -98,9 +106,9 @@ class _Explain:
     def __init__(self, method, kwargs):
         self.method, self.kwargs = method, kwargs
 
-    def __call__(self, model, images, chunk_kwargs):
+    def __call__(self, model, images, per_image):
         from glassnet import explain
-        return np.asarray(explain.METHODS[self.method](model, images, **self.kwargs, **chunk_kwargs))
+        return np.asarray(explain.METHODS[self.method](model, images, **self.kwargs, **per_image))
 
 
 # -- where the results go (on the client) ------------------------------------------------------
@@ -204,7 +212,12 @@ def run_job(client, payload, job, chunks, parts_of, on_result, progress=False, d
         came back too); they are dropped.
     """
     distributed = import_distributed("glassnet.distributed")
-    model_future = client.scatter([payload], broadcast=True, hash=False)[0]   # a list: one future for the pair
+    # The model bytes are a task, not scattered data: Dask's active memory manager keeps as few
+    # replicas as the waiting tasks need (ReduceReplicas), so a broadcast soon lives on one worker,
+    # and scattered data lost with its last worker cannot be recovered (its dependents are cancelled).
+    # A task's spec stays on the scheduler: lost, it is computed again elsewhere. Each worker gets the
+    # bytes once from a peer and keeps the loaded model (shipping.worker_model).
+    model_future = client.submit(_model_bytes, payload, pure=False)
     window = 2 * worker_threads(client)
     queue = iter(chunks)
     running = distributed.as_completed()
@@ -348,31 +361,37 @@ def evaluate(model, images, labels, client=None, chunk_size=None, batch_size=32,
     return means if len(means) > 1 else means[0]
 
 
-#: Keyword arguments of an explain method given one value per image, sliced with the chunk.
-PER_IMAGE = ("target", "baseline")
+def _split_kwargs(method, kwargs, length, where):
+    """(shared kwargs, per-image kwargs (arrays of ``length`` rows), the method's batch size).
 
-
-def _split_kwargs(method, kwargs, length, n_chunks, where):
-    """(shared kwargs, per-image kwargs, per-chunk seeds or None)."""
+    Per-image arguments (``explain.batching.PER_IMAGE``) go with their chunk: a ``target`` per image,
+    a ``baseline`` per image, and for SmoothGrad the per-image noise seeds of ``seed``.
+    """
     from glassnet import explain
+    from glassnet.explain.batching import PER_IMAGE, image_seeds, noise_source
     function = explain.METHODS[method]
+    parameters = inspect.signature(function).parameters
     try:
         inspect.signature(function).bind(None, None, **kwargs)
     except TypeError as error:
         raise TypeError(message(where, f"keyword arguments of explain.{method}", str(error),
                                 f"See help(glassnet.explain.{method}).")) from None
+    batch_size = check_int(kwargs.get("batch_size", parameters["batch_size"].default), "batch_size", where, minimum=1)
     shared, per_image = dict(kwargs), {}
     for name in PER_IMAGE:
         value = shared.get(name)
         if isinstance(value, (list, tuple, np.ndarray)) and np.ndim(value) >= 1 and len(value) == length \
                 and not (name == "baseline" and np.ndim(value) < 4):
             per_image[name] = np.asarray(shared.pop(name))
-    seeds = None
-    if "seed" in inspect.signature(function).parameters:
+    if "seed" in parameters and "seed" not in per_image:
+        # an int as explain.smooth_grad reads it; a Generator or None: one int drawn here, so that a
+        # retried chunk draws the same noise
         seed = shared.pop("seed", None)
-        base = check_seed(seed, where) if seed is not None else check_seed(np.random.default_rng(), where)
-        seeds = chunk_seeds(base, n_chunks)
-    return shared, per_image, seeds
+        seed = check_seed(np.random.default_rng() if seed is None else seed, where)
+        per_image["seed"] = image_seeds(seed, length)
+    elif "seed" in per_image:
+        per_image["seed"] = noise_source(per_image["seed"], length, where)
+    return shared, per_image, batch_size
 
 
 def explain(model, images, method, client=None, chunk_size=None, out=None, progress=False,
@@ -386,34 +405,33 @@ def explain(model, images, method, client=None, chunk_size=None, out=None, progr
     method : str
         A name from ``glassnet.explain.METHODS`` (``"integrated_gradients"``, ``"grad_cam"``, ...).
     chunk_size : int, optional
-        Images per task (default 64).
+        Images per task, rounded up to a multiple of the method's ``batch_size`` (default 128, one batch).
     **method_kwargs
-        The method's own arguments. ``target`` (one per image) and ``baseline`` (N, H, W, C) are
-        cut with the chunks; ``seed`` (SmoothGrad) seeds chunk ``i`` with ``chunk_seeds(seed, n)[i]``.
+        The method's own arguments, ``batch_size`` included. ``target`` (one per image), ``baseline``
+        (N, H, W, C) and SmoothGrad's per-image noise seeds are cut with the chunks.
 
     Returns
     -------
     ndarray (N, ...), memory-mapped ndarray or dask array
-        Equal bit for bit to the method run on the same chunks with one BLAS thread (module docstring).
+        Equal bit for bit to ``explain.METHODS[method](model, images, **method_kwargs)`` run with one
+        BLAS thread (see the module notes; a SmoothGrad ``seed`` given as a Generator or None excepted).
     """
     from glassnet import explain as explain_module
     where = "glassnet.distributed.explain"
     if not isinstance(method, str) or method not in explain_module.METHODS:
         raise ValueError(message(where, f"method as one of {sorted(explain_module.METHODS)}", describe(method)))
-    size = _chunk_size(chunk_size, DEFAULT_CHUNK["explain"], 1, where)
     with _job(model, client, timeout, where) as (live, _, payload):
         source = Source(images, live, where)
         _check_length(source, where)
+        shared, per_image, batch_size = _split_kwargs(method, method_kwargs, len(source), where)
+        size = _chunk_size(chunk_size, DEFAULT_CHUNK["explain"], batch_size, where)
         chunks = plan_chunks(len(source), size)
-        shared, per_image, seeds = _split_kwargs(method, method_kwargs, len(source), len(chunks), where)
 
         def parts_of(chunk):
-            own = {name: value[chunk.start:chunk.stop] for name, value in per_image.items()}
-            if seeds is not None:
-                own["seed"] = seeds[chunk.index]
-            return [source.part(chunk.start, chunk.stop), own]
+            return [source.part(chunk.start, chunk.stop),
+                    {name: value[chunk.start:chunk.stop] for name, value in per_image.items()}]
         return _collect(out, len(source), size, where, lambda put: run_job(
             live, payload, _Explain(method, shared), chunks, parts_of, put, progress, method))
 
 
-__all__ = ["predict", "evaluate", "explain", "chunk_seeds", "plan_chunks", "run_job", "DEFAULT_CHUNK"]
+__all__ = ["predict", "evaluate", "explain", "plan_chunks", "run_job", "DEFAULT_CHUNK"]

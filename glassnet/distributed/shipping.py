@@ -2,8 +2,8 @@
 
 On the client the model (an object, or a file in any format ``gn.load_model`` opens) is loaded
 and checked by :func:`glassnet.saving.load_model`: a damaged, tampered or pickled file is refused
-there, before a cluster is contacted. What travels is ``(digest, npz bytes)``, scattered once to
-every worker; each worker thread rebuilds the model from the bytes with ``gn.load_model`` the first
+there, before a cluster is contacted. What travels is ``(digest, npz bytes)``, held by one task of
+the job (``batch.run_job``) that every worker fetches; each worker thread rebuilds the model from the bytes with ``gn.load_model`` the first
 time a task needs it and keeps it, keyed by the SHA-256 digest, for the tasks that follow.
 """
 import hashlib

@@ -8,6 +8,9 @@ The speed tricks are steps chosen here, never switches in the layers:
   MaxPooling2D runs as one fused pass (:func:`glassnet.ops.conv2d_maxpool_forward`) without the
   convolution's full output (``fuse=True``: training, ``predict`` and the explanations; an
   explanation's plan names the slots it reads, ``exposed``, and no fusion hides one of them).
+- :class:`BatchNormReLUStep` and :class:`AddReLUStep`: a BatchNormalization or an Add whose only reader is a
+  plain ReLU (no slope, no cap; ``fuse=True`` only) applies ``max(y, 0)`` in its own last pass and gates the
+  gradient on the way in (by ``y > 0``, under the call's rule): no ReLU output or gradient array of its own.
 - ReLU gates moved between convolutions: when a convolution (or a fused pair) reads the output of a
   Conv2D with a fused ReLU and nothing else reads it, the upper step may apply that ReLU's backward
   pass to its input gradient while each block is in cache (``gate_input``: False, or the call's ReLU
@@ -20,6 +23,9 @@ The speed tricks are steps chosen here, never switches in the layers:
 """
 from typing import NamedTuple
 
+import numpy as np
+
+from glassnet.activations import relu_gate
 from glassnet.engine.graph import Graph, Node
 from glassnet.errors import message
 
@@ -153,6 +159,49 @@ class ConvPoolStep(LayerStep):
         return self.layer._deactivate(cache.y, dy, rule), cache._replace(relu=False)
 
 
+class _ThenReLUStep(LayerStep):
+    """A layer call and the plain ReLU that alone reads its output, as one step whose output is the ReLU's."""
+
+    def __init__(self, node, relu_node):
+        self.nodes = (node, relu_node)
+        self.layer, self.relu = node.layer, relu_node.layer
+        self.inputs, self.outputs = node.inputs, (relu_node.output,)
+        self.logits, self.merges = False, node.merges
+
+
+class BatchNormReLUStep(_ThenReLUStep):
+    """BatchNormalization + ReLU in the normalization's passes (:meth:`BatchNormalization.normalize`
+    with ``relu=True``): no separate pass over the output forward, and the ReLU's gate (``y > 0``,
+    under the call's rule) applied to the gradient on the way into the normalization's backward pass."""
+
+    def apply(self, xs, training):
+        y, cache = self.layer.normalize(xs[0], training, relu=True)
+        return (y,), cache
+
+    def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
+        dx, grads = self.layer.vjp(cache, dys[0], rule=rule, need_dx=need_dx[0], need_grads=need_grads)
+        return (dx,), {self.layer: grads, self.relu: {}}
+
+
+class AddReLUStep(_ThenReLUStep):
+    """Add + ReLU (a residual block's end): the ReLU in place on the sum's fresh array, and one gated
+    gradient handed to every input (d(sum)/dx_i = 1)."""
+
+    def apply(self, xs, training):
+        y, _ = self.layer.apply(list(xs), training=training)
+        np.maximum(y, 0, out=y)
+        return (y,), y
+
+    def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
+        dz = relu_gate(dys[0], cache, rule)             # y > 0 exactly where the sum was > 0
+        return tuple(dz if needed else None for needed in need_dx), {self.layer: {}, self.relu: {}}
+
+
+def _then_relu_kinds():
+    from glassnet.layers import Add, BatchNormalization
+    return {BatchNormalization: BatchNormReLUStep, Add: AddReLUStep}
+
+
 class Plan(NamedTuple):
     """Execution steps in a runnable order over the graph's tensor slots.
 
@@ -245,6 +294,12 @@ def make_plan(graph, logits=False, fuse=False, exposed=None, rule="vanilla"):
                 steps.append(ConvPoolStep(node, nodes[pool_index], node.inputs[0] in recorded))
                 continue
             steps.append(ConvStep(node, i in logit_nodes))
+            continue
+        fused_kind = _then_relu_kinds().get(type(node.layer)) if fuse and i not in logit_nodes else None
+        relu_index = _relu_reader(view, node, readers) if fused_kind is not None else None
+        if relu_index is not None:
+            fused_away.add(relu_index)
+            steps.append(fused_kind(node, nodes[relu_index]))
         else:
             steps.append(LayerStep(node, i in logit_nodes))
     producer = {slot: i for i, step in enumerate(steps) for slot in step.outputs}
@@ -264,6 +319,24 @@ def _downstream(nodes, slots):
         if any(slot in reached for slot in node.inputs):
             reached.add(node.output)
     return reached
+
+
+def _plain_relu(layer):
+    """Whether ``layer`` is ``max(x, 0)`` itself: a ReLU without slope or cap, or Activation("relu")."""
+    from glassnet.layers import Activation, ReLU
+    if type(layer) is ReLU:
+        return layer.max_value is None and not layer.negative_slope
+    return isinstance(layer, Activation) and layer.activation == "relu"
+
+
+def _relu_reader(view, node, readers):
+    """Index of the plain ReLU node that alone reads ``node``'s output (not a graph output), or None."""
+    if readers.get(node.output) != 1 or node.output in view.outputs:
+        return None
+    for j, other in enumerate(view.nodes):
+        if node.output in other.inputs and _plain_relu(other.layer):
+            return j
+    return None
 
 
 def _pool_reader(view, node, readers, logits):

@@ -8,6 +8,8 @@ array; none changes the model. Conventions:
 - ``layer``: a name, an index or a Layer; CAM-style methods default to the last layer with a
   (N, h, w, C) output.
 - Maps keep their units and signs: nothing is normalized for display (see :mod:`glassnet.viz`).
+- The map methods (``METHODS``) take ``batch_size`` (128): images are explained in fixed batches,
+  each alone, so a map does not depend on how the images are split (:mod:`glassnet.explain.batching`).
 - Large batches run in chunks bounded by ``glassnet.explain.backprop.MEMORY_BUDGET`` (bytes);
   :func:`glassnet.explain.backprop.backprop` is the one forward+backward routine behind the
   gradient methods.

@@ -23,6 +23,7 @@ import numpy as np
 from glassnet.errors import message
 from glassnet.explain.backprop import (backprop, check_images, check_layer, check_modifier, check_score,
                                        check_target, chunk_size, chunks, forward_pass, last_spatial_layer)
+from glassnet.explain.batching import in_batches
 from glassnet.layers import Activation, Dense, Dropout, GlobalAveragePooling2D, Softmax
 from glassnet.ops.parallel import held_blas
 
@@ -150,6 +151,7 @@ def _grad_cam_maps(A, G):
     return np.einsum("nhwk,nk->nhw", A, G.mean(axis=(1, 2)))
 
 
+@in_batches
 def grad_cam(model, images, target=None, layer=None, relu=True, upsample=True, score="logits", modifier=None):
     """Grad-CAM (Selvaraju et al., 2017).
 
@@ -176,6 +178,9 @@ def grad_cam(model, images, target=None, layer=None, relu=True, upsample=True, s
     score : {"logits", "probability"}
     modifier : {None, "guided", "rectified"}
         Backward rule for the gradient above ``layer`` (keras-vis's ``backprop_modifier``).
+    batch_size : int
+        Images per batch, each explained alone (default 128): the result does not depend on how
+        the images are split, as long as the splits are multiples of it (see :mod:`glassnet.explain.batching`).
 
     Returns
     -------
@@ -186,6 +191,7 @@ def grad_cam(model, images, target=None, layer=None, relu=True, upsample=True, s
     return _finish(r.reduced, x, relu, upsample, model, index)
 
 
+@in_batches
 def grad_cam_plus_plus(model, images, target=None, layer=None, relu=True, upsample=True, score="logits"):
     """Grad-CAM++ (Chattopadhyay et al., 2018).
 
@@ -209,6 +215,7 @@ def _grad_cam_plus_plus_maps(A, G):
     return np.einsum("nhwk,nk->nhw", A, weights)
 
 
+@in_batches
 def guided_grad_cam(model, images, target=None, layer=None, score="logits", upsample=True):
     """Guided Grad-CAM: guided-backprop input gradients times the upsampled Grad-CAM.
 
@@ -250,6 +257,7 @@ def _cam_layers(model, where):
                              "CAM / (h * w))."))
 
 
+@in_batches
 def cam(model, images, target=None, relu=True, upsample=True):
     """Class activation map (Zhou et al., 2016): ``M_c = sum_k W[k, c] A_k``.
 
@@ -260,7 +268,7 @@ def cam(model, images, target=None, relu=True, upsample=True):
     ----------
     model : Sequential
         Must end in GlobalAveragePooling2D -> Dense (Dropout allowed between, softmax after).
-    images, target, relu, upsample
+    images, target, relu, upsample, batch_size
         As in :func:`grad_cam`.
 
     Returns

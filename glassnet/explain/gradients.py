@@ -9,7 +9,7 @@ from glassnet.errors import describe, message
 from glassnet.explain.backprop import (backprop, check_baseline, check_images, check_modifier,
                                        check_positive_int, check_score, check_target,
                                        chunk_size, chunks, target_scores)
-from glassnet.validation import as_generator
+from glassnet.explain.batching import in_batches, noise_source
 
 
 def _prepare(model, images, target, score, where):
@@ -19,6 +19,7 @@ def _prepare(model, images, target, score, where):
     return x, check_target(model, target, len(x), where), score
 
 
+@in_batches
 def input_gradients(model, images, target=None, modifier=None, score="logits"):
     """Gradient of each image's class score w.r.t. its pixels, signed.
 
@@ -34,6 +35,9 @@ def input_gradients(model, images, target=None, modifier=None, score="logits"):
         (deconvnet) ``max(g, 0)``.
     score : {"logits", "probability"}
         Explain the pre-softmax logit (default) or the softmax probability.
+    batch_size : int
+        Images per batch, each explained alone (default 128): the result does not depend on how
+        the images are split, as long as the splits are multiples of it (see :mod:`glassnet.explain.batching`).
 
     Returns
     -------
@@ -46,6 +50,7 @@ def input_gradients(model, images, target=None, modifier=None, score="logits"):
     return backprop(model, x, target, score, modifier).input_grads
 
 
+@in_batches
 def saliency(model, images, target=None, modifier=None, score="logits"):
     """Saliency map: the largest absolute input gradient over the channels of each pixel.
 
@@ -86,21 +91,25 @@ def _mean_gradients(model, x, target, copies, make_copies, score, modifier=None,
     return means
 
 
+@in_batches
 def smooth_grad(model, images, target=None, samples=50, noise=0.15, seed=None, modifier=None,
                 score="logits", squared=False):
     """SmoothGrad: input gradients averaged over noisy copies of each image (Smilkov et al., 2017).
 
     Parameters
     ----------
-    model, images, target, modifier, score
+    model, images, target, modifier, score, batch_size
         As in :func:`input_gradients`. The target is fixed on the clean image.
     samples : int
         Noisy copies per image.
     noise : float
         Noise level: the Gaussian's standard deviation as a fraction of each image's value range
         ``max(x) - min(x)`` (the paper's sigma / (x_max - x_min)).
-    seed : int, numpy.random.Generator or None
-        Source of the noise.
+    seed : int, array_like (N,) of int, numpy.random.Generator or None
+        Source of the noise. An int gives each image its own stream, seeded with
+        ``explain.batching.image_seeds(seed, N)[i]`` for the image at position ``i`` (so its noise
+        does not depend on ``batch_size``); one int per image seeds each image directly; a Generator
+        (or None: fresh entropy) is drawn from in image order.
     squared : bool
         Average the squared gradients instead ("SmoothGrad-Squared").
 
@@ -116,15 +125,21 @@ def smooth_grad(model, images, target=None, samples=50, noise=0.15, seed=None, m
     if isinstance(noise, (bool, np.bool_)) or not np.isscalar(noise) or not 0 <= noise < np.inf:
         raise ValueError(message(where, "noise as a float >= 0 (fraction of the image's value range)",
                                  describe(noise), "The paper's default is 0.15."))
-    rng = as_generator(seed, where)
+    source = noise_source(seed, len(x), where)
     if target is None:
         target = target_scores(model, x, None, score)[1]
     axes = tuple(range(1, x.ndim))
     sigma = noise * (x.max(axis=axes) - x.min(axis=axes))
 
+    def standard_normal(rows):
+        """(images, samples, ...) draws: from each image's own seed, or from the one Generator in turn."""
+        shape = (samples,) + x.shape[1:]
+        if isinstance(source, np.random.Generator):
+            return source.standard_normal((len(x[rows]),) + shape)
+        return np.stack([np.random.default_rng(seed).standard_normal(shape) for seed in source[rows]])
+
     def noisy(rows):
-        shape = (len(x[rows]), samples) + x.shape[1:]
-        eps = rng.standard_normal(shape).astype(x.dtype) * sigma[rows].reshape((-1, 1) + (1,) * len(axes))
+        eps = standard_normal(rows).astype(x.dtype) * sigma[rows].reshape((-1, 1) + (1,) * len(axes))
         return (x[rows][:, None] + eps).reshape((-1,) + x.shape[1:])
 
     return _mean_gradients(model, x, target, samples, noisy, score, modifier,
@@ -136,6 +151,7 @@ def integration_alphas(steps):
     return (np.arange(steps) + 0.5) / steps
 
 
+@in_batches
 def integrated_gradients(model, images, target=None, baseline=None, steps=50, score="logits",
                          return_gap=False):
     """Integrated gradients (Sundararajan et al., 2017).
@@ -146,7 +162,7 @@ def integrated_gradients(model, images, target=None, baseline=None, steps=50, sc
 
     Parameters
     ----------
-    model, images, target, score
+    model, images, target, score, batch_size
         As in :func:`input_gradients`; the target is fixed on the image itself.
     baseline : None, float, array (H, W, C) or (N, H, W, C)
         The reference input x' (None: all zeros, a black image).

@@ -4,6 +4,7 @@ import numpy as np
 from glassnet.errors import message
 from glassnet.explain.backprop import (check_baseline, check_images, check_score, check_target, chunk_size,
                                        chunks, forward_pass, target_scores)
+from glassnet.explain.batching import in_batches
 from glassnet.layers.base import positive_pair
 
 
@@ -35,6 +36,7 @@ def corner_masks(corners, shape, window):
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
+@in_batches
 def occlusion(model, images, target=None, window=4, stride=None, baseline=0.0, score="logits"):
     """Occlusion map: drop in the target score when a window is replaced by ``baseline``.
 
@@ -57,6 +59,9 @@ def occlusion(model, images, target=None, window=4, stride=None, baseline=0.0, s
     baseline : float, array (H, W, C) or (N, H, W, C)
         What fills an occluded window (seed 000 used grey 0.5).
     score : {"logits", "probability"}
+    batch_size : int
+        Images per batch, each explained alone (default 128): the result does not depend on how
+        the images are split, as long as the splits are multiples of it (see :mod:`glassnet.explain.batching`).
 
     Returns
     -------

@@ -3,6 +3,7 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.base import Layer, check_initializer, check_number, initializer_config, register
+from glassnet.ops.normalization import batch_norm_backward, batch_norm_forward
 
 
 @register
@@ -44,46 +45,47 @@ class BatchNormalization(Layer):
         self.add_weight("moving_mean", C, self.initializers["moving_mean"], trainable=False)
         self.add_weight("moving_variance", C, self.initializers["moving_variance"], trainable=False)
 
+    def _vectors(self, dtype):
+        """gamma and beta, ones / zeros for a layer without them (``scale`` / ``center`` False)."""
+        C = self.non_trainable["moving_mean"].shape
+        gamma = self.params["gamma"] if self.scale else np.ones(C, dtype=dtype)
+        beta = self.params["beta"] if self.center else np.zeros(C, dtype=dtype)
+        return gamma, beta
+
+    def normalize(self, x, training=False, relu=False):
+        """:meth:`apply`, with a fused ``max(y, 0)`` when ``relu`` (the engine's BatchNormalization + ReLU
+        step, :class:`glassnet.engine.plan.BatchNormReLUStep`). While training, updates the moving
+        statistics (as Keras does)."""
+        self.ensure_built(x)
+        gamma, beta = self._vectors(x.dtype)
+        if not training:
+            moving = self.non_trainable
+            y, cache, _, _ = batch_norm_forward(x, gamma, beta, self.epsilon, moving["moving_mean"],
+                                                moving["moving_variance"], relu=relu)
+            return y, cache
+        y, cache, mean, var = batch_norm_forward(x, gamma, beta, self.epsilon, relu=relu)
+        count = x.size // x.shape[-1]
+        unbiased = var * (count / max(count - 1, 1))
+        for key, batch in (("moving_mean", mean), ("moving_variance", unbiased)):
+            moving = self.non_trainable[key]
+            moving *= self.momentum
+            moving += (1 - self.momentum) * batch
+        return y, cache
+
     def apply(self, x, training=False):
         """``(y, cache)``; while training, also updates the moving statistics (as Keras does)."""
-        self.ensure_built(x)
-        axes = tuple(range(x.ndim - 1))
-        if training:
-            mean = x.mean(axis=axes, dtype=x.dtype)
-            var = x.var(axis=axes, dtype=x.dtype)
-            count = x.size // x.shape[-1]
-            unbiased = var * (count / max(count - 1, 1))
-            for key, batch in (("moving_mean", mean), ("moving_variance", unbiased)):
-                moving = self.non_trainable[key]
-                moving *= self.momentum
-                moving += (1 - self.momentum) * batch
-        else:
-            mean, var = self.non_trainable["moving_mean"], self.non_trainable["moving_variance"]
-        inv_std = 1.0 / np.sqrt(var + self.dtype.type(self.epsilon))
-        x_hat = (x - mean) * inv_std
-        y = x_hat * self.params["gamma"] if self.scale else x_hat.copy()
-        if self.center:
-            y += self.params["beta"]
-        return y, (x_hat, inv_std, training)
+        return self.normalize(x, training)
 
     def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
-        axes = tuple(range(dy.ndim - 1))
-        x_hat, inv_std, training = cache
+        # the math is in glassnet.ops.normalization; a fused ReLU's gate (cache.output) reads ``rule``
+        gamma, _ = self._vectors(dy.dtype)
+        dx, dgamma, dbeta = batch_norm_backward(dy, cache, gamma, need_dx, need_grads, rule)
         grads = {}
         if need_grads and self.scale:
-            grads["gamma"] = (dy * x_hat).sum(axis=axes)
+            grads["gamma"] = dgamma
         if need_grads and self.center:
-            grads["beta"] = dy.sum(axis=axes)
-        if not need_dx:
-            return None, grads
-        dx_hat = dy * self.params["gamma"] if self.scale else dy
-        if not training:
-            return dx_hat * inv_std, grads
-        # d/dx of (x - mean) / std with batch statistics:
-        # dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
-        mean_dx_hat = dx_hat.mean(axis=axes, dtype=dy.dtype)
-        mean_dx_hat_x_hat = (dx_hat * x_hat).mean(axis=axes, dtype=dy.dtype)
-        return (dx_hat - mean_dx_hat - x_hat * mean_dx_hat_x_hat) * inv_std, grads
+            grads["beta"] = dbeta
+        return dx, grads
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,

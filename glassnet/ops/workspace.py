@@ -87,6 +87,38 @@ def recycled_empty(name, shape, dtype):
     return array
 
 
+#: :func:`recycled_array` keeps at most this many free-or-busy arrays per (kind, shape, dtype) ...
+RECYCLED_PER_SHAPE = 16
+
+#: ... and arrays of at most this many shapes per kind (a new shape drops the oldest one's arrays).
+RECYCLED_SHAPES = 4
+
+
+def recycled_array(kind, shape, dtype):
+    """``np.empty(shape, dtype)`` from this thread's arrays of ``kind`` and that shape: the first one that
+    nothing but this cache refers to (nor a view of it), else a fresh one, kept for later calls.
+
+    For the arrays of which a training step makes several at once and drops all by its end (the
+    normalizations' outputs and caches): glibc hands freed multi-MiB arrays back to the kernel, and
+    faulting them in again cost a 28x28x16 batch normalization of 128 images more than its arithmetic
+    (benchmarks/NOTES.md). An array the caller still holds is never handed out twice.
+    """
+    arrays, shape, dtype = _thread_pool().arrays, tuple(shape), np.dtype(dtype)
+    shapes = arrays.setdefault(("recycled_kind", kind), {})
+    slots = shapes.pop((shape, dtype.str), [])
+    shapes[(shape, dtype.str)] = slots                      # the most recent shape last
+    while len(shapes) > RECYCLED_SHAPES:
+        del shapes[next(iter(shapes))]
+    for array in slots:
+        # the references to a free array: the list, ``array`` here and getrefcount's own argument
+        if sys.getrefcount(array) <= 3:
+            return array
+    array = np.empty(shape, dtype=dtype)
+    if len(slots) < RECYCLED_PER_SHAPE:
+        slots.append(array)
+    return array
+
+
 def clear_workspace():
     """Free the scratch arrays kept between convolution calls (a few MiB per thread)."""
     for pool in list(_POOLS):

@@ -21,6 +21,7 @@ import numpy as np
 
 from glassnet.callbacks import Callback
 from glassnet.errors import describe, message
+from glassnet.validation import check_int
 
 _WHERE = "TensorBoard"
 
@@ -39,14 +40,12 @@ def _protos():
 
 
 def _check_frequency(value, name, allow_epoch=False):
-    if allow_epoch and value in ("epoch", "batch"):
+    if allow_epoch and isinstance(value, str):
+        if value not in ("epoch", "batch"):
+            raise ValueError(message(_WHERE, f"{name} as 'epoch', 'batch' or an int >= 1", repr(value)))
         return 1 if value == "batch" else value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        expected = "'epoch', 'batch' or an int >= 1" if allow_epoch else "an int >= 0 (0: never)"
-        raise ValueError(message(_WHERE, f"{name} as {expected}", repr(value)))
-    if allow_epoch and value == 0:
-        raise ValueError(message(_WHERE, f"{name} as 'epoch', 'batch' or an int >= 1", "0"))
-    return int(value)
+    return check_int(value, name, _WHERE, minimum=1 if allow_epoch else 0,
+                     fix="'epoch', 'batch' or a number of batches" if allow_epoch else "0 writes none")
 
 
 class _Writer:

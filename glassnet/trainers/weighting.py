@@ -70,34 +70,41 @@ class EpochTotals:
 
     Parameters
     ----------
-    metrics : list of glassnet.metrics.Metric
-        Unweighted: each batch counts with its size.
-    weighted_metrics : list of glassnet.metrics.Metric
-        Each sample counts with its weight (1 without weights).
+    metrics : list of (int, glassnet.metrics.Metric)
+        Unweighted, each with the index of the output it reads: each batch counts with its size.
+    weighted_metrics : list of (int, glassnet.metrics.Metric)
+        Each sample counts with its weight for that output (1 without weights).
     """
 
     def __init__(self, metrics, weighted_metrics=()):
         self.metrics, self.weighted_metrics = list(metrics), list(weighted_metrics)
-        size = 1 + len(self.metrics) + len(self.weighted_metrics)
-        self.sums, self.counts = [0.0] * size, [0.0] * size
+        self.sums, self.counts = [], []
         self.samples = 0
 
-    def add(self, loss, y_true, y_pred, weight=None):
-        """Add one batch; return its own values ``[loss, *metrics, *weighted_metrics]``."""
-        size = len(y_pred)
-        values = [loss] + [metric(y_true, y_pred) for metric in self.metrics]
-        for i, value in enumerate(values):
-            self.sums[i] += value * size
-            self.counts[i] += size
-        for metric in self.weighted_metrics:
-            per_sample = metric.per_sample(y_true, y_pred)
-            if weight is None:
+    def add(self, losses, y_true, y_pred, weights):
+        """Add one batch; return its own values ``[*losses, *metrics, *weighted_metrics]``.
+
+        ``losses`` are the batch's loss values (the total, then one per output for several outputs);
+        ``y_true``, ``y_pred`` and ``weights`` (arrays or None) are lists with one entry per output.
+        """
+        size = len(y_pred[0])
+        values = list(losses) + [metric(y_true[k], y_pred[k]) for k, metric in self.metrics]
+        counts = [float(size)] * len(values)
+        totals = [value * size for value in values]
+        for k, metric in self.weighted_metrics:
+            per_sample = metric.per_sample(y_true[k], y_pred[k])
+            if weights[k] is None:
                 total, count = float(per_sample.sum(dtype=np.float64)), float(size)
             else:
-                total, count = float(np.dot(per_sample, weight)), float(weight.sum())
-            self.sums[len(values)] += total
-            self.counts[len(values)] += count
+                total, count = float(np.dot(per_sample, weights[k])), float(weights[k].sum())
+            totals.append(total)
+            counts.append(count)
             values.append(total / count if count else 0.0)
+        if not self.sums:
+            self.sums, self.counts = [0.0] * len(values), [0.0] * len(values)
+        for i, (total, count) in enumerate(zip(totals, counts)):
+            self.sums[i] += total
+            self.counts[i] += count
         self.samples += size
         return values
 

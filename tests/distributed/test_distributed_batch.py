@@ -10,12 +10,6 @@ from glassnet import explain
 from glassnet import distributed as gd
 
 
-def chunked(function, x, size, **kwargs):
-    """The single-process reference: ``function`` on the same chunks, one BLAS thread as on a worker."""
-    with threadpool_limits(1):
-        return np.concatenate([function(x[i:i + size], **kwargs) for i in range(0, len(x), size)])
-
-
 def test_predict_equals_model_predict_bit_for_bit(client, model, images):
     got = gd.predict(model, images, client=client, chunk_size=40)       # rounded up to 64 = 2 batches of 32
     with threadpool_limits(1):
@@ -31,42 +25,81 @@ def test_evaluate_equals_model_evaluate_bit_for_bit(client, model, images):
     assert got == expected                                               # 100 = 3 x 32 + 4: a ragged last batch
 
 
-@pytest.mark.parametrize("method, kwargs", [("integrated_gradients", {"steps": 6}), ("grad_cam", {}),
-                                            ("saliency", {"modifier": "guided"}), ("occlusion", {"window": 7})])
-def test_explain_equals_the_method_on_the_same_chunks(client, model, images, method, kwargs):
-    x = images[:30]
-    got = gd.explain(model, x, method, client=client, chunk_size=8, **kwargs)
-    expected = chunked(lambda part, **kw: explain.METHODS[method](model, part, **kw), x, 8, **kwargs)
+#: A cheap configuration of every explanation method (keys: explain.METHODS).
+CHEAP = {"input_gradients": {}, "saliency": {"modifier": "guided"}, "guided_backprop": {},
+         "smooth_grad": {"samples": 3, "seed": 5}, "integrated_gradients": {"steps": 6, "baseline": 0.25},
+         "grad_cam": {}, "grad_cam_plus_plus": {"upsample": False}, "guided_grad_cam": {},
+         "cam": {}, "occlusion": {"window": 7, "target": 3}}
+
+
+@pytest.fixture(scope="module")
+def cam_model():
+    """CAM needs GlobalAveragePooling2D -> Dense at the top."""
+    import glassnet as gn
+    from glassnet import layers
+    return gn.Sequential([layers.Conv2D(6, 5, activation="relu", input_shape=(28, 28, 1)), layers.MaxPooling2D(2),
+                          layers.Conv2D(8, 3, activation="relu"), layers.GlobalAveragePooling2D(),
+                          layers.Dense(10, activation="softmax")], seed=2)
+
+
+def test_every_explain_method_is_covered():
+    assert set(CHEAP) == set(explain.METHODS)
+
+
+@pytest.mark.parametrize("method", sorted(CHEAP))
+def test_explain_equals_the_plain_call_bit_for_bit(client, model, cam_model, images, method):
+    """30 images in batches of 8, chunks of 16 (a ragged last chunk of 14, its last batch of 6): the
+    distributed maps are the single-process call's, bit for bit, with one BLAS thread as on a worker."""
+    net, x = (cam_model if method == "cam" else model), images[:30]
+    got = gd.explain(net, x, method, client=client, chunk_size=10, batch_size=8, **CHEAP[method])  # 10 -> 16
+    with threadpool_limits(1):
+        expected = explain.METHODS[method](net, x, batch_size=8, **CHEAP[method])
+    assert got.shape == expected.shape and got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_explain_with_the_default_batch_equals_the_plain_call(client, model, images):
+    x = np.concatenate([images, images[:40]])                            # 140 images: chunks of 128 and 12
+    got = gd.explain(model, x, "integrated_gradients", client=client, chunk_size=100, steps=3)
+    with threadpool_limits(1):
+        expected = explain.integrated_gradients(model, x, steps=3)
     assert np.array_equal(got, expected)
 
 
 def test_a_chunk_alone_or_inside_a_batch(client, model, images):
     """The result of a chunk does not depend on the chunks around it, the worker, or the order."""
     x = images[:24]
-    whole = gd.explain(model, x, "integrated_gradients", client=client, chunk_size=8, steps=5)
-    alone = gd.explain(model, x[8:16], "integrated_gradients", client=client, chunk_size=8, steps=5)
+    whole = gd.explain(model, x, "integrated_gradients", client=client, chunk_size=8, steps=5, batch_size=8)
+    alone = gd.explain(model, x[8:16], "integrated_gradients", client=client, chunk_size=8, steps=5, batch_size=8)
     assert np.array_equal(whole[8:16], alone)
 
 
-def test_per_image_targets_and_seeds_follow_the_chunks(client, model, images):
-    x, target = images[:20], np.arange(20) % 10
-    got = gd.explain(model, x, "smooth_grad", client=client, chunk_size=8, samples=3, seed=5, target=target)
-    seeds = gd.chunk_seeds(5, 3)
+def test_per_image_targets_baselines_and_seeds_follow_the_chunks(client, model, images):
+    x, target, baseline = images[:20], np.arange(20) % 10, images[20:40][::-1]
+    got = gd.explain(model, x, "smooth_grad", client=client, chunk_size=8, batch_size=4, samples=3, seed=5,
+                     target=target)
     with threadpool_limits(1):
-        expected = np.concatenate([explain.smooth_grad(model, x[i:i + 8], samples=3, seed=s, target=target[i:i + 8])
-                                   for i, s in zip(range(0, 20, 8), seeds)])
-    assert np.array_equal(got, expected)
-    again = gd.explain(model, x, "smooth_grad", client=client, chunk_size=8, samples=3, seed=5, target=target)
+        expected = explain.smooth_grad(model, x, samples=3, seed=5, target=target, batch_size=4)
+        # the image's own noise: the second chunk alone, given its images' seeds, in one process
+        part = explain.smooth_grad(model, x[8:16], samples=3, seed=explain.batching.image_seeds(5, 20)[8:16],
+                                   target=target[8:16], batch_size=4)
+    assert np.array_equal(got, expected) and np.array_equal(got[8:16], part)
+    again = gd.explain(model, x, "smooth_grad", client=client, chunk_size=8, batch_size=4, samples=3, seed=5,
+                       target=target)
     assert np.array_equal(got, again)
+    got = gd.explain(model, x, "integrated_gradients", client=client, chunk_size=8, batch_size=8, steps=4,
+                     baseline=baseline, target=target)
+    with threadpool_limits(1):
+        expected = explain.integrated_gradients(model, x, steps=4, baseline=baseline, target=target, batch_size=8)
+    assert np.array_equal(got, expected)
 
 
 def test_results_written_chunk_by_chunk_to_npy_and_zarr(client, model, images, tmp_path):
     x = images[:20]
-    in_memory = gd.explain(model, x, "grad_cam", client=client, chunk_size=6)
-    npy = gd.explain(model, x, "grad_cam", client=client, chunk_size=6, out=tmp_path / "maps.npy")
+    in_memory = gd.explain(model, x, "grad_cam", client=client, chunk_size=6, batch_size=6)
+    npy = gd.explain(model, x, "grad_cam", client=client, chunk_size=6, batch_size=6, out=tmp_path / "maps.npy")
     assert isinstance(npy, np.memmap) and np.array_equal(np.load(tmp_path / "maps.npy"), in_memory)
     assert sorted(os.listdir(tmp_path)) == ["maps.npy"]                  # the partial file was renamed
-    store = gd.explain(model, x, "grad_cam", client=client, chunk_size=6, out=str(tmp_path / "maps.zarr"))
+    store = gd.explain(model, x, "grad_cam", client=client, chunk_size=6, batch_size=6, out=str(tmp_path / "maps.zarr"))
     assert type(store).__module__.startswith("dask.array") and np.array_equal(store.compute(), in_memory)
 
 
@@ -108,6 +141,8 @@ def test_bad_arguments_are_refused(client, model, images, tmp_path):
         gd.explain(model, images, "no_such_method", client=client)
     with pytest.raises(TypeError, match="keyword arguments of explain.grad_cam"):
         gd.explain(model, images, "grad_cam", client=client, steps=3)
+    with pytest.raises(ValueError, match="batch_size as a positive int"):
+        gd.explain(model, images, "grad_cam", client=client, batch_size=0)
     with pytest.raises(ValueError, match=r"\.npy or \.zarr"):
         gd.predict(model, images, client=client, out=str(tmp_path / "maps.txt"))
     with pytest.raises(ValueError, match="one label per image"):
@@ -124,3 +159,9 @@ def test_progress_bar_and_callback(client, model, images):
     done = [count for count, _ in seen]
     steps = sorted(np.diff([0] + done))                                   # chunks arrive in any order
     assert [total for _, total in seen] == [100] * 4 and done[-1] == 100 and steps == [4, 32, 32, 32]
+
+
+def test_progress_true_shows_a_bar(client, model, images, capsys):
+    gd.predict(model, images, client=client, chunk_size=32, progress=True)
+    bar = capsys.readouterr().err
+    assert "predict" in bar and "100/100" in bar

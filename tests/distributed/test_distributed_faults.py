@@ -15,7 +15,22 @@ from glassnet import explain
 from glassnet.distributed import batch
 
 
-def test_a_worker_killed_mid_run_every_chunk_exactly_once(client, model, images, monkeypatch):
+def model_holders(live):
+    """Workers holding the job's model bytes (the key of batch._model_bytes's task)."""
+    return {worker for key, workers in live.who_has().items() if key.startswith("_model_bytes") for worker in workers}
+
+
+def kill_pids(live, workers):
+    """SIGKILL the processes of ``workers`` that are still there; returns the addresses killed."""
+    pids = live.run(os.getpid, workers=list(workers), on_error="ignore")
+    for pid in pids.values():
+        os.kill(pid, signal.SIGKILL)
+    return sorted(pids)
+
+
+def explain_with_kills(live, model, images, choose, monkeypatch):
+    """Integrated gradients on 48 images in 12 chunks; at each result until a kill happened,
+    ``choose(busy workers)`` names the workers to SIGKILL. Returns (maps, chunks written, killed)."""
     written, killed = [], []
     original = batch._Output.put
 
@@ -25,18 +40,37 @@ def test_a_worker_killed_mid_run_every_chunk_exactly_once(client, model, images,
     monkeypatch.setattr(batch._Output, "put", spy)
 
     def kill_while_busy(done, total):
-        # at the first result, SIGKILL a worker that is running a chunk right now
-        if not killed and any(client.processing().values()):
-            busy = [address for address, keys in client.processing().items() if keys]
-            pids = client.run(os.getpid, workers=busy[:1])
-            os.kill(next(iter(pids.values())), signal.SIGKILL)
-            killed.append(busy[0])
-    x = images[:48]
-    got = gd.explain(model, x, "integrated_gradients", client=client, chunk_size=4, steps=10, progress=kill_while_busy)
-    assert killed, "no worker was busy when the first chunk came back"
+        if killed or done == total:
+            return
+        # one snapshot: a worker running a chunk now (none busy: try again at the next result)
+        busy = [address for address, keys in live.processing().items() if keys]
+        if busy:
+            killed.extend(kill_pids(live, choose(busy)))
+    maps = gd.explain(model, images[:48], "integrated_gradients", client=live, chunk_size=4, batch_size=4, steps=10,
+                      progress=kill_while_busy)
+    return maps, written, killed
+
+
+def test_a_worker_killed_mid_run_every_chunk_exactly_once(client, model, images, monkeypatch):
+    def busy_model_holder_first(busy):
+        holders = model_holders(client)
+        return [next((worker for worker in busy if worker in holders), busy[0])]
+    got, written, killed = explain_with_kills(client, model, images, busy_model_holder_first, monkeypatch)
+    assert len(killed) == 1, "no worker was running a chunk at any result but the last"
     assert sorted(written) == list(range(12))                           # every chunk, each once
     with threadpool_limits(1):
-        expected = np.concatenate([explain.integrated_gradients(model, x[i:i + 4], steps=10) for i in range(0, 48, 4)])
+        expected = explain.integrated_gradients(model, images[:48], steps=10, batch_size=4)
+    assert np.array_equal(got, expected)
+
+
+def test_the_job_survives_losing_every_copy_of_the_model_bytes(client, model, images, monkeypatch):
+    """Dask's memory manager keeps one replica of data no waiting task needs: were the model bytes
+    scattered data, killing the workers that hold them would cancel every chunk still to run."""
+    client.wait_for_workers(2, timeout=120)
+    got, written, killed = explain_with_kills(client, model, images, lambda busy: model_holders(client), monkeypatch)
+    assert killed and sorted(written) == list(range(12))
+    with threadpool_limits(1):
+        expected = explain.integrated_gradients(model, images[:48], steps=10, batch_size=4)
     assert np.array_equal(got, expected)
 
 

@@ -111,14 +111,23 @@ def test_smooth_grad_is_reproducible_and_averages_noisy_gradients():
     a = explain.smooth_grad(model, x, samples=4, noise=0.2, seed=7)
     b = explain.smooth_grad(model, x, samples=4, noise=0.2, seed=7)
     np.testing.assert_array_equal(a, b)
-    # the same mean, computed by hand from the same noise stream (sigma = 0.2 * value range)
-    rng = np.random.default_rng(7)
+    # the same mean, computed by hand from each image's own noise stream (sigma = 0.2 * value range)
+    seeds = explain.batching.image_seeds(7, 2)
     target = model.predict(x).argmax(axis=1)
     sigma = 0.2 * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))
-    noisy = x[:, None] + rng.standard_normal((2, 4, 8, 8, 2)).astype("float32") * sigma[:, None, None, None, None]
+    draws = np.stack([np.random.default_rng(seed).standard_normal((4, 8, 8, 2)) for seed in seeds])
+    noisy = x[:, None] + draws.astype("float32") * sigma[:, None, None, None, None]
     by_hand = [explain.input_gradients(model, noisy[n], target=target[n]).mean(axis=0) for n in range(2)]
     np.testing.assert_allclose(a, np.stack(by_hand), rtol=1e-5, atol=1e-7)
     assert not np.allclose(a, explain.smooth_grad(model, x, samples=4, noise=0.2, seed=8))
+    # an image's noise is its own: the second image alone, given its seed, gets the same map
+    np.testing.assert_array_equal(explain.smooth_grad(model, x[1:], samples=4, noise=0.2, seed=seeds[1:]), a[1:])
+    # a Generator is drawn from in image order, batch after batch
+    from_generator = explain.smooth_grad(model, x, samples=4, noise=0.2, seed=np.random.default_rng(7), batch_size=1)
+    rng = np.random.default_rng(7)
+    draws = rng.standard_normal((2, 4, 8, 8, 2)).astype("float32") * sigma[:, None, None, None, None]
+    by_hand = [explain.input_gradients(model, x[n] + draws[n], target=target[n]).mean(axis=0) for n in range(2)]
+    np.testing.assert_allclose(from_generator, np.stack(by_hand), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("baseline", [None, 0.5, "image"])

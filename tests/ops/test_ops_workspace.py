@@ -52,3 +52,22 @@ def test_column_sums_equal_the_sums_over_rows_whatever_length_came_before():
     transposed = rng.standard_normal((4, 30)).astype(np.float32).T  # a transposed view, as the window method passes
     np.testing.assert_allclose(workspace.column_sums(transposed, np.float64), transposed.sum(axis=0), rtol=1e-6)
     assert workspace.column_sums(transposed, np.float64).dtype == np.float64
+
+
+def test_recycled_arrays_are_reused_only_once_nothing_refers_to_them(monkeypatch):
+    first = workspace.recycled_array("test_kind", (3, 4), np.float32)
+    first_id = id(first)
+    held = workspace.recycled_array("test_kind", (3, 4), np.float32)
+    assert held is not first                                      # both busy: two arrays
+    del first
+    again = workspace.recycled_array("test_kind", (3, 4), np.float32)
+    assert id(again) == first_id and again.shape == (3, 4) and again.dtype == np.float32
+    view = again.reshape(12)
+    del again
+    assert workspace.recycled_array("test_kind", (3, 4), np.float32) is not view.base      # a view keeps it busy
+    assert id(view.base) == first_id
+    assert workspace.recycled_array("test_kind", (3, 4), np.float64).dtype == np.float64
+    monkeypatch.setattr(workspace, "RECYCLED_SHAPES", 2)
+    for n in range(5):
+        workspace.recycled_array("test_kind", (n + 1,), np.float32)
+    assert len(workspace._thread_pool().arrays[("recycled_kind", "test_kind")]) == 2

@@ -64,3 +64,12 @@ def test_bad_arguments_say_what_to_pass(tmp_path):
         gn.callbacks.TensorBoard(tmp_path, update_freq=0)
     with pytest.raises(ValueError, match="write_images"):
         gn.callbacks.TensorBoard(tmp_path, write_images=True)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(update_freq="2"), ValueError), (dict(update_freq=1.5), TypeError), (dict(update_freq=-1), ValueError),
+    (dict(histogram_freq="1"), TypeError), (dict(histogram_freq=-1), ValueError),
+])
+def test_frequencies_a_wrong_type_or_value(tmp_path, kwargs, error):
+    with pytest.raises(error, match=next(iter(kwargs))):
+        gn.callbacks.TensorBoard(tmp_path, **kwargs)

@@ -102,16 +102,18 @@ class ConvPoolStep(LayerStep):
 
     ``record``: note the pooling's winners in inference mode too (an explanation's plan: its
     backward pass follows a forward pass that is not training); training always notes them.
+    ``windows``: whether the one-row-per-pooling-window strategy may run (an explanation's plan
+    leaves it out, so an image's map has the same bits whatever batch it comes in).
     """
 
     gates_input = True
 
-    def __init__(self, conv_node, pool_node, record=False):
+    def __init__(self, conv_node, pool_node, record=False, windows=True):
         self.nodes = (conv_node, pool_node)
         self.layer, self.pool = conv_node.layer, pool_node.layer
         self.inputs, self.outputs = conv_node.inputs, (pool_node.output,)
         self.logits, self.merges = False, False
-        self.record = record
+        self.record, self.windows = record, windows
         self._split = (ConvStep(conv_node), LayerStep(pool_node))
 
     def apply(self, xs, training):
@@ -119,14 +121,14 @@ class ConvPoolStep(LayerStep):
         conv, x = self.layer, xs[0]
         conv.ensure_built(x)
         pads = conv._pads(x.shape[1:3])
-        if not conv_pool.fusable(x, conv.params["kernel"], conv.strides, pads, self.pool.pool_size):
+        if not conv_pool.fusable(x, conv.params["kernel"], conv.strides, pads, self.pool.pool_size, self.windows):
             (z,), conv_cache = self._split[0].apply(xs, training)
             ys, pool_cache = self._split[1].apply((z,), training)
             return ys, (conv_cache, pool_cache)
         y, cache = conv2d_maxpool_forward(x, conv.params["kernel"], conv.params.get("bias"), conv.strides, pads,
                                           self.pool.pool_size, relu=conv.activation == "relu",
                                           record_winners=training or self.record,
-                                          keep=conv._kept_matrices if training else None)
+                                          keep=conv._kept_matrices if training else None, windows=self.windows)
         return (y,), cache
 
     def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
@@ -291,7 +293,7 @@ def make_plan(graph, logits=False, fuse=False, exposed=None, rule="vanilla"):
             pool_index = _pool_reader(view, node, readers, i in logit_nodes) if fuse else None
             if pool_index is not None:
                 fused_away.add(pool_index)
-                steps.append(ConvPoolStep(node, nodes[pool_index], node.inputs[0] in recorded))
+                steps.append(ConvPoolStep(node, nodes[pool_index], node.inputs[0] in recorded, exposed is None))
                 continue
             steps.append(ConvStep(node, i in logit_nodes))
             continue

@@ -45,7 +45,7 @@ METHODS = [
 ]
 
 
-@pytest.mark.parametrize("windows", [True, False], ids=["pool_windows", "pooled_blocks"])
+@pytest.mark.parametrize("windows", [True, False], ids=["few_filters", "many_filters"])
 @pytest.mark.parametrize("method, kwargs", METHODS, ids=lambda v: getattr(v, "__name__", repr(v)))
 def test_fused_plan_gives_the_unfused_maps(monkeypatch, method, kwargs, windows):
     model = pooled_net(windows=windows)
@@ -74,6 +74,8 @@ def test_the_explanation_plan_fuses_only_what_it_may():
                         if isinstance(s, ConvPoolStep))
     predict_step = next(s for s in model.plan(True, fuse=True).steps if isinstance(s, ConvPoolStep))
     assert explain_step.record and not predict_step.record
+    # an image's explanation has the same bits in any batch: no products over a block's pooling windows
+    assert not explain_step.windows and predict_step.windows
     # Grad-CAM on the pooled output's reader: its backward pass stops above the pair, which records nothing
     cam_step = next(s for s in backprop._scores_plan(model, True, exposed=[model.layer_slot(3)]).steps
                     if isinstance(s, ConvPoolStep))

@@ -135,18 +135,19 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     return (unpadded(dxp, pads=cache.pads) if need_dx else None), dkernel, dbias
 
 
-def _conv_pool_plan(x_shape, x_dtype, kernel, stride, pads, pool_size):
+def _conv_pool_plan(x_shape, x_dtype, kernel, stride, pads, pool_size, windows=True):
     return planning.conv_pool_plan(padded_shape(x_shape, pads), x_dtype, kernel.shape, stride, pool_size,
-                                   np.result_type(x_dtype, kernel))
+                                   np.result_type(x_dtype, kernel), windows)
 
 
-def conv2d_maxpool_fusable(x, kernel, stride, pads, pool_size):
+def conv2d_maxpool_fusable(x, kernel, stride, pads, pool_size, windows=True):
     """Whether :func:`conv2d_maxpool_forward` applies to ``x``: blocks of whole images (an image
     small enough for a block) and at least one pooling window along each side."""
-    return _conv_pool_plan(x.shape, x.dtype, kernel, stride, pads, pool_size) is not None
+    return _conv_pool_plan(x.shape, x.dtype, kernel, stride, pads, pool_size, windows) is not None
 
 
-def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, record_winners=True, keep=None):
+def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, record_winners=True, keep=None,
+                           windows=True):
     """``max_pool(relu(conv(x)))`` (or ``max_pool(conv(x))``) with stride == pool size, without the
     convolution's full output.
 
@@ -163,6 +164,9 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
         Note each window's winner for the backward pass (inference leaves it out).
     keep : dict, optional
         Storage for the block matrices (see :func:`conv2d_forward`); only with ``record_winners``.
+    windows : bool
+        Allow the one-row-per-pooling-window strategy (explanations pass False: see
+        :func:`glassnet.ops.conv.plan.conv_pool_plan`).
 
     Returns
     -------
@@ -175,7 +179,7 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
     ValueError
         Where the pair cannot run fused (see :func:`conv2d_maxpool_fusable`).
     """
-    plan = _conv_pool_plan(x.shape, x.dtype, kernel, stride, pads, pool_size)
+    plan = _conv_pool_plan(x.shape, x.dtype, kernel, stride, pads, pool_size, windows)
     if plan is None:
         raise ValueError(message("conv2d_maxpool_forward", "a convolution and pooling that can run fused",
                                  f"input {x.shape}, kernel {kernel.shape}, pool_size {tuple(pool_size)}",

@@ -190,6 +190,17 @@ class _Progress:
             self.bar.close()
 
 
+def _hold(client, payload):
+    """The future of the task holding ``payload`` (see :func:`run_job`). Its bytes go in the task
+    graph on purpose, once per job: Dask's warning about a large graph is raised past their size."""
+    import dask
+    from dask.utils import parse_bytes
+    setting = "distributed.admin.large-graph-warning-threshold"
+    threshold = max(parse_bytes(dask.config.get(setting)), 2 * len(payload[1]))
+    with dask.config.set({setting: threshold}):
+        return client.submit(_model_bytes, payload, pure=False)
+
+
 def _submit(client, model_future, job, chunk, parts):
     # A dask array slice becomes a future of its own computation, which the scheduler can redo
     # if its worker dies; arrays and file parts travel inside the task, so a rerun has them too.
@@ -217,7 +228,7 @@ def run_job(client, payload, job, chunks, parts_of, on_result, progress=False, d
     # and scattered data lost with its last worker cannot be recovered (its dependents are cancelled).
     # A task's spec stays on the scheduler: lost, it is computed again elsewhere. Each worker gets the
     # bytes once from a peer and keeps the loaded model (shipping.worker_model).
-    model_future = client.submit(_model_bytes, payload, pure=False)
+    model_future = _hold(client, payload)
     window = 2 * worker_threads(client)
     queue = iter(chunks)
     running = distributed.as_completed()

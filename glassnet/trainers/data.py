@@ -96,10 +96,11 @@ def validation_arrays(model, validation_data, steps=None):
     where = f"{type(model).__name__}.fit(validation_data=...)"
     if is_batch_stream(validation_data):
         return StreamSource(model, validation_data, steps, where).arrays()
-    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-        raise ValueError(message(where, "a pair (x_val, y_val) or a triple (x_val, y_val, val_sample_weight)",
-                                 describe(validation_data) if not isinstance(validation_data, (tuple, list))
-                                 else f"a sequence of {len(validation_data)} items"))
+    expected = "a pair (x_val, y_val) or a triple (x_val, y_val, val_sample_weight)"
+    if not isinstance(validation_data, (tuple, list)):
+        raise TypeError(message(where, expected, describe(validation_data)))
+    if len(validation_data) not in (2, 3):
+        raise ValueError(message(where, expected, f"a sequence of {len(validation_data)} items"))
     inputs = model.check_inputs(validation_data[0], where)
     targets = check_targets(model, validation_data[1], len(inputs[0]), where)
     weights = validation_data[2] if len(validation_data) == 3 else None

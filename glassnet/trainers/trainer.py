@@ -22,7 +22,7 @@ import numpy as np
 from glassnet import activations
 from glassnet.engine import backprop, run
 from glassnet.engine.plan import head_kind
-from glassnet.errors import message
+from glassnet.errors import describe, message
 from glassnet.ops.parallel import held_blas
 from glassnet.trainers import data, numerics
 from glassnet.trainers.weighting import EpochTotals, class_weight_table
@@ -312,6 +312,9 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose="auto", validati
     shuffle = check_flag(shuffle, "shuffle", where)
     check_numerics = check_flag(check_numerics, "check_numerics", where)
     validates = check_validation_freq(validation_freq, where)
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise TypeError(message(where, "callbacks as a list of Callback instances", describe(callbacks),
+                                "E.g. callbacks=[gn.callbacks.EarlyStopping(patience=2)]."))
 
     source = data.batch_source(model, x, y, batch_size, shuffle, steps_per_epoch, where, sample_weight)
     validation = _validation(model, source, validation_data, validation_split, validation_steps, where)

@@ -165,3 +165,10 @@ def test_progress_true_shows_a_bar(client, model, images, capsys):
     gd.predict(model, images, client=client, chunk_size=32, progress=True)
     bar = capsys.readouterr().err
     assert "predict" in bar and "100/100" in bar
+
+
+def test_the_model_bytes_in_the_task_graph_raise_no_large_graph_warning(client, model, images, recwarn):
+    import dask
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "100kB"}):   # LeNet-5's file: 250 kB
+        gd.predict(model, images[:8], client=client, chunk_size=8, batch_size=8)
+    assert not [warning for warning in recwarn if "large graph" in str(warning.message)]

@@ -190,16 +190,18 @@ class Model:
     def input_slots(self):
         return self._graph().inputs
 
-    def plan(self, logits=False, fuse=False):
+    def plan(self, logits=False, fuse=False, exposed=None, rule="vanilla"):
         """The execution plan (:func:`glassnet.engine.make_plan`) of this model, made once per kind.
 
         ``logits=True`` stops at the logits; ``fuse=True`` runs Conv2D + MaxPooling2D pairs as one
-        fused step (training and ``predict``); explanations use the unfused view.
+        fused step (training, ``predict``, explanations). An explanation passes the slots it reads
+        (``exposed``: no fusion hides them) and its ReLU ``rule``.
         """
-        key = (bool(logits), bool(fuse), len(self._layers))
+        exposed = None if exposed is None else frozenset(exposed)
+        key = (bool(logits), bool(fuse), len(self._layers), exposed, None if exposed is None else rule)
         plan = self._plans.get(key)
         if plan is None:
-            plan = make_plan(self._graph(), logits=logits, fuse=fuse)
+            plan = make_plan(self._graph(), logits=logits, fuse=fuse, exposed=exposed, rule=rule)
             self._plans[key] = plan       # one dict store: threads racing here build equal plans
         return plan
 

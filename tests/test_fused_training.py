@@ -117,16 +117,24 @@ def test_predict_and_evaluate_fuse_without_winners_and_match_the_layers(fused_ca
     assert loss == pytest.approx(float(model.loss(y, model.forward(x))), rel=1e-12)
 
 
-def test_explanations_never_fuse_and_work_after_training(fused_calls):
+def test_explanations_fuse_unless_they_read_the_pair_inside_and_work_after_training(monkeypatch, fused_calls):
     x, y = _images()
     model = _net()
     model.compile("adam", "sparse_categorical_crossentropy")
     model.train_on_batch(x, y)
     del fused_calls[:]
     saliency = explain.saliency(model, x[:2])
+    # an explanation's forward pass is not training, but its backward pass needs the winners
+    assert [call[:2] for call in fused_calls] == [(model.layers[1].name, True)]
+    del fused_calls[:]
     cam = explain.grad_cam(model, x[:2], layer=model.layers[1].name)
-    assert fused_calls == []
+    assert fused_calls == []             # Grad-CAM reads the convolution's own output: the pair runs unfused
     assert saliency.shape == (2, 9, 9) and np.isfinite(saliency).all() and cam.shape[0] == 2
+    _no_fusion(monkeypatch)
+    model._plans.clear()                 # plans are made once per kind: make them again, unfused
+    del fused_calls[:]
+    np.testing.assert_allclose(saliency, explain.saliency(model, x[:2]), rtol=1e-12)
+    assert fused_calls == []
 
 
 def test_backward_cannot_stop_inside_a_fused_pair():
@@ -212,10 +220,31 @@ def test_the_gradient_returned_at_a_stop_is_never_gated(gate_calls):
     assert (expected[model.layers[0].forward(x) == 0] != 0).any()     # ungated: the gate would change it
 
 
-def test_no_gate_moves_under_an_explanation_rule(gate_calls):
-    x, _ = _images(2)
-    model = _gate_net(pool=False)
+def _rule_input_gradient(model, x, seed, rule):
     plan = model.plan(fuse=True)
-    tape = run(plan, [x], training=True)
-    backprop(tape, {plan.outputs[0]: np.ones_like(tape.values[plan.outputs[0]])}, rule="guided")
-    assert len(gate_calls) == 2 and all(options == {} for _, options in gate_calls)
+    tape = run(plan, [x])
+    return backprop(tape, {plan.outputs[0]: seed}, rule=rule, wrt=[0], need_grads=False).slots[0]
+
+
+@pytest.mark.parametrize("row_blocks", [False, True], ids=["image_blocks", "row_blocks"])
+@pytest.mark.parametrize("upper_strides", [1, 2])
+@pytest.mark.parametrize("rule", ["guided", "rectified"])
+def test_a_gate_moves_under_an_explanation_rule_too(monkeypatch, gate_calls, rule, upper_strides, row_blocks):
+    """The upper convolution applies the lower one's ReLU under the call's rule: the same input gradient
+    as each layer on its own, also where row blocks of one image overlap (the rule then runs after the
+    blocks: it needs the complete gradient's sign)."""
+    x, _ = _images(2)
+    model = _gate_net(upper_strides=upper_strides, pool=False)
+    seed = np.random.default_rng(3).standard_normal((2, 3))
+    if row_blocks:
+        monkeypatch.setattr("glassnet.ops.conv.plan.BLOCK_BYTES", 4000)     # two output rows of the upper layer a block
+    moved = _rule_input_gradient(model, x, seed, rule)
+    assert gate_calls == [(model.layers[1].name, {"gate_input": True}), (model.layers[0].name, {"gated": True})]
+    with pytest.MonkeyPatch.context() as patch:
+        for step in (planning.ConvStep, planning.ConvPoolStep):
+            patch.setattr(step, "gates_input", False)          # plans made now move no gate
+        model._plans.clear()
+        separate = _rule_input_gradient(model, x, seed, rule)
+    model._plans.clear()
+    np.testing.assert_allclose(moved, separate, rtol=1e-12, atol=1e-14)
+    assert np.abs(moved - _rule_input_gradient(model, x, seed, "vanilla")).max() > 1e-3     # the rule matters

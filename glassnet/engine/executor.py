@@ -135,7 +135,8 @@ def backprop(tape, seeds, rule="vanilla", wrt=(), stop=(), need_grads=True, obse
             continue
         need_dx = tuple(slot in wanted for slot in step.inputs)
         below = plan.gates_below.get(index)
-        gate_input = (rule == "vanilla" and below in active and step.inputs[0] not in wrt)
+        # the ReLU below, under the call's rule, applied by this step while its input gradient is in cache
+        gate_input = rule if below in active and step.inputs[0] not in wrt else False
         if gate_input:
             gated.add(below)
         cache = tape.caches[index]

@@ -6,16 +6,17 @@ The speed tricks are steps chosen here, never switches in the layers:
 
 - :class:`ConvPoolStep`: a Conv2D (ReLU or no activation) whose only reader is a tiling
   MaxPooling2D runs as one fused pass (:func:`glassnet.ops.conv2d_maxpool_forward`) without the
-  convolution's full output (``fuse=True``: training and ``predict``; explanations plan the unfused
-  view, where every layer's output exists).
+  convolution's full output (``fuse=True``: training, ``predict`` and the explanations; an
+  explanation's plan names the slots it reads, ``exposed``, and no fusion hides one of them).
 - :class:`BatchNormReLUStep` and :class:`AddReLUStep`: a BatchNormalization or an Add whose only reader is a
   plain ReLU (no slope, no cap; ``fuse=True`` only) applies ``max(y, 0)`` in its own last pass and gates the
   gradient on the way in (by ``y > 0``, under the call's rule): no ReLU output or gradient array of its own.
 - ReLU gates moved between convolutions: when a convolution (or a fused pair) reads the output of a
-  Conv2D with a fused ReLU and nothing else reads it, the upper step may multiply its input gradient
-  by ``x > 0`` while each block is in cache (``gate_input``) and the lower one then takes its output
-  gradient as gated (``output_gated``). The executor decides per call: only under the vanilla rule,
-  and never for a tensor whose gradient the caller asked for.
+  Conv2D with a fused ReLU and nothing else reads it, the upper step may apply that ReLU's backward
+  pass to its input gradient while each block is in cache (``gate_input``: False, or the call's ReLU
+  rule, so a guided or rectified explanation gates there too) and the lower one then takes its
+  output gradient as gated (``output_gated``). The executor decides per call: never for a tensor
+  whose gradient the caller asked for.
 - ``logits=True``: the graph's outputs stop before a final softmax (a Softmax / Activation("softmax")
   node is left out, a fused softmax or sigmoid runs with ``logits=True``), which is what the fused
   losses and the explanations work on.
@@ -26,6 +27,7 @@ import numpy as np
 
 from glassnet.activations import relu_gate
 from glassnet.engine.graph import Graph, Node
+from glassnet.errors import message
 
 #: final activations that ``logits=True`` leaves out when they are fused in a layer
 LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
@@ -96,15 +98,22 @@ class ConvStep(LayerStep):
 
 class ConvPoolStep(LayerStep):
     """A Conv2D and the MaxPooling2D that alone reads it, as one fused pass when the batch allows
-    (:func:`glassnet.ops.conv_pool.fusable`), else the two calls one after the other."""
+    (:func:`glassnet.ops.conv_pool.fusable`), else the two calls one after the other.
+
+    ``record``: note the pooling's winners in inference mode too (an explanation's plan: its
+    backward pass follows a forward pass that is not training); training always notes them.
+    ``windows``: whether the one-row-per-pooling-window strategy may run (an explanation's plan
+    leaves it out, so an image's map has the same bits whatever batch it comes in).
+    """
 
     gates_input = True
 
-    def __init__(self, conv_node, pool_node):
+    def __init__(self, conv_node, pool_node, record=False, windows=True):
         self.nodes = (conv_node, pool_node)
         self.layer, self.pool = conv_node.layer, pool_node.layer
         self.inputs, self.outputs = conv_node.inputs, (pool_node.output,)
         self.logits, self.merges = False, False
+        self.record, self.windows = record, windows
         self._split = (ConvStep(conv_node), LayerStep(pool_node))
 
     def apply(self, xs, training):
@@ -112,13 +121,14 @@ class ConvPoolStep(LayerStep):
         conv, x = self.layer, xs[0]
         conv.ensure_built(x)
         pads = conv._pads(x.shape[1:3])
-        if not conv_pool.fusable(x, conv.params["kernel"], conv.strides, pads, self.pool.pool_size):
+        if not conv_pool.fusable(x, conv.params["kernel"], conv.strides, pads, self.pool.pool_size, self.windows):
             (z,), conv_cache = self._split[0].apply(xs, training)
             ys, pool_cache = self._split[1].apply((z,), training)
             return ys, (conv_cache, pool_cache)
         y, cache = conv2d_maxpool_forward(x, conv.params["kernel"], conv.params.get("bias"), conv.strides, pads,
                                           self.pool.pool_size, relu=conv.activation == "relu",
-                                          record_winners=training, keep=conv._kept_matrices if training else None)
+                                          record_winners=training or self.record,
+                                          keep=conv._kept_matrices if training else None, windows=self.windows)
         return (y,), cache
 
     def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
@@ -127,10 +137,28 @@ class ConvPoolStep(LayerStep):
             conv_cache, pool_cache = cache
             (dz,), _ = self._split[1].vjp(pool_cache, dys, rule, (True,), False)
             return self._split[0].vjp(conv_cache, (dz,), rule, need_dx, need_grads, gate_input)
-        conv = self.layer
-        dx, dkernel, dbias = conv2d_maxpool_backward(dys[0], cache, conv.params["kernel"], need_dx=need_dx[0],
-                                                     need_bias=conv.use_bias and need_grads, gate_input=gate_input)
+        conv, dy = self.layer, dys[0]
+        if cache.relu and rule != "vanilla":
+            dy, cache = self._rule_at_winners(cache, dy, rule)
+        dx, dkernel, dbias = conv2d_maxpool_backward(dy, cache, conv.params["kernel"], need_dx=need_dx[0],
+                                                     need_bias=conv.use_bias and need_grads, gate_input=gate_input,
+                                                     need_kernel=need_grads)
         return (dx,), {conv: conv.grads_dict(dkernel, dbias) if need_grads else {}, self.pool: {}}
+
+    def _rule_at_winners(self, cache, dy, rule):
+        """The ReLU's backward ``rule`` applied to the pooled gradient, and the cache without its ReLU.
+
+        Only a window's winner gets a gradient and its ReLU output is the pooled value ``y``, so the
+        guided rule ``g [y > 0] [g > 0]`` at the winners is that rule on the pooled gradient. The
+        rectified rule ``max(g, 0)`` does not look at ``y``: where a window's outputs are all <= 0 the
+        unfused pooling routes to the window's first pixel, the fused one to the largest
+        pre-activation, so an explanation plans it unfused (:func:`make_plan` with ``rule``).
+        """
+        if rule == "rectified":
+            raise ValueError(message(repr(self), "the vanilla or guided ReLU rule for a fused convolution and "
+                                     "pooling", "rule 'rectified'", "Plan with make_plan(..., rule='rectified'), "
+                                     "which leaves the pair unfused."))
+        return self.layer._deactivate(cache.y, dy, rule), cache._replace(relu=False)
 
 
 class _ThenReLUStep(LayerStep):
@@ -228,7 +256,7 @@ def _logits_view(graph):
     return [nodes[i] for i in kept], tuple(outputs), {kept.index(i) for i in logit_nodes if i in kept}
 
 
-def make_plan(graph, logits=False, fuse=False):
+def make_plan(graph, logits=False, fuse=False, exposed=None, rule="vanilla"):
     """Plan ``graph`` (a :class:`~glassnet.engine.graph.Graph`).
 
     Parameters
@@ -236,14 +264,26 @@ def make_plan(graph, logits=False, fuse=False):
     logits : bool
         Outputs stop before the final softmax / sigmoid (see the module notes).
     fuse : bool
-        Run Conv2D + MaxPooling2D pairs as fused steps (training and ``predict``).
+        Run Conv2D + MaxPooling2D pairs as fused steps (training, ``predict``, explanations).
+    exposed : collection of int, optional
+        An explanation's plan (forward in inference mode, then backward): the slots it captures or
+        differentiates, which no fusion may hide; its fused steps keep what their backward pass
+        needs outside training too. None: a training / inference plan.
+    rule : {"vanilla", "guided", "rectified"}
+        The ReLU rule of an explanation's backward pass: "rectified" does not fuse a ReLU
+        convolution with its pooling (:meth:`ConvPoolStep._rule_at_winners`).
     """
     from glassnet.layers import Conv2D
     if logits:
         nodes, outputs, logit_nodes = _logits_view(graph)
     else:
         nodes, outputs, logit_nodes = list(graph.nodes), tuple(graph.outputs), set()
-    view = Graph(tuple(nodes), graph.inputs, outputs)
+    # an explanation's backward pass runs through the steps whose input depends on a slot it reads:
+    # only those keep what their backward pass needs (Grad-CAM stops above them all)
+    recorded = _downstream(nodes, exposed) if exposed is not None else set()
+    fuse = fuse and rule != "rectified"
+    # the fusion decisions treat the exposed slots as outputs: a fused pair never hides one
+    view = Graph(tuple(nodes), graph.inputs, outputs + tuple(sorted(set(exposed or ()) - set(outputs))))
     readers = view.consumers()
     steps, fused_away = [], set()
     for i, node in enumerate(nodes):
@@ -253,7 +293,7 @@ def make_plan(graph, logits=False, fuse=False):
             pool_index = _pool_reader(view, node, readers, i in logit_nodes) if fuse else None
             if pool_index is not None:
                 fused_away.add(pool_index)
-                steps.append(ConvPoolStep(node, nodes[pool_index]))
+                steps.append(ConvPoolStep(node, nodes[pool_index], node.inputs[0] in recorded, exposed is None))
                 continue
             steps.append(ConvStep(node, i in logit_nodes))
             continue
@@ -272,6 +312,15 @@ def make_plan(graph, logits=False, fuse=False):
                 and step.inputs[0] not in outputs):
             gates_below[i] = below
     return Plan(tuple(steps), tuple(graph.inputs), outputs, producer, readers, gates_below)
+
+
+def _downstream(nodes, slots):
+    """The slots ``slots`` and every slot computed from one of them (``nodes`` in topological order)."""
+    reached = set(slots)
+    for node in nodes:
+        if any(slot in reached for slot in node.inputs):
+            reached.add(node.output)
+    return reached
 
 
 def _plain_relu(layer):

@@ -24,6 +24,7 @@ from glassnet import engine
 from glassnet.errors import describe, message
 from glassnet.layers.base import Layer
 from glassnet.validation import check_name_choice
+from glassnet.ops.parallel import held_blas
 
 #: Bytes of temporaries one chunk of an explanation may use (forward caches plus backward buffers).
 MEMORY_BUDGET = 256 * 2 ** 20
@@ -169,9 +170,12 @@ def chunks(n, size):
 
 
 # -- forward / backward ----------------------------------------------------------------------
-def _scores_plan(model, logits):
-    """The unfused execution plan whose output is the class scores (logits or probabilities)."""
-    return model.plan(logits=logits, fuse=False)
+def _scores_plan(model, logits, exposed=None, rule="vanilla"):
+    """The execution plan whose output is the class scores (logits or probabilities), with the fused
+    steps training and ``predict`` run. ``exposed``: the slots an explanation reads (captures and
+    the input; None for a forward pass alone): the plan keeps each of them as a tensor and runs
+    the backward pass under ``rule``."""
+    return model.plan(logits=logits, fuse=True, exposed=exposed, rule=rule)
 
 
 def forward_pass(model, x, logits=True, capture=None):
@@ -183,9 +187,10 @@ def forward_pass(model, x, logits=True, capture=None):
     activation : ndarray or None
         Output of layer ``capture``, shape ``layer.output_shape``.
     """
-    plan = _scores_plan(model, logits)
     slots = [] if capture is None else [model.layer_slot(capture)]
-    tape = engine.run(plan, [x], keep=False, capture=slots)
+    plan = _scores_plan(model, logits, exposed=slots if slots else None)
+    with held_blas():
+        tape = engine.run(plan, [x], keep=False, capture=slots)
     return tape.values[plan.outputs[0]], (tape.values[slots[0]] if slots else None)
 
 
@@ -195,18 +200,20 @@ def forward_to(model, x, index):
 
     Returns (output, tape, slot of the output).
     """
-    plan = _scores_plan(model, True)
     slot = model.layer_slot(index)
+    plan = _scores_plan(model, True, exposed=[slot, model.input_slots[0]])
     if slot not in plan.producer:              # the separate final softmax: its input, the logits
         slot = plan.outputs[0]
-    tape = engine.run(plan, [x], targets=[slot])
+    with held_blas():
+        tape = engine.run(plan, [x], targets=[slot])
     return tape.values[slot], tape, slot
 
 
 def backward_from(model, tape, slot, dy):
     """dL/dx from dL/d(tensor ``slot``) of a :func:`forward_to` pass (vanilla rule, no weight gradients)."""
     source = model.input_slots[0]
-    return engine.backprop(tape, {slot: dy}, wrt=[source], need_grads=False).slots[source]
+    with held_blas():
+        return engine.backprop(tape, {slot: dy}, wrt=[source], need_grads=False).slots[source]
 
 
 def one_hot(target, K, dtype):
@@ -276,18 +283,20 @@ def backprop(model, x, target=None, score="logits", modifier=None, layer=None, i
         raise ValueError(message("explain.backprop", "a layer below the class scores",
                                  f"layer {model.layers[layer].name!r}, the final softmax",
                                  "Pick a layer before it, or pass score='probability'."))
-    plan = _scores_plan(model, logits)
-    out, source = plan.outputs[0], model.input_slots[0]
+    source = model.input_slots[0]
     captured = [] if layer is None else [model.layer_slot(layer)]
     wrt = captured + ([source] if input_grads or layer is None else [])
+    plan = _scores_plan(model, logits, exposed=wrt, rule=rule)
+    out = plan.outputs[0]
     keys = ("scores", "targets") + (("reduced",) if reduce else ("input_grads", "activations", "layer_grads"))
     parts = {key: [] for key in keys}
     for part in chunks(len(x), chunk_size(model, budget)):
-        tape = engine.run(plan, [x[part]], capture=captured)
-        scores = tape.values[out]
-        chosen = scores.argmax(axis=1) if target is None else target[part]
-        grads = engine.backprop(tape, {out: one_hot(chosen, K, scores.dtype)}, rule=rule, wrt=wrt,
-                                need_grads=False).slots
+        with held_blas():     # BLAS at one thread, glassnet's workers on the cores, as in a training step
+            tape = engine.run(plan, [x[part]], capture=captured)
+            scores = tape.values[out]
+            chosen = scores.argmax(axis=1) if target is None else target[part]
+            grads = engine.backprop(tape, {out: one_hot(chosen, K, scores.dtype)}, rule=rule, wrt=wrt,
+                                    need_grads=False).slots
         found = Backprop(grads.get(source), scores, chosen, tape.values.get(captured[0]) if captured else None,
                          grads.get(captured[0]) if captured else None)
         del tape, grads

@@ -106,12 +106,12 @@ class Conv2D(Activated, Layer):
 
     def conv_vjp(self, conv_cache, dz, relu_output, gate_input, need_dx, need_grads):
         """The convolution's own backward pass (:func:`glassnet.ops.conv2d_backward`): ``relu_output``
-        gates ``dz`` by ``relu_output > 0`` block by block, ``gate_input`` gates dx by ``x > 0`` (the
-        ReLU of the layer below, applied here while dx is in cache: an execution step of
-        :mod:`glassnet.engine` chooses it). Returns ``(dx, grads)``."""
+        gates ``dz`` by ``relu_output > 0`` block by block, ``gate_input`` (False, or the call's ReLU
+        rule) runs the backward pass of the ReLU of the layer below on dx (applied here while dx is in
+        cache: an execution step of :mod:`glassnet.engine` chooses it). Returns ``(dx, grads)``."""
         dx, dkernel, dbias = conv2d_backward(dz, conv_cache, self.params["kernel"], need_dx=need_dx,
                                              need_bias=self.use_bias and need_grads, relu_output=relu_output,
-                                             gate_input=gate_input)
+                                             gate_input=gate_input, need_kernel=need_grads)
         return dx, (self.grads_dict(dkernel, dbias) if need_grads else {})
 
     def grads_dict(self, dkernel, dbias):

@@ -78,7 +78,8 @@ class _DepthwiseFamily(Layer):
 
     def _depthwise_vjp(self, conv_cache, dz, need_dx, need_grads, with_bias):
         dx, dkernel, dbias = depthwise_conv2d_backward(dz, conv_cache, self.params[self.depthwise_key],
-                                                       need_dx=need_dx, need_bias=with_bias and need_grads)
+                                                       need_dx=need_dx, need_bias=with_bias and need_grads,
+                                                       need_kernel=need_grads)
         grads = {self.depthwise_key: dkernel} if need_grads else {}
         if with_bias and need_grads:
             grads["bias"] = dbias

@@ -103,13 +103,14 @@ def depthwise_conv2d_forward(x, kernel, bias, strides, pads, dilation_rate=(1, 1
     return y, (padded, x.shape, pads, strides, dilation_rate)
 
 
-def depthwise_conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
-    """Gradients of :func:`depthwise_conv2d_forward` from ``dy`` (N, OH, OW, C * M).
+def depthwise_conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, need_kernel=True):
+    """Gradients of :func:`depthwise_conv2d_forward` from ``dy`` (N, OH, OW, C * M); ``need_kernel=False``
+    (an explanation) skips the kernel gradient's products and sums.
 
     Returns
     -------
     dx : ndarray (N, H, W, C) or None when ``need_dx`` is False
-    dkernel : ndarray (KH, KW, C, M)
+    dkernel : ndarray (KH, KW, C, M) or None when ``need_kernel`` is False
     dbias : ndarray (C * M,) or None when ``need_bias`` is False
     """
     padded, x_shape, pads, strides, dilation_rate = cache
@@ -124,14 +125,15 @@ def depthwise_conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
         """This block's share of dL/dkernel (summed over the blocks); writes its rows of dL/dx."""
         grad, source = dy5[images], padded[images]
         product = np.empty(grad.shape[:-1], dtype=dy.dtype)
-        dkernel = np.empty(kernel.shape, dtype=kernel.dtype)
+        dkernel = np.empty(kernel.shape, dtype=kernel.dtype) if need_kernel else None
         for offset in _offsets(kernel):
             slab = _slab(source, offset, out_hw, strides, dilation_rate)
             target = _slab(dpadded[images], offset, out_hw, strides, dilation_rate) if need_dx else None
             for m in range(M):
-                # dL/dkernel[a, b, c, m] = sum over n, i, j of slab[n, i, j, c] * dy[n, i, j, c, m]
-                np.multiply(slab, grad[..., m], out=product)
-                dkernel[offset][:, m] = product.sum(axis=(0, 1)).sum(axis=0)
+                if need_kernel:
+                    # dL/dkernel[a, b, c, m] = sum over n, i, j of slab[n, i, j, c] * dy[n, i, j, c, m]
+                    np.multiply(slab, grad[..., m], out=product)
+                    dkernel[offset][:, m] = product.sum(axis=(0, 1)).sum(axis=0)
                 if need_dx:
                     # each output pixel sends dy * kernel[a, b] back to the pixel it read at this offset
                     target += np.multiply(grad[..., m], rows[(m,) + offset], out=product)
@@ -145,5 +147,6 @@ def depthwise_conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True):
 
 
 def _add_into(total, part):
-    total += part
+    if part is not None:            # None: no kernel gradient asked for
+        total += part
     return total

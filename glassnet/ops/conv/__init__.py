@@ -91,7 +91,8 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False, keep=None, dilatio
     return y, ConvCache(xp, pads, plan, kept_reference(kept))
 
 
-def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output=None, gate_input=False):
+def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output=None, gate_input=False,
+                    need_kernel=True):
     """Gradients of :func:`conv2d_forward`.
 
     Parameters
@@ -106,14 +107,19 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
     relu_output : ndarray, shape (N, OH, OW, F), optional
         The output of a ``relu=True`` forward pass: ``dy`` is then the gradient after the ReLU and
         is gated by ``relu_output > 0`` block by block (``dy`` itself is not modified).
-    gate_input : bool
+    gate_input : bool or {"vanilla", "guided", "rectified"}
         Multiply the input gradient by ``x > 0``, block by block while it is in cache: the backward
         pass of a ReLU whose output ``x`` is (the layer below then takes ``dx`` as already gated).
+        A rule name applies that ReLU backward rule instead (True is "vanilla"; see
+        :func:`glassnet.ops.conv.blocks.gate_by_input`).
+    need_kernel : bool
+        Skip the kernel gradient (an explanation needs the input gradient only): a third of the
+        FLOPs, and the block matrices of the input are then never built.
 
     Returns
     -------
     dx : ndarray, shape (N, H, W, C), or None when ``need_dx`` is False
-    dkernel : ndarray, shape (KH, KW, C, F)
+    dkernel : ndarray, shape (KH, KW, C, F), or None when ``need_kernel`` is False
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
     xp, plan = cache.xp, planning.for_backward(cache.plan)
@@ -125,22 +131,23 @@ def conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, relu_output
 
     kept = kept_for_backward(cache.kept, plan, xp.shape, kernel.shape, np.result_type(xp, kernel))
     dxp, dkernel, dbias = conv_strategy(plan).backward(plan, xp, kernel, gradient, np.result_type(dy, kernel),
-                                                       need_dx, need_bias, gate_input, kept)
+                                                       need_dx, need_bias, gate_input, kept, need_kernel)
     return (unpadded(dxp, pads=cache.pads) if need_dx else None), dkernel, dbias
 
 
-def _conv_pool_plan(x_shape, x_dtype, kernel, stride, pads, pool_size):
+def _conv_pool_plan(x_shape, x_dtype, kernel, stride, pads, pool_size, windows=True):
     return planning.conv_pool_plan(padded_shape(x_shape, pads), x_dtype, kernel.shape, stride, pool_size,
-                                   np.result_type(x_dtype, kernel))
+                                   np.result_type(x_dtype, kernel), windows)
 
 
-def conv2d_maxpool_fusable(x, kernel, stride, pads, pool_size):
+def conv2d_maxpool_fusable(x, kernel, stride, pads, pool_size, windows=True):
     """Whether :func:`conv2d_maxpool_forward` applies to ``x``: blocks of whole images (an image
     small enough for a block) and at least one pooling window along each side."""
-    return _conv_pool_plan(x.shape, x.dtype, kernel, stride, pads, pool_size) is not None
+    return _conv_pool_plan(x.shape, x.dtype, kernel, stride, pads, pool_size, windows) is not None
 
 
-def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, record_winners=True, keep=None):
+def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, record_winners=True, keep=None,
+                           windows=True):
     """``max_pool(relu(conv(x)))`` (or ``max_pool(conv(x))``) with stride == pool size, without the
     convolution's full output.
 
@@ -157,6 +164,9 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
         Note each window's winner for the backward pass (inference leaves it out).
     keep : dict, optional
         Storage for the block matrices (see :func:`conv2d_forward`); only with ``record_winners``.
+    windows : bool
+        Allow the one-row-per-pooling-window strategy (explanations pass False: see
+        :func:`glassnet.ops.conv.plan.conv_pool_plan`).
 
     Returns
     -------
@@ -169,7 +179,7 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
     ValueError
         Where the pair cannot run fused (see :func:`conv2d_maxpool_fusable`).
     """
-    plan = _conv_pool_plan(x.shape, x.dtype, kernel, stride, pads, pool_size)
+    plan = _conv_pool_plan(x.shape, x.dtype, kernel, stride, pads, pool_size, windows)
     if plan is None:
         raise ValueError(message("conv2d_maxpool_forward", "a convolution and pooling that can run fused",
                                  f"input {x.shape}, kernel {kernel.shape}, pool_size {tuple(pool_size)}",
@@ -183,7 +193,7 @@ def conv2d_maxpool_forward(x, kernel, bias, stride, pads, pool_size, relu=True, 
     return y, ConvPoolCache(xp, pads, plan, y, winner, relu, kept_reference(kept))
 
 
-def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gate_input=False):
+def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gate_input=False, need_kernel=True):
     """Gradients of :func:`conv2d_maxpool_forward`.
 
     Parameters
@@ -191,7 +201,7 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gat
     dy : ndarray, shape (N, OH // PH, OW // PW, F)
     cache : ConvPoolCache
     kernel : ndarray, shape (KH, KW, C, F)
-    need_dx, need_bias, gate_input : bool
+    need_dx, need_bias, gate_input, need_kernel : bool
         As for :func:`conv2d_backward`.
 
     Returns
@@ -201,7 +211,7 @@ def conv2d_maxpool_backward(dy, cache, kernel, need_dx=True, need_bias=True, gat
     xp, plan = cache.xp, planning.for_backward(cache.plan)
     kept = kept_for_backward(cache.kept, plan, xp.shape, kernel.shape, np.result_type(xp, kernel))
     dxp, dkernel, dbias = CONV_POOL[type(plan)].backward(plan, cache, dy, kernel, need_dx, need_bias, gate_input,
-                                                         kept)
+                                                         kept, need_kernel)
     return (unpadded(dxp, cache.pads) if need_dx else None), dkernel, dbias
 
 

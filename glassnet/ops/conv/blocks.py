@@ -80,18 +80,33 @@ def matmul_into(a, b, out):
 
 
 def add_shares(total, part):
-    """Add one block's (dkernel, dbias) shares into the running totals (dbias may be None)."""
-    total[0][...] += part[0]
+    """Add one block's (dkernel, dbias) shares into the running totals (either may be None: not computed)."""
+    if part[0] is not None:
+        total[0][...] += part[0]
     if part[1] is not None:
         total[1][...] += part[1]
     return total
 
 
-def gate_by_input(dxp, xp):
-    """``dxp *= (xp > 0)``: where ``xp`` is a ReLU's output, that ReLU's backward pass, done by the
-    layer above while its input gradient is still in cache. The gate is 0/1, so gating a row twice
-    (where row blocks of one image overlap) changes nothing."""
-    np.multiply(dxp, xp > 0, out=dxp)
+def gate_by_input(dxp, xp, rule=True):
+    """Where ``xp`` is a ReLU's output, that ReLU's backward pass on ``dxp`` in place, done by the
+    layer above while its input gradient is still in cache, under the backward ``rule`` (True is
+    "vanilla"): ``dxp *= (xp > 0)``; "guided" ``max(dxp, 0) * (xp > 0)``; "rectified" ``max(dxp, 0)``.
+
+    The vanilla gate is 0/1, so gating a row twice (where row blocks of one image overlap) changes
+    nothing; the other rules look at the sign of the complete gradient, so they need blocks whose
+    input rows no other block adds to (:func:`gates_in_blocks`)."""
+    if rule in ("guided", "rectified"):
+        np.maximum(dxp, 0, out=dxp)
+    if rule != "rectified":
+        np.multiply(dxp, xp > 0, out=dxp)
+
+
+def gates_in_blocks(rule, blocks, OH):
+    """Whether a gate under ``rule`` may run as each block finishes: always for the vanilla rule, for the
+    others only when every block holds whole images (``OH`` output rows), whose input gradients are
+    complete at the block's end."""
+    return rule in (True, "vanilla") or all(rows.stop - rows.start == OH for _, rows in blocks)
 
 
 def unpadded(dxp, pads):

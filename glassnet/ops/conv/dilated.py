@@ -41,7 +41,8 @@ def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
     run_forward(plan, _layout(plan, kernel), xp, kernel, bias, relu, target, finish, kept)
 
 
-def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None):
+def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None,
+             need_kernel=True):
     """Gradients of :func:`forward` (see :func:`glassnet.ops.conv.im2col.run_backward`)."""
     return run_backward(plan, _layout(plan, kernel), xp, kernel, gradient, dtype, need_dx, need_bias, gate_input,
-                        kept)
+                        kept, need_kernel)

@@ -16,7 +16,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from glassnet.ops import blas
-from glassnet.ops.conv.blocks import add_shares, cols2d, gate_by_input, input_rows, largest_block_rows, matmul_into
+from glassnet.ops.conv.blocks import (add_shares, cols2d, gate_by_input, gates_in_blocks, input_rows, largest_block_rows,
+                                      matmul_into)
 from glassnet.ops.im2col import window_slices
 from glassnet.ops.parallel import run_blocks
 from glassnet.ops.workspace import block_matrix, column_sums, scratch_array, view
@@ -78,17 +79,21 @@ def run_forward(plan, layout, xp, kernel, bias, relu, target, finish=None, kept=
 
 
 def run_backward(plan, layout, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False,
-                 kept=None):
+                 kept=None, need_kernel=True):
     """dkernel, dbias and the padded input gradient, block by block.
 
     ``gradient(images, rows, scratch)`` returns the gradient w.r.t. a block's output (after any
     ReLU gating), (n, r, OW, F): a view of a full array, or ``scratch`` filled in. With
-    ``gate_input`` the input gradient is multiplied by ``xp > 0`` as each block finishes.
+    ``gate_input`` (True, or the ReLU rule: :func:`glassnet.ops.conv.blocks.gate_by_input`) the
+    input gradient goes through the ReLU of ``xp`` as each block finishes (at the end where row
+    blocks overlap and the rule is not the vanilla one). Without
+    ``need_kernel`` (an explanation: forward and backward to the input only) no block matrix is
+    built: the input gradient reads only the output gradient and the kernel.
 
     Returns
     -------
     dxp : ndarray, shape of ``xp``, or None when ``need_dx`` is False
-    dkernel : ndarray, shape (KH, KW, C, F)
+    dkernel : ndarray, shape (KH, KW, C, F), or None when ``need_kernel`` is False
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
     KH, KW, C, F = kernel.shape
@@ -100,13 +105,13 @@ def run_backward(plan, layout, xp, kernel, gradient, dtype, need_dx=True, need_b
         kernel_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2))      # (KH, KW, F, C)
         if plan.blocks[0][1].stop - plan.blocks[0][1].start < OH:
             threads = 1          # row blocks of one image add into overlapping input rows
+    gate_now = gate_input and gates_in_blocks(gate_input, plan.blocks, OH)
 
     def backward_block(block):
         """This block's shares of dK and dbias; adds its input gradient into dxp."""
         images, rows = block
         n, r = images.stop - images.start, rows.stop - rows.start
         in_rows = input_rows(rows, span, stride[0])
-        cols = _block_matrix(plan, layout, xp, block, kernel.shape, dtype, kept, forward=False)
         dy2d = gradient(images, rows, view(scratch_array("dy_block", n * r * OW * F, dtype), (n, r, OW, F)))
         dy2d = dy2d.reshape(n * r * OW, F)
         if need_dx:
@@ -117,15 +122,20 @@ def run_backward(plan, layout, xp, kernel, gradient, dtype, need_dx=True, need_b
                     np.matmul(dy2d, kernel_t[i, j], out=part.reshape(-1, C))
                     seen_rows, seen_cols = window_slices(i * dh, j * dw, stride, r, OW)
                     target[:, seen_rows, seen_cols] += part
-            if gate_input:
-                gate_by_input(target, xp[images, in_rows])
-        dy_rows = dy2d.reshape(len(cols), -1)                  # as many output pixels per row as the matrix
-        dkernel_matrix = blas.gemm_tall(cols, dy_rows, np.empty((cols.shape[1], dy_rows.shape[1]), dtype=dtype))
+            if gate_now:
+                gate_by_input(target, xp[images, in_rows], gate_input)
+        dkernel_matrix = None
+        if need_kernel:
+            cols = _block_matrix(plan, layout, xp, block, kernel.shape, dtype, kept, forward=False)
+            dy_rows = dy2d.reshape(len(cols), -1)              # as many output pixels per row as the matrix
+            dkernel_matrix = blas.gemm_tall(cols, dy_rows, np.empty((cols.shape[1], dy_rows.shape[1]), dtype=dtype))
         dbias = column_sums(dy2d, dtype) if need_bias else None        # last: it holds the GIL
         return dkernel_matrix, dbias
 
     dkernel_matrix, dbias = run_blocks(backward_block, plan.blocks, threads, fold=add_shares)
-    return dxp, layout.fold(dkernel_matrix).reshape(kernel.shape), dbias
+    if need_dx and gate_input and not gate_now:
+        gate_by_input(dxp, xp, gate_input)
+    return dxp, (layout.fold(dkernel_matrix).reshape(kernel.shape) if need_kernel else None), dbias
 
 
 def _layout(plan, kernel):
@@ -142,7 +152,8 @@ def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
     run_forward(plan, _layout(plan, kernel), xp, kernel, bias, relu, target, finish, kept)
 
 
-def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None):
+def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None,
+             need_kernel=True):
     """Gradients of :func:`forward` (see :func:`run_backward`)."""
     return run_backward(plan, _layout(plan, kernel), xp, kernel, gradient, dtype, need_dx, need_bias, gate_input,
-                        kept)
+                        kept, need_kernel)

@@ -329,16 +329,18 @@ def pool_windows_plan(padded_shape, kernel_shape, stride, pool_size, dtype):
     return PoolWindowsPlan(blocks, threads, (OHp, OWp), (PH, PW), (U, V))
 
 
-def conv_pool_plan(padded_shape, input_dtype, kernel_shape, stride, pool_size, dtype):
+def conv_pool_plan(padded_shape, input_dtype, kernel_shape, stride, pool_size, dtype, windows=True):
     """How to run ``max_pool(conv(x))`` in one pass, pooling windows of ``pool_size`` with stride
-    ``pool_size`` (``dtype``: the computation's, ``np.result_type(x, kernel)``).
+    ``pool_size`` (``dtype``: the computation's, ``np.result_type(x, kernel)``). ``windows=False``
+    leaves out :class:`PoolWindowsPlan`, whose products over all of a block's windows give an image
+    bits that depend on the batch around it (explanations keep an image's map independent of it).
 
     Returns
     -------
     PoolWindowsPlan, PooledBlocksPlan, or None where the pair cannot be fused: an image too large
     for a block of whole images, or no whole pooling window along a side.
     """
-    windows = pool_windows_plan(padded_shape, kernel_shape, stride, pool_size, dtype)
+    windows = pool_windows_plan(padded_shape, kernel_shape, stride, pool_size, dtype) if windows else None
     if windows is not None:
         return windows
     conv = conv_plan(padded_shape, input_dtype, kernel_shape, stride, dtype, whole_images_only=True)

@@ -117,18 +117,19 @@ def _add_cells(dcols, dxp, plan):
     dxp.reshape(n, HB, PH, WB, PW, C)[...] = cells.reshape(n, HB, WB, PH, PW, C).transpose(0, 1, 3, 2, 4, 5)
 
 
-def backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=False, kept=None):
+def backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=False, kept=None, need_kernel=True):
     """Gradients of :func:`forward` from ``dy`` (N, OHp, OWp, F), on the forward pass's blocks
     (``plan``: see :func:`glassnet.ops.conv.plan.for_backward`). ``cache`` holds the forward pass's padded
     input ``xp``, its results ``y`` and ``winner``, and whether it applied a ReLU (``relu``).
 
     ``gate_input`` multiplies the input gradient by ``xp > 0`` block by block (see
-    :func:`glassnet.ops.conv2d_backward`); ``kept``: the forward pass's matrices, or None.
+    :func:`glassnet.ops.conv2d_backward`); ``kept``: the forward pass's matrices, or None. Without
+    ``need_kernel`` no block matrix is built (only the kernel gradient reads it).
 
     Returns
     -------
     dxp : ndarray, shape of ``xp``, or None when ``need_dx`` is False
-    dkernel : ndarray, shape (KH, KW, C, F)
+    dkernel : ndarray, shape (KH, KW, C, F), or None when ``need_kernel`` is False
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
     xp, y, winner, relu = cache.xp, cache.y, cache.winner, cache.relu
@@ -145,8 +146,7 @@ def backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=F
 
     def backward_block(block):
         images = block[0]
-        cols = _block_matrix(xp, block, plan, kernel.shape, kept, forward=False)
-        R = len(cols)
+        R = (images.stop - images.start) * OHp * OWp
         gradient = dy[images].reshape(R, F)
         if relu:                    # a ReLU's gate at each winner: its pooled value > 0
             gradient = gradient * (y[images].reshape(R, F) > 0)
@@ -157,18 +157,21 @@ def backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=F
         segment = _winner_segment(winner, images, F, R)
         np.multiply(pooled_dy, segment == np.arange(G, dtype=segment.dtype)[:, None, None], out=routed_slabs)
         routed = routed_slabs.reshape(G * F, R).T            # (R, G * F), a transposed view
-        dkernel_w = np.matmul(cols.T, routed)
+        dkernel_w = None
+        if need_kernel:
+            cols = _block_matrix(xp, block, plan, kernel.shape, kept, forward=False)
+            dkernel_w = np.matmul(cols.T, routed)
         if need_dx:
             dcols = view(scratch_array("window_dcols", R * len(kernel_cells), dtype), (R, len(kernel_cells)))
             np.matmul(routed, kernel_cells.T, out=dcols)
             _add_cells(dcols, dx_cells[images], plan)
-            if gate_input:
-                gate_by_input(dx_cells[images, :Hp, :Wp], xp[images])
+            if gate_input:                  # blocks of whole images: any rule may gate here
+                gate_by_input(dx_cells[images, :Hp, :Wp], xp[images], gate_input)
         dbias = column_sums(pooled_dy.T) if need_bias else None        # last: it holds the GIL
         return dkernel_w, dbias
 
     dkernel_w, dbias = run_blocks(backward_block, plan.blocks, plan.threads, fold=add_shares)
-    dkernel = fold_window_gradient(dkernel_w, kernel.shape, plan.window)
+    dkernel = fold_window_gradient(dkernel_w, kernel.shape, plan.window) if need_kernel else None
     dxp = None
     if need_dx:
         dxp = dx_cells if dx_cells.shape[1:3] == (Hp, Wp) else np.ascontiguousarray(dx_cells[:, :Hp, :Wp])

@@ -62,14 +62,14 @@ def forward(plan, xp, kernel, bias, relu, record_winners=True, kept=None):
     return y, winner
 
 
-def backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=False, kept=None):
+def backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=False, kept=None, need_kernel=True):
     """Gradients of :func:`forward` from ``dy`` (N, OH // PH, OW // PW, F); ``cache`` holds the
     forward pass's padded input ``xp``, its results ``y`` and ``winner`` and its ``relu``.
 
     Returns
     -------
     dxp : ndarray, shape of ``xp``, or None when ``need_dx`` is False
-    dkernel : ndarray, shape (KH, KW, C, F)
+    dkernel : ndarray, shape (KH, KW, C, F), or None when ``need_kernel`` is False
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
     y, winner, pool_size = cache.y, cache.winner, plan.pool_size
@@ -87,6 +87,6 @@ def backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=F
         return scratch
 
     dxp, dkernel, _ = conv_strategy(plan.conv).backward(plan.conv, cache.xp, kernel, gradient, dtype, need_dx,
-                                                        False, gate_input, kept)
+                                                        False, gate_input, kept, need_kernel)
     dbias = sum(bias_shares[start] for start in sorted(bias_shares)) if need_bias else None
     return dxp, dkernel, dbias

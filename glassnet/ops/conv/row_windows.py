@@ -16,6 +16,16 @@ term is one GEMM over a shifted slice of the same matrix, summed in place by BLA
 or hold zeros in ``dy`` (backward), so a shifted slice never mixes two images' valid rows; the cost
 of the frame is Hp / OH more GEMM rows. Large images (the plan's ``per_image``) run the forward
 GEMMs per image instead, straight into ``y``.
+
+The input gradient alone (an explanation: no kernel gradient, stride 1) skips ``dxw`` and its
+col2im: with ``dy`` on the full (Hp, Wp) frame of each image (zeros beyond (OH, OW)), the padded
+input's row ``r = (n * Hp + h) * Wp + w`` reads output row ``r - i * Wp - j`` for tap (i, j), so
+
+    dxp = sum_{i, j} shift_{i * Wp + j}(dy) @ kernel[i, j]^T
+
+is KH * KW accumulating GEMMs straight into ``dxp`` (a shift that leaves the image, or the valid
+columns, lands on the frame's zeros). Wp / OW more GEMM rows, no scatter: 1.8x faster for
+keras_mnist's 32 -> 64 channel layer (16-image blocks, one thread).
 """
 import numpy as np
 
@@ -71,6 +81,18 @@ def _scatter_columns(dxw, target, sw):
             target[:, :, w] += share[j][:, :, w - j]
 
 
+def _shifted_input_gradient(frame, taps_t, out, Wp):
+    """``out = sum_{i, j} frame[r - i * Wp - j] @ taps_t[i, j]`` over the rows r of ``out`` (a block's
+    padded input gradient, (n * Hp * Wp, C)) from ``dy`` on the (Hp, Wp) frame (n * Hp * Wp, F).
+    Tap (0, 0) comes first and writes every row; the others add onto the rows their shift reaches."""
+    KH, KW = taps_t.shape[:2]
+    rows = len(out)
+    for i in range(KH):
+        for j in range(KW):
+            shift = i * Wp + j
+            blas.gemm(frame[:rows - shift], taps_t[i, j], out[shift:], accumulate=shift > 0)
+
+
 def _accumulate_rows(xw, k3, out, OW):
     """``out = sum_i xw[i*OW : i*OW + len(out)] @ k3[i]``: one accumulating GEMM per kernel row."""
     for i in range(len(k3)):
@@ -119,9 +141,11 @@ def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
     run_blocks(forward_block, plan.blocks, plan.threads)
 
 
-def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None):
+def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None,
+             need_kernel=True):
     """Gradients of the row-window convolution, the input gradient multiplied by ``xp > 0`` with
-    ``gate_input`` (see :func:`glassnet.ops.conv.im2col.run_backward`).
+    ``gate_input`` (see :func:`glassnet.ops.conv.im2col.run_backward`). Without ``need_kernel`` the
+    row windows of the input are never built (only the kernel gradient reads them).
 
     ``gradient(images, rows, scratch)`` returns the gradient w.r.t. the output of those images
     (after any ReLU gating), shape (n, OH, OW, F): ``scratch`` filled in (a view of the frame the
@@ -130,42 +154,52 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
     Returns
     -------
     dxp : ndarray, shape of ``xp`` (every element written), or None when ``need_dx`` is False
-    dkernel : ndarray, shape (KH, KW, C, F)
+    dkernel : ndarray, shape (KH, KW, C, F), or None when ``need_kernel`` is False
     dbias : ndarray, shape (F,), or None when ``need_bias`` is False
     """
     KH, KW, C, F = kernel.shape
     OH, OW = plan.out_hw
-    Hp, sw = xp.shape[1], plan.stride[1]
+    Hp, Wp, sw = xp.shape[1], xp.shape[2], plan.stride[1]
     dxp = recycled_empty("row_windows_dx", xp.shape, dtype) if need_dx else None
+    # the input gradient alone by shifted GEMMs straight into dxp (see the module notes)
+    shifted = need_dx and not need_kernel and sw == 1 and dxp.dtype == xp.dtype
+    width = Wp if shifted else OW
     dtype = xp.dtype                     # the GEMMs run in the input's dtype (the plan's condition)
     k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=dtype)
     k3_t = np.ascontiguousarray(k3.transpose(0, 2, 1))                     # (KH, F, KW * C)
+    taps_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2), dtype=dtype) if shifted else None   # (KH, KW, F, C)
 
     def backward_block(block):
         images = block[0]
-        xw = _block_windows(xp, block, KW, sw, OW, kept, forward=False)
-        rows = len(xw)
-        # dy on the (Hp, OW) frame: the KH - 1 extra rows of each image stay zero
-        frame = view(scratch_array("rows_dy", rows * F, dtype), (rows // (Hp * OW), Hp, OW, F))
+        rows = (images.stop - images.start) * Hp * width
+        # dy on the (Hp, width) frame: the KH - 1 extra rows of each image (and any extra columns) stay zero
+        frame = view(scratch_array("rows_dy", rows * F, dtype), (rows // (Hp * width), Hp, width, F))
         frame[:, OH:] = 0
-        valid = frame[:, :OH]
+        frame[:, :OH, OW:] = 0
+        valid = frame[:, :OH, :OW]
         block_gradient = gradient(images, slice(0, OH), valid)
         if block_gradient is not valid:
             valid[...] = block_gradient
         frame = frame.reshape(rows, F)
-        dk3 = np.empty(k3.shape, dtype=dtype)
-        for i in range(KH):
-            blas.gemm_tall(xw[i * OW:], frame[:rows - i * OW], dk3[i])
-        if dxp is not None:
+        dk3 = None
+        if need_kernel:
+            xw = _block_windows(xp, block, KW, sw, OW, kept, forward=False)
+            dk3 = np.empty(k3.shape, dtype=dtype)
+            for i in range(KH):
+                blas.gemm_tall(xw[i * OW:], frame[:rows - i * OW], dk3[i])
+        if shifted:
+            _shifted_input_gradient(frame, taps_t, dxp[images].reshape(rows, C), Wp)
+        elif dxp is not None:
             # the row-window scratch array: when xw was built there (not kept), it is used up
             dxw = view(scratch_array("rows_x", rows * KW * C, dtype), (rows, KW * C))
             for i in range(KH):
                 blas.gemm(frame[:rows - i * OW], k3_t[i], dxw[i * OW:], accumulate=i > 0)
             _scatter_columns(dxw.reshape(-1, Hp, OW, KW, C), dxp[images], sw)
-            if gate_input:
-                gate_by_input(dxp[images], xp[images])
+        if dxp is not None:
+            if gate_input:                  # blocks of whole images: any rule may gate here
+                gate_by_input(dxp[images], xp[images], gate_input)
         dbias = column_sums(frame, dtype) if need_bias else None       # last: it holds the GIL
         return dk3, dbias
 
     dk3, dbias = run_blocks(backward_block, plan.blocks, plan.threads, fold=add_shares)
-    return dxp, dk3.reshape(kernel.shape), dbias
+    return dxp, (dk3.reshape(kernel.shape) if need_kernel else None), dbias

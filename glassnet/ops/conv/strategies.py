@@ -4,14 +4,14 @@ the fused strategies are listed in :mod:`glassnet.ops.conv`.
 Convolution strategies share one signature::
 
     forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None)
-    backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None)
-        -> (dxp, dkernel, dbias)
+    backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None,
+             need_kernel=True) -> (dxp, dkernel or None, dbias or None)
 
 and fused convolution + max pooling strategies another::
 
     forward(plan, xp, kernel, bias, relu, record_winners=True, kept=None) -> (y, winner)
-    backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=False, kept=None)
-        -> (dxp, dkernel, dbias)
+    backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=False, kept=None,
+             need_kernel=True) -> (dxp, dkernel or None, dbias or None)
 """
 from glassnet.ops.conv import dilated, im2col, plan, row_windows, wide_rows
 

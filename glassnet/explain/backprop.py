@@ -23,8 +23,8 @@ import numpy as np
 from glassnet import engine
 from glassnet.errors import describe, message
 from glassnet.layers.base import Layer
-from glassnet.validation import check_name_choice
 from glassnet.ops.parallel import held_blas
+from glassnet.validation import check_name_choice
 
 #: Bytes of temporaries one chunk of an explanation may use (forward caches plus backward buffers).
 MEMORY_BUDGET = 256 * 2 ** 20

@@ -12,7 +12,7 @@ plain im2col, and the kernel is the same (KH * KW * C, F) matrix. The block loop
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from glassnet.ops.conv.im2col import MatrixLayout, run_backward, run_forward
+from glassnet.ops.conv.im2col import MatrixLayout, matrix_strategy
 from glassnet.ops.workspace import view
 
 
@@ -36,13 +36,5 @@ def _layout(plan, kernel):
     return MatrixLayout(build, kernel.reshape(KH * KW * C, F), lambda dkernel: dkernel, plan.dilation)
 
 
-def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
-    """The dilated convolution of ``xp`` (see :func:`glassnet.ops.conv.im2col.run_forward`)."""
-    run_forward(plan, _layout(plan, kernel), xp, kernel, bias, relu, target, finish, kept)
-
-
-def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None,
-             need_kernel=True):
-    """Gradients of :func:`forward` (see :func:`glassnet.ops.conv.im2col.run_backward`)."""
-    return run_backward(plan, _layout(plan, kernel), xp, kernel, gradient, dtype, need_dx, need_bias, gate_input,
-                        kept, need_kernel)
+#: the dilated convolution (:func:`glassnet.ops.conv.im2col.matrix_strategy` on this layout)
+forward, backward = matrix_strategy(_layout)

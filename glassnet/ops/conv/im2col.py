@@ -147,13 +147,18 @@ def _layout(plan, kernel):
     return MatrixLayout(build, kernel.reshape(KH * KW * C, F), lambda dkernel: dkernel, (1, 1))
 
 
-def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
-    """The convolution of ``xp`` by im2col (see :func:`run_forward`)."""
-    run_forward(plan, _layout(plan, kernel), xp, kernel, bias, relu, target, finish, kept)
+def matrix_strategy(layout):
+    """``forward`` and ``backward`` of a convolution strategy given by its ``layout(plan, kernel)``
+    (a :class:`MatrixLayout`): :func:`run_forward` and :func:`run_backward` on that layout."""
+    def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
+        run_forward(plan, layout(plan, kernel), xp, kernel, bias, relu, target, finish, kept)
+
+    def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None,
+                 need_kernel=True):
+        return run_backward(plan, layout(plan, kernel), xp, kernel, gradient, dtype, need_dx, need_bias,
+                            gate_input, kept, need_kernel)
+    return forward, backward
 
 
-def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None,
-             need_kernel=True):
-    """Gradients of :func:`forward` (see :func:`run_backward`)."""
-    return run_backward(plan, _layout(plan, kernel), xp, kernel, gradient, dtype, need_dx, need_bias, gate_input,
-                        kept, need_kernel)
+#: the convolution by plain im2col
+forward, backward = matrix_strategy(_layout)

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from glassnet.ops.conv.blocks import fold_window_gradient, window_kernel
-from glassnet.ops.conv.im2col import MatrixLayout, run_backward, run_forward
+from glassnet.ops.conv.im2col import MatrixLayout, matrix_strategy
 
 
 def wide_cols(xp, kernel_size, G, out_hw, flat):
@@ -43,13 +43,5 @@ def _layout(plan, kernel):
                         partial(fold_window_gradient, kernel_shape=kernel.shape, window=window), (1, 1))
 
 
-def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
-    """The convolution of ``xp`` by wide rows (see :func:`glassnet.ops.conv.im2col.run_forward`)."""
-    run_forward(plan, _layout(plan, kernel), xp, kernel, bias, relu, target, finish, kept)
-
-
-def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, gate_input=False, kept=None,
-             need_kernel=True):
-    """Gradients of :func:`forward` (see :func:`glassnet.ops.conv.im2col.run_backward`)."""
-    return run_backward(plan, _layout(plan, kernel), xp, kernel, gradient, dtype, need_dx, need_bias, gate_input,
-                        kept, need_kernel)
+#: the convolution by wide rows (:func:`glassnet.ops.conv.im2col.matrix_strategy` on this layout)
+forward, backward = matrix_strategy(_layout)

@@ -20,9 +20,11 @@ How it runs (benchmarks/NOTES.md, "Depthwise convolution", has the measurements)
 - **Blocks of images in cache.** A block's phases (padding built in, no padded copy of the whole batch)
   and output stay in cache while its ``KH * KW`` broadcast multiply-adds run; the blocks are spread over
   glassnet's worker threads (:func:`glassnet.ops.parallel.run_blocks`).
-- **Backward.** ``dL/dx``: each offset adds ``dy * kernel[a, b]`` into the phase slab it read (slabs of one
-  offset never overlap), then the phases are written back into ``dx``. ``dL/dkernel[a, b]``: the
-  products ``slab * dy`` summed over images and pixels, per offset. ``dL/dbias``: ``dy`` summed the same way.
+- **Backward.** ``dL/dx``: with stride 1 and multiplier 1, the forward correlation of ``dy`` with the
+  flipped kernel (:func:`_transposed_pads`), each pixel written once; otherwise each offset adds
+  ``dy * kernel[a, b]`` into the phase slab it read (slabs of one offset never overlap), then the phases
+  are written back into ``dx``. ``dL/dkernel[a, b]``: the products ``slab * dy`` summed over images and
+  pixels, one einsum per offset. ``dL/dbias``: ``dy`` summed the same way.
 """
 import math
 
@@ -154,26 +156,11 @@ def _row_sums(array):
     return array.reshape(-1, array.shape[-2] * array.shape[-1]).sum(axis=0).reshape(array.shape[-2:]).sum(axis=0)
 
 
-def depthwise_conv2d_forward(x, kernel, bias, strides, pads, dilation_rate=(1, 1)):
-    """Depthwise convolution.
-
-    Parameters
-    ----------
-    x : ndarray, shape (N, H, W, C)
-    kernel : ndarray, shape (KH, KW, C, M)
-    bias : ndarray, shape (C * M,), or None
-    strides, dilation_rate : (int, int)
-    pads : ((top, bottom), (left, right))
-
-    Returns
-    -------
-    y : ndarray, shape (N, OH, OW, C * M), x's dtype
-    cache : tuple
-        What :func:`depthwise_conv2d_backward` needs (the input and the geometry; no copy of the input).
-    """
+def _correlate(x, kernel, bias, strides, pads, dilation_rate, kind):
+    """The forward sum of :func:`depthwise_conv2d_forward` into a recycled array of ``kind``."""
     geometry = _Geometry(x.shape, kernel.shape, strides, pads, dilation_rate)
     N, (OH, OW), K = len(x), geometry.out_hw, geometry.channels
-    y = recycled_array("depthwise_y", (N, OH, OW, K), x.dtype)
+    y = recycled_array(kind, (N, OH, OW, K), x.dtype)
     rows = _kernel_rows(kernel.astype(x.dtype, copy=False), OW)
     bias = None if bias is None else bias.astype(x.dtype, copy=False)
 
@@ -193,6 +180,43 @@ def depthwise_conv2d_forward(x, kernel, bias, strides, pads, dilation_rate=(1, 1
             out += bias
 
     run_blocks(forward_block, _image_blocks(N, y[0].nbytes), num_threads(y.nbytes + x.nbytes), blas=False)
+    return y
+
+
+def _transposed_pads(kernel_shape, strides, pads, dilation_rate):
+    """Padding of ``dy`` under which dL/dx is a forward correlation of ``dy`` with the flipped kernel,
+    or None when that does not hold (a stride, a multiplier, or padding wider than the kernel).
+
+    With stride 1, ``dx[h] = sum_a dy[h + top - a*d] * kernel[a] = sum_a' dy[h + top - (e-1) + a'*d] *
+    kernel[K-1-a']`` (``e`` the dilated extent): ``dy`` padded by ``e - 1 - top`` before and
+    ``e - 1 - bottom`` after, correlated with the flipped taps, gives ``dx`` directly, written once per
+    pixel with no zeroed frame to scatter into.
+    """
+    extent = dilated_kernel_size(kernel_shape[:2], dilation_rate)
+    flipped = tuple((e - 1 - before, e - 1 - after) for e, (before, after) in zip(extent, pads))
+    if tuple(strides) != (1, 1) or kernel_shape[3] != 1 or min(min(pad) for pad in flipped) < 0:
+        return None
+    return flipped
+
+
+def depthwise_conv2d_forward(x, kernel, bias, strides, pads, dilation_rate=(1, 1)):
+    """Depthwise convolution.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W, C)
+    kernel : ndarray, shape (KH, KW, C, M)
+    bias : ndarray, shape (C * M,), or None
+    strides, dilation_rate : (int, int)
+    pads : ((top, bottom), (left, right))
+
+    Returns
+    -------
+    y : ndarray, shape (N, OH, OW, C * M), x's dtype
+    cache : tuple
+        What :func:`depthwise_conv2d_backward` needs (the input and the geometry; no copy of the input).
+    """
+    y = _correlate(x, kernel, bias, strides, pads, dilation_rate, "depthwise_y")
     return y, (x, pads, strides, dilation_rate)
 
 
@@ -210,7 +234,13 @@ def depthwise_conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, n
     geometry = _Geometry(x.shape, kernel.shape, strides, pads, dilation_rate)
     KH, KW, C, M = kernel.shape
     rows = _kernel_rows(kernel.astype(dy.dtype, copy=False), geometry.out_hw[1])
-    dx = recycled_array("depthwise_dx", x.shape, dy.dtype) if need_dx else None
+    gather_pads = _transposed_pads(kernel.shape, strides, pads, dilation_rate) if need_dx else None
+    dx = None
+    if gather_pads is not None:
+        dx = _correlate(dy, kernel[::-1, ::-1], None, (1, 1), gather_pads, dilation_rate, "depthwise_dx")
+    elif need_dx:
+        dx = recycled_array("depthwise_dx", x.shape, dy.dtype)
+    scatter = need_dx and gather_pads is None
 
     def backward_block(images):
         """This block's share of (dL/dkernel, dL/dbias), summed over the blocks; writes its images of dL/dx."""
@@ -220,7 +250,7 @@ def depthwise_conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, n
         phases = _phase_buffers(geometry, len(grad), dy.dtype, "depthwise_x") if need_kernel else None
         if need_kernel:
             _fill_phases(geometry, x[images], phases)
-        dphases = _phase_buffers(geometry, len(grad), dy.dtype, "depthwise_dx") if need_dx else None
+        dphases = _phase_buffers(geometry, len(grad), dy.dtype, "depthwise_dx") if scatter else None
         for target in (dphases or {}).values():
             target.fill(0)
         for a, b, phase, row_shift, col_shift in geometry.offsets():
@@ -229,14 +259,16 @@ def depthwise_conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, n
                 # (products summed as they are made) into (OW, K), 1.6x faster than a multiply and a sum
                 slab = geometry.slab(phases[phase], row_shift, col_shift)
                 dkernel[a, b] = np.einsum("nijk,nijk->jk", slab, grad).sum(axis=0)
-            if need_dx:
+            if scatter:
                 # each output pixel sends dy * kernel[a, b] back to the pixel it read at this offset
                 target = geometry.slab(dphases[phase], row_shift, col_shift)
                 np.add(target, np.multiply(grad, rows[a, b], out=product), out=target)
-        if need_dx:
+        if scatter:
             _gather_phases(geometry, dphases, dx[images])
         return dkernel, (_row_sums(grad) if need_bias else None)
 
+    if not (need_kernel or need_bias or scatter):
+        return dx, None, None
     blocks = _image_blocks(len(dy), dy[0].nbytes)
     dkernel, dbias = run_blocks(backward_block, blocks, num_threads(dy.nbytes + x.nbytes), fold=_add_pairs,
                                 blas=False)

@@ -80,6 +80,32 @@ def test_depthwise_matches_torch_on_random_geometries(seed):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10, err_msg=name)
 
 
+@pytest.mark.parametrize("kernel_hw, strides, pads, dilation, multiplier, gathered", [
+    ((3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),        # "same": dx as a correlation of dy
+    ((5, 3), (1, 1), ((0, 4), (2, 0)), (1, 2), 1, True),        # asymmetric pads, dilated columns
+    ((1, 1), (1, 1), ((2, 0), (0, 1)), (1, 1), 1, False),       # padding wider than the kernel: scatter
+    ((3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 2, False),       # a multiplier: scatter, copies summed
+    ((3, 3), (2, 1), ((1, 1), (1, 1)), (1, 1), 1, False),       # a stride: scatter into phases
+])
+def test_both_input_gradient_paths_match_torch(kernel_hw, strides, pads, dilation, multiplier, gathered):
+    from glassnet.ops.depthwise import _transposed_pads
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((2, 7, 6, 3))
+    kernel = rng.standard_normal(kernel_hw + (3, multiplier))
+    bias = rng.standard_normal(3 * multiplier)
+    assert (_transposed_pads(kernel.shape, strides, pads, dilation) is not None) == gathered
+    y, cache = depthwise_conv2d_forward(x, kernel, bias, strides, pads, dilation)
+    dy = rng.standard_normal(y.shape)
+    ours = (y,) + depthwise_conv2d_backward(dy, cache, kernel)
+    for name, got, expected in zip(("y", "dx", "dkernel", "dbias"), ours,
+                                   _torch_reference(x, kernel, bias, strides, pads, dilation, dy)):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+    dx_alone, none_kernel, none_bias = depthwise_conv2d_backward(dy, cache, kernel, need_kernel=False,
+                                                                 need_bias=False)
+    assert none_kernel is None and none_bias is None
+    np.testing.assert_array_equal(dx_alone, ours[1])
+
+
 @pytest.fixture
 def depthwise_blocks_of_one_image(monkeypatch):
     """``setup(threads)``: the depthwise op runs one image per block on ``threads`` workers, however small."""

@@ -67,17 +67,23 @@ def _torch_reference(x, kernel, bias, strides, pads, dilation, dy):
     return ty.detach().numpy().transpose(0, 2, 3, 1), tx.grad.numpy().transpose(0, 2, 3, 1), dkernel, tb.grad.numpy()
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_depthwise_matches_torch_on_random_geometries(seed):
-    """Every stride phase layout (strides up to 3 with dilation), asymmetric padding and multipliers."""
-    rng = np.random.default_rng(100 + seed)
-    x, kernel, bias, strides, pads, dilation = _random_case(rng)
+def _assert_matches_torch(rng, x, kernel, bias, strides, pads, dilation):
+    """The op's forward and backward (for a random dy) equal PyTorch's; returns (dy, cache, dx)."""
     y, cache = depthwise_conv2d_forward(x, kernel, bias, strides, pads, dilation)
     dy = rng.standard_normal(y.shape)
     ours = (y,) + depthwise_conv2d_backward(dy, cache, kernel)
     for name, got, expected in zip(("y", "dx", "dkernel", "dbias"), ours,
                                    _torch_reference(x, kernel, bias, strides, pads, dilation, dy)):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+    return dy, cache, ours[1]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_depthwise_matches_torch_on_random_geometries(seed):
+    """Every stride phase layout (strides up to 3 with dilation), asymmetric padding and multipliers."""
+    rng = np.random.default_rng(100 + seed)
+    x, kernel, bias, strides, pads, dilation = _random_case(rng)
+    _assert_matches_torch(rng, x, kernel, bias, strides, pads, dilation)
 
 
 @pytest.mark.parametrize("kernel_hw, strides, pads, dilation, multiplier, gathered", [
@@ -94,16 +100,11 @@ def test_both_input_gradient_paths_match_torch(kernel_hw, strides, pads, dilatio
     kernel = rng.standard_normal(kernel_hw + (3, multiplier))
     bias = rng.standard_normal(3 * multiplier)
     assert (_transposed_pads(kernel.shape, strides, pads, dilation) is not None) == gathered
-    y, cache = depthwise_conv2d_forward(x, kernel, bias, strides, pads, dilation)
-    dy = rng.standard_normal(y.shape)
-    ours = (y,) + depthwise_conv2d_backward(dy, cache, kernel)
-    for name, got, expected in zip(("y", "dx", "dkernel", "dbias"), ours,
-                                   _torch_reference(x, kernel, bias, strides, pads, dilation, dy)):
-        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+    dy, cache, dx = _assert_matches_torch(rng, x, kernel, bias, strides, pads, dilation)
     dx_alone, none_kernel, none_bias = depthwise_conv2d_backward(dy, cache, kernel, need_kernel=False,
                                                                  need_bias=False)
     assert none_kernel is None and none_bias is None
-    np.testing.assert_array_equal(dx_alone, ours[1])
+    np.testing.assert_array_equal(dx_alone, dx)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ import numpy as np
 from benchmarks.common import ForeignCPU, load_average
 
 SHAPES = ("28x28x32", "14x14x64", "7x7x128")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 PHASES = ("forward", "forward+backward")
 
 
@@ -43,6 +44,9 @@ def parse_args(argv=None):
     ap.add_argument("--batch", type=int, default=128, help="images per call (default 128)")
     ap.add_argument("--rounds", type=int, help="alternated rounds (default 5; --quick 1)")
     ap.add_argument("--repeats", type=int, help="timed calls per library and round; their median counts (default 5)")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="wall time, or this process's CPU time (all its threads: on a loaded machine the "
+                         "1-thread CPU time is the steadier measure; default wall)")
     ap.add_argument("--quick", action="store_true", help="one round of one repeat")
     a = ap.parse_args(argv)
     a.rounds = a.rounds or (1 if a.quick else 5)
@@ -52,14 +56,14 @@ def parse_args(argv=None):
     return a
 
 
-def median_seconds(fn, repeats):
-    """Median wall time of ``repeats`` calls of ``fn`` after one untimed call."""
+def median_seconds(fn, repeats, clock=time.perf_counter):
+    """Median time on ``clock`` of ``repeats`` calls of ``fn`` after one untimed call."""
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -134,14 +138,14 @@ def _torch_training(module, pad, tx, tdy):
 LIBRARIES = ("glassnet", "torch_nchw", "torch_channels_last")
 
 
-def measure(case, rounds, repeats):
+def measure(case, rounds, repeats, clock=time.perf_counter):
     """Per phase: each library's median seconds and the per-round ratios torch / glassnet."""
     seconds = {key: [] for key in case.calls}
     for round_index in range(rounds):
         order = LIBRARIES[round_index % 3:] + LIBRARIES[:round_index % 3]
         for phase in PHASES:
             for library in order:
-                seconds[(library, phase)].append(median_seconds(case.calls[(library, phase)], repeats))
+                seconds[(library, phase)].append(median_seconds(case.calls[(library, phase)], repeats, clock))
     return {phase: summarize({library: seconds[(library, phase)] for library in LIBRARIES}) for phase in PHASES}
 
 
@@ -189,7 +193,7 @@ def run_case(a, threads, shape, kernel, stride):
     if agreement > 1e-4:
         raise RuntimeError(f"glassnet and PyTorch disagree on {shape}, k{kernel}, s{stride}: {agreement:.1e}")
     meter = ForeignCPU().start()
-    result = measure(case, a.rounds, a.repeats)
+    result = measure(case, a.rounds, a.repeats, CLOCKS[a.clock])
     foreign = meter.stop()
     label = "x".join(map(str, shape)) + f" k{kernel} s{stride}"
     rows = [format_row(label, threads, phase, result[phase], foreign) for phase in PHASES]
@@ -200,7 +204,7 @@ def run_case(a, threads, shape, kernel, stride):
 
 def main(argv=None):
     a = parse_args(argv)
-    print(f"depthwise convolution, batch {a.batch}, {a.rounds} rounds x {a.repeats} repeats, "
+    print(f"depthwise convolution, batch {a.batch}, {a.rounds} rounds x {a.repeats} repeats, {a.clock} clock, "
           f"load average {load_average()} (ratio: PyTorch time / glassnet time, > 1: glassnet faster)")
     print(HEADER)
     for threads in a.threads:

@@ -26,3 +26,6 @@ def test_ratios_are_medians_of_per_round_ratios_and_rows_format():
     assert line.startswith("| 6x6x3 k3 s1 | 1 | forward | 1000.00 | 2000.00 | 2.00x (1.00-3.00) |")
     a = bench.parse_args(["--shapes", "6x6x3,7x7x2", "--kernels", "3", "--quick"])
     assert a.shapes == [(6, 6, 3), (7, 7, 2)] and a.kernels == [3] and a.rounds == a.repeats == 1
+    assert a.clock == "wall" and bench.parse_args(["--clock", "cpu"]).clock == "cpu"
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--clock", "gpu"])

@@ -58,8 +58,8 @@ class _Axis:
     phase ``p`` holds the padded positions ``p, p + s, ...``, ``ceil((size + pads - p) / s)`` of them.
     """
 
-    def __init__(self, size, kernel, stride, dilation, pads, out):
-        self.size, self.stride, self.before, self.out = size, stride, pads[0], out
+    def __init__(self, size, kernel, stride, dilation, pads):
+        self.size, self.stride, self.before = size, stride, pads[0]
         padded = size + pads[0] + pads[1]
         self.lengths = [-(-(padded - p) // stride) for p in range(stride)]
         self.taps = [((k * dilation) % stride, (k * dilation) // stride) for k in range(kernel)]
@@ -79,8 +79,7 @@ class _Geometry:
     def __init__(self, x_shape, kernel_shape, strides, pads, dilation_rate):
         KH, KW, C, M = kernel_shape
         out_hw = depthwise_output_hw(x_shape[1:3], (KH, KW), strides, pads, dilation_rate)
-        self.rows, self.cols = (_Axis(*args) for args in zip(x_shape[1:3], (KH, KW), strides, dilation_rate,
-                                                              pads, out_hw))
+        self.rows, self.cols = (_Axis(*args) for args in zip(x_shape[1:3], (KH, KW), strides, dilation_rate, pads))
         self.channels, self.multiplier, self.out_hw = C * M, M, out_hw
         self.phases = [(p, q) for p in range(strides[0]) for q in range(strides[1])]
 
@@ -101,8 +100,12 @@ class _Geometry:
         """``(phase index, input index)`` pairs of slices: where the input sits in ``phase``."""
         (r0, rn, h0), (c0, cn, w0) = self.rows.source(phase[0]), self.cols.source(phase[1])
         sh, sw = self.rows.stride, self.cols.stride
-        return ((slice(r0, r0 + rn), slice(c0, c0 + cn)),
-                (slice(h0, h0 + (rn - 1) * sh + 1 if rn else h0, sh), slice(w0, w0 + (cn - 1) * sw + 1 if cn else w0, sw)))
+        return (slice(r0, r0 + rn), slice(c0, c0 + cn)), (_every(h0, rn, sh), _every(w0, cn, sw))
+
+
+def _every(start, count, step):
+    """The slice of ``count`` positions ``start, start + step, ...`` (empty when ``count`` is 0)."""
+    return slice(start, start + (count - 1) * step + 1 if count else start, step)
 
 
 def _phase_buffers(geometry, n, dtype, prefix):
@@ -122,7 +125,8 @@ def _fill_phases(geometry, x, phases):
 
 def _split_multiplier(geometry, phase_array):
     """The view (n, R, S, C, M) of a phase array (n, R, S, C*M)."""
-    return phase_array.reshape(phase_array.shape[:3] + (geometry.channels // geometry.multiplier, geometry.multiplier))
+    M = geometry.multiplier
+    return phase_array.reshape(phase_array.shape[:3] + (geometry.channels // M, M))
 
 
 def _zero_outside(target, rows, cols):

@@ -28,6 +28,7 @@ import numpy as np
 from glassnet.activations import relu_gate
 from glassnet.engine.graph import Graph, Node
 from glassnet.errors import message
+from glassnet.ops.workspace import recycled_array
 
 #: final activations that ``logits=True`` leaves out when they are fused in a layer
 LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
@@ -195,7 +196,11 @@ class AddReLUStep(_ThenReLUStep):
         return (y,), y
 
     def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
-        dz = relu_gate(dys[0], cache, rule)             # y > 0 exactly where the sum was > 0
+        # y > 0 exactly where the sum was > 0
+        if rule == "vanilla":
+            dz = np.multiply(dys[0], cache > 0, out=recycled_array("add_relu_gradient", cache.shape, dys[0].dtype))
+        else:
+            dz = relu_gate(dys[0], cache, rule)
         return tuple(dz if needed else None for needed in need_dx), {self.layer: {}, self.relu: {}}
 
 

@@ -4,8 +4,7 @@ Padding is always resolved to explicit amounts ``((top, bottom), (left, right))`
 "same" follows Keras/TensorFlow: the output has ``ceil(size / stride)`` positions and
 the total padding is split with the extra pixel at the bottom/right when it is odd.
 """
-import numpy as np
-
+from glassnet.ops.workspace import recycled_array
 from glassnet.validation import check_padding
 
 
@@ -48,12 +47,21 @@ def padded_shape(shape, pads):
 
 
 def pad2d(x, pads, value=0.0):
-    """Pad the H and W axes of an NHWC array; returns ``x`` itself when no padding is needed."""
+    """Pad the H and W axes of an NHWC array; returns ``x`` itself when no padding is needed.
+
+    The result is a recycled array (:func:`glassnet.ops.workspace.recycled_array`: memory a
+    previous call returned and nothing refers to any more), of which only the border is filled
+    with ``value`` and the interior copied: one write per element, no fresh pages to fault in.
+    """
     (top, bottom), (left, right) = pads
     if top == bottom == left == right == 0:
         return x
     N, H, W, C = x.shape
-    out = np.full(padded_shape(x.shape, pads), value, dtype=x.dtype)
+    out = recycled_array("padded", padded_shape(x.shape, pads), x.dtype)
+    out[:, :top] = value
+    out[:, top + H:] = value
+    out[:, top:top + H, :left] = value
+    out[:, top:top + H, left + W:] = value
     out[:, top:top + H, left:left + W, :] = x
     return out
 

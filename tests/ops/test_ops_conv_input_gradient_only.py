@@ -7,6 +7,11 @@ from glassnet import ops
 from glassnet.ops.conv import plan as planning
 from glassnet.ops.depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 
+
+@pytest.fixture(autouse=True)
+def _row_windows_on_small_images(row_windows_on_small_images):
+    """These tests run the row-window strategy on small images."""
+
 # (N, H, W, C, F), kernel, stride, pads, dilation, the plan type the strategy choice gives
 STRATEGIES = [
     ((2, 7, 6, 3, 2), (3, 3), (2, 2), ((1, 1), (0, 1)), (1, 1), planning.Im2colPlan),

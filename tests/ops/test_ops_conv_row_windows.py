@@ -6,6 +6,11 @@ from glassnet import ops
 from glassnet.ops import blas
 from glassnet.ops.conv import plan as planning, row_windows
 
+
+@pytest.fixture(autouse=True)
+def _row_windows_on_small_images(row_windows_on_small_images):
+    """These tests run the row-window strategy on small images."""
+
 needs_blas = pytest.mark.skipif(not blas.available(np.float32), reason="no BLAS GEMM bound: the row path is off")
 
 # (N, H, W, C, F), kernel, stride, pads: every one has stride 1 down the rows and C > 1
@@ -113,3 +118,20 @@ def test_scatter_columns_is_col2im_along_the_width(OW, KW, sw):
     target = np.full((n, Hp, Wp, C), np.nan)                # every element must be written
     row_windows._scatter_columns(dxw, target, sw)
     np.testing.assert_allclose(target, expected, rtol=1e-12, atol=1e-12)
+
+
+@needs_blas
+@pytest.mark.parametrize("channels", [3, 20])
+def test_the_shifted_and_the_scattered_input_gradient_agree_in_training(channels):
+    """A training backward pass gives the same gradients with the plan's ``shifted_dx`` on (KH * KW shifted
+    GEMMs) and off (KH wide GEMMs and a column scatter), whichever the planner picks for these channels."""
+    rng = np.random.default_rng(channels)
+    x, kernel = rng.standard_normal((3, 12, 11, channels)), rng.standard_normal((3, 3, channels, 5))
+    y, cache = ops.conv2d_forward(x, kernel, None, (1, 1), ((1, 1), (1, 1)))
+    assert type(cache.plan) is planning.RowWindowPlan
+    assert cache.plan.shifted_dx == (channels <= planning.SHIFTED_DX_MAX_CHANNELS)
+    dy = rng.standard_normal(y.shape)
+    results = [ops.conv2d_backward(dy, cache._replace(plan=cache.plan._replace(shifted_dx=shifted)), kernel)
+               for shifted in (True, False)]
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

@@ -17,8 +17,8 @@ or hold zeros in ``dy`` (backward), so a shifted slice never mixes two images' v
 of the frame is Hp / OH more GEMM rows. Large images (the plan's ``per_image``) run the forward
 GEMMs per image instead, straight into ``y``.
 
-The input gradient alone (an explanation: no kernel gradient, stride 1) skips ``dxw`` and its
-col2im: with ``dy`` on the full (Hp, Wp) frame of each image (zeros beyond (OH, OW)), the padded
+The input gradient alone (an explanation: no kernel gradient, stride 1), and a training pass on few
+channels (the plan's ``shifted_dx``), skip ``dxw`` and its col2im: with ``dy`` on the full (Hp, Wp) frame of each image (zeros beyond (OH, OW)), the padded
 input's row ``r = (n * Hp + h) * Wp + w`` reads output row ``r - i * Wp - j`` for tap (i, j), so
 
     dxp = sum_{i, j} shift_{i * Wp + j}(dy) @ kernel[i, j]^T
@@ -93,6 +93,16 @@ def _shifted_input_gradient(frame, taps_t, out, Wp):
             blas.gemm(frame[:rows - shift], taps_t[i, j], out[shift:], accumulate=shift > 0)
 
 
+def _wide_frame(frame, Wp, dtype):
+    """The output gradient on the (Hp, OW) ``frame`` (n, Hp, OW, F) copied onto an (Hp, Wp) frame whose
+    extra columns hold zeros (a scratch array): the shifted input gradient's operand."""
+    n, Hp, OW, F = frame.shape
+    wide = view(scratch_array("rows_dy_wide", n * Hp * Wp * F, dtype), (n, Hp, Wp, F))
+    wide[:, :, OW:] = 0
+    wide[:, :, :OW] = frame
+    return wide
+
+
 def _accumulate_rows(xw, k3, out, OW):
     """``out = sum_i xw[i*OW : i*OW + len(out)] @ k3[i]``: one accumulating GEMM per kernel row."""
     for i in range(len(k3)):
@@ -161,9 +171,10 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
     OH, OW = plan.out_hw
     Hp, Wp, sw = xp.shape[1], xp.shape[2], plan.stride[1]
     dxp = recycled_empty("row_windows_dx", xp.shape, dtype) if need_dx else None
-    # the input gradient alone by shifted GEMMs straight into dxp (see the module notes)
-    shifted = need_dx and not need_kernel and sw == 1 and dxp.dtype == xp.dtype
-    width = Wp if shifted else OW
+    # the input gradient by shifted GEMMs straight into dxp (see the module notes): always for the input
+    # gradient alone, in training where the plan says so
+    shifted = need_dx and (not need_kernel or plan.shifted_dx) and sw == 1 and dxp.dtype == xp.dtype
+    width = OW if need_kernel else Wp     # the frame the kernel gradient reads, or the shifted GEMMs'
     dtype = xp.dtype                     # the GEMMs run in the input's dtype (the plan's condition)
     k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=dtype)
     k3_t = np.ascontiguousarray(k3.transpose(0, 2, 1))                     # (KH, F, KW * C)
@@ -180,6 +191,7 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
         block_gradient = gradient(images, slice(0, OH), valid)
         if block_gradient is not valid:
             valid[...] = block_gradient
+        wide = _wide_frame(frame, Wp, dtype) if shifted and width != Wp else frame
         frame = frame.reshape(rows, F)
         dk3 = None
         if need_kernel:
@@ -188,7 +200,7 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
             for i in range(KH):
                 blas.gemm_tall(xw[i * OW:], frame[:rows - i * OW], dk3[i])
         if shifted:
-            _shifted_input_gradient(frame, taps_t, dxp[images].reshape(rows, C), Wp)
+            _shifted_input_gradient(wide.reshape(-1, F), taps_t, dxp[images].reshape(-1, C), Wp)
         elif dxp is not None:
             # the row-window scratch array: when xw was built there (not kept), it is used up
             dxw = view(scratch_array("rows_x", rows * KW * C, dtype), (rows, KW * C))

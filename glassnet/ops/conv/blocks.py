@@ -10,6 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from glassnet.ops.conv import plan as planning
 from glassnet.ops.im2col import im2col
 from glassnet.ops.padding import unpad2d
+from glassnet.ops.parallel import over_rows
 from glassnet.ops.workspace import recycled_array, view
 
 
@@ -116,7 +117,7 @@ def unpadded(dxp, pads):
         return dxp
     interior = unpad2d(dxp, pads)
     out = recycled_array("unpadded_gradient", interior.shape, interior.dtype)
-    np.copyto(out, interior)
+    over_rows(lambda images: np.copyto(out[images], interior[images]), len(out), 2 * out.nbytes)
     return out
 
 

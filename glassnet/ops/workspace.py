@@ -90,8 +90,10 @@ def recycled_empty(name, shape, dtype):
 #: :func:`recycled_array` keeps at most this many free-or-busy arrays per (kind, shape, dtype) ...
 RECYCLED_PER_SHAPE = 16
 
-#: ... and arrays of at most this many shapes per kind (a new shape drops the oldest one's arrays).
-RECYCLED_SHAPES = 4
+#: ... and arrays of at most this many shapes per kind (a new shape drops the oldest one's arrays): a
+#: network's padded inputs or outputs come in one shape per resolution and stride, and the last batch
+#: of an epoch adds its own.
+RECYCLED_SHAPES = 16
 
 
 def recycled_array(kind, shape, dtype):

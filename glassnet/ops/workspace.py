@@ -122,7 +122,9 @@ def recycled_array(kind, shape, dtype):
 
 
 def clear_workspace():
-    """Free the scratch arrays kept between convolution calls (a few MiB per thread)."""
+    """Free every thread's kept arrays: the convolutions' scratch arrays (a few MiB per thread) and the
+    recycled arrays (about one training step's activations and gradients per thread that ran one; a
+    thread's arrays also go when the thread ends)."""
     for pool in list(_POOLS):
         pool.arrays.clear()
 

@@ -102,3 +102,12 @@ def test_recycled_outputs_padded_inputs_and_sums_are_not_overwritten_while_held(
     y3, _ = conv2d_forward(x2, kernel, None, (1, 1), ((1, 1), (1, 1)))
     assert y3.ctypes.data == address
 
+
+
+def test_clear_workspace_lets_the_recycled_arrays_go():
+    first = workspace.recycled_array("test_cleared", (8, 8), np.float32)
+    address = id(first)
+    del first
+    assert id(workspace.recycled_array("test_cleared", (8, 8), np.float32)) == address
+    workspace.clear_workspace()
+    assert ("recycled_kind", "test_cleared") not in workspace._thread_pool().arrays

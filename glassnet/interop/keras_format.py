@@ -329,6 +329,7 @@ _FIRST_TO_LAST = {1: 3, 2: 1, 3: 2}
 #: Concatenate of flat features)
 _MIXED = "mixed"
 
+
 def _built_in(entry):
     """Whether a Keras layer entry names a built-in Keras class (a registered custom class has
     ``registered_name`` "package>Name" and its own module)."""
@@ -429,7 +430,6 @@ def translate(model_config, path):
     Raises one ValueError listing every layer glassnet cannot represent.
     """
     from glassnet.interop.keras_graph import is_chain
-    from glassnet.layers import deserialize
     functional = model_config.get("config") if isinstance(model_config, dict) and \
         model_config.get("class_name") in ("Functional", "Model") else None
     if isinstance(functional, dict) and isinstance(functional.get("layers"), list) and functional["layers"] and \

@@ -28,6 +28,8 @@ import numpy as np
 from glassnet.activations import relu_gate
 from glassnet.engine.graph import Graph, Node
 from glassnet.errors import message
+from glassnet.ops.parallel import over_rows
+from glassnet.ops.workspace import recycled_array
 
 #: final activations that ``logits=True`` leaves out when they are fused in a layer
 LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
@@ -191,11 +193,16 @@ class AddReLUStep(_ThenReLUStep):
 
     def apply(self, xs, training):
         y, _ = self.layer.apply(list(xs), training=training)
-        np.maximum(y, 0, out=y)
+        over_rows(lambda rows: np.maximum(y[rows], 0, out=y[rows]), len(y), 2 * y.nbytes)
         return (y,), y
 
     def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
-        dz = relu_gate(dys[0], cache, rule)             # y > 0 exactly where the sum was > 0
+        # y > 0 exactly where the sum was > 0
+        if rule == "vanilla":
+            dy, dz = dys[0], recycled_array("add_relu_gradient", cache.shape, dys[0].dtype)
+            over_rows(lambda rows: np.multiply(dy[rows], cache[rows] > 0, out=dz[rows]), len(dz), 3 * dz.nbytes)
+        else:
+            dz = relu_gate(dys[0], cache, rule)
         return tuple(dz if needed else None for needed in need_dx), {self.layer: {}, self.relu: {}}
 
 

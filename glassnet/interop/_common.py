@@ -63,6 +63,20 @@ def flat_permutation(shape, order):
     return np.argsort(positions)
 
 
+def concatenated_permutation(permutations, sizes):
+    """The permutation (see :func:`flat_permutation`) of flat features concatenated from inputs of
+    ``sizes`` features, each in its own ``permutations`` entry (None: already in glassnet's order):
+    each input's, shifted by the number of features before it."""
+    offsets = np.cumsum([0] + list(sizes[:-1]))
+    return np.concatenate([offset + (np.arange(size) if p is None else p)
+                           for p, size, offset in zip(permutations, sizes, offsets)])
+
+
+def same_permutation(a, b):
+    """Whether two pending permutations (arrays, or None for glassnet's order) are the same."""
+    return a is b or (a is not None and b is not None and np.array_equal(a, b))
+
+
 def as_float_array(value, shape, label, dtype="float32"):
     """A finite float array of exactly ``shape`` from raw file data, or a FileProblem."""
     array = np.asarray(value)

@@ -11,19 +11,25 @@ configuration (a layer glassnet lacks, a Lambda's code or a custom class is refu
 listed in one error), the planned weight shapes are checked before any array is read, and every
 array is checked against them. Nothing is unpickled and no code from the file runs.
 
-Layout: glassnet is channels-last. A ``channels_first`` model becomes the same model on (H, W, C)
-images: its input shape is transposed, convolution kernels (HWIO in Keras for both layouts) stay,
-and the rows of the first Dense kernel after a Flatten are reordered so the flattened features
-line up (see :func:`glassnet.interop._common.flat_permutation`).
+Layout: glassnet is channels-last. A ``channels_first`` model (a chain or a graph) becomes the
+same model on (H, W, C) images: its input shapes are transposed, convolution kernels (HWIO in Keras
+for both layouts) stay, a Concatenate's image axis is mapped (Keras's axis 1, the channels, becomes
+-1), and the rows of the first Dense kernel after a Flatten are reordered so the flattened features
+line up (see :func:`glassnet.interop._common.flat_permutation`), on every branch and through a
+Concatenate of flattened features. What has no exact channels-last counterpart (a Reshape of
+images, a Dense or a softmax over an image's width axis, a merge of features flattened in
+different orders) is refused.
 """
 import io
 import json
 import zipfile
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from glassnet.interop._common import (MAX_COMPRESSION, MAX_CONFIG_BYTES, WHERE, FileProblem, as_float_array,
-                                      check_parameter_count, flat_permutation, refuse, require, unsupported)
+                                      check_parameter_count, concatenated_permutation, flat_permutation, refuse,
+                                      require, same_permutation, unsupported)
 
 KERAS_WHAT = "a Keras model file (.keras zip or Keras 2 .h5)"
 _FIX_UNSUPPORTED = ("glassnet opens Sequential and Functional Keras models built from its own layers; rebuild "
@@ -72,18 +78,33 @@ class _Translator:
     """Keras layer configurations -> glassnet layer configurations, tracking the image layout.
 
     ``layout`` is the data_format of the model's image layers (all must agree), ``shape`` the
-    glassnet per-example shape of the current tensor, and ``flatten_order`` the axis order (of
-    glassnet's (H, W, C)) in which Keras flattened it, when that differs from glassnet's.
+    glassnet per-example shape of the current tensor (None when unknown), ``input_shapes`` and
+    ``input_orders`` those of a merge's inputs, and ``feature_order`` the permutation ``p`` with
+    ``glassnet_features = keras_features[p]`` of features Keras flattened from channels-first
+    images (None when Keras's order is glassnet's); the first Dense they reach takes its kernel
+    rows in that order.
     """
 
     def __init__(self, layout):
         self.layout = layout
         self.shape = None
-        self.flatten_order = None
-        self.flat_source_shape = None
+        self.input_shapes = self.input_orders = None
+        self.feature_order = None
 
     def base(self, config):
         return {"name": config["name"], "dtype": _dtype(config), "trainable": bool(config.get("trainable", True))}
+
+    def images_first(self):
+        """Whether the current tensor is a channels-first image (Keras holds it as (C, H, W))."""
+        return self.layout == "channels_first" and self.shape is not None and len(self.shape) == 3
+
+    def image_activation(self, c):
+        """The activation of a layer whose output is an image: Keras takes a softmax over the last
+        axis, the width of a channels-first image, which glassnet's (over channels) does not match."""
+        activation = _activation(c.get("activation"))
+        if activation == "softmax" and self.layout == "channels_first":
+            raise _Unsupported("a softmax over channels_first images (Keras takes it over their width axis)")
+        return activation
 
     def image_layout(self, config):
         """Check a layer's data_format against the model's; returns whether it is channels-first."""
@@ -106,14 +127,14 @@ class _Translator:
         return "Conv2D", {"filters": int(c["filters"]), "kernel_size": _pair(c["kernel_size"], "kernel_size"),
                           "strides": _pair(c.get("strides", 1), "strides"), "padding": _padding_mode(c["padding"]),
                           "dilation_rate": _pair(c.get("dilation_rate", 1), "dilation_rate"),
-                          "activation": _activation(c.get("activation")), "use_bias": bool(c.get("use_bias", True))}
+                          "activation": self.image_activation(c), "use_bias": bool(c.get("use_bias", True))}
 
     def _depthwise_config(self, c):
         self.image_layout(c)
         return {"kernel_size": _pair(c["kernel_size"], "kernel_size"), "strides": _pair(c.get("strides", 1), "strides"),
                 "padding": _padding_mode(c["padding"]), "depth_multiplier": int(c.get("depth_multiplier", 1)),
                 "dilation_rate": _pair(c.get("dilation_rate", 1), "dilation_rate"),
-                "activation": _activation(c.get("activation")), "use_bias": bool(c.get("use_bias", True))}
+                "activation": self.image_activation(c), "use_bias": bool(c.get("use_bias", True))}
 
     def DepthwiseConv2D(self, c):
         return "DepthwiseConv2D", self._depthwise_config(c)
@@ -145,6 +166,8 @@ class _Translator:
                               "seed": seed if isinstance(seed, int) and seed >= 0 else None}
 
     def Dense(self, c):
+        if self.images_first():
+            raise _Unsupported("a Dense on channels_first images (Keras applies it to their width axis)")
         return "Dense", {"units": int(c["units"]), "activation": _activation(c.get("activation")),
                          "use_bias": bool(c.get("use_bias", True))}
 
@@ -180,7 +203,7 @@ class _Translator:
             held = (2, 0, 1) if self.layout == "channels_first" else (0, 1, 2)
             order = tuple(held[i] for i in (1, 2, 0)) if c.get("data_format") == "channels_first" else held
             if order != (0, 1, 2):
-                self.flatten_order, self.flat_source_shape = order, self.shape
+                self.feature_order = flat_permutation(self.shape, order)
         return "Flatten", {}
 
     def Dropout(self, c):
@@ -190,7 +213,8 @@ class _Translator:
         return "Dropout", {"rate": float(c["rate"]), "seed": seed if isinstance(seed, int) and seed >= 0 else None}
 
     def Activation(self, c):
-        return "Activation", {"activation": _activation(c.get("activation"))}
+        return "Activation", {"activation": self.image_activation(c) if self.images_first() else
+                              _activation(c.get("activation"))}
 
     def ReLU(self, c):
         if c.get("threshold", 0) not in (0, 0.0, None):
@@ -204,9 +228,8 @@ class _Translator:
     def PReLU(self, c):
         axes = c.get("shared_axes")
         axes = [axes] if isinstance(axes, int) else axes
-        if axes and self.layout == "channels_first" and self.shape is not None and len(self.shape) == 3:
-            axes = [{1: 3, 2: 1, 3: 2}[a] for a in axes]     # Keras's (C, H, W) axes as glassnet's (H, W, C)
-        if self.shape is not None and len(self.shape) == 3 and self.layout == "channels_first":
+        if self.images_first():
+            axes = [_FIRST_TO_LAST[a] for a in axes or []] or None
             return "PReLU", {"shared_axes": axes}, lambda w: [np.moveaxis(w[0], 0, -1)]
         return "PReLU", {"shared_axes": axes}, self.permute_features(0)
 
@@ -237,15 +260,17 @@ class _Translator:
         return "ZeroPadding2D", {"padding": padding}
 
     def Reshape(self, c):
-        if self.layout == "channels_first" and (len(c["target_shape"]) == 3 or
-                                                (self.shape is not None and len(self.shape) == 3)):
+        if self.layout == "channels_first" and (len(c["target_shape"]) == 3 or self.images_first()):
             raise _Unsupported("a Reshape from or to images in a channels_first model")
-        if self.flatten_order is not None:
+        if self.feature_order is not None:
             raise _Unsupported("a Reshape of channels_first features flattened by Keras")
         return "Reshape", {"target_shape": [int(d) for d in c["target_shape"]]}
 
     # -- merges (graph models): no settings but Concatenate's axis ------------------------------
     def _merge(self, cls, c):
+        if self.feature_order is _MIXED:
+            raise _Unsupported("a merge of features in different orders (flattened from channels_first images "
+                               "and not)")
         return cls, {}
 
     def Add(self, c):
@@ -267,27 +292,42 @@ class _Translator:
         axis = c.get("axis", -1)
         if not isinstance(axis, int) or isinstance(axis, bool) or axis == 0:
             raise _Unsupported(f"axis {axis!r} (glassnet concatenates along a non-batch axis)")
+        shapes, orders = self.input_shapes or [None], self.input_orders or [None]
+        if self.layout == "channels_first" and any(s is None for s in shapes):
+            raise _Unsupported("a Concatenate of tensors of unknown shape in a channels_first model")
+        if self.layout == "channels_first" and all(len(s) == 3 for s in shapes):
+            if not -3 <= axis <= 3:
+                raise _Unsupported(f"axis {axis} of channels_first images")
+            axis = _FIRST_TO_LAST[axis % 4]            # Keras's (N, C, H, W) axis in glassnet's (N, H, W, C)
+        elif any(order is not None for order in orders):
+            if not all(len(s) == 1 for s in shapes):
+                raise _Unsupported("a Concatenate of flattened channels_first features with other tensors")
+            self.feature_order = concatenated_permutation(orders, [s[0] for s in shapes])
         return "Concatenate", {"axis": int(axis)}
 
     # -- weight fixes -----------------------------------------------------------------------------
     def permute_features(self, index):
         """A fix reordering per-feature vectors of a layer between a Flatten and the Dense it feeds
         (all of them when ``index`` is None)."""
-        if self.flatten_order is None:
+        order = self.feature_order
+        if order is None:
             return None
-        order = flat_permutation(self.flat_source_shape, self.flatten_order)
         return lambda weights: [w[..., order] if index is None or i == index else w for i, w in enumerate(weights)]
 
     def dense_fix(self):
         """The Dense after a Flatten of channels-first features takes its kernel rows in glassnet's order."""
-        if self.flatten_order is None:
+        order, self.feature_order = self.feature_order, None
+        if order is None:
             return None
-        order = flat_permutation(self.flat_source_shape, self.flatten_order)
-        self.flatten_order = self.flat_source_shape = None
         return lambda weights: [weights[0][order]] + list(weights[1:])
 
 
 _KNOWN = [name for name in vars(_Translator) if name[0].isupper()]
+#: Keras's axes of a channels-first image (N, C, H, W) as glassnet's axes of (N, H, W, C)
+_FIRST_TO_LAST = {1: 3, 2: 1, 3: 2}
+#: the feature order of a merge whose inputs are in different orders (refused by every merge but a
+#: Concatenate of flat features)
+_MIXED = "mixed"
 
 
 def _built_in(entry):
@@ -390,7 +430,6 @@ def translate(model_config, path):
     Raises one ValueError listing every layer glassnet cannot represent.
     """
     from glassnet.interop.keras_graph import is_chain
-    from glassnet.layers import deserialize
     functional = model_config.get("config") if isinstance(model_config, dict) and \
         model_config.get("class_name") in ("Functional", "Model") else None
     if isinstance(functional, dict) and isinstance(functional.get("layers"), list) and functional["layers"] and \
@@ -401,10 +440,7 @@ def translate(model_config, path):
     translator = _Translator(_model_layout(entries))
     keras_shape = _input_shape(entries, sequential)
     if keras_shape is not None and all(isinstance(d, int) and d > 0 for d in keras_shape):
-        shape = list(keras_shape)
-        if len(shape) == 3 and translator.layout == "channels_first":
-            shape = shape[1:] + shape[:1]
-        translator.shape = tuple(shape)
+        translator.shape = _glassnet_shape(keras_shape, translator.layout)
     input_shape = translator.shape
     layers, sources, problems = [], [], []
     for entry in entries:
@@ -413,9 +449,7 @@ def translate(model_config, path):
         try:
             cls, layer_config, fix = _translate_layer(translator, entry)
             if translator.shape is not None and not problems:
-                layer = deserialize({"class_name": cls, "config": layer_config})
-                layer.check_input_shape(translator.shape)
-                translator.shape = tuple(layer.compute_output_shape(translator.shape))
+                translator.shape = _output_shape(cls, layer_config, [translator.shape])
         except (_Unsupported, KeyError, TypeError, ValueError) as error:
             problems.append(_problem(entry, error))
             continue
@@ -423,52 +457,116 @@ def translate(model_config, path):
         sources.append((layer_config["name"], entry.get("class_name"), fix))
     if problems:
         raise unsupported(path, "a Keras model", problems, _FIX_UNSUPPORTED)
-    if translator.flatten_order is not None:
-        raise unsupported(path, "a Keras model", [(layers[-1]["config"]["name"], "output", "channels_first "
-                                                 "features flattened without a Dense after them")], _FIX_UNSUPPORTED)
+    if translator.feature_order is not None:
+        raise unsupported(path, "a Keras model", [_unordered_output(layers[-1]["config"]["name"])], _FIX_UNSUPPORTED)
     return {"name": str(sequential.get("name") or "sequential"), "layers": layers,
             "input_shape": list(input_shape) if input_shape else None}, sources
 
 
-def _graph_input_entry(entry):
-    """A Keras InputLayer entry -> glassnet's InputLayer config (a static per-example shape)."""
+def _graph_input_entry(entry, layout):
+    """A Keras InputLayer entry -> glassnet's InputLayer config (a static per-example shape, an
+    image's channels last)."""
     c = entry.get("config") if isinstance(entry.get("config"), dict) else {}
     shape = c.get("batch_shape") or c.get("batch_input_shape")
     if not (isinstance(shape, list) and len(shape) >= 2 and
             all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:])):
         raise _Unsupported(f"input shape {shape!r} (glassnet needs every axis but the batch fixed)")
-    return {"name": c.get("name"), "dtype": _dtype(c), "batch_shape": [None] + [int(d) for d in shape[1:]]}
+    return {"name": c.get("name"), "dtype": _dtype(c), "batch_shape": [None, *_glassnet_shape(shape[1:], layout)]}
+
+
+def _glassnet_shape(keras_shape, layout):
+    """glassnet's per-example shape of a tensor Keras holds in ``keras_shape``: a channels-first
+    image (C, H, W) becomes (H, W, C)."""
+    shape = tuple(int(d) for d in keras_shape)
+    return shape[1:] + shape[:1] if layout == "channels_first" and len(shape) == 3 else shape
+
+
+def _output_shape(cls, layer_config, shapes):
+    """glassnet's per-example output shape of a translated layer on inputs of per-example ``shapes``
+    (a list, one per input), checked against the layer; allocates nothing."""
+    from glassnet.layers import deserialize
+    layer = deserialize({"class_name": cls, "config": layer_config})
+    if getattr(layer, "takes_list", False):
+        shapes = layer._shapes(list(shapes))
+        layer.check_input_shapes(shapes)
+        return tuple(layer.compute_output_shape(shapes))
+    layer.check_input_shape(tuple(shapes[0]))
+    return tuple(layer.compute_output_shape(tuple(shapes[0])))
+
+
+def _unordered_output(name):
+    return name, "output", "channels_first features flattened without a Dense after them"
+
+
+class _Tensor(NamedTuple):
+    """What the graph translation knows of one tensor: its glassnet per-example shape (None when an
+    earlier layer could not be translated) and its feature order (see :class:`_Translator`)."""
+    shape: Optional[tuple]
+    order: Optional[np.ndarray]
+
+
+def _hold(translator, inputs):
+    """Point the translator at the tensors one call takes."""
+    orders = [t.order for t in inputs]
+    translator.input_shapes, translator.input_orders = [t.shape for t in inputs], orders
+    translator.shape = inputs[0].shape if len(inputs) == 1 else None
+    translator.feature_order = orders[0] if all(same_permutation(o, orders[0]) for o in orders) else _MIXED
+
+
+def _translate_call(translator, entry, name, inputs, made):
+    """Translate one call of a graph layer on ``inputs`` (a list of :class:`_Tensor`; None for an
+    InputLayer); the layer's first call records (class, config, weight fix, feature order taken) in
+    ``made[name]``, a later one (a shared layer) must translate the same. Returns the
+    :class:`_Tensor` the call produces."""
+    if inputs is None:
+        made[name] = "InputLayer", {**_graph_input_entry(entry, translator.layout), "name": name}, None, None
+        return _Tensor(tuple(made[name][1]["batch_shape"][1:]), None)
+    _hold(translator, inputs)
+    taken = translator.feature_order
+    cls, layer_config, fix = _translate_layer(translator, entry)
+    layer_config["name"] = name
+    if name not in made:
+        made[name] = cls, layer_config, fix, taken
+    elif made[name][:2] != (cls, layer_config) or not same_permutation(made[name][3], taken):
+        raise _Unsupported("a shared layer called on tensors in different layouts (features flattened from "
+                           "channels_first images and not, or in different orders)")
+    shapes = [t.shape for t in inputs]
+    shape = None if any(s is None for s in shapes) else _output_shape(cls, layer_config, shapes)
+    return _Tensor(shape, translator.feature_order)
 
 
 def _translate_graph(config, path):
     """A branching Keras Functional configuration -> glassnet's graph model config (the same layer
-    names, calls and wiring) and the weight sources; channels_last models only."""
+    names, calls and wiring) and the weight sources.
+
+    The calls are translated in a dependency order, each on what is known of the tensors it takes
+    (their glassnet shapes, worked out call by call, and their feature orders), so that a
+    channels_first graph becomes the same graph on channels-last images: its inputs transposed,
+    Concatenate's image axes mapped, and the first Dense after each Flatten of channels-first images
+    (on every branch, after any Concatenate of such features) taking its kernel rows in glassnet's order.
+    """
     from glassnet.interop.keras_graph import check_wiring, endpoints, entry_name
     entries = config["layers"]
-    calls = check_wiring(entries, config, path)
-    if _model_layout(entries) == "channels_first":
-        raise unsupported(path, "a Keras model", [(str(config.get("name")), "Functional", "channels_first layers "
-                          "in a branching model (glassnet converts channels_first chains only)")], _FIX_UNSUPPORTED)
-    translator = _Translator("channels_last")
-    layers, sources, problems = [], [], []
-    for entry in entries:
-        name = entry_name(entry)
+    calls, order = check_wiring(entries, config, path)
+    by_name = {entry_name(entry): entry for entry in entries}
+    translator = _Translator(_model_layout(entries))
+    made, tensors, problems = {}, {}, {}
+    for name, index in order:
+        inputs = [tensors[ref.name, ref.node] for ref in calls[name][index]] if calls[name] else None
         try:
-            if entry.get("class_name") == "InputLayer":
-                cls, layer_config, fix = "InputLayer", {**_graph_input_entry(entry), "name": name}, None
-            else:
-                first = calls[name][0]
-                translator.shape = first[0].shape if len(first) == 1 else None
-                cls, layer_config, fix = _translate_layer(translator, entry)
-                layer_config["name"] = name
+            tensors[name, index] = _translate_call(translator, by_name[name], name, inputs, made)
         except (_Unsupported, KeyError, TypeError, ValueError) as error:
-            problems.append(_problem(entry, error))
-            continue
-        layers.append({"class_name": cls, "config": layer_config, "name": name, "inbound_nodes": [
-            [[ref.name, ref.node, 0] for ref in call] for call in calls[name]]})
-        sources.append((name, entry.get("class_name"), fix))
+            problems.setdefault(name, _problem(by_name[name], error))
+            tensors[name, index] = _Tensor(None, None)
+    outputs = endpoints(config.get("output_layers"))
+    problems.update({ref.name: _unordered_output(ref.name) for ref in outputs
+                     if ref.name not in problems and tensors[ref.name, ref.node].order is not None})
     if problems:
-        raise unsupported(path, "a Keras model", problems, _FIX_UNSUPPORTED)
+        raise unsupported(path, "a Keras model", [problems[name] for name in by_name if name in problems],
+                          _FIX_UNSUPPORTED)
+    layers = [{"class_name": made[name][0], "config": made[name][1], "name": name, "inbound_nodes": [
+        [[ref.name, ref.node, 0] for ref in call] for call in calls[name]]} for name in by_name]
+    sources = [(name, by_name[name].get("class_name"), made[name][2]) for name in by_name]
     ends = {key: [[ref.name, ref.node, 0] for ref in endpoints(config.get(key))]
             for key in ("input_layers", "output_layers")}
     return {"name": str(config.get("name") or "functional"), "layers": layers, **ends,

@@ -110,7 +110,8 @@ def is_chain(entries, config):
 
 def check_wiring(entries, config, path):
     """Refuse (one ValueError) a configuration whose calls name a missing layer or call, or that
-    holds a cycle; returns {layer name: its calls} in a dependency order of the layers' first calls."""
+    holds a cycle; returns ({layer name: its calls}, the (layer name, call index) nodes in an order
+    that has every call's inputs before it)."""
     names = [entry_name(e) for e in entries]
     if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
         repeated = sorted({str(n) for n in names if names.count(n) > 1 or not n})
@@ -136,26 +137,29 @@ def check_wiring(entries, config, path):
              if not call]
     if empty:
         raise refuse(path, _WHAT, f"calls that take no tensor: {empty[:10]}", _FIX_DAMAGED)
-    _check_acyclic(calls, path)
-    return calls
+    return calls, _call_order(calls, path)
 
 
-def _check_acyclic(calls, path):
-    """Kahn's algorithm over the (layer, call) nodes; what is left over lies on or after a cycle."""
+def _call_order(calls, path):
+    """The (layer, call) nodes in a dependency order, by Kahn's algorithm; what it leaves over lies
+    on or after a cycle, which is refused."""
     waiting = {(name, i): {(ref.name, ref.node) for ref in call}
                for name, entry_calls in calls.items() for i, call in enumerate(entry_calls)}
-    done = {(name, 0) for name, entry_calls in calls.items() if not entry_calls}
+    order = [(name, 0) for name, entry_calls in calls.items() if not entry_calls]
+    done = set(order)
     while True:
         ready = [node for node, needs in waiting.items() if needs <= done]
         if not ready:
             break
         for node in ready:
             done.add(node)
+            order.append(node)
             del waiting[node]
     if waiting:
         stuck = sorted({name for name, _ in waiting})
         raise refuse(path, _WHAT, f"a cycle: the calls of layers {stuck[:10]} wait on each other's outputs",
                      _FIX_DAMAGED)
+    return order
 
 
 def keras_layer_order(parents, outputs):

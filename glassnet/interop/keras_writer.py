@@ -238,14 +238,21 @@ def _model_config(model, where):
     return keras_config(model) if isinstance(model, Sequential) else functional_config(model)
 
 
+#: settings Keras 2 spells differently: class -> (Keras 3 name, Keras 2 name) (Keras 3 reads both)
+_KERAS2_NAMES = {"InputLayer": [("batch_shape", "batch_input_shape")], "LeakyReLU": [("negative_slope", "alpha")]}
+
+
 def keras2_config(config):
     """A Keras 3 model configuration in Keras 2's spelling (what tf.keras writes to ``.h5`` files):
-    each call's inputs as ``[layer, node, tensor, kwargs]`` lists and plain dtype names."""
+    each call's inputs as ``[layer, node, tensor, kwargs]`` lists, plain dtype names and the settings
+    of ``_KERAS2_NAMES`` under their Keras 2 names."""
     legacy = copy.deepcopy(config)
     for entry in legacy["config"]["layers"]:
         dtype = entry["config"].get("dtype")
         if isinstance(dtype, dict):
             entry["config"]["dtype"] = dtype["config"]["name"]
+        for old, new in _KERAS2_NAMES.get(entry["class_name"], ()):
+            entry["config"][new] = entry["config"].pop(old)
         calls = []
         for node in entry.get("inbound_nodes", None) or []:
             args = node["args"]

@@ -24,8 +24,8 @@ import os
 
 import numpy as np
 
-from glassnet.interop._common import (MAX_PARAMETERS, FileProblem, check_parameter_count, flat_permutation,
-                                      refuse, require, unsupported)
+from glassnet.interop._common import (MAX_PARAMETERS, FileProblem, check_parameter_count, concatenated_permutation,
+                                      flat_permutation, refuse, require, same_permutation, unsupported)
 
 ONNX_WHAT = "an ONNX model file"
 _FIX = ("glassnet reads the CNN operators listed in glassnet.interop.onnx_format; export the "
@@ -521,12 +521,17 @@ class _Reader:
 
     def merge(self, node, a, operands):
         """A merge layer for an operator on two or more computed tensors ((_Tensor, source) pairs),
-        which must be in one layout (and, but for Concat, of one shape: no broadcasting)."""
+        which must be in one layout (and, but for Concat, of one shape: no broadcasting).
+
+        Features flattened from NCHW images keep their pending permutation: an elementwise merge
+        needs one for all its operands, a Concat of vectors concatenates them (see
+        :func:`glassnet.interop._common.concatenated_permutation`)."""
         from glassnet.layers import deserialize
         first = operands[0][0]
-        if any(t.permutation is not None for t, _ in operands) or \
-                len({(tuple(t.axes) if t.axes else None, t.onnx_rank) for t, _ in operands}) != 1:
+        if len({(tuple(t.axes) if t.axes else None, t.onnx_rank) for t, _ in operands}) != 1:
             raise _Skip("a merge of tensors in different layouts")
+        permutations = [t.permutation for t, _ in operands]
+        permutation = permutations[0]
         cls, config = _MERGES[node.op_type], {}
         if cls == "Concatenate":
             rank = 4 if first.is_image else first.onnx_rank
@@ -534,6 +539,10 @@ class _Reader:
             if axis == 0 or (not first.is_image and rank != len(first.shape) + 1):
                 raise _Skip(f"a Concat along axis {a.get('axis')} of a {rank}-D tensor")
             config["axis"] = int(first.axes[axis]) if first.is_image else axis
+            if any(p is not None for p in permutations):
+                permutation = concatenated_permutation(permutations, [t.shape[0] for t, _ in operands])
+        elif not all(same_permutation(p, permutation) for p in permutations):
+            raise _Skip("a merge of features flattened from NCHW images with features in another order")
         elif len({t.shape for t, _ in operands}) != 1:
             raise _Skip(f"a {node.op_type} broadcasting shapes {[t.shape for t, _ in operands]} (glassnet merges "
                         "tensors of one shape)")
@@ -543,7 +552,7 @@ class _Reader:
         self.inbound.append([source for _, source in operands])
         layer = deserialize(self.layers[-1])
         layer.build([(None,) + t.shape for t, _ in operands])
-        self.tensor = _Tensor(layer.output_shape[1:], first.axes, first.onnx_rank, None,
+        self.tensor = _Tensor(layer.output_shape[1:], first.axes, first.onnx_rank, permutation,
                               all(t.non_negative for t, _ in operands))
         self.source = name
 

@@ -49,9 +49,11 @@ class BatchNormCache(NamedTuple):
     batch_statistics: bool
 
 
-#: Bytes of one chunk of rows: a chunk's passes (e.g. center, then square and sum) run while it is in
-#: cache, and the chunks are shared out between the worker threads.
-CHUNK_BYTES = 256 * 1024
+#: Most bytes of one chunk of rows: a chunk's passes (e.g. center, then square and sum) run while it is in
+#: cache, and the chunks are shared out between the worker threads (at least one per thread). 2 MiB
+#: against 256 KiB: the nine normalizations of a small ResNet 1.3-1.5x faster at 1 and 2 threads,
+#: fewer NumPy calls per pass (benchmarks/NOTES.md).
+CHUNK_BYTES = 2 * 2 ** 20
 
 
 def wide_view(x):
@@ -78,9 +80,11 @@ def _add(total, part):
 def _over_chunks(fn, wide, arrays=1):
     """``fn(rows)`` for chunks of rows of ``wide`` (2-D), on the worker threads when the ``arrays`` arrays
     of its size that the passes touch are worth splitting; the tuples ``fn`` returns are summed."""
-    step = max(1, CHUNK_BYTES // max(1, wide.shape[1] * wide.itemsize))
+    threads = num_threads(arrays * wide.nbytes)
+    count = max(-(-wide.nbytes // CHUNK_BYTES), threads)         # at least one chunk per thread
+    step = max(1, -(-len(wide) // count))
     chunks = [slice(r, r + step) for r in range(0, len(wide), step)]
-    return run_blocks(fn, chunks, num_threads(arrays * wide.nbytes), fold=_add)
+    return run_blocks(fn, chunks, threads, fold=_add)
 
 
 def _dots(a, b):

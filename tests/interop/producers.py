@@ -95,12 +95,51 @@ def keras_logits_and_grads(model, x, target, layer_name, channels_first=False):
             kept = h
             kept.retain_grad()
     h[torch.arange(len(x)), torch.as_tensor(target)].sum().backward()
-    activations, grads = kept.detach().numpy(), kept.grad.numpy()
+    return (h.detach().numpy(),) + saliency_and_cam(inputs.grad.numpy(), kept.detach().numpy(), kept.grad.numpy(),
+                                                    channels_first)
+
+
+def saliency_and_cam(input_grads, activations, grads, channels_first):
+    """Saliency ``max_c |dS/dx_c|`` and the paper's Grad-CAM from the producer's autograd: the score's
+    gradients for the input and for the activations A of the Grad-CAM layer, in the producer's layout."""
     if channels_first:
         activations, grads = activations.transpose(0, 2, 3, 1), grads.transpose(0, 2, 3, 1)
     cam = np.maximum(np.einsum("nhwk,nk->nhw", activations, grads.mean(axis=(1, 2))), 0)
-    saliency = np.abs(inputs.grad.numpy()).max(axis=1 if channels_first else -1)
-    return h.detach().numpy(), saliency, cam
+    return np.abs(input_grads).max(axis=1 if channels_first else -1), cam
+
+
+def keras_graph_logits_and_grads(model, x, target, channels_first=False):
+    """Keras's logits (the input of its final Softmax / softmax Dense), saliency and Grad-CAM at "cam",
+    by torch autograd through the Keras graph itself."""
+    import torch
+    k = keras()
+    head = model.layers[-1]
+    saved = getattr(head, "activation", None)
+    if saved is not None:
+        head.activation = k.activations.linear
+    logits_tensor = model.layers[-2].output if saved is None else head.output
+    probe = k.Model(model.inputs, [model.get_layer("cam").output, logits_tensor])
+    inputs = torch.tensor(x, requires_grad=True)
+    try:
+        activations, logits = probe(inputs, training=False)
+    finally:
+        if saved is not None:
+            head.activation = saved
+    score = logits[torch.arange(len(x)), torch.as_tensor(target)].sum()
+    grads, input_grads = torch.autograd.grad(score, [activations, inputs])
+    return (logits.detach().numpy(),) + saliency_and_cam(input_grads.numpy(), activations.detach().numpy(),
+                                                         grads.numpy(), channels_first)
+
+
+def write_keras_files(builders, folder, first_seed):
+    """name -> (Keras model with random weights, path of its .keras, path of its legacy .h5), saved in ``folder``."""
+    out = {}
+    for seed, (name, make) in enumerate(builders.items(), start=first_seed):
+        model = randomize_keras(make(), seed)
+        model.save(folder / f"{name}.keras")
+        model.save(folder / f"{name}.h5")
+        out[name] = (model, folder / f"{name}.keras", folder / f"{name}.h5")
+    return out
 
 
 def torch_nets():
@@ -145,11 +184,33 @@ def torch_nets():
 
         logits = False
 
+    class Branches(nn.Module):     # a residual Add, a torch.cat of channels and one of heights, three
+        def __init__(self):        # flattened (channels-first) branches concatenated into one Linear
+            super().__init__()
+            self.stem, self.bn = nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.conv, self.relu = nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+            self.side, self.small = nn.Conv2d(2, 3, 1), nn.Conv2d(7, 3, 3, stride=2)
+            self.fc = nn.Linear(7 * 5 * 5 + 3 * 4 * 4 + 7 * 10 * 5, 5)
+            self.cam_module = self.relu
+
+        def forward(self, x):
+            h = torch.relu(self.bn(self.stem(x)))
+            h = torch.cat([self.relu(h + self.conv(h)), torch.tanh(self.side(x))], dim=1)
+            small = torch.relu(self.small(h))
+            tall = torch.cat([h[:, :, :5, :5], h[:, :, 5:, 5:]], dim=2)
+            features = torch.cat([torch.flatten(nn.functional.avg_pool2d(h, 2), 1),
+                                  small.reshape(small.shape[0], -1), torch.flatten(tall, 1)], dim=1)
+            scores = self.fc(features)
+            return scores if self.logits else torch.softmax(scores, dim=1)
+
+        logits = False
+
     def build(cls, seed):
         torch.manual_seed(seed)
         return randomize_batch_norm(cls()).eval()
 
-    return {"plain": (lambda: build(Plain, 0), (1, 1, 16, 16)), "modern": (lambda: build(Modern, 1), (2, 3, 12, 12))}
+    return {"plain": (lambda: build(Plain, 0), (1, 1, 16, 16)), "modern": (lambda: build(Modern, 1), (2, 3, 12, 12)),
+            "branches": (lambda: build(Branches, 2), (1, 2, 10, 10))}
 
 
 def randomize_batch_norm(net):
@@ -181,10 +242,8 @@ def torch_logits_and_grads(net, x, target):
     activation = kept["a"]
     activation.retain_grad()
     out[torch.arange(len(x)), torch.as_tensor(target)].sum().backward()
-    a = activation.detach().numpy().transpose(0, 2, 3, 1)
-    g = activation.grad.numpy().transpose(0, 2, 3, 1)
-    cam = np.maximum(np.einsum("nhwk,nk->nhw", a, g.mean(axis=(1, 2))), 0)
-    return out.detach().numpy(), np.abs(inputs.grad.numpy()).max(axis=1), cam
+    return (out.detach().numpy(),) + saliency_and_cam(inputs.grad.numpy(), activation.detach().numpy(),
+                                                      activation.grad.numpy(), channels_first=True)
 
 
 def export_torch(net, shape, path, dynamo=False):

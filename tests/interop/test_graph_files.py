@@ -12,13 +12,14 @@ against the real producers: Keras 3 (PyTorch backend) and torch.onnx.export, wit
 """
 import copy
 import json
+import re
 import sys
 import zipfile
 
 import numpy as np
 import pytest
 
-from producers import keras, randomize_keras
+from producers import keras, keras_graph_logits_and_grads, write_keras_files
 
 import glassnet as gn
 from glassnet import explain
@@ -64,12 +65,56 @@ def keras_graphs():
         value = K.Dense(1, name="value")(K.Flatten()(K.Concatenate(axis=-1)([a, mixed])))
         return k.Model([left, right], [classes, value])
 
-    return {"residual": residual, "two_branch_concat": two_branch_concat, "two_inputs": two_inputs}
+    cf = {"data_format": "channels_first"}
+
+    def cf_residual():          # channels_first: BN(axis=1), shortcuts, a GAP head and a Flatten -> Dense branch
+        x = k.Input((3, 10, 10), name="image")
+        h = K.ReLU()(K.BatchNormalization(axis=1)(K.Conv2D(6, 3, padding="same", use_bias=False, **cf)(x)))
+        y = K.Conv2D(6, 3, padding="same", **cf)(K.Conv2D(6, 3, padding="same", activation="relu", **cf)(h))
+        h = K.Activation("relu", name="cam")(K.Add()([h, K.BatchNormalization(axis=1)(y)]))
+        y = K.Conv2D(8, 1, **cf)(K.DepthwiseConv2D(3, strides=2, padding="same", activation="relu", **cf)(h))
+        h = K.Add()([K.Conv2D(8, 1, strides=2, **cf)(h), y])
+        flat = K.Dense(5, activation="relu")(K.Flatten()(K.MaxPooling2D(2, **cf)(h)))
+        return k.Model(x, K.Softmax()(K.Dense(4)(K.Concatenate()([K.GlobalAveragePooling2D(**cf)(h), flat]))))
+
+    def cf_branches():          # channels_first: Concatenate on channels, heights and widths; three flattened
+        x = k.Input((2, 12, 12))  # branches (one batch-normalized) concatenated into one Dense
+        scaled = K.Rescaling(0.5, offset=-0.2)(x)
+        a = K.Conv2D(3, 3, padding="same", activation="relu", name="cam", **cf)(scaled)
+        b = K.UpSampling2D(2, **cf)(K.MaxPooling2D(2, **cf)(K.SeparableConv2D(2, 5, padding="same", **cf)(scaled)))
+        c = K.Cropping2D(1, **cf)(K.ZeroPadding2D(1, **cf)(
+            K.Conv2D(2, 3, padding="same", dilation_rate=2, activation="tanh", **cf)(x)))
+        h = K.Concatenate(axis=1)([a, b, c])
+        tall, wide = K.Concatenate(axis=-2)([b, c]), K.Concatenate(axis=-1)([b, c])
+        left = K.Flatten()(K.AveragePooling2D(2, **cf)(K.Conv2D(2, 3, **cf)(h)))
+        right = K.BatchNormalization()(K.Flatten()(K.MaxPooling2D(3, **cf)(tall)))
+        features = K.Concatenate()([left, right, K.Flatten()(K.MaxPooling2D(3, **cf)(wide))])
+        return k.Model(x, K.Dense(3, activation="softmax")(K.Dropout(0.1)(features)))
+
+    def cf_two_inputs():        # channels_first: a shared Conv2D, a shared Dense on two flattened branches,
+        left, right = k.Input((1, 8, 8), name="left"), k.Input((1, 8, 8), name="right")  # every merge
+        shared, head = K.Conv2D(4, 3, activation="relu", name="shared", **cf), K.Dense(2, name="head")
+        a, b = shared(left), shared(right)
+        mixed = K.Maximum()([K.Multiply()([a, b]), K.Average()([a, b, K.Subtract()([a, b])])])
+        mixed = K.BatchNormalization(axis=1)(mixed)
+        classes = K.Dense(3, activation="softmax", name="classes")(K.GlobalAveragePooling2D(**cf)(mixed))
+        both = K.Dense(2)(K.Flatten()(K.Concatenate(axis=-3)([a, mixed])))
+        value = K.Add(name="value")([head(K.Flatten()(a)), head(K.Flatten()(b)), both])
+        return k.Model([left, right], [classes, value])
+
+    return {"residual": residual, "two_branch_concat": two_branch_concat, "two_inputs": two_inputs,
+            "cf_residual": cf_residual, "cf_branches": cf_branches, "cf_two_inputs": cf_two_inputs}
 
 
 def _inputs(model, seed, n=3):
+    """Random inputs for a Keras model, in its own layout."""
     rng = np.random.default_rng(seed)
     return [rng.random((n,) + tuple(t.shape[1:])).astype("float32") for t in model.inputs]
+
+
+def _as_glassnet(inputs, name):
+    """Keras's inputs for glassnet: channels_first images (N, C, H, W) moved to (N, H, W, C)."""
+    return [x.transpose(0, 2, 3, 1) if name.startswith("cf_") else x for x in inputs]
 
 
 def _listed(outputs):
@@ -79,37 +124,7 @@ def _listed(outputs):
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """name -> (Keras model, path of its .keras, path of its .h5)."""
-    folder = tmp_path_factory.mktemp("graphs")
-    out = {}
-    for seed, (name, make) in enumerate(keras_graphs().items()):
-        model = randomize_keras(make(), seed + 10)
-        model.save(folder / f"{name}.keras")
-        model.save(folder / f"{name}.h5")
-        out[name] = (model, folder / f"{name}.keras", folder / f"{name}.h5")
-    return out
-
-
-def keras_graph_logits_and_grads(model, x, target):
-    """Keras's logits (the input of its final Softmax / softmax Dense), saliency and Grad-CAM at "cam",
-    by torch autograd through the Keras graph itself."""
-    k = keras()
-    head = model.layers[-1]
-    saved = getattr(head, "activation", None)
-    if saved is not None:
-        head.activation = k.activations.linear
-    logits_tensor = model.layers[-2].output if saved is None else head.output
-    probe = k.Model(model.inputs, [model.get_layer("cam").output, logits_tensor])
-    inputs = torch.tensor(x, requires_grad=True)
-    try:
-        activations, logits = probe(inputs, training=False)
-    finally:
-        if saved is not None:
-            head.activation = saved
-    score = logits[torch.arange(len(x)), torch.as_tensor(target)].sum()
-    grads, input_grads = torch.autograd.grad(score, [activations, inputs])
-    a, g = activations.detach().numpy(), grads.numpy()
-    cam = np.maximum(np.einsum("nhwk,nk->nhw", a, g.mean(axis=(1, 2))), 0)
-    return logits.detach().numpy(), np.abs(input_grads.numpy()).max(axis=-1), cam
+    return write_keras_files(keras_graphs(), tmp_path_factory.mktemp("graphs"), 10)
 
 
 @pytest.mark.parametrize("suffix", ["keras", "h5"])
@@ -120,19 +135,20 @@ def test_keras_graphs_predict_as_keras(written, name, suffix):
     assert type(loaded) is gn.Model
     assert sorted(layer.name for layer in loaded.layers) == sorted(layer.name for layer in model.layers)
     assert loaded.count_params() == model.count_params()
-    x = _inputs(model, 1)
-    feed = x if len(x) > 1 else x[0]
-    for got, want in zip(_listed(loaded.predict(feed)), _listed(model.predict(feed, verbose=0))):
+    x, feed = _inputs(model, 1), _as_glassnet(_inputs(model, 1), name)
+    got = _listed(loaded.predict(feed if len(feed) > 1 else feed[0]))
+    for got, want in zip(got, _listed(model.predict(x if len(x) > 1 else x[0], verbose=0))):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["residual", "two_branch_concat"])
+@pytest.mark.parametrize("name", ["residual", "two_branch_concat", "cf_residual", "cf_branches"])
 def test_grad_cam_and_saliency_match_keras_autograd(written, name):
     model, path, _ = written[name]
     loaded = gn.load_model(path)
     x = _inputs(model, 2)[0]
     target = np.arange(len(x)) % loaded.output_shape[-1]
-    logits, saliency, cam = keras_graph_logits_and_grads(model, x, target)
+    logits, saliency, cam = keras_graph_logits_and_grads(model, x, target, channels_first=name.startswith("cf_"))
+    x = _as_glassnet([x], name)[0]
     np.testing.assert_allclose(loaded.predict(x, logits=True), logits, atol=1e-5)
     np.testing.assert_allclose(explain.saliency(loaded, x, target), saliency, rtol=1e-4, atol=1e-6)
     got = explain.grad_cam(loaded, x, target, layer="cam", upsample=False)
@@ -337,3 +353,31 @@ def test_a_graph_is_saved_as_a_functional_config(tmp_path):
     assert [e["class_name"] for e in config["config"]["layers"]] == ["InputLayer", "Conv2D", "Conv2D", "Add"]
     assert config["config"]["layers"][3]["inbound_nodes"][0]["args"][0][1]["config"]["keras_history"] == \
         [config["config"]["layers"][2]["name"], 0, 0]
+
+
+def test_channels_first_layers_without_a_channels_last_counterpart_are_listed_in_one_error(tmp_path):
+    """Every layer of a channels_first graph that cannot be converted exactly, named with its class and
+    why, in one error; the layers after them do not add spurious entries."""
+    k = keras()
+    K, cf = k.layers, {"data_format": "channels_first"}
+    x = k.Input((2, 6, 6))
+    h = K.Conv2D(4, 3, padding="same", **cf)(x)
+    small = K.MaxPooling2D(3, **cf)(h)                      # (4, 2, 2): 16 features, like the 16 of the GAP below
+    shared = K.Dense(2, name="shared_head")
+    pooled = K.Dense(16)(K.GlobalAveragePooling2D(**cf)(h))
+    outputs = [K.Reshape((4, 36), name="reshape_images")(h), K.Dense(3, name="dense_on_width")(h),
+               K.Activation("softmax", name="softmax_on_width")(h), K.Flatten(name="flat_out")(h),
+               K.Dense(2)(K.Add(name="mixed_add")([K.Flatten()(small), pooled])),
+               shared(K.Flatten()(small)), shared(K.GlobalAveragePooling2D(**cf)(K.Conv2D(16, 1, **cf)(h)))]
+    k.Model(x, outputs).save(tmp_path / "cf.keras")
+    with pytest.raises(ValueError) as caught:
+        gn.load_model(tmp_path / "cf.keras")
+    text = str(caught.value)
+    assert "6 unsupported layers" in text
+    for expected in [r"'reshape_images' \(Reshape: a Reshape from or to images in a channels_first model\)",
+                     r"'dense_on_width' \(Dense: a Dense on channels_first images",
+                     r"'softmax_on_width' \(Activation: a softmax over channels_first images",
+                     r"'flat_out' \(output: channels_first features flattened without a Dense after them\)",
+                     r"'mixed_add' \(Add: a merge of features in different orders",
+                     r"'shared_head' \(Dense: a shared layer called on tensors in different layouts"]:
+        assert re.search(expected, text), expected

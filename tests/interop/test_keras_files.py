@@ -10,7 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from producers import glassnet_models, keras, keras_architectures, keras_logits_and_grads, randomize_keras
+from producers import (glassnet_models, keras, keras_architectures, keras_logits_and_grads, randomize_keras,
+                       write_keras_files)
 
 import glassnet as gn
 from glassnet import explain
@@ -21,14 +22,7 @@ pytest.importorskip("h5py", reason="h5py (glassnet[interop]) is not installed")
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """name -> (Keras model, path of its .keras, path of its .h5)."""
-    folder = tmp_path_factory.mktemp("keras")
-    out = {}
-    for seed, (name, make) in enumerate(keras_architectures().items()):
-        model = randomize_keras(make(), seed)
-        model.save(folder / f"{name}.keras")
-        model.save(folder / f"{name}.h5")
-        out[name] = (model, folder / f"{name}.keras", folder / f"{name}.h5")
-    return out
+    return write_keras_files(keras_architectures(), tmp_path_factory.mktemp("keras"), 0)
 
 
 def _inputs(model, seed, n=3):

@@ -16,8 +16,9 @@ onnx = pytest.importorskip("onnx", reason="onnx (glassnet[interop]) is not insta
 torch = pytest.importorskip("torch", reason="PyTorch (a dev-only oracle) is not installed")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime (a dev-only oracle) is not installed")
 
-#: the glassnet layer at the PyTorch net's ``cam_module``: the convolution its ReLU / PReLU follows
-CAM_LAYER = {"plain": "conv2", "modern": "prelu"}
+#: the glassnet layer at the PyTorch net's ``cam_module``: the convolution its ReLU / PReLU follows, or
+#: the ReLU layer after the residual Add ("relu" is the ReLU of the stem, exported first)
+CAM_LAYER = {"plain": "conv2", "modern": "prelu", "branches": "relu_2"}
 
 
 @pytest.fixture(scope="module")

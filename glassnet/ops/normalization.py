@@ -131,12 +131,22 @@ def batch_norm_forward(x, gamma, beta, epsilon, mean=None, var=None, relu=False)
         _affine(centered, y, gamma * inv_std, beta, repeats, relu)
         cache = BatchNormCache(centered, None, batch_mean, inv_std, y if relu else None, True)
         return y.reshape(x.shape), cache, batch_mean, batch_var
-    inv_std = (dtype(1) / np.sqrt(var + dtype(epsilon))).astype(x.dtype, copy=False)
+    scale, shift, inv_std = inference_affine(gamma, beta, epsilon, mean, var, x.dtype)
+    # x * scale + shift: one multiply and one add, no centered copy at inference
+    _affine(wide, y, scale, shift, repeats, relu)
     mean = mean.astype(x.dtype, copy=False)
-    scale = gamma * inv_std
-    # x * scale + (beta - mean * scale): one multiply and one add, no centered copy at inference
-    _affine(wide, y, scale, beta - mean * scale, repeats, relu)
     return y.reshape(x.shape), BatchNormCache(None, wide, mean, inv_std, y if relu else None, False), None, None
+
+
+def inference_affine(gamma, beta, epsilon, mean, var, dtype):
+    """``(scale, shift, inv_std)`` per channel of a normalization with fixed statistics, in ``dtype``:
+    ``y = x * scale + shift`` with ``inv_std = 1 / sqrt(var + epsilon)``, ``scale = gamma * inv_std`` and
+    ``shift = beta - mean * scale``. A convolution before it may take them into its kernel and bias
+    (:class:`glassnet.engine.plan.ConvBatchNormStep`)."""
+    dtype = np.dtype(dtype).type
+    inv_std = (dtype(1) / np.sqrt(var + dtype(epsilon))).astype(dtype, copy=False)
+    scale = gamma * inv_std
+    return scale, beta - mean.astype(dtype, copy=False) * scale, inv_std
 
 
 def _affine(source, y, scale, shift, repeats, relu):

@@ -1,5 +1,5 @@
 """Convolution by row windows: im2col along the width only, one accumulating GEMM per kernel row
-(stride 1 down the rows, several channels).
+(stride 1 down the rows) or per group of kernel rows (a row stride > 1), several channels.
 
 For a stride of 1 along the height, write ``xw[n, h, ow] = xp[n, h, ow*sw : ow*sw + KW, :]``
 (the KW * C values a kernel row sees; ``xw`` is KW times the input, where full im2col is
@@ -26,8 +26,8 @@ zero), one matrix row of ``sh * KW * C`` values per (n, q, ow). Output row ``oh`
 ``sh = 1`` (one kernel row per group). The frame then has ``Hq`` rows per image for ``OH`` outputs.
 
 The input gradient alone (an explanation: no kernel gradient, stride 1), and a training pass on few
-channels (the plan's ``shifted_dx``), skip ``dxw`` and its col2im: with ``dy`` on the full (Hp, Wp) frame of each image (zeros beyond (OH, OW)), the padded
-input's row ``r = (n * Hp + h) * Wp + w`` reads output row ``r - i * Wp - j`` for tap (i, j), so
+channels (the plan's ``shifted_dx``), skip ``dxw`` and its col2im: with ``dy`` on the full (Hp, Wp)
+frame of each image (zeros beyond (OH, OW)), the padded input's row ``r = (n * Hp + h) * Wp + w`` reads output row ``r - i * Wp - j`` for tap (i, j), so
 
     dxp = sum_{i, j} shift_{i * Wp + j}(dy) @ kernel[i, j]^T
 

@@ -17,10 +17,11 @@ pthreads OpenBLAS) everything runs on the calling thread. ``glassnet.ops.NUM_THR
 turns all of this off.
 
 The results do not depend on the thread that calls: how the work is split follows the count only
-(the program's, also while another thread holds BLAS), and every GEMM of a split call runs on one
-BLAS thread. After a fork the child starts a fresh pool of workers (``os.register_at_fork``).
+(the program's, also while another thread holds BLAS), every GEMM of a split call runs on one
+BLAS thread, and partial results are folded in the order of the items whichever thread made them. After a fork the child starts a fresh pool of workers (``os.register_at_fork``).
 """
 import contextlib
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -88,29 +89,12 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _run_share(fn, share, fold):
-    """``fn`` over the items of one share: all results, or (with ``fold``) one folded value."""
-    if fold is None:
-        return [fn(item) for item in share]
-    return [_folded(fn, share, fold)]
-
-
 def _folded(fn, items, fold):
+    """``fold(...fold(fn(items[0]), fn(items[1]))..., fn(items[-1]))`` on the calling thread."""
     total = fn(items[0])
     for item in items[1:]:
         total = fold(total, fn(item))
     return total
-
-
-def _worker(fn, fold):
-    """Run ``fn`` over one share of the items as a worker (the caller's share too)."""
-    def run(share):
-        _IN_WORKER.active = True           # nested parallel calls stay sequential
-        try:
-            return _run_share(fn, share, fold)
-        finally:
-            _IN_WORKER.active = False
-    return run
 
 
 def held_blas(needed=True):
@@ -132,13 +116,53 @@ def batch_shares(N, threads):
     return [slice(N * t // threads, N * (t + 1) // threads) for t in range(threads)]
 
 
+class _InOrder:
+    """The results of a split call as the threads hand them in, in any order: kept by index, or (with
+    ``fold``) folded in the order of the items as soon as the next one is in, so that a folded value does
+    not depend on which thread ran which item and at most a few results wait at a time."""
+
+    def __init__(self, count, fold):
+        self.fold, self.count = fold, count
+        self.results, self.ready = [None] * count, [False] * count
+        self.next, self.total = 0, None
+        self.lock = threading.Lock()
+
+    def put(self, index, value):
+        with self.lock:
+            self.results[index], self.ready[index] = value, True
+            if self.fold is None:
+                return
+            while self.next < self.count and self.ready[self.next]:
+                value, self.results[self.next] = self.results[self.next], None
+                self.total = value if self.next == 0 else self.fold(self.total, value)
+                self.next += 1
+
+
+def _taker(fn, items, collected):
+    """A worker's loop (the caller runs one too): take the next item no thread has taken, run it, hand its
+    result in; until none is left. A thread the OS stops for a while then holds up one item, not a share."""
+    taken = itertools.count()               # next() on it is atomic under the GIL
+
+    def take(_=None):
+        _IN_WORKER.active = True            # nested parallel calls stay sequential
+        try:
+            index = next(taken)
+            while index < len(items):
+                collected.put(index, fn(items[index]))
+                index = next(taken)
+        finally:
+            _IN_WORKER.active = False
+    return take
+
+
 def run_blocks(fn, items, threads, fold=None, blas=True):
     """``[fn(item) for item in items]``, on ``threads`` worker threads when that is more than one.
 
-    Each thread takes one contiguous share of the items. ``fn`` must only write to memory no
-    other item writes to. Results come back in the order of ``items``; with ``fold`` (e.g. an
-    in-place add) they are folded into one value as they come, shares in order, so memory does
-    not grow with the number of items. ``blas=False`` says ``fn`` calls no BLAS.
+    The threads take the items one at a time, each the next one nobody has taken (the calling thread
+    is one of them). ``fn`` must only write to memory no other item writes to. Results come back in the
+    order of ``items``; with ``fold`` (e.g. an in-place add) they are folded into one value in the order
+    of the items as they come in, so that memory does not grow with the number of items and the value
+    is the one a single thread would fold. ``blas=False`` says ``fn`` calls no BLAS.
 
     Whenever glassnet's workers are on (``num_threads() > 1``), BLAS is held at one thread for
     the duration, even when this call is too small to split and runs on the calling thread.
@@ -146,22 +170,31 @@ def run_blocks(fn, items, threads, fold=None, blas=True):
     threads = min(threads, len(items))
     with held_blas(blas):
         if threads <= 1:
-            return _run_share(fn, items, None) if fold is None else _folded(fn, items, fold)
-        bounds = [len(items) * t // threads for t in range(threads + 1)]
-        shares = [items[bounds[t]:bounds[t + 1]] for t in range(threads)]
-        run_share = _worker(fn, fold)
-        # the calling thread takes the first share itself: one thread hand-off fewer per call
-        pending = _submit(run_share, shares[1:])
-        parts = [run_share(shares[0])] + [future.result() for future in pending]
-        results = [result for part in parts for result in part]
-    return results if fold is None else _folded(lambda r: r, results, fold)
+            return [fn(item) for item in items] if fold is None else _folded(fn, items, fold)
+        collected = _InOrder(len(items), fold)
+        take = _taker(fn, items, collected)
+        # the calling thread takes items too: one thread hand-off fewer per call
+        pending = _submit(take, [None] * (threads - 1))
+        try:
+            take()
+        finally:
+            for future in pending:          # never leave a worker running on this call's arrays
+                future.exception()
+        for future in pending:
+            future.result()
+    return collected.results if fold is None else collected.total
+
+
+#: :func:`over_rows` cuts the rows into this many slices per thread: a thread that the OS stops for a
+#: while then holds up a quarter of its share, not all of it.
+SLICES_PER_THREAD = 4
 
 
 def over_rows(fn, N, nbytes):
     """``fn(rows)`` for contiguous slices ``rows`` covering range(N), spread over the worker threads
     when ``nbytes`` (the memory the work touches) is worth splitting; ``fn`` calls no BLAS."""
     threads = num_threads(nbytes)
-    run_blocks(fn, batch_shares(N, threads), threads, blas=False)
+    run_blocks(fn, batch_shares(N, threads * SLICES_PER_THREAD if threads > 1 else 1), threads, blas=False)
 
 
 def matmul(a, b):

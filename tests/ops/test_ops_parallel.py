@@ -1,4 +1,8 @@
-"""glassnet.ops.parallel: BLAS held at one thread while glassnet's own workers run."""
+"""glassnet.ops.parallel: BLAS held at one thread while glassnet's own workers run; items taken as threads come
+free, folded in item order."""
+import threading
+import time
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -83,3 +87,51 @@ def test_an_error_inside_a_step_or_while_lowering_blas_puts_it_back(monkeypatch)
             with parallel.held_blas():
                 pass
         assert blas_threads.holds() == 0 and parallel.num_threads() == 2
+
+
+def test_split_calls_fold_in_item_order_whichever_thread_ran_an_item():
+    """Float sums depend on their order: the folded value of a split call is the one thread's, bit for bit."""
+    values = [1e16, 1.0, -1e16, 3.0, 1e-3, 2.5e15, -7.0, 1.0] * 5
+    items = list(range(len(values)))
+
+    def slow_first(i):
+        if i == 0:
+            time.sleep(0.05)              # the other thread takes most items meanwhile
+        return np.array([values[i]])
+
+    def add(total, part):
+        total += part
+        return total
+    alone = parallel.run_blocks(slow_first, items, 1, fold=add, blas=False)
+    split = parallel.run_blocks(slow_first, items, 2, fold=add, blas=False)
+    assert split.tobytes() == alone.tobytes()
+    assert parallel.run_blocks(lambda i: i * i, items, 2, blas=False) == [i * i for i in items]
+
+
+def test_threads_take_items_as_they_come_free():
+    """A thread held up on one item does not hold up the items after it: the other thread takes them."""
+    ran_on = {}
+
+    def work(i):
+        if i == 0:
+            time.sleep(0.2)
+        ran_on[i] = threading.get_ident()
+    parallel.run_blocks(work, list(range(8)), 2, blas=False)
+    assert sorted(ran_on) == list(range(8))
+    assert sum(ident != ran_on[0] for ident in ran_on.values()) >= 6
+
+
+def test_an_error_in_one_item_reaches_the_caller_after_every_thread_stopped():
+    started, finished = [], []
+
+    def work(i):
+        started.append(i)
+        if i == 1:
+            raise ValueError("item 1 failed")
+        time.sleep(0.01)
+        finished.append(i)
+    with pytest.raises(ValueError, match="item 1 failed"):
+        parallel.run_blocks(work, list(range(6)), 2, blas=False)
+    count = len(finished)
+    time.sleep(0.05)
+    assert len(finished) == count          # nothing still running after the call returned

@@ -235,8 +235,12 @@ def test_worker_threads_give_the_single_thread_results(monkeypatch, threads):
     monkeypatch.setattr(ops, "NUM_THREADS", threads)
     assert parallel.num_threads() == threads
     used = set()
-    original = parallel._run_share
-    monkeypatch.setattr(parallel, "_run_share", lambda *a: used.add(threading.get_ident()) or original(*a))
+    original = parallel._taker
+
+    def spied(*args):                   # every thread that takes part in a split call runs its taker
+        take = original(*args)
+        return lambda *a: used.add(threading.get_ident()) or take(*a)
+    monkeypatch.setattr(parallel, "_taker", spied)
     got = _conv_and_pool(x, kernel, bias)
     assert threading.get_ident() in used and len(used) >= 2             # the caller and worker thread(s)
     for e, g in zip(expected, got):

@@ -99,11 +99,8 @@ JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2, 10 ** 12), st.
                                                                                          st.integers(), max_size=2))
 
 
-@FUZZ
-@given(name=st.sampled_from(KERAS_ZIPS), choice=st.integers(0, 10 ** 6), value=JSON_VALUES)
-def test_keras_config_edits(tmp_path, originals, name, choice, value):
-    parts = _keras_parts(originals[name])
-    config = json.loads(parts["config.json"])
+def _edited(config, choice, value):
+    """A copy of a JSON tree with the value at one of its paths (picked by ``choice``) replaced by ``value``."""
     paths = [p for p in _paths(config) if p]
     target = paths[choice % len(paths)]
     edited = copy.deepcopy(config)
@@ -111,7 +108,28 @@ def test_keras_config_edits(tmp_path, originals, name, choice, value):
     for key in target[:-1]:
         node = node[key]
     node[target[-1]] = value
+    return edited
+
+
+@FUZZ
+@given(name=st.sampled_from(KERAS_ZIPS), choice=st.integers(0, 10 ** 6), value=JSON_VALUES)
+def test_keras_config_edits(tmp_path, originals, name, choice, value):
+    parts = _keras_parts(originals[name])
+    edited = _edited(json.loads(parts["config.json"]), choice, value)
     load_guarded(_write_keras(tmp_path / "edited.keras", parts, edited))
+
+
+@FUZZ
+@given(choice=st.integers(0, 10 ** 6), value=JSON_VALUES)
+def test_tf_keras_channels_first_graph_config_edits(tmp_path, choice, value):
+    """The channels_first graph tf.keras wrote (Keras 2's list-style calls, no shapes in them): its
+    conversion to channels-last meets edited configurations, and loads a model or raises one error."""
+    import h5py
+    path = tmp_path / "edited.h5"
+    path.write_bytes((FIXTURES / "tf_keras" / "channels_first.h5").read_bytes())
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["model_config"] = json.dumps(_edited(json.loads(handle.attrs["model_config"]), choice, value))
+    load_guarded(path)
 
 
 def _histories(config):

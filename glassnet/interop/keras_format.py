@@ -22,14 +22,13 @@ different orders) is refused.
 """
 import io
 import json
-import math
 import zipfile
 from typing import NamedTuple, Optional
 
 import numpy as np
 
 from glassnet.interop._common import (MAX_COMPRESSION, MAX_CONFIG_BYTES, WHERE, FileProblem, as_float_array,
-                                      check_parameter_count, concatenated_permutation, flat_permutation, refuse,
+                                      check_parameter_count, flat_order, joined_order, order_permutation, refuse,
                                       require, unsupported)
 
 KERAS_WHAT = "a Keras model file (.keras zip or Keras 2 .h5)"
@@ -82,10 +81,7 @@ class _Translator:
     glassnet per-example shape of the current tensor (None when unknown), ``input_shapes`` and
     ``input_orders`` those of a merge's inputs, and ``feature_order`` the order of features Keras
     flattened from channels-first images (None when Keras's order is glassnet's); the first Dense
-    they reach takes its kernel rows in that order. An order is kept symbolic, a tuple of segments
-    ``(size, image shape, axis order)`` (``(size, None, None)``: features in glassnet's order), so
-    that comparing and concatenating orders allocates nothing; :func:`_permutation` makes the index
-    array only when the weights, checked against the file, are reordered.
+    they reach takes its kernel rows in that order (kept symbolic: see :func:`glassnet.interop._common.flat_order`).
     """
 
     def __init__(self, layout):
@@ -206,7 +202,7 @@ class _Translator:
             held = (2, 0, 1) if self.layout == "channels_first" else (0, 1, 2)
             order = tuple(held[i] for i in (1, 2, 0)) if c.get("data_format") == "channels_first" else held
             if order != (0, 1, 2):
-                self.feature_order = ((math.prod(self.shape), tuple(self.shape), order),)
+                self.feature_order = flat_order(self.shape, order)
         return "Flatten", {}
 
     def Dropout(self, c):
@@ -305,7 +301,7 @@ class _Translator:
         elif any(order is not None for order in orders):
             if not all(len(s) == 1 for s in shapes):
                 raise _Unsupported("a Concatenate of flattened channels_first features with other tensors")
-            self.feature_order = sum((((s[0], None, None),) if o is None else o for o, s in zip(orders, shapes)), ())
+            self.feature_order = joined_order(orders, [s[0] for s in shapes])
         return "Concatenate", {"axis": int(axis)}
 
     # -- weight fixes -----------------------------------------------------------------------------
@@ -315,7 +311,7 @@ class _Translator:
         order = self.feature_order
         if order is None:
             return None
-        return lambda weights: [w[..., _permutation(order)] if index is None or i == index else w
+        return lambda weights: [w[..., order_permutation(order)] if index is None or i == index else w
                                 for i, w in enumerate(weights)]
 
     def dense_fix(self):
@@ -323,7 +319,7 @@ class _Translator:
         order, self.feature_order = self.feature_order, None
         if order is None:
             return None
-        return lambda weights: [weights[0][_permutation(order)]] + list(weights[1:])
+        return lambda weights: [weights[0][order_permutation(order)]] + list(weights[1:])
 
 
 _KNOWN = [name for name in vars(_Translator) if name[0].isupper()]
@@ -332,13 +328,6 @@ _FIRST_TO_LAST = {1: 3, 2: 1, 3: 2}
 #: the feature order of a merge whose inputs are in different orders (refused by every merge but a
 #: Concatenate of flat features)
 _MIXED = "mixed"
-
-
-def _permutation(order):
-    """The index array ``p`` of a symbolic feature order (see :class:`_Translator`):
-    ``glassnet_features = keras_features[p]``."""
-    return concatenated_permutation([None if shape is None else flat_permutation(shape, axes)
-                                     for _, shape, axes in order], [size for size, _, _ in order])
 
 
 def _built_in(entry):

@@ -187,6 +187,30 @@ def test_absurd_onnx_tensor_shapes(tmp_path, originals, dims):
     assert isinstance(load_guarded(path), ValueError)
 
 
+def test_absurd_image_sizes_before_a_channels_first_flatten(tmp_path, monkeypatch):
+    """A 20000 x 20000 input written into a file whose NCHW images are flattened (ONNX from PyTorch, and the
+    channels_first graph tf.keras wrote): one error, and the flattened features' reordering (600 million
+    indices) is never made: it waits for weights of its size, which such a file does not hold."""
+    import h5py
+    pytest.importorskip("torch", reason="PyTorch (a dev-only oracle) is not installed")
+    monkeypatch.syspath_prepend(str(FIXTURES.parent))
+    from producers import export_torch, torch_nets
+    make, shape = torch_nets()["plain"]
+    export_torch(make(), shape, tmp_path / "plain.onnx")
+    model = onnx.load(tmp_path / "plain.onnx")
+    for axis in (2, 3):
+        model.graph.input[0].type.tensor_type.shape.dim[axis].dim_value = 20000
+    onnx.save(model, tmp_path / "huge.onnx")
+    keras_path = tmp_path / "huge.h5"
+    keras_path.write_bytes((FIXTURES / "tf_keras" / "channels_first.h5").read_bytes())
+    with h5py.File(keras_path, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        config["config"]["layers"][0]["config"]["batch_input_shape"] = [None, 2, 20000, 20000]
+        handle.attrs["model_config"] = json.dumps(config)
+    for path in (tmp_path / "huge.onnx", keras_path):
+        assert isinstance(load_guarded(path), ValueError)
+
+
 def test_onnx_external_data_outside_the_folder_is_refused(tmp_path, originals):
     model = onnx.load_model_from_string(originals["torch_cnn.onnx"])
     tensor = model.graph.initializer[0]

@@ -190,18 +190,21 @@ class Model:
     def input_slots(self):
         return self._graph().inputs
 
-    def plan(self, logits=False, fuse=False, exposed=None, rule="vanilla"):
+    def plan(self, logits=False, fuse=False, exposed=None, rule="vanilla", inference=False):
         """The execution plan (:func:`glassnet.engine.make_plan`) of this model, made once per kind.
 
         ``logits=True`` stops at the logits; ``fuse=True`` runs Conv2D + MaxPooling2D pairs as one
         fused step (training, ``predict``, explanations). An explanation passes the slots it reads
-        (``exposed``: no fusion hides them) and its ReLU ``rule``.
+        (``exposed``: no fusion hides them) and its ReLU ``rule``. ``inference=True`` (a plan that never
+        trains: ``predict``, explanations) also folds BatchNormalization into the Conv2D before it.
         """
         exposed = None if exposed is None else frozenset(exposed)
-        key = (bool(logits), bool(fuse), len(self._layers), exposed, None if exposed is None else rule)
+        key = (bool(logits), bool(fuse), len(self._layers), exposed, None if exposed is None else rule,
+               bool(inference))
         plan = self._plans.get(key)
         if plan is None:
-            plan = make_plan(self._graph(), logits=logits, fuse=fuse, exposed=exposed, rule=rule)
+            plan = make_plan(self._graph(), logits=logits, fuse=fuse, exposed=exposed, rule=rule,
+                             inference=inference)
             self._plans[key] = plan       # one dict store: threads racing here build equal plans
         return plan
 
@@ -300,7 +303,7 @@ class Model:
         batch_size = check_int(batch_size, "batch_size", where, minimum=1)
         check_verbose(verbose, where)
         check_flag(logits, "logits", where)
-        plan = self.plan(logits, fuse=True)
+        plan = self.plan(logits, fuse=True, inference=True)
         parts = [run(plan, [a[start:start + batch_size] for a in xs], keep=False).values
                  for start in range(0, len(xs[0]), batch_size)]
         outputs = [np.concatenate([values[slot] for values in parts], axis=0) for slot in plan.outputs]

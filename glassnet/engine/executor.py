@@ -10,6 +10,10 @@ backward loop drops each step's cache and output gradient once the step is done.
 """
 from typing import NamedTuple
 
+import numpy as np
+
+from glassnet.ops.workspace import recycled_array
+
 
 class Tape:
     """What one forward pass leaves for its backward pass.
@@ -158,8 +162,14 @@ def backprop(tape, seeds, rule="vanilla", wrt=(), stop=(), need_grads=True, obse
 
 def _accumulate(grads, slot, value):
     """Add a gradient for ``slot`` (a tensor read by several steps gets the sum; never in place, since
-    a step may hand back an array it still refers to)."""
-    grads[slot] = value if slot not in grads else grads[slot] + value
+    a step may hand back an array it still refers to: into a recycled array instead, which nothing
+    else refers to, so no fresh pages per call)."""
+    if slot not in grads:
+        grads[slot] = value
+        return
+    total = grads[slot]
+    out = recycled_array("gradient_sum", np.broadcast_shapes(total.shape, value.shape), np.result_type(total, value))
+    grads[slot] = np.add(total, value, out=out)
 
 
 def _active_steps(tape, wrt, stop, need_grads):

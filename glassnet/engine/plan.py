@@ -17,6 +17,8 @@ The speed tricks are steps chosen here, never switches in the layers:
   rule, so a guided or rectified explanation gates there too) and the lower one then takes its
   output gradient as gated (``output_gated``). The executor decides per call: never for a tensor
   whose gradient the caller asked for.
+- :class:`ConvBatchNormStep` (inference plans only): a linear Conv2D + BatchNormalization (+ ReLU)
+  as one convolution with the moving statistics folded into its kernel and bias.
 - ``logits=True``: the graph's outputs stop before a final softmax (a Softmax / Activation("softmax")
   node is left out, a fused softmax or sigmoid runs with ``logits=True``), which is what the fused
   losses and the explanations work on.
@@ -28,6 +30,9 @@ import numpy as np
 from glassnet.activations import relu_gate
 from glassnet.engine.graph import Graph, Node
 from glassnet.errors import message
+from glassnet.ops import conv2d_backward
+from glassnet.ops.parallel import over_rows
+from glassnet.ops.workspace import recycled_array
 
 #: final activations that ``logits=True`` leaves out when they are fused in a layer
 LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
@@ -191,12 +196,59 @@ class AddReLUStep(_ThenReLUStep):
 
     def apply(self, xs, training):
         y, _ = self.layer.apply(list(xs), training=training)
-        np.maximum(y, 0, out=y)
+        over_rows(lambda rows: np.maximum(y[rows], 0, out=y[rows]), len(y), 2 * y.nbytes)
         return (y,), y
 
     def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
-        dz = relu_gate(dys[0], cache, rule)             # y > 0 exactly where the sum was > 0
+        # y > 0 exactly where the sum was > 0
+        if rule == "vanilla":
+            dy, dz = dys[0], recycled_array("add_relu_gradient", cache.shape, dys[0].dtype)
+            over_rows(lambda rows: np.multiply(dy[rows], cache[rows] > 0, out=dz[rows]), len(dz), 3 * dz.nbytes)
+        else:
+            dz = relu_gate(dys[0], cache, rule)
         return tuple(dz if needed else None for needed in need_dx), {self.layer: {}, self.relu: {}}
+
+
+class ConvBatchNormStep(LayerStep):
+    """Inference only: a linear Conv2D whose output only a BatchNormalization reads (and the plain ReLU
+    that alone reads the normalization's output, if there is one) as one convolution with the moving
+    statistics folded into its kernel and bias, per filter:
+
+        (conv(x, K) + b) * s + t = conv(x, K * s) + (b * s + t),   s = gamma / sqrt(var + eps),
+                                                                   t = beta - mean * s
+
+    No normalization pass forward or backward, and the ReLU inside the convolution's blocks. Planned only
+    for calls that never train (``inference=True``: ``predict`` and the explanations), whose backward
+    passes need input gradients only."""
+
+    gates_input = True
+
+    def __init__(self, conv_node, norm_node, relu_node=None):
+        self.nodes = tuple(node for node in (conv_node, norm_node, relu_node) if node is not None)
+        self.layer, self.norm, self.relu = conv_node.layer, norm_node.layer, relu_node is not None
+        self.inputs, self.outputs = conv_node.inputs, (self.nodes[-1].output,)
+        self.logits, self.merges = False, False
+        self.gates_output = self.relu
+
+    def apply(self, xs, training):
+        if training:
+            raise RuntimeError(f"{self!r} folds moving statistics: it belongs to inference plans only")
+        y, (conv_cache, kernel) = self.layer.folded_apply(xs[0], *self.norm.inference_affine(xs[0].dtype),
+                                                          relu=self.relu)
+        return (y,), (conv_cache, kernel, y if self.relu else None)
+
+    def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
+        if need_grads:
+            raise RuntimeError(f"{self!r} has no weight gradients: it belongs to inference plans only")
+        conv_cache, kernel, y = cache
+        # the ReLU's gate: inside the convolution's blocks under the vanilla rule, given by the step
+        # above (output_gated), or the rule's own backward pass
+        fused = y is not None and rule == "vanilla"
+        dz = dys[0] if y is None or fused or output_gated else relu_gate(dys[0], y, rule)
+        relu_output = y if fused and not output_gated else None
+        dx, _, _ = conv2d_backward(dz, conv_cache, kernel, need_dx=need_dx[0], need_bias=False,
+                                   relu_output=relu_output, gate_input=gate_input, need_kernel=False)
+        return (dx,), {layer: {} for layer in self.layers}
 
 
 def _then_relu_kinds():
@@ -256,7 +308,7 @@ def _logits_view(graph):
     return [nodes[i] for i in kept], tuple(outputs), {kept.index(i) for i in logit_nodes if i in kept}
 
 
-def make_plan(graph, logits=False, fuse=False, exposed=None, rule="vanilla"):
+def make_plan(graph, logits=False, fuse=False, exposed=None, rule="vanilla", inference=False):
     """Plan ``graph`` (a :class:`~glassnet.engine.graph.Graph`).
 
     Parameters
@@ -272,6 +324,9 @@ def make_plan(graph, logits=False, fuse=False, exposed=None, rule="vanilla"):
     rule : {"vanilla", "guided", "rectified"}
         The ReLU rule of an explanation's backward pass: "rectified" does not fuse a ReLU
         convolution with its pooling (:meth:`ConvPoolStep._rule_at_winners`).
+    inference : bool
+        The plan never trains (``predict``, explanations): with ``fuse``, a linear Conv2D followed by a
+        BatchNormalization (and a plain ReLU) runs as one :class:`ConvBatchNormStep`.
     """
     from glassnet.layers import Conv2D
     if logits:
@@ -290,6 +345,13 @@ def make_plan(graph, logits=False, fuse=False, exposed=None, rule="vanilla"):
         if i in fused_away:
             continue
         if isinstance(node.layer, Conv2D):
+            norm_index = _norm_reader(view, node, readers) if fuse and inference and i not in logit_nodes else None
+            if norm_index is not None:
+                relu_index = _relu_reader(view, nodes[norm_index], readers)
+                fused_away.update({norm_index, relu_index} - {None})
+                steps.append(ConvBatchNormStep(node, nodes[norm_index],
+                                               None if relu_index is None else nodes[relu_index]))
+                continue
             pool_index = _pool_reader(view, node, readers, i in logit_nodes) if fuse else None
             if pool_index is not None:
                 fused_away.add(pool_index)
@@ -337,6 +399,18 @@ def _relu_reader(view, node, readers):
         return None
     for j, other in enumerate(view.nodes):
         if node.output in other.inputs and _plain_relu(other.layer):
+            return j
+    return None
+
+
+def _norm_reader(view, node, readers):
+    """Index of the BatchNormalization node that alone reads the output of ``node``, a linear Conv2D (not a
+    graph output or an exposed slot), or None."""
+    from glassnet.layers import BatchNormalization
+    if node.layer.activation != "linear" or readers.get(node.output) != 1 or node.output in view.outputs:
+        return None
+    for j, other in enumerate(view.nodes):
+        if node.output in other.inputs and type(other.layer) is BatchNormalization:
             return j
     return None
 

@@ -172,10 +172,10 @@ def chunks(n, size):
 # -- forward / backward ----------------------------------------------------------------------
 def _scores_plan(model, logits, exposed=None, rule="vanilla"):
     """The execution plan whose output is the class scores (logits or probabilities), with the fused
-    steps training and ``predict`` run. ``exposed``: the slots an explanation reads (captures and
+    steps ``predict`` runs (an inference plan: BatchNormalization folded into the Conv2D before it). ``exposed``: the slots an explanation reads (captures and
     the input; None for a forward pass alone): the plan keeps each of them as a tensor and runs
     the backward pass under ``rule``."""
-    return model.plan(logits=logits, fuse=True, exposed=exposed, rule=rule)
+    return model.plan(logits=logits, fuse=True, exposed=exposed, rule=rule, inference=True)
 
 
 def forward_pass(model, x, logits=True, capture=None):

@@ -96,6 +96,18 @@ class Conv2D(Activated, Layer):
         y, activated = (z, z) if relu else self._activate(z, logits)
         return y, ConvCache(conv_cache, activated)
 
+    def folded_apply(self, x, scale, shift, relu=False):
+        """``(y, (conv_cache, kernel))`` of the convolution with a per-filter affine map folded in (a
+        BatchNormalization at inference): ``conv(x, K) * scale + shift = conv(x, K * scale) + (b * scale +
+        shift)``, then ``max(y, 0)`` with ``relu``; ``kernel`` is the folded one (for the input gradient).
+        This layer's own activation is not applied (the engine folds only a linear one)."""
+        self.ensure_built(x)
+        kernel = self.params["kernel"] * scale
+        bias = shift if self.params.get("bias") is None else self.params["bias"] * scale + shift
+        y, conv_cache = conv2d_forward(x, kernel, bias, self.strides, self._pads(x.shape[1:3]), relu=relu,
+                                       dilation=self.dilation_rate)
+        return y, (conv_cache, kernel)
+
     def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
         """dL/dx (N, H, W, C) and ``{"kernel", "bias"}`` from dL/dy (N, OH, OW, F)."""
         # Under the vanilla rule a ReLU's gate is applied inside the convolution's blocks;

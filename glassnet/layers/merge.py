@@ -7,6 +7,8 @@ import numpy as np
 
 from glassnet.errors import describe, message
 from glassnet.layers.base import Layer, register
+from glassnet.ops.parallel import over_rows
+from glassnet.ops.workspace import recycled_array
 from glassnet.validation import check_int
 
 
@@ -64,10 +66,20 @@ class _Merge(Layer):
 
 
 def _sum(xs):
-    """A new array holding the elementwise sum of two or more same-shape arrays (summed left to right)."""
-    y = xs[0] + xs[1]
-    for x in xs[2:]:
-        y += x
+    """A new array holding the elementwise sum of two or more same-shape arrays (summed left to right),
+    in a recycled array (:func:`glassnet.ops.workspace.recycled_array`: no fresh pages per call)."""
+    y = recycled_array("sum", np.broadcast_shapes(*(x.shape for x in xs)), np.result_type(*xs))
+    if any(x.shape != y.shape for x in xs) or y.ndim == 0:
+        np.add(xs[0], xs[1], out=y)
+        for x in xs[2:]:
+            y += x
+        return y
+
+    def add_rows(rows):
+        np.add(xs[0][rows], xs[1][rows], out=y[rows])
+        for x in xs[2:]:
+            y[rows] += x[rows]
+    over_rows(add_rows, len(y), (len(xs) + 1) * y.nbytes)
     return y
 
 

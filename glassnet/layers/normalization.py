@@ -3,7 +3,7 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.base import Layer, check_initializer, initializer_config, register
-from glassnet.ops.normalization import batch_norm_backward, batch_norm_forward
+from glassnet.ops.normalization import batch_norm_backward, batch_norm_forward, inference_affine
 from glassnet.validation import check_number
 
 
@@ -52,6 +52,15 @@ class BatchNormalization(Layer):
         gamma = self.params["gamma"] if self.scale else np.ones(C, dtype=dtype)
         beta = self.params["beta"] if self.center else np.zeros(C, dtype=dtype)
         return gamma, beta
+
+    def inference_affine(self, dtype):
+        """``(scale, shift)`` per channel with the moving statistics: at inference ``y = x * scale + shift``
+        (:func:`glassnet.ops.normalization.inference_affine`)."""
+        gamma, beta = self._vectors(dtype)
+        moving = self.non_trainable
+        scale, shift, _ = inference_affine(gamma, beta, self.epsilon, moving["moving_mean"], moving["moving_variance"],
+                                           dtype)
+        return scale, shift
 
     def normalize(self, x, training=False, relu=False):
         """:meth:`apply`, with a fused ``max(y, 0)`` when ``relu`` (the engine's BatchNormalization + ReLU

@@ -90,8 +90,10 @@ def recycled_empty(name, shape, dtype):
 #: :func:`recycled_array` keeps at most this many free-or-busy arrays per (kind, shape, dtype) ...
 RECYCLED_PER_SHAPE = 16
 
-#: ... and arrays of at most this many shapes per kind (a new shape drops the oldest one's arrays).
-RECYCLED_SHAPES = 4
+#: ... and arrays of at most this many shapes per kind (a new shape drops the oldest one's arrays): a
+#: network's padded inputs or outputs come in one shape per resolution and stride, and the last batch
+#: of an epoch adds its own.
+RECYCLED_SHAPES = 16
 
 
 def recycled_array(kind, shape, dtype):
@@ -120,7 +122,9 @@ def recycled_array(kind, shape, dtype):
 
 
 def clear_workspace():
-    """Free the scratch arrays kept between convolution calls (a few MiB per thread)."""
+    """Free every thread's kept arrays: the convolutions' scratch arrays (a few MiB per thread) and the
+    recycled arrays (about one training step's activations and gradients per thread that ran one; a
+    thread's arrays also go when the thread ends)."""
     for pool in list(_POOLS):
         pool.arrays.clear()
 

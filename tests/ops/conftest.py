@@ -15,3 +15,10 @@ def blocks_of_one_image(monkeypatch):
         monkeypatch.setattr("glassnet.ops.parallel.MIN_PARALLEL_BYTES", 0)
     return setup
 
+
+
+@pytest.fixture
+def row_windows_on_small_images(monkeypatch):
+    """The row-window strategy also for the small test images (8x8, 9x8), whose frame of padded rows
+    the planner would otherwise judge too tall (``ROW_WINDOWS_MAX_FRAME_RATIO``)."""
+    monkeypatch.setattr("glassnet.ops.conv.plan.ROW_WINDOWS_MAX_FRAME_RATIO", float("inf"))

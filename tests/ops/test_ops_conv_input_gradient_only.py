@@ -7,14 +7,21 @@ from glassnet import ops
 from glassnet.ops.conv import plan as planning
 from glassnet.ops.depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 
+
+@pytest.fixture(autouse=True)
+def _row_windows_on_small_images(row_windows_on_small_images):
+    """These tests run the row-window strategy on small images."""
+
+
 # (N, H, W, C, F), kernel, stride, pads, dilation, the plan type the strategy choice gives
 STRATEGIES = [
-    ((2, 7, 6, 3, 2), (3, 3), (2, 2), ((1, 1), (0, 1)), (1, 1), planning.Im2colPlan),
+    ((2, 7, 6, 3, 2), (1, 2), (2, 2), ((1, 1), (0, 1)), (1, 1), planning.Im2colPlan),
+    ((2, 7, 6, 3, 2), (3, 3), (2, 2), ((1, 1), (0, 1)), (1, 1), planning.RowWindowPlan),
     ((2, 12, 12, 1, 3), (5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1), planning.WideRowsPlan),
     ((2, 9, 9, 2, 3), (3, 3), (1, 1), ((1, 1), (1, 1)), (2, 2), planning.DilatedPlan),
     ((3, 8, 8, 3, 4), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), planning.RowWindowPlan),
 ]
-IDS = [plan_type.__name__ for *_, plan_type in STRATEGIES]
+IDS = [f"{plan_type.__name__}-stride{stride[0]}" for _, _, stride, *_, plan_type in STRATEGIES]
 
 
 def _refuse(name):

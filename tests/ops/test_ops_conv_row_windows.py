@@ -6,11 +6,21 @@ from glassnet import ops
 from glassnet.ops import blas
 from glassnet.ops.conv import plan as planning, row_windows
 
+
+@pytest.fixture(autouse=True)
+def _row_windows_on_small_images(row_windows_on_small_images):
+    """These tests run the row-window strategy on small images."""
+
+
 needs_blas = pytest.mark.skipif(not blas.available(np.float32), reason="no BLAS GEMM bound: the row path is off")
 
-# (N, H, W, C, F), kernel, stride, pads: every one has stride 1 down the rows and C > 1
+# (N, H, W, C, F), kernel, stride, pads: every one has C > 1 and a kernel at least as tall as the row stride
 CONFIGS = [
     ((2, 5, 5, 2, 3), (3, 3), (1, 1), ((0, 0), (0, 0))),
+    ((3, 8, 8, 4, 5), (3, 3), (2, 2), ((0, 1), (0, 1))),      # "same" with stride 2: an odd padded height
+    ((2, 9, 7, 3, 4), (3, 3), (2, 1), ((1, 1), (1, 1))),
+    ((2, 10, 10, 2, 3), (5, 3), (3, 2), ((1, 1), (1, 0))),    # groups of 3 and 2 kernel rows
+    ((2, 7, 7, 3, 2), (2, 2), (2, 2), ((0, 0), (0, 0))),      # one group, as tall as the stride
     ((3, 7, 6, 3, 2), (3, 2), (1, 2), ((1, 1), (0, 1))),
     ((1, 6, 9, 4, 5), (1, 4), (1, 3), ((0, 0), (2, 1))),
     ((5, 10, 10, 6, 16), (5, 5), (1, 1), ((2, 2), (2, 2))),
@@ -25,6 +35,7 @@ def _both_paths(monkeypatch, x, kernel, bias, stride, pads, dy, relu):
         if not use_rows:
             monkeypatch.setattr(planning, "_row_window_plan", lambda *args: None)
         y, cache = ops.conv2d_forward(x, kernel, bias, stride, pads, relu=relu)
+        assert (type(cache.plan) is planning.RowWindowPlan) == use_rows
         grads = ops.conv2d_backward(dy, cache, kernel, need_bias=bias is not None,
                                     relu_output=y if relu else None)
         results.append((y, grads))
@@ -85,8 +96,9 @@ def test_row_path_is_taken_where_it_applies_and_only_there(monkeypatch):
     x = np.zeros((2, 12, 12, 32), dtype="float32")
     ops.conv2d_forward(x, np.zeros((3, 3, 32, 64), dtype="float32"), None, (1, 1), ((0, 0), (0, 0)))
     ops.conv2d_forward(x, np.zeros((3, 3, 32, 8), dtype="float32"), None, (2, 1), ((0, 0), (0, 0)))  # row stride 2
+    ops.conv2d_forward(x, np.zeros((1, 1, 32, 8), dtype="float32"), None, (2, 2), ((0, 0), (0, 0)))  # KH < stride
     ops.conv2d_forward(x[..., :1], np.zeros((3, 3, 1, 8), dtype="float32"), None, (1, 1), ((0, 0), (0, 0)))  # C = 1
-    assert calls == [(3, 3, 32, 64)]
+    assert calls == [(3, 3, 32, 64), (3, 3, 32, 8)]
 
 
 def test_im2col_path_when_blas_is_not_bound(monkeypatch):
@@ -113,3 +125,20 @@ def test_scatter_columns_is_col2im_along_the_width(OW, KW, sw):
     target = np.full((n, Hp, Wp, C), np.nan)                # every element must be written
     row_windows._scatter_columns(dxw, target, sw)
     np.testing.assert_allclose(target, expected, rtol=1e-12, atol=1e-12)
+
+
+@needs_blas
+@pytest.mark.parametrize("channels", [3, 20])
+def test_the_shifted_and_the_scattered_input_gradient_agree_in_training(channels):
+    """A training backward pass gives the same gradients with the plan's ``shifted_dx`` on (KH * KW shifted
+    GEMMs) and off (KH wide GEMMs and a column scatter), whichever the planner picks for these channels."""
+    rng = np.random.default_rng(channels)
+    x, kernel = rng.standard_normal((3, 12, 11, channels)), rng.standard_normal((3, 3, channels, 5))
+    y, cache = ops.conv2d_forward(x, kernel, None, (1, 1), ((1, 1), (1, 1)))
+    assert type(cache.plan) is planning.RowWindowPlan
+    assert cache.plan.shifted_dx == (channels <= planning.SHIFTED_DX_MAX_CHANNELS)
+    dy = rng.standard_normal(y.shape)
+    results = [ops.conv2d_backward(dy, cache._replace(plan=cache.plan._replace(shifted_dx=shifted)), kernel)
+               for shifted in (True, False)]
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

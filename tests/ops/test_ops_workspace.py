@@ -71,3 +71,43 @@ def test_recycled_arrays_are_reused_only_once_nothing_refers_to_them(monkeypatch
     for n in range(5):
         workspace.recycled_array("test_kind", (n + 1,), np.float32)
     assert len(workspace._thread_pool().arrays[("recycled_kind", "test_kind")]) == 2
+
+
+def test_recycled_outputs_padded_inputs_and_sums_are_not_overwritten_while_held():
+    """pad2d, the convolution's output, Add's sum and the executor's gradient sums come from recycled
+    arrays: what a caller (or a later step's cache) still holds must survive the next calls."""
+    from glassnet.ops import conv2d_forward, pad2d
+    rng = np.random.default_rng(1)
+    x1, x2 = (rng.standard_normal((2, 5, 5, 3)).astype(np.float32) for _ in range(2))
+    kernel = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    padded = pad2d(x1, ((1, 1), (2, 0)), value=-1.0)
+    kept_padded = padded.copy()
+    pad2d(x2, ((1, 1), (2, 0)), value=-1.0)
+    np.testing.assert_array_equal(padded, kept_padded)
+    assert np.all(padded[:, 0] == -1) and np.all(padded[:, :, :2] == -1)
+    np.testing.assert_array_equal(padded[:, 1:-1, 2:], x1)
+    y1, _ = conv2d_forward(x1, kernel, None, (1, 1), ((1, 1), (1, 1)))
+    kept_y1 = y1.copy()
+    y2, _ = conv2d_forward(x2, kernel, None, (1, 1), ((1, 1), (1, 1)))
+    np.testing.assert_array_equal(y1, kept_y1)
+    assert not np.shares_memory(y1, y2)
+    add = layers.Add()
+    s1, _ = add.apply([x1, x2])
+    s2, _ = add.apply([x2, x2])
+    np.testing.assert_array_equal(s1, x1 + x2)
+    np.testing.assert_array_equal(s2, x2 + x2)
+    # dropped, the memory serves the next call of that shape and kind
+    address = y2.ctypes.data
+    del y2
+    y3, _ = conv2d_forward(x2, kernel, None, (1, 1), ((1, 1), (1, 1)))
+    assert y3.ctypes.data == address
+
+
+
+def test_clear_workspace_lets_the_recycled_arrays_go():
+    first = workspace.recycled_array("test_cleared", (8, 8), np.float32)
+    address = id(first)
+    del first
+    assert id(workspace.recycled_array("test_cleared", (8, 8), np.float32)) == address
+    workspace.clear_workspace()
+    assert ("recycled_kind", "test_cleared") not in workspace._thread_pool().arrays

@@ -28,7 +28,7 @@ from glassnet.ops.conv import pool_windows, pooled_blocks
 from glassnet.ops.conv.blocks import kept_for_backward, kept_matrices, kept_reference, unpadded
 from glassnet.ops.conv.strategies import conv_strategy
 from glassnet.ops.padding import pad2d, padded_shape
-from glassnet.ops.workspace import clear_workspace  # noqa: F401  (re-exported)
+from glassnet.ops.workspace import clear_workspace, recycled_array  # noqa: F401  (clear_workspace re-exported)
 
 #: The fused convolution + max pooling strategy of each plan type.
 CONV_POOL = {planning.PoolWindowsPlan: pool_windows, planning.PooledBlocksPlan: pooled_blocks}
@@ -86,7 +86,7 @@ def conv2d_forward(x, kernel, bias, stride, pads, relu=False, keep=None, dilatio
     dtype = np.result_type(x, kernel)
     plan = planning.conv_plan(xp.shape, xp.dtype, kernel.shape, stride, dtype, dilation)
     kept = kept_matrices(keep, plan, xp.shape, kernel.shape, dtype)
-    y = np.empty((x.shape[0],) + plan.out_hw + (kernel.shape[3],), dtype=dtype)
+    y = recycled_array("conv_output", (x.shape[0],) + plan.out_hw + (kernel.shape[3],), dtype)
     conv_strategy(plan).forward(plan, xp, kernel, bias, relu, target=lambda images, rows: y[images, rows], kept=kept)
     return y, ConvCache(xp, pads, plan, kept_reference(kept))
 

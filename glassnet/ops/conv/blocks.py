@@ -10,7 +10,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from glassnet.ops.conv import plan as planning
 from glassnet.ops.im2col import im2col
 from glassnet.ops.padding import unpad2d
-from glassnet.ops.workspace import view
+from glassnet.ops.parallel import over_rows
+from glassnet.ops.workspace import recycled_array, view
 
 
 def input_rows(rows, span, stride):
@@ -110,8 +111,14 @@ def gates_in_blocks(rule, blocks, OH):
 
 
 def unpadded(dxp, pads):
-    """The input gradient from the padded one (``dxp`` itself when there is no padding)."""
-    return np.ascontiguousarray(unpad2d(dxp, pads)) if any(p for pair in pads for p in pair) else dxp
+    """The input gradient from the padded one (``dxp`` itself when there is no padding), in a
+    recycled array (:func:`glassnet.ops.workspace.recycled_array`)."""
+    if not any(p for pair in pads for p in pair):
+        return dxp
+    interior = unpad2d(dxp, pads)
+    out = recycled_array("unpadded_gradient", interior.shape, interior.dtype)
+    over_rows(lambda images: np.copyto(out[images], interior[images]), len(out), 2 * out.nbytes)
+    return out
 
 
 # -- matrices kept from a training forward pass to its backward pass --------------------------------

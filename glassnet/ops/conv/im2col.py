@@ -20,7 +20,7 @@ from glassnet.ops.conv.blocks import (add_shares, cols2d, gate_by_input, gates_i
                                       matmul_into)
 from glassnet.ops.im2col import window_slices
 from glassnet.ops.parallel import run_blocks
-from glassnet.ops.workspace import block_matrix, column_sums, scratch_array, view
+from glassnet.ops.workspace import block_matrix, column_sums, recycled_array, scratch_array, view
 
 
 class MatrixLayout(NamedTuple):
@@ -100,8 +100,9 @@ def run_backward(plan, layout, xp, kernel, gradient, dtype, need_dx=True, need_b
     (OH, OW), stride, (dh, dw), threads = plan.out_hw, plan.stride, layout.taps, plan.threads
     span = (KH - 1) * dh + 1
     part_size = largest_block_rows(plan.blocks) * OW * C
-    dxp = np.zeros(xp.shape, dtype=dtype) if need_dx else None
+    dxp = recycled_array("im2col_dx", xp.shape, dtype) if need_dx else None
     if need_dx:
+        dxp.fill(0)
         kernel_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2))      # (KH, KW, F, C)
         if plan.blocks[0][1].stop - plan.blocks[0][1].start < OH:
             threads = 1          # row blocks of one image add into overlapping input rows

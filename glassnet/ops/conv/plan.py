@@ -8,9 +8,10 @@ geometry. Plans depend on shapes and dtypes only, so a caller can plan before pa
 Rules, in order (:func:`conv_plan`):
 
 1. a dilation other than (1, 1): :class:`DilatedPlan` (im2col over the dilated windows);
-2. stride 1 down the rows, several channels, the input in the computation's dtype, BLAS
-   accumulation available and blocks of whole images: :class:`RowWindowPlan` (im2col along the
-   width only, one accumulating GEMM per kernel row);
+2. a kernel at least as tall as the row stride, several channels, the input in the computation's
+   dtype, BLAS accumulation available, blocks of whole images and a frame of at most
+   :data:`ROW_WINDOWS_MAX_FRAME_RATIO` times the output rows: :class:`RowWindowPlan` (im2col along
+   the width only, one accumulating GEMM per group of kernel rows);
 3. one channel, fewer than :data:`WIDE_MAX_FILTERS` filters, a kernel at least
    :data:`WIDE_MIN_KERNEL_WIDTH` wide, stride 1 and an output width that :data:`WIDE_GROUP`
    divides: :class:`WideRowsPlan` (im2col rows holding G neighbouring output pixels);
@@ -54,6 +55,16 @@ MIN_THREAD_BYTES = 2 ** 20
 KEEP_MATRIX_BYTES = 16 * 2 ** 20
 
 # -- strategies ---------------------------------------------------------------------------------
+#: Row windows only where the frame of Hp rows per image adds at most this share of GEMM rows over the
+#: OH output rows (a 3x3 kernel on 7x7 images: 9 / 7 = 1.29, where im2col ran the forward pass 1.25x as
+#: fast; 14x14: 1.14, 28x28: 1.07 kept row windows ahead).
+ROW_WINDOWS_MAX_FRAME_RATIO = 1.2
+
+#: A training pass takes the shifted-GEMM input gradient for at most this many input channels: its
+#: GEMMs have K = F, but the column scatter it saves moves C values at a time (28x28, 16 -> 16
+#: channels: 2.2 against 2.8 ms per 26-image block; 7x7, 64 -> 64: 4.9 against 4.3).
+SHIFTED_DX_MAX_CHANNELS = 16
+
 #: Row windows run per-image GEMMs (straight into the output) from this many FLOPs per image;
 #: smaller images share one frame per block: a call costs a few microseconds, a 10x10 image less.
 PER_IMAGE_FLOPS = 4_000_000
@@ -139,17 +150,21 @@ class DilatedPlan(NamedTuple):
 
 
 class RowWindowPlan(NamedTuple):
-    """Row windows (stride 1 down the rows), whole images per block: :mod:`glassnet.ops.conv.row_windows`.
-    ``per_image``: the forward GEMMs run per image, straight into the output."""
+    """Row windows (row strides by phases of rows), whole images per block: :mod:`glassnet.ops.conv.row_windows`.
+    ``per_image``: the forward GEMMs run per image, straight into the output. ``shifted_dx``: a training
+    backward pass computes the input gradient by KH * KW shifted GEMMs (as an explanation's does) instead
+    of KH wide GEMMs and a column scatter."""
     stride: tuple
     out_hw: tuple
     blocks: list
     threads: int
     per_image: bool
+    shifted_dx: bool = False
 
     def image_elements(self, padded_shape, kernel_shape):
-        """Elements of one image's matrix: the row windows of all Hp rows."""
-        return padded_shape[1] * self.out_hw[1] * kernel_shape[1] * kernel_shape[2]
+        """Elements of one image's matrix: the row windows of all Hp rows (of sh phases of Hq rows)."""
+        sh = self.stride[0]
+        return -(-padded_shape[1] // sh) * sh * self.out_hw[1] * kernel_shape[1] * kernel_shape[2]
 
     def matrix_layout(self):
         return self.stride, self.blocks
@@ -252,14 +267,17 @@ def _row_window_plan(padded_shape, input_dtype, kernel_shape, stride, OW, dtype,
     """The :class:`RowWindowPlan` (rule 2), or None where it does not apply."""
     N, Hp, _, C = padded_shape
     KH, KW, _, F = kernel_shape
-    OH = Hp - KH + 1
+    sh = stride[0]
+    OH, Hq = (Hp - KH) // sh + 1, -(-Hp // sh)                # output rows; rows per row phase
     image_flops = 2 * OH * OW * KH * KW * C * F
-    blocks = split_blocks(N, Hp, OW * KW * C * dtype.itemsize, threads, image_flops=image_flops,
+    blocks = split_blocks(N, Hq * sh, OW * KW * C * dtype.itemsize, threads, image_flops=image_flops,
                           image_out_bytes=OH * OW * F * dtype.itemsize)
-    if not (stride[0] == 1 and C > 1 and input_dtype == dtype and whole_images(blocks, Hp) and blas.available(dtype)):
+    if not (KH >= sh and C > 1 and input_dtype == dtype and whole_images(blocks, Hq * sh) and blas.available(dtype)
+            and Hq <= ROW_WINDOWS_MAX_FRAME_RATIO * OH):
         return None
     per_image = 2 * OH * OW * KW * C * F >= PER_IMAGE_FLOPS          # one kernel row's GEMM per image
-    return RowWindowPlan(tuple(stride), (OH, OW), blocks, threads, per_image)
+    shifted_dx = tuple(stride) == (1, 1) and C <= SHIFTED_DX_MAX_CHANNELS
+    return RowWindowPlan(tuple(stride), (OH, OW), blocks, threads, per_image, shifted_dx)
 
 
 def conv_plan(padded_shape, input_dtype, kernel_shape, stride, dtype, dilation=(1, 1), whole_images_only=False):

@@ -1,5 +1,5 @@
 """Convolution by row windows: im2col along the width only, one accumulating GEMM per kernel row
-(stride 1 down the rows, several channels).
+(stride 1 down the rows) or per group of kernel rows (a row stride > 1), several channels.
 
 For a stride of 1 along the height, write ``xw[n, h, ow] = xp[n, h, ow*sw : ow*sw + KW, :]``
 (the KW * C values a kernel row sees; ``xw`` is KW times the input, where full im2col is
@@ -17,9 +17,17 @@ or hold zeros in ``dy`` (backward), so a shifted slice never mixes two images' v
 of the frame is Hp / OH more GEMM rows. Large images (the plan's ``per_image``) run the forward
 GEMMs per image instead, straight into ``y``.
 
-The input gradient alone (an explanation: no kernel gradient, stride 1) skips ``dxw`` and its
-col2im: with ``dy`` on the full (Hp, Wp) frame of each image (zeros beyond (OH, OW)), the padded
-input's row ``r = (n * Hp + h) * Wp + w`` reads output row ``r - i * Wp - j`` for tap (i, j), so
+A row stride ``sh`` > 1 (e.g. a 3x3 kernel with stride 2) takes the rows of each image in phases:
+``xw2[n, q, ow, p] = xw[n, q * sh + p, ow]`` (``Hq = ceil(Hp / sh)`` rows per phase, a missing last row
+zero), one matrix row of ``sh * KW * C`` values per (n, q, ow). Output row ``oh`` reads input rows
+``sh * oh + i = sh * (oh + a) + p`` for kernel row ``i = a * sh + p``, so the kernel rows with the same
+``a`` form one group: one GEMM of the group's leading ``P_a * KW * C`` columns of ``xw2``, shifted by
+``a * OW`` rows, against the group's ``(P_a * KW * C, F)`` stack of kernel rows. Stride 1 is the case
+``sh = 1`` (one kernel row per group). The frame then has ``Hq`` rows per image for ``OH`` outputs.
+
+The input gradient alone (an explanation: no kernel gradient, stride 1), and a training pass on few
+channels (the plan's ``shifted_dx``), skip ``dxw`` and its col2im: with ``dy`` on the full (Hp, Wp)
+frame of each image (zeros beyond (OH, OW)), the padded input's row ``r = (n * Hp + h) * Wp + w`` reads output row ``r - i * Wp - j`` for tap (i, j), so
 
     dxp = sum_{i, j} shift_{i * Wp + j}(dy) @ kernel[i, j]^T
 
@@ -35,23 +43,40 @@ from glassnet.ops.parallel import run_blocks
 from glassnet.ops.workspace import block_matrix, column_sums, recycled_empty, scratch_array, view
 
 
-def _row_windows(xp, KW, sw, OW, flat=None):
-    """``xw`` of a block as a 2-D (n * Hp * OW, KW * C) matrix, in the flat array ``flat`` (or a
-    scratch array)."""
+def phase_rows(Hp, sh):
+    """``Hq``, the rows of each of the ``sh`` row phases of an image of ``Hp`` padded rows."""
+    return -(-Hp // sh)
+
+
+def _row_windows(xp, KW, stride, OW, flat=None):
+    """``xw2`` of a block as a 2-D (n * Hq * OW, sh * KW * C) matrix (see the module notes), in the flat
+    array ``flat`` (or a scratch array)."""
     n, Hp, _, C = xp.shape
+    (sh, sw), Hq = stride, phase_rows(Hp, stride[0])
     windows = np.lib.stride_tricks.sliding_window_view(xp, KW, axis=2)[:, :, ::sw][:, :, :OW]
-    flat = scratch_array("rows_x", n * Hp * OW * KW * C, xp.dtype) if flat is None else flat
-    xw = view(flat, (n, Hp, OW, KW, C))
-    xw[...] = windows.transpose(0, 1, 2, 4, 3)
-    return xw.reshape(-1, KW * C)
+    flat = scratch_array("rows_x", n * Hq * OW * sh * KW * C, xp.dtype) if flat is None else flat
+    xw = view(flat, (n, Hq, OW, sh, KW, C))
+    for p in range(sh):
+        rows = windows[:, p::sh].transpose(0, 1, 2, 4, 3)           # (n, rows of phase p, OW, KW, C)
+        xw[:, :rows.shape[1], :, p] = rows
+        xw[:, rows.shape[1]:, :, p] = 0                              # finite: the kernel gradient reads it
+    return xw.reshape(-1, sh * KW * C)
 
 
-def _block_windows(xp, block, KW, sw, OW, kept, forward):
+def _block_windows(xp, block, KW, stride, OW, kept, forward):
     """The row windows of one block (see :func:`glassnet.ops.workspace.block_matrix`)."""
     block_input = xp[block[0]]
-    size = block_input.shape[0] * block_input.shape[1] * OW * KW * block_input.shape[3]
-    return block_matrix(kept, block, size, xp.dtype, lambda flat: _row_windows(block_input, KW, sw, OW, flat),
+    n, Hp, _, C = block_input.shape
+    size = n * phase_rows(Hp, stride[0]) * stride[0] * OW * KW * C
+    return block_matrix(kept, block, size, xp.dtype, lambda flat: _row_windows(block_input, KW, stride, OW, flat),
                         forward)
+
+
+def _row_groups(kernel, sh, dtype):
+    """The kernel rows grouped by the phase shift ``a = i // sh`` they read at: a list of contiguous
+    ``(P_a * KW * C, F)`` stacks of kernel rows ``a * sh .. a * sh + P_a - 1`` (see the module notes)."""
+    KH, KW, C, F = kernel.shape
+    return [np.ascontiguousarray(kernel[a:a + sh].reshape(-1, F), dtype=dtype) for a in range(0, KH, sh)]
 
 
 def _scatter_columns(dxw, target, sw):
@@ -93,10 +118,42 @@ def _shifted_input_gradient(frame, taps_t, out, Wp):
             blas.gemm(frame[:rows - shift], taps_t[i, j], out[shift:], accumulate=shift > 0)
 
 
-def _accumulate_rows(xw, k3, out, OW):
-    """``out = sum_i xw[i*OW : i*OW + len(out)] @ k3[i]``: one accumulating GEMM per kernel row."""
-    for i in range(len(k3)):
-        blas.gemm(xw[i * OW:i * OW + len(out)], k3[i], out, accumulate=i > 0)
+def _scattered_input_gradient(frame, groups_t, target, OW, stride, KW):
+    """``target`` (a block's padded input gradient, (n, Hp, Wp, C), overwritten) from ``dy`` on the
+    (Hq, OW) ``frame`` (rows, F): ``dxw2 = sum_a shift_{a * OW}(frame) @ groups_t[a]``, the gradient of
+    the row windows (one wide GEMM per group of kernel rows), then each row phase's windows added into
+    its input rows (col2im along the width)."""
+    n, Hp, _, C = target.shape
+    sh, sw = stride
+    rows, width = len(frame), sh * KW * C
+    # the row-window scratch array: when xw was built there (not kept), it is used up
+    dxw = view(scratch_array("rows_x", rows * width, frame.dtype), (rows, width))
+    if groups_t[0].shape[1] < width:           # a kernel shorter than the stride: some phases get nothing
+        dxw[...] = 0
+    for a, stack_t in enumerate(groups_t):
+        blas.gemm(frame[:rows - a * OW], stack_t, dxw[a * OW:, :stack_t.shape[1]], accumulate=a > 0 or
+                  groups_t[0].shape[1] < width)
+    phases = dxw.reshape(n, -1, OW, sh, KW, C)
+    for p in range(sh):
+        target_rows = target[:, p::sh]
+        _scatter_columns(phases[:, :target_rows.shape[1], :, p], target_rows, sw)
+
+
+def _wide_frame(frame, Wp, dtype):
+    """The output gradient on the (Hp, OW) ``frame`` (n, Hp, OW, F) copied onto an (Hp, Wp) frame whose
+    extra columns hold zeros (a scratch array): the shifted input gradient's operand."""
+    n, Hp, OW, F = frame.shape
+    wide = view(scratch_array("rows_dy_wide", n * Hp * Wp * F, dtype), (n, Hp, Wp, F))
+    wide[:, :, OW:] = 0
+    wide[:, :, :OW] = frame
+    return wide
+
+
+def _accumulate_rows(xw, groups, out, OW):
+    """``out = sum_a xw[a*OW : a*OW + len(out), :K_a] @ groups[a]``: one accumulating GEMM per group of
+    kernel rows (K_a the group's rows)."""
+    for a, stack in enumerate(groups):
+        blas.gemm(xw[a * OW:a * OW + len(out), :len(stack)], stack, out, accumulate=a > 0)
 
 
 def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
@@ -108,27 +165,28 @@ def forward(plan, xp, kernel, bias, relu, target, finish=None, kept=None):
     reads it there). ``kept``: see :func:`glassnet.ops.conv.blocks.kept_matrices`.
     """
     KH, KW, C, F = kernel.shape
-    Hp, (OH, OW), stride = xp.shape[1], plan.out_hw, plan.stride
-    k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=xp.dtype)
+    (OH, OW), stride = plan.out_hw, plan.stride
+    Hq = phase_rows(xp.shape[1], stride[0])
+    groups = _row_groups(kernel, stride[0], xp.dtype)
     bias_row = None if bias is None else np.tile(bias.astype(xp.dtype, copy=False), OW)
 
     def forward_block(block):
         images = block[0]
-        xw = _block_windows(xp, block, KW, stride[1], OW, kept, forward=True)
+        xw = _block_windows(xp, block, KW, stride, OW, kept, forward=True)
         out = target(images, slice(0, OH)).reshape(-1, OH, OW * F)
         if plan.per_image:
             if bias_row is not None:
                 out[...] = bias_row                  # the GEMMs add onto the bias: no pass of its own
-            images_rows, out_rows = xw.reshape(-1, Hp * OW, KW * C), out.reshape(-1, OH * OW, F)
-            for i in range(KH):                      # each kernel row: one batched call over the images
-                blas.gemm_batch(images_rows[:, i * OW:i * OW + OH * OW], k3[i], out_rows,
-                                accumulate=bias_row is not None or i > 0)
+            images_rows, out_rows = xw.reshape(-1, Hq * OW, xw.shape[1]), out.reshape(-1, OH * OW, F)
+            for a, stack in enumerate(groups):       # each group of kernel rows: one batched call over the images
+                blas.gemm_batch(images_rows[:, a * OW:a * OW + OH * OW, :len(stack)], stack, out_rows,
+                                accumulate=bias_row is not None or a > 0)
         else:
-            # the whole block in one frame of Hp rows per image; its last KH - 1 rows per image,
-            # which mix two images, are never read
+            # the whole block in one frame of Hq rows per image; its last rows per image, which mix
+            # two images, are never read
             frame = view(scratch_array("rows_y", len(xw) * F, xp.dtype), (len(xw), F))
-            _accumulate_rows(xw, k3, frame[:len(xw) - (KH - 1) * OW], OW)
-            valid = frame.reshape(-1, Hp, OW * F)[:, :OH]
+            _accumulate_rows(xw, groups, frame[:len(xw) - (len(groups) - 1) * OW], OW)
+            valid = frame.reshape(-1, Hq, OW * F)[:, :OH]
             if bias_row is None:
                 out[...] = valid
             else:
@@ -159,42 +217,43 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
     """
     KH, KW, C, F = kernel.shape
     OH, OW = plan.out_hw
-    Hp, Wp, sw = xp.shape[1], xp.shape[2], plan.stride[1]
+    Hp, Wp, (sh, sw) = xp.shape[1], xp.shape[2], plan.stride
+    Hq = phase_rows(Hp, sh)
     dxp = recycled_empty("row_windows_dx", xp.shape, dtype) if need_dx else None
-    # the input gradient alone by shifted GEMMs straight into dxp (see the module notes)
-    shifted = need_dx and not need_kernel and sw == 1 and dxp.dtype == xp.dtype
-    width = Wp if shifted else OW
+    # the input gradient by shifted GEMMs straight into dxp (see the module notes): always for the input
+    # gradient alone, in training where the plan says so; stride 1 only
+    shifted = (need_dx and (not need_kernel or plan.shifted_dx) and sh == sw == 1 and dxp.dtype == xp.dtype)
+    width = Wp if shifted and not need_kernel else OW    # the shifted GEMMs' frame, or the row windows'
     dtype = xp.dtype                     # the GEMMs run in the input's dtype (the plan's condition)
-    k3 = np.ascontiguousarray(kernel.reshape(KH, KW * C, F), dtype=dtype)
-    k3_t = np.ascontiguousarray(k3.transpose(0, 2, 1))                     # (KH, F, KW * C)
+    groups = _row_groups(kernel, sh, dtype)
+    groups_t = [np.ascontiguousarray(stack.T) for stack in groups]              # (F, P_a * KW * C)
     taps_t = np.ascontiguousarray(kernel.transpose(0, 1, 3, 2), dtype=dtype) if shifted else None   # (KH, KW, F, C)
 
     def backward_block(block):
         images = block[0]
-        rows = (images.stop - images.start) * Hp * width
-        # dy on the (Hp, width) frame: the KH - 1 extra rows of each image (and any extra columns) stay zero
-        frame = view(scratch_array("rows_dy", rows * F, dtype), (rows // (Hp * width), Hp, width, F))
+        n = images.stop - images.start
+        rows = n * Hq * width
+        # dy on the (Hq, width) frame: the extra rows of each image (and any extra columns) stay zero
+        frame = view(scratch_array("rows_dy", rows * F, dtype), (n, Hq, width, F))
         frame[:, OH:] = 0
         frame[:, :OH, OW:] = 0
         valid = frame[:, :OH, :OW]
         block_gradient = gradient(images, slice(0, OH), valid)
         if block_gradient is not valid:
             valid[...] = block_gradient
+        wide = _wide_frame(frame, Wp, dtype) if shifted and width != Wp else frame
         frame = frame.reshape(rows, F)
         dk3 = None
         if need_kernel:
-            xw = _block_windows(xp, block, KW, sw, OW, kept, forward=False)
-            dk3 = np.empty(k3.shape, dtype=dtype)
-            for i in range(KH):
-                blas.gemm_tall(xw[i * OW:], frame[:rows - i * OW], dk3[i])
+            xw = _block_windows(xp, block, KW, plan.stride, OW, kept, forward=False)
+            dk3 = np.empty((KH * KW * C, F), dtype=dtype)
+            for a, stack in enumerate(groups):
+                first = a * sh * KW * C
+                blas.gemm_tall(xw[a * OW:, :len(stack)], frame[:rows - a * OW], dk3[first:first + len(stack)])
         if shifted:
-            _shifted_input_gradient(frame, taps_t, dxp[images].reshape(rows, C), Wp)
+            _shifted_input_gradient(wide.reshape(-1, F), taps_t, dxp[images].reshape(-1, C), Wp)
         elif dxp is not None:
-            # the row-window scratch array: when xw was built there (not kept), it is used up
-            dxw = view(scratch_array("rows_x", rows * KW * C, dtype), (rows, KW * C))
-            for i in range(KH):
-                blas.gemm(frame[:rows - i * OW], k3_t[i], dxw[i * OW:], accumulate=i > 0)
-            _scatter_columns(dxw.reshape(-1, Hp, OW, KW, C), dxp[images], sw)
+            _scattered_input_gradient(frame, groups_t, dxp[images], OW, plan.stride, KW)
         if dxp is not None:
             if gate_input:                  # blocks of whole images: any rule may gate here
                 gate_by_input(dxp[images], xp[images], gate_input)

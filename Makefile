@@ -41,10 +41,12 @@ test-slow: $(VENV)/.installed-dev
 	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest -q -m slow --timeout=5400
 
-## make bench: glassnet vs PyTorch CPU speed, and explanations vs Captum (installs the bench extra)
+## make bench: glassnet vs PyTorch CPU speed (training steps, the depthwise op), and explanations vs Captum
+## (installs the bench extra)
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.depthwise
 	$(BIN)/python -m benchmarks.explain
 
 clean:

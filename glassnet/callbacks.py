@@ -19,7 +19,6 @@ by hand.
 import csv
 import inspect
 import math
-import numbers
 import os
 import sys
 import time
@@ -450,10 +449,9 @@ class LearningRateScheduler(Callback):
         optimizer = self.model.optimizer
         lr = float(optimizer.learning_rate)
         new = self.schedule(epoch, lr) if self._two_args else self.schedule(epoch)
-        if isinstance(new, bool) or not isinstance(new, numbers.Real) or not math.isfinite(new) or new < 0:
-            raise ValueError(message("LearningRateScheduler", "schedule(epoch, lr) to return a finite float >= 0",
-                                     f"{new!r} at epoch {epoch}"))
-        optimizer.learning_rate = float(new)
+        new = check_real(new, f"schedule(epoch, lr)'s value at epoch {epoch}", "LearningRateScheduler", low=0,
+                         fix="Return a finite float >= 0 (the new learning rate).")
+        optimizer.learning_rate = new
         if self.verbose:
             say(self.stream, f"Epoch {epoch + 1}: learning rate {float(new):.6g}")
 

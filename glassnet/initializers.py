@@ -8,6 +8,7 @@ by 0.87962566 (the standard deviation of a unit normal truncated at +-2), as Ker
 import numpy as np
 
 from glassnet.errors import message
+from glassnet.validation import check_real
 
 _TRUNC_STD = 0.87962566103423978
 
@@ -86,9 +87,8 @@ class VarianceScaling(Initializer):
             raise ValueError(message("VarianceScaling", "distribution 'truncated_normal', 'uniform' or "
                                      "'untruncated_normal'", repr(distribution),
                                      "Use 'uniform' for Glorot/He uniform, 'truncated_normal' for the normal ones."))
-        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or not scale > 0:
-            raise ValueError(message("VarianceScaling", "scale > 0", repr(scale), "Glorot uses 1.0, He 2.0."))
-        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+        scale = check_real(scale, "scale", "VarianceScaling", low=0, low_open=True, fix="Glorot uses 1.0, He 2.0.")
+        self.scale, self.mode, self.distribution = scale, mode, distribution
 
     def sample(self, shape, dtype, rng):
         fan_in, fan_out = compute_fans(shape)

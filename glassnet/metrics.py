@@ -10,6 +10,7 @@ otherwise; the History key stays the name the user wrote (``"accuracy"``).
 import numpy as np
 
 from .errors import describe, message
+from .validation import check_int
 
 
 def _arrays(y_true, y_pred, where):
@@ -143,10 +144,7 @@ class TopKCategoricalAccuracy(Metric):
 
     def __init__(self, k=5, name=None, sparse=False):
         super().__init__(name)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(message("TopKCategoricalAccuracy(k=...)", "an integer k >= 1",
-                                     describe(k)))
-        self.k = int(k)
+        self.k = check_int(k, "k", "TopKCategoricalAccuracy(k=...)", minimum=1, fix="For example k=5.")
         self.sparse = bool(sparse)
         if sparse and name is None:
             self.name = "sparse_top_k_categorical_accuracy"

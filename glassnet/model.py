@@ -279,9 +279,12 @@ class Model:
                 raise ValueError(message(where, f"one array per input, keyed {[t.name for t in tensors]}",
                                          f"keys {sorted(map(str, x))}"))
             x = [x[t.name] for t in tensors]
-        if not isinstance(x, (list, tuple)) or len(x) != len(tensors):
-            raise ValueError(message(where, f"a list of {len(tensors)} arrays (inputs {[t.name for t in tensors]})",
-                                     describe(x), "Pass one array per gn.Input, in model.inputs order, or a dict."))
+        expected = f"a list of {len(tensors)} arrays (inputs {[t.name for t in tensors]})"
+        fix = "Pass one array per gn.Input, in model.inputs order, or a dict."
+        if not isinstance(x, (list, tuple)):
+            raise TypeError(message(where, expected, describe(x), fix))
+        if len(x) != len(tensors):
+            raise ValueError(message(where, expected, f"a list of {len(x)}", fix))
         arrays = [check_input_shape(as_float_array(a, where, name=t.name, dtype=self.dtype), t.shape[1:], where,
                                     name=t.name) for a, t in zip(x, tensors)]
         if len({len(a) for a in arrays}) != 1:

@@ -19,6 +19,7 @@ measured with (optimizer, learning-rate schedule, epochs, batch size) and :func:
 import numpy as np
 
 from glassnet.errors import message
+from glassnet.validation import check_text
 from glassnet.layers import (Activation, Add, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                              GlobalAveragePooling2D, MaxPooling2D, RandomCrop, RandomFlip, ReLU, ZeroPadding2D)
 
@@ -218,7 +219,7 @@ def available():
 
 def get(name, **kwargs):
     """Build the preset ``name`` (keyword arguments go to its function: input_shape, num_classes, seed, dtype)."""
-    if not isinstance(name, str) or name not in PRESETS:
+    if check_text(name, "name", "models.get", "See glassnet.presets.available().") not in PRESETS:
         raise ValueError(message("models.get", f"a preset name among {available()}", repr(name),
                                  "See glassnet.presets.available()."))
     return PRESETS[name](**kwargs)

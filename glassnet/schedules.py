@@ -14,29 +14,31 @@ PiecewiseConstantDecay(boundaries, values)
     ``values[0]`` while ``t <= boundaries[0]``, ``values[i]`` while ``boundaries[i-1] < t <= boundaries[i]``,
     ``values[-1]`` after the last boundary.
 """
+import inspect
 import math
-import numbers
 
 from glassnet.errors import describe, message
+from glassnet.validation import check_config, check_flag, check_int, check_list, check_real, check_text
 
 
-def _real(owner, name, value, positive=False, allow_none=False):
+def _rate(owner, name, value, positive=False, allow_none=False):
+    """A learning rate (or a fraction of one): a finite real >= 0 (> 0 with ``positive``), None too
+    with ``allow_none``. TypeError for a non-number, ValueError for a negative or non-finite one."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(message(f"{owner}({name}=...)", "a real number", describe(value)))
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(message(f"{owner}({name}=...)", f"a finite number {'> 0' if positive else '>= 0'}",
-                                 repr(value)))
-    return value
+    return check_real(value, name, f"{owner}({name}=...)", low=0, low_open=positive,
+                      fix=f"Pass a finite {name}, e.g. {name}=0.1.")
 
 
-def _steps(owner, name, value, positive=True):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < (1 if positive else 0):
-        raise ValueError(message(f"{owner}({name}=...)", f"an int {'> 0' if positive else '>= 0'} (optimizer steps, "
-                                 "i.e. batches)", repr(value), "For example decay_steps=epochs * batches_per_epoch."))
-    return int(value)
+def _steps(owner, name, value, positive=True, fix=None):
+    """A number of optimizer steps (batches): an int > 0 (>= 0 unless ``positive``). TypeError for a
+    non-int (2.5, "10"), ValueError for one below the minimum."""
+    return check_int(value, name, f"{owner}({name}=...)", minimum=1 if positive else 0,
+                     fix=fix or f"For example {name}=epochs * batches_per_epoch.")
+
+
+def _name(owner, value):
+    return check_text(value, "name", f"{owner}(name=...)")
 
 
 class LearningRateSchedule:
@@ -50,7 +52,11 @@ class LearningRateSchedule:
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        """The schedule ``get_config()`` described; TypeError for a non-dict, ValueError for a key that
+        is no argument of ``cls``."""
+        keys = [key for key in inspect.signature(cls.__init__).parameters if key != "self"]
+        return cls(**check_config(config, f"{cls.__name__}.from_config", keys,
+                                  f"Pass what {cls.__name__}(...).get_config() returns."))
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -74,11 +80,11 @@ class CosineDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=None,
                  warmup_steps=0):
-        self.initial_learning_rate = _real("CosineDecay", "initial_learning_rate", initial_learning_rate)
+        self.initial_learning_rate = _rate("CosineDecay", "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _steps("CosineDecay", "decay_steps", decay_steps)
-        self.alpha = _real("CosineDecay", "alpha", alpha)
-        self.name = name
-        self.warmup_target = _real("CosineDecay", "warmup_target", warmup_target, allow_none=True)
+        self.alpha = _rate("CosineDecay", "alpha", alpha)
+        self.name = _name("CosineDecay", name)
+        self.warmup_target = _rate("CosineDecay", "warmup_target", warmup_target, allow_none=True)
         self.warmup_steps = _steps("CosineDecay", "warmup_steps", warmup_steps, positive=False)
 
     def _decayed(self, step, start):
@@ -104,13 +110,11 @@ class ExponentialDecay(LearningRateSchedule):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (floored exponent with ``staircase``)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
-        self.initial_learning_rate = _real("ExponentialDecay", "initial_learning_rate", initial_learning_rate)
+        self.initial_learning_rate = _rate("ExponentialDecay", "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _steps("ExponentialDecay", "decay_steps", decay_steps)
-        self.decay_rate = _real("ExponentialDecay", "decay_rate", decay_rate, positive=True)
-        if not isinstance(staircase, bool):
-            raise TypeError(message("ExponentialDecay(staircase=...)", "True or False", describe(staircase)))
-        self.staircase = staircase
-        self.name = name
+        self.decay_rate = _rate("ExponentialDecay", "decay_rate", decay_rate, positive=True)
+        self.staircase = check_flag(staircase, "staircase", "ExponentialDecay(staircase=...)")
+        self.name = _name("ExponentialDecay", name)
 
     def __call__(self, step):
         exponent = step / self.decay_steps
@@ -126,18 +130,17 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
     def __init__(self, boundaries, values, name="PiecewiseConstant"):
         where = "PiecewiseConstantDecay"
-        if not isinstance(boundaries, (list, tuple)) or not isinstance(values, (list, tuple)):
-            raise TypeError(message(where, "boundaries and values as lists", f"{describe(boundaries)} and "
-                                    f"{describe(values)}", "For example boundaries=[1000, 2000], "
-                                    "values=[0.1, 0.01, 0.001]."))
+        fix = "For example boundaries=[1000, 2000], values=[0.1, 0.01, 0.001]."
+        boundaries = check_list(boundaries, "boundaries", f"{where}(boundaries=...)", fix)
+        values = check_list(values, "values", f"{where}(values=...)", fix)
         if len(values) != len(boundaries) + 1:
             raise ValueError(message(where, "one more value than boundaries", f"{len(boundaries)} boundaries and "
-                                     f"{len(values)} values"))
-        self.boundaries = [_steps(where, "boundaries", b, positive=False) for b in boundaries]
+                                     f"{len(values)} values", fix))
+        self.boundaries = [_steps(where, "boundaries", b, positive=False, fix=fix) for b in boundaries]
         if any(a >= b for a, b in zip(self.boundaries, self.boundaries[1:])):
             raise ValueError(message(where, "strictly increasing boundaries", repr(boundaries)))
-        self.values = [_real(where, "values", v) for v in values]
-        self.name = name
+        self.values = [_rate(where, "values", v) for v in values]
+        self.name = _name(where, name)
 
     def __call__(self, step):
         for boundary, value in zip(self.boundaries, self.values):
@@ -159,10 +162,12 @@ def serialize(schedule):
 
 def deserialize(config):
     """Rebuild a schedule from :func:`serialize`'s dict (Keras 3's serialized form, with its extra keys, too)."""
-    if not isinstance(config, dict) or config.get("class_name") not in _CLASSES:
-        raise ValueError(message("schedules.deserialize", f"a dict with 'class_name' among {sorted(_CLASSES)}",
-                                 describe(config), "Pass what schedules.serialize(schedule) returns."))
-    return _CLASSES[config["class_name"]].from_config(dict(config.get("config", {})))
+    where, fix = "schedules.deserialize", "Pass what schedules.serialize(schedule) returns."
+    if not isinstance(config, dict):
+        raise TypeError(message(where, "a dict {'class_name': ..., 'config': {...}}", describe(config), fix))
+    if config.get("class_name") not in _CLASSES:
+        raise ValueError(message(where, f"a dict with 'class_name' among {sorted(_CLASSES)}", describe(config), fix))
+    return _CLASSES[config["class_name"]].from_config(config.get("config", {}))
 
 
 __all__ = ["LearningRateSchedule", "CosineDecay", "ExponentialDecay", "PiecewiseConstantDecay", "serialize",

@@ -224,6 +224,31 @@ def check_weight_list(weights, where):
     return list(weights)
 
 
+def check_list(value, name, where, fix=None):
+    """A list or tuple (of anything: the caller checks the entries), returned as a list; TypeError otherwise."""
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(message(where, f"{name} as a list", describe(value), fix))
+    return list(value)
+
+
+def check_text(value, name, where, fix=None):
+    """A string (e.g. a ``name=``); TypeError for anything else."""
+    if not isinstance(value, str):
+        raise TypeError(message(where, f"{name} as a string", describe(value), fix))
+    return value
+
+
+def check_config(config, where, keys, fix=None):
+    """A ``from_config`` dict whose keys are all among ``keys``; TypeError for a non-dict, ValueError
+    naming the unknown keys."""
+    if not isinstance(config, dict):
+        raise TypeError(message(where, "a config dict (as get_config() returns)", describe(config), fix))
+    unknown = sorted(set(config) - set(keys), key=str)
+    if unknown:
+        raise ValueError(message(where, f"config keys among {sorted(keys)}", f"unknown keys {unknown}", fix))
+    return dict(config)
+
+
 # -- shapes and files -----------------------------------------------------------------------------
 def check_shape(shape, where, name="input_shape", batch=True, fix=None):
     """A shape given by the user: a tuple or list of positive ints, led by None (the batch) when

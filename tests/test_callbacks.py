@@ -181,8 +181,11 @@ def test_scheduler_sets_the_rate_each_epoch_and_logs_it():
 def test_scheduler_refuses_bad_rates():
     with pytest.raises(ValueError, match="finite float"):
         model().fit(X, Y, epochs=1, verbose=0, callbacks=[callbacks.LearningRateScheduler(lambda e, lr: -1.0)])
-    with pytest.raises(ValueError, match="finite float"):
+    with pytest.raises(TypeError, match="finite float"):           # a wrong type
         model().fit(X, Y, epochs=1, verbose=0, callbacks=[callbacks.LearningRateScheduler(lambda e, lr: "fast")])
+    with pytest.raises(ValueError, match="finite float"):
+        model().fit(X, Y, epochs=1, verbose=0,
+                    callbacks=[callbacks.LearningRateScheduler(lambda e, lr: float("nan"))])
 
 
 # -- CSVLogger -----------------------------------------------------------------------------------

@@ -126,7 +126,9 @@ def test_errors():
         metrics.CategoricalAccuracy()(ONEHOT[:3], PRED)
     with pytest.raises(ValueError, match=r"\[0, 2\]"):
         metrics.SparseCategoricalAccuracy()(np.array([0, 1, 2, 3]), PRED)
-    with pytest.raises(ValueError, match="k >= 1"):
+    with pytest.raises(ValueError, match="k as a positive int"):
         metrics.TopKCategoricalAccuracy(k=0)
+    with pytest.raises(TypeError, match="k as a positive int"):
+        metrics.TopKCategoricalAccuracy(k=2.0)
     with pytest.raises(TypeError, match="numeric"):
         metrics.CategoricalAccuracy()(np.array(["a"] * 4), PRED)

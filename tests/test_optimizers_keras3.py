@@ -122,7 +122,6 @@ def test_a_schedule_drives_the_rate_per_step_and_is_not_settable():
     lambda: optimizers.AdamW(weight_decay=None),
     lambda: optimizers.SGD(weight_decay=float("inf")),
     lambda: schedules.CosineDecay(0.1, 0),
-    lambda: schedules.CosineDecay(0.1, 2.5),
     lambda: schedules.CosineDecay(-0.1, 10),
     lambda: schedules.CosineDecay(0.1, 10, warmup_steps=-1),
     lambda: schedules.ExponentialDecay(0.1, 10, 0.0),

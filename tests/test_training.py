@@ -357,8 +357,10 @@ def test_generator_batches_are_validated():
     bad = iter([(x, y), (x[:, :1], y)])
     with pytest.raises(ValueError, match="per-example shape"):
         compiled(dense_model()).fit(bad, steps_per_epoch=2, epochs=1, verbose=0)
-    with pytest.raises(ValueError, match="pairs"):
+    with pytest.raises(TypeError, match="pairs"):                  # an array, not a pair: a wrong type
         compiled(dense_model()).fit(iter([x]), steps_per_epoch=1, verbose=0)
+    with pytest.raises(ValueError, match="pairs"):                 # a tuple of 4: a wrong value
+        compiled(dense_model()).fit(iter([(x, y, None, None)]), steps_per_epoch=1, verbose=0)
 
 
 # -- the non-finite guard (issue 8 item 2) ------------------------------------------------------

@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from glassnet.errors import describe, message
+from glassnet.validation import check_int, check_list, check_real
 
 WHERE = "image_dataset_from_directory"
 #: File extensions read, as Keras 3's list.
@@ -118,17 +119,13 @@ def _check_arguments(directory, label_mode, color_mode, batch_size, image_size, 
         raise ValueError(message(WHERE, f"color_mode among {tuple(COLOR_MODES)}", repr(color_mode)))
     if interpolation not in INTERPOLATIONS:
         raise ValueError(message(WHERE, f"interpolation among {INTERPOLATIONS}", repr(interpolation)))
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
-                                   or batch_size < 1):
-        raise ValueError(message(WHERE, "batch_size as a positive int (or None: one image at a time)",
-                                 repr(batch_size)))
-    if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
-            or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in image_size)):
+    if batch_size is not None:
+        check_int(batch_size, "batch_size", WHERE, minimum=1, fix="Or None: one image at a time.")
+    size = [check_int(d, "image_size entries", WHERE, minimum=1) for d in check_list(image_size, "image_size", WHERE)]
+    if len(size) != 2:
         raise ValueError(message(WHERE, "image_size as (height, width) of positive ints", repr(image_size)))
     if validation_split is not None:
-        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
-                or not 0 < validation_split < 1:
-            raise ValueError(message(WHERE, "validation_split in (0, 1)", repr(validation_split)))
+        check_real(validation_split, "validation_split", WHERE, low=0, high=1, low_open=True, high_open=True)
         if subset not in ("training", "validation", "both"):
             raise ValueError(message(WHERE, "subset 'training', 'validation' or 'both' with validation_split",
                                      repr(subset)))

@@ -16,6 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from glassnet.errors import message
+from glassnet.validation import check_int, check_list, check_real
+
 CLASS_NAMES = ("square", "circle", "triangle", "plus", "horizontal bar",
                "vertical bar", "ring", "corner", "x", "frame")
 
@@ -104,27 +107,20 @@ def _rngs(seed, n):
     return [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(n)]
 
 
-def _check_int(name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"shapes expects {name} to be an int >= {low}; got {value!r}.")
-
-
 def _check_args(image_size, n_classes, noise, distractors, scale):
-    _check_int("image_size", image_size, 12)
-    _check_int("distractors", distractors, 0)
-    if not isinstance(n_classes, (int, np.integer)) or not 2 <= n_classes <= len(_SHAPES):
-        raise ValueError(f"shapes expects n_classes to be an int in 2..{len(_SHAPES)}; got {n_classes!r}. "
-                         f"The classes are, in order: {', '.join(CLASS_NAMES)}.")
-    if not (np.isscalar(noise) and noise >= 0):
-        raise ValueError(f"shapes expects noise (the background noise's standard deviation, "
-                         f"in units of full brightness) >= 0; got {noise!r}.")
-    try:
-        lo, hi = (float(v) for v in scale)
-    except (TypeError, ValueError):
-        lo = hi = -1.0
-    if not 0.05 <= lo <= hi <= 0.45:
-        raise ValueError(f"shapes expects scale=(low, high) with 0.05 <= low <= high <= 0.45 (object "
-                         f"half-extent as a fraction of image_size); got {scale!r}.")
+    check_int(image_size, "image_size", "shapes", minimum=12)
+    check_int(distractors, "distractors", "shapes", minimum=0)
+    classes = f"The classes are, in order: {', '.join(CLASS_NAMES)}."
+    if check_int(n_classes, "n_classes", "shapes", minimum=2, fix=classes) > len(_SHAPES):
+        raise ValueError(message("shapes", f"n_classes as an int in 2..{len(_SHAPES)}", repr(n_classes), classes))
+    check_real(noise, "noise (the background noise's standard deviation, in units of full brightness)", "shapes",
+               low=0)
+    fix = "scale is the object half-extent as a fraction of image_size, e.g. scale=(0.15, 0.35)."
+    scale = check_list(scale, "scale=(low, high)", "shapes", fix)
+    lo, hi = (check_real(v, "scale entries", "shapes", low=0.05, high=0.45, fix=fix) for v in scale) \
+        if len(scale) == 2 else (1.0, 0.0)
+    if lo > hi:
+        raise ValueError(message("shapes", "scale=(low, high) with 0.05 <= low <= high <= 0.45", repr(scale), fix))
 
 
 def _discs(yy, xx, cy, cx, radius):
@@ -190,7 +186,7 @@ def generate(n, seed=0, image_size=28, n_classes=10, noise=0.1, distractors=2, s
     ShapesData
         ``(x, y, masks, boxes)``: uint8 (n, S, S), uint8 (n,), bool (n, S, S), int (n, 4).
     """
-    _check_int("n", n, 0)
+    check_int(n, "n", "shapes", minimum=0)
     _check_args(image_size, n_classes, noise, distractors, scale)
     rng = _rngs(seed, 1)[0] if not isinstance(seed, np.random.Generator) else seed
     S = image_size
@@ -238,8 +234,8 @@ def load_data(n_train=6000, n_test=1000, seed=0, image_size=28, n_classes=10, no
         uint8 images (N, S, S) and uint8 labels (N,); with ``return_masks`` each split is a
         :class:`ShapesData` ``(x, y, masks, boxes)`` instead.
     """
-    _check_int("n_train", n_train, 0)
-    _check_int("n_test", n_test, 0)
+    check_int(n_train, "n_train", "shapes", minimum=0)
+    check_int(n_test, "n_test", "shapes", minimum=0)
     rng_train, rng_test = _rngs(seed, 2)
     options = dict(image_size=image_size, n_classes=n_classes, noise=noise, distractors=distractors,
                    scale=scale)

@@ -8,7 +8,7 @@ import numpy as np
 from glassnet import activations
 from glassnet.errors import message
 from glassnet.layers.base import Layer, check_initializer, initializer_config, register
-from glassnet.validation import check_number
+from glassnet.validation import check_int, check_list, check_number
 
 
 @register
@@ -100,13 +100,13 @@ class PReLU(Layer):
     def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
         super().__init__(**kwargs)
         self.alpha_initializer = check_initializer(alpha_initializer, "alpha_initializer", "PReLU")
-        axes = [shared_axes] if isinstance(shared_axes, (int, np.integer)) else shared_axes
-        if axes is not None and not (isinstance(axes, (tuple, list)) and all(
-                isinstance(a, (int, np.integer)) and not isinstance(a, bool) and a >= 1 for a in axes)):
-            raise ValueError(message("PReLU", "shared_axes as None, an int or a list of ints >= 1 (1-based "
-                                     "axes of the per-example shape)", repr(shared_axes),
-                                     "For images use shared_axes=[1, 2]: one alpha per channel."))
-        self.shared_axes = None if axes is None else [int(a) for a in axes]
+        fix = "Give 1-based axes of the per-example shape; for images use shared_axes=[1, 2]: one alpha per channel."
+        axes = [shared_axes] if isinstance(shared_axes, (int, np.integer)) and not isinstance(shared_axes, bool) \
+            else shared_axes
+        if axes is not None:
+            axes = [check_int(a, "shared_axes entries", "PReLU", minimum=1, fix=fix)
+                    for a in check_list(axes, "shared_axes (None, an int or a list of ints)", "PReLU", fix)]
+        self.shared_axes = axes
 
     def create_weights(self, input_shape):
         shape = list(input_shape)

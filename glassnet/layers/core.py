@@ -6,7 +6,7 @@ import numpy as np
 from glassnet.errors import message
 from glassnet.layers.activated import Activated
 from glassnet.layers.base import Layer, check_initializer, initializer_config, register
-from glassnet.validation import check_fraction, check_int
+from glassnet.validation import check_fraction, check_int, check_list
 from glassnet.ops import matmul
 from glassnet.ops.parallel import over_rows
 
@@ -90,13 +90,14 @@ class Reshape(Layer):
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
-        shape = (target_shape,) if isinstance(target_shape, (int, np.integer)) else target_shape
-        if not (isinstance(shape, (tuple, list)) and shape and all(
-                isinstance(d, (int, np.integer)) and not isinstance(d, bool) and (d > 0 or d == -1) for d in shape)
-                and sum(d == -1 for d in shape) <= 1):
-            raise ValueError(message("Reshape", "target_shape as a tuple of positive ints, at most one of them -1, "
-                                     "without the batch axis", repr(target_shape), "For example Reshape((7, 7, 2))."))
-        self.target_shape = tuple(int(d) for d in shape)
+        expected, fix = "target_shape as a tuple of positive ints, at most one of them -1, without the batch axis", \
+            "For example Reshape((7, 7, 2))."
+        shape = [target_shape] if isinstance(target_shape, (int, np.integer)) and not isinstance(target_shape, bool) \
+            else check_list(target_shape, "target_shape", "Reshape", fix)
+        shape = [check_int(d, "target_shape entries", "Reshape", fix=fix) for d in shape]
+        if not shape or any(d == 0 or d < -1 for d in shape) or shape.count(-1) > 1:
+            raise ValueError(message("Reshape", expected, repr(target_shape), fix))
+        self.target_shape = tuple(shape)
 
     def compute_output_shape(self, input_shape):
         size = int(np.prod(input_shape))

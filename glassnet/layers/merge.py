@@ -24,7 +24,7 @@ class _Merge(Layer):
         where = f"{type(self).__name__} '{self.name}'"
         count = f"exactly {self.min_inputs}" if self.exact else f"at least {self.min_inputs}"
         if not isinstance(input_shapes, (list, tuple)) or not all(isinstance(s, (list, tuple)) for s in input_shapes):
-            raise ValueError(message(where, f"a list of {count} input shapes", repr(input_shapes),
+            raise TypeError(message(where, f"a list of {count} input shapes", repr(input_shapes),
                                      "A merge layer is called on a list of tensors, e.g. layers.Add()([a, b])."))
         if len(input_shapes) < self.min_inputs or (self.exact and len(input_shapes) != self.min_inputs):
             raise ValueError(message(where, f"{count} inputs", f"{len(input_shapes)}",

@@ -211,10 +211,11 @@ class StreamSource:
                           "stops here. Pass an endless generator, or steps_per_epoch no larger than its length.",
                           RuntimeWarning, stacklevel=4)
             return None
-        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-            raise ValueError(message(self.where, "a generator yielding (x_batch, y_batch) pairs or (x_batch, y_batch, "
-                                     "sample_weight_batch) triples", describe(item)
-                                     if not isinstance(item, (tuple, list)) else f"{len(item)} items per batch"))
+        expected = "a generator yielding (x_batch, y_batch) pairs or (x_batch, y_batch, sample_weight_batch) triples"
+        if not isinstance(item, (tuple, list)):
+            raise TypeError(message(self.where, expected, describe(item)))
+        if len(item) not in (2, 3):
+            raise ValueError(message(self.where, expected, f"{len(item)} items per batch"))
         inputs = self.model.check_inputs(item[0], self.where)
         targets = check_targets(self.model, item[1], len(inputs[0]), self.where)
         return inputs, targets, sample_weights(self.model, targets, item[2] if len(item) == 3 else None, self.where)

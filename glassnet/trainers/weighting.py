@@ -15,6 +15,7 @@ import numpy as np
 
 from glassnet.errors import describe, message
 from glassnet.losses import check_sample_weight
+from glassnet.validation import check_real
 
 
 def class_weight_table(class_weight, num_outputs, where):
@@ -34,9 +35,7 @@ def class_weight_table(class_weight, num_outputs, where):
         if not 0 <= key < classes:
             raise ValueError(message(where, f"class_weight keys in [0, {classes - 1}] (the model's classes)",
                                      repr(key), "Check the class indices."))
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not 0 <= weight < np.inf:
-            raise ValueError(message(where, "class weights as finite numbers >= 0", f"{weight!r} for class {key}"))
-        table[int(key)] = float(weight)
+        table[int(key)] = check_real(weight, f"class_weight[{key}]", where, low=0)
     return table
 
 

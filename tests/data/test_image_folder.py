@@ -115,8 +115,14 @@ def test_bad_arguments_get_clear_errors(tmp_path):
         image_dataset_from_directory(tmp_path)
     with pytest.raises(ValueError, match="color_mode"):
         image_dataset_from_directory(tmp_path, color_mode="gray")
-    with pytest.raises(ValueError, match="image_size"):
+    with pytest.raises(TypeError, match="image_size"):                 # Keras's image_size is a pair
         image_dataset_from_directory(tmp_path, image_size=28)
+    with pytest.raises(ValueError, match="image_size"):
+        image_dataset_from_directory(tmp_path, image_size=(28, 28, 1))
+    with pytest.raises(TypeError, match="batch_size"):
+        image_dataset_from_directory(tmp_path, batch_size=32.0)
+    with pytest.raises(TypeError, match="validation_split"):
+        image_dataset_from_directory(tmp_path, validation_split="0.2")
 
 
 def test_load_img_and_img_to_array_as_keras_utils(digits_folder):

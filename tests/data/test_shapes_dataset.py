@@ -107,14 +107,18 @@ def test_classes_subset_and_image_size():
     assert x.shape == (100, 40, 40) and set(np.unique(y)) == {0, 1, 2}
 
 
-@pytest.mark.parametrize("kwargs, pattern", [
-    (dict(n_classes=11), "n_classes"), (dict(n_classes=1), "n_classes"),
-    (dict(image_size=8), "image_size"), (dict(noise=-1), "noise"),
-    (dict(distractors=-2), "distractors"), (dict(scale=(0.4, 0.2)), "scale"),
-    (dict(scale=0.3), "scale"), (dict(n_train=-5), "n_train to be an int"), (dict(n_test=2.5), "n_test to be an int"),
+@pytest.mark.parametrize("kwargs, pattern, error", [
+    (dict(n_classes=11), "n_classes", ValueError), (dict(n_classes=1), "n_classes", ValueError),
+    (dict(image_size=8), "image_size", ValueError), (dict(noise=-1), "noise", ValueError),
+    (dict(distractors=-2), "distractors", ValueError), (dict(scale=(0.4, 0.2)), "scale", ValueError),
+    (dict(scale=(0.1, 0.2, 0.3)), "scale", ValueError), (dict(scale=(0.01, 0.2)), "scale", ValueError),
+    (dict(n_train=-5), "n_train as a non-negative int", ValueError),
+    (dict(scale=0.3), "scale", TypeError), (dict(n_test=2.5), "n_test as a non-negative int", TypeError),
+    (dict(n_classes="3"), "n_classes", TypeError), (dict(noise="low"), "noise", TypeError),
+    (dict(scale=("a", 0.2)), "scale", TypeError),
 ])
-def test_bad_arguments_are_explained(kwargs, pattern):
-    with pytest.raises(ValueError, match=pattern):
+def test_bad_arguments_are_explained(kwargs, pattern, error):
+    with pytest.raises(error, match=pattern):
         shapes.load_data(**{"n_train": 10, "n_test": 10, **kwargs})
 
 

@@ -456,7 +456,7 @@ CASES = [
     case("load_idx", "path None", lambda: gn.datasets.load_idx(None), "file path", "None"),
     case("save_idx", "int64 array", lambda tmp: gn.datasets.save_idx(tmp / "x.idx", np.zeros(3, dtype=np.int64)),
          "uint8", "int64"),
-    case("shapes.load_data", "n_train -1", lambda: gn.datasets.shapes.load_data(n_train=-1), ">= 0", "-1"),
+    case("shapes.load_data", "n_train -1", lambda: gn.datasets.shapes.load_data(n_train=-1), "non-negative int", "-1"),
     case("mnist.load_data", "folder that does not exist",
          lambda tmp: gn.datasets.mnist.load_data(path=tmp / "nowhere", download=False), "four IDX files", "nowhere",
          errors=(FileNotFoundError,)),

@@ -1,6 +1,7 @@
 """What the Keras and ONNX readers share: one error per damaged or unsupported file, the optional
 imports, bounded reads, and the flattening permutation of channels-first models."""
 import importlib
+import math
 import os
 
 import numpy as np
@@ -63,18 +64,30 @@ def flat_permutation(shape, order):
     return np.argsort(positions)
 
 
-def concatenated_permutation(permutations, sizes):
-    """The permutation (see :func:`flat_permutation`) of flat features concatenated from inputs of
-    ``sizes`` features, each in its own ``permutations`` entry (None: already in glassnet's order):
-    each input's, shifted by the number of features before it."""
-    offsets = np.cumsum([0] + list(sizes[:-1]))
-    return np.concatenate([offset + (np.arange(size) if p is None else p)
-                           for p, size, offset in zip(permutations, sizes, offsets)])
+# A feature order: how another library's flat features map to glassnet's, kept symbolic as a tuple of
+# segments ``(size, shape, order)`` (features flattened from ``x.transpose(order)`` of a glassnet
+# tensor ``x`` of ``shape``; ``(size, None, None)``: ``size`` features already in glassnet's order), so
+# that reading a configuration compares and concatenates orders without allocating; the index array
+# is made by :func:`order_permutation` only when weights, checked against the file, are reordered.
+def flat_order(shape, order):
+    """The feature order of a tensor of glassnet ``shape`` flattened as ``x.transpose(order)``."""
+    return ((math.prod(shape), tuple(int(d) for d in shape), tuple(order)),)
 
 
-def same_permutation(a, b):
-    """Whether two pending permutations (arrays, or None for glassnet's order) are the same."""
-    return a is b or (a is not None and b is not None and np.array_equal(a, b))
+def joined_order(orders, sizes):
+    """The feature order of features concatenated from inputs of ``sizes`` features in ``orders``
+    (None: glassnet's order)."""
+    return sum((((size, None, None),) if order is None else order for order, size in zip(orders, sizes)), ())
+
+
+def order_permutation(order):
+    """The index array ``p`` of a feature order: ``glassnet_features = other_features[p]``, each
+    segment's :func:`flat_permutation` shifted by the features before it."""
+    parts, offset = [], 0
+    for size, shape, axes in order:
+        parts.append(offset + (np.arange(size) if shape is None else flat_permutation(shape, axes)))
+        offset += size
+    return np.concatenate(parts)
 
 
 def as_float_array(value, shape, label, dtype="float32"):

@@ -28,8 +28,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from glassnet.interop._common import (MAX_COMPRESSION, MAX_CONFIG_BYTES, WHERE, FileProblem, as_float_array,
-                                      check_parameter_count, concatenated_permutation, flat_permutation, refuse,
-                                      require, same_permutation, unsupported)
+                                      check_parameter_count, flat_order, joined_order, order_permutation, refuse,
+                                      require, unsupported)
 
 KERAS_WHAT = "a Keras model file (.keras zip or Keras 2 .h5)"
 _FIX_UNSUPPORTED = ("glassnet opens Sequential and Functional Keras models built from its own layers; rebuild "
@@ -79,10 +79,9 @@ class _Translator:
 
     ``layout`` is the data_format of the model's image layers (all must agree), ``shape`` the
     glassnet per-example shape of the current tensor (None when unknown), ``input_shapes`` and
-    ``input_orders`` those of a merge's inputs, and ``feature_order`` the permutation ``p`` with
-    ``glassnet_features = keras_features[p]`` of features Keras flattened from channels-first
-    images (None when Keras's order is glassnet's); the first Dense they reach takes its kernel
-    rows in that order.
+    ``input_orders`` those of a merge's inputs, and ``feature_order`` the order of features Keras
+    flattened from channels-first images (None when Keras's order is glassnet's); the first Dense
+    they reach takes its kernel rows in that order (kept symbolic: see :func:`glassnet.interop._common.flat_order`).
     """
 
     def __init__(self, layout):
@@ -203,7 +202,7 @@ class _Translator:
             held = (2, 0, 1) if self.layout == "channels_first" else (0, 1, 2)
             order = tuple(held[i] for i in (1, 2, 0)) if c.get("data_format") == "channels_first" else held
             if order != (0, 1, 2):
-                self.feature_order = flat_permutation(self.shape, order)
+                self.feature_order = flat_order(self.shape, order)
         return "Flatten", {}
 
     def Dropout(self, c):
@@ -302,7 +301,7 @@ class _Translator:
         elif any(order is not None for order in orders):
             if not all(len(s) == 1 for s in shapes):
                 raise _Unsupported("a Concatenate of flattened channels_first features with other tensors")
-            self.feature_order = concatenated_permutation(orders, [s[0] for s in shapes])
+            self.feature_order = joined_order(orders, [s[0] for s in shapes])
         return "Concatenate", {"axis": int(axis)}
 
     # -- weight fixes -----------------------------------------------------------------------------
@@ -312,14 +311,15 @@ class _Translator:
         order = self.feature_order
         if order is None:
             return None
-        return lambda weights: [w[..., order] if index is None or i == index else w for i, w in enumerate(weights)]
+        return lambda weights: [w[..., order_permutation(order)] if index is None or i == index else w
+                                for i, w in enumerate(weights)]
 
     def dense_fix(self):
         """The Dense after a Flatten of channels-first features takes its kernel rows in glassnet's order."""
         order, self.feature_order = self.feature_order, None
         if order is None:
             return None
-        return lambda weights: [weights[0][order]] + list(weights[1:])
+        return lambda weights: [weights[0][order_permutation(order)]] + list(weights[1:])
 
 
 _KNOWN = [name for name in vars(_Translator) if name[0].isupper()]
@@ -502,7 +502,7 @@ class _Tensor(NamedTuple):
     """What the graph translation knows of one tensor: its glassnet per-example shape (None when an
     earlier layer could not be translated) and its feature order (see :class:`_Translator`)."""
     shape: Optional[tuple]
-    order: Optional[np.ndarray]
+    order: Optional[tuple]
 
 
 def _hold(translator, inputs):
@@ -510,7 +510,7 @@ def _hold(translator, inputs):
     orders = [t.order for t in inputs]
     translator.input_shapes, translator.input_orders = [t.shape for t in inputs], orders
     translator.shape = inputs[0].shape if len(inputs) == 1 else None
-    translator.feature_order = orders[0] if all(same_permutation(o, orders[0]) for o in orders) else _MIXED
+    translator.feature_order = orders[0] if all(o == orders[0] for o in orders) else _MIXED
 
 
 def _translate_call(translator, entry, name, inputs, made):
@@ -527,7 +527,7 @@ def _translate_call(translator, entry, name, inputs, made):
     layer_config["name"] = name
     if name not in made:
         made[name] = cls, layer_config, fix, taken
-    elif made[name][:2] != (cls, layer_config) or not same_permutation(made[name][3], taken):
+    elif made[name][:2] != (cls, layer_config) or made[name][3] != taken:
         raise _Unsupported("a shared layer called on tensors in different layouts (features flattened from "
                            "channels_first images and not, or in different orders)")
     shapes = [t.shape for t in inputs]

@@ -24,8 +24,8 @@ import os
 
 import numpy as np
 
-from glassnet.interop._common import (MAX_PARAMETERS, FileProblem, check_parameter_count, concatenated_permutation,
-                                      flat_permutation, refuse, require, same_permutation, unsupported)
+from glassnet.interop._common import (MAX_PARAMETERS, FileProblem, check_parameter_count, flat_order, joined_order,
+                                      order_permutation, refuse, require, unsupported)
 
 ONNX_WHAT = "an ONNX model file"
 _FIX = ("glassnet reads the CNN operators listed in glassnet.interop.onnx_format; export the "
@@ -52,7 +52,8 @@ class _Skip(Exception):
 class _Tensor:
     """The chain tensor: its glassnet per-example ``shape``, for images the ONNX ``axes`` (the glassnet
     axis of each ONNX axis: (0, 3, 1, 2) for NCHW), for vectors the ``onnx_rank`` and the pending
-    ``permutation`` of flattened channels-first features (None when in glassnet's order), and
+    ``permutation`` of flattened channels-first features (a symbolic feature order, see
+    :func:`glassnet.interop._common.flat_order`; None when in glassnet's order), and
     ``non_negative`` when the last layer cannot output negatives (ReLU, sigmoid, softmax)."""
 
     def __init__(self, shape, axes=None, onnx_rank=2, permutation=None, non_negative=False):
@@ -395,7 +396,9 @@ class _Reader:
         if self.tensor.is_image:
             slope = slope.transpose([list(self.tensor.axes[1:]).index(g) for g in (1, 2, 3)])
         elif self.tensor.permutation is not None and slope.shape[0] > 1:
-            slope = slope[self.tensor.permutation]
+            if slope.shape[0] != self.tensor.shape[0]:
+                raise _Skip(f"a slope of shape {slope.shape} for {self.tensor.shape[0]} features")
+            slope = slope[order_permutation(self.tensor.permutation)]
         shared = [i + 1 for i, n in enumerate(slope.shape) if n == 1 and self.tensor.shape[i] != 1]
         self.add(node, "PReLU", {"shared_axes": shared or None}, [slope])
 
@@ -404,7 +407,7 @@ class _Reader:
             raise _Skip(f"a matrix product of {self.tensor.shape} features with a kernel of shape "
                         f"{kernel.shape}")
         if self.tensor.permutation is not None:
-            kernel = kernel[self.tensor.permutation]
+            kernel = kernel[order_permutation(self.tensor.permutation)]
         self.add(node, "Dense", {"units": int(kernel.shape[1]), "use_bias": bias is not None},
                  [kernel] + ([np.broadcast_to(bias, kernel.shape[1:]).copy()] if bias is not None else []))
 
@@ -524,8 +527,8 @@ class _Reader:
         which must be in one layout (and, but for Concat, of one shape: no broadcasting).
 
         Features flattened from NCHW images keep their pending permutation: an elementwise merge
-        needs one for all its operands, a Concat of vectors concatenates them (see
-        :func:`glassnet.interop._common.concatenated_permutation`)."""
+        needs one for all its operands, a Concat of vectors joins them (see
+        :func:`glassnet.interop._common.joined_order`)."""
         from glassnet.layers import deserialize
         first = operands[0][0]
         if len({(tuple(t.axes) if t.axes else None, t.onnx_rank) for t, _ in operands}) != 1:
@@ -540,8 +543,8 @@ class _Reader:
                 raise _Skip(f"a Concat along axis {a.get('axis')} of a {rank}-D tensor")
             config["axis"] = int(first.axes[axis]) if first.is_image else axis
             if any(p is not None for p in permutations):
-                permutation = concatenated_permutation(permutations, [t.shape[0] for t, _ in operands])
-        elif not all(same_permutation(p, permutation) for p in permutations):
+                permutation = joined_order(permutations, [t.shape[0] for t, _ in operands])
+        elif not all(p == permutation for p in permutations):
             raise _Skip("a merge of features flattened from NCHW images with features in another order")
         elif len({t.shape for t, _ in operands}) != 1:
             raise _Skip(f"a {node.op_type} broadcasting shapes {[t.shape for t, _ in operands]} (glassnet merges "
@@ -575,7 +578,7 @@ class _Reader:
         shape = self.tensor.shape
         self.add(node, "Flatten", {}, non_negative=self.tensor.non_negative)
         if order != (0, 1, 2):
-            self.tensor.permutation = flat_permutation(shape, order)
+            self.tensor.permutation = flat_order(shape, order)
 
     def Reshape(self, node, a):
         target = [int(d) for d in self.const(node.input[1], "the Reshape shape")]
@@ -604,7 +607,11 @@ class _Reader:
             self.tensor.require_nchw("BatchNormalization")
         scale, bias, mean, var = (self.weight(name, "a BatchNormalization statistic") for name in node.input[1:5])
         if self.tensor.permutation is not None:
-            scale, bias, mean, var = (v[self.tensor.permutation] for v in (scale, bias, mean, var))
+            if any(v.shape != self.tensor.shape for v in (scale, bias, mean, var)):
+                raise _Skip(f"statistics of shapes {[v.shape for v in (scale, bias, mean, var)]} for "
+                            f"{self.tensor.shape[0]} features")
+            permutation = order_permutation(self.tensor.permutation)
+            scale, bias, mean, var = (v[permutation] for v in (scale, bias, mean, var))
         self.add(node, "BatchNormalization", {"epsilon": float(a.get("epsilon", 1e-5)),
                                               "momentum": float(a.get("momentum", 0.9))}, [scale, bias, mean, var])
 

@@ -99,11 +99,8 @@ JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2, 10 ** 12), st.
                                                                                          st.integers(), max_size=2))
 
 
-@FUZZ
-@given(name=st.sampled_from(KERAS_ZIPS), choice=st.integers(0, 10 ** 6), value=JSON_VALUES)
-def test_keras_config_edits(tmp_path, originals, name, choice, value):
-    parts = _keras_parts(originals[name])
-    config = json.loads(parts["config.json"])
+def _edited(config, choice, value):
+    """A copy of a JSON tree with the value at one of its paths (picked by ``choice``) replaced by ``value``."""
     paths = [p for p in _paths(config) if p]
     target = paths[choice % len(paths)]
     edited = copy.deepcopy(config)
@@ -111,7 +108,28 @@ def test_keras_config_edits(tmp_path, originals, name, choice, value):
     for key in target[:-1]:
         node = node[key]
     node[target[-1]] = value
+    return edited
+
+
+@FUZZ
+@given(name=st.sampled_from(KERAS_ZIPS), choice=st.integers(0, 10 ** 6), value=JSON_VALUES)
+def test_keras_config_edits(tmp_path, originals, name, choice, value):
+    parts = _keras_parts(originals[name])
+    edited = _edited(json.loads(parts["config.json"]), choice, value)
     load_guarded(_write_keras(tmp_path / "edited.keras", parts, edited))
+
+
+@FUZZ
+@given(choice=st.integers(0, 10 ** 6), value=JSON_VALUES)
+def test_tf_keras_channels_first_graph_config_edits(tmp_path, choice, value):
+    """The channels_first graph tf.keras wrote (Keras 2's list-style calls, no shapes in them): its
+    conversion to channels-last meets edited configurations, and loads a model or raises one error."""
+    import h5py
+    path = tmp_path / "edited.h5"
+    path.write_bytes((FIXTURES / "tf_keras" / "channels_first.h5").read_bytes())
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["model_config"] = json.dumps(_edited(json.loads(handle.attrs["model_config"]), choice, value))
+    load_guarded(path)
 
 
 def _histories(config):
@@ -167,6 +185,30 @@ def test_absurd_onnx_tensor_shapes(tmp_path, originals, dims):
     path = tmp_path / "absurd.onnx"
     path.write_bytes(model.SerializeToString())
     assert isinstance(load_guarded(path), ValueError)
+
+
+def test_absurd_image_sizes_before_a_channels_first_flatten(tmp_path, monkeypatch):
+    """A 20000 x 20000 input written into a file whose NCHW images are flattened (ONNX from PyTorch, and the
+    channels_first graph tf.keras wrote): one error, and the flattened features' reordering (600 million
+    indices) is never made: it waits for weights of its size, which such a file does not hold."""
+    import h5py
+    pytest.importorskip("torch", reason="PyTorch (a dev-only oracle) is not installed")
+    monkeypatch.syspath_prepend(str(FIXTURES.parent))
+    from producers import export_torch, torch_nets
+    make, shape = torch_nets()["plain"]
+    export_torch(make(), shape, tmp_path / "plain.onnx")
+    model = onnx.load(tmp_path / "plain.onnx")
+    for axis in (2, 3):
+        model.graph.input[0].type.tensor_type.shape.dim[axis].dim_value = 20000
+    onnx.save(model, tmp_path / "huge.onnx")
+    keras_path = tmp_path / "huge.h5"
+    keras_path.write_bytes((FIXTURES / "tf_keras" / "channels_first.h5").read_bytes())
+    with h5py.File(keras_path, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        config["config"]["layers"][0]["config"]["batch_input_shape"] = [None, 2, 20000, 20000]
+        handle.attrs["model_config"] = json.dumps(config)
+    for path in (tmp_path / "huge.onnx", keras_path):
+        assert isinstance(load_guarded(path), ValueError)
 
 
 def test_onnx_external_data_outside_the_folder_is_refused(tmp_path, originals):

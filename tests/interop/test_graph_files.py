@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from producers import keras, keras_graph_logits_and_grads, write_keras_files
+from producers import keras, keras_graph_logits_and_grads, randomize_keras, write_keras_files
 
 import glassnet as gn
 from glassnet import explain
@@ -381,3 +381,21 @@ def test_channels_first_layers_without_a_channels_last_counterpart_are_listed_in
                      r"'mixed_add' \(Add: a merge of features in different orders",
                      r"'shared_head' \(Dense: a shared layer called on tensors in different layouts"]:
         assert re.search(expected, text), expected
+
+
+def test_channels_first_image_outputs_come_out_channels_last(tmp_path):
+    """A channels_first graph's image output is glassnet's (N, H, W, C): Keras's (N, C, H, W) transposed."""
+    k = keras()
+    K, cf = k.layers, {"data_format": "channels_first"}
+    x = k.Input((3, 7, 7))
+    features = K.Conv2D(4, 3, padding="same", activation="relu", **cf)(x)
+    mask = K.Conv2D(2, 1, activation="sigmoid", name="mask", **cf)(K.Concatenate(axis=1)([x, features]))
+    model = randomize_keras(k.Model(x, [mask, K.Dense(3)(K.Flatten()(features))]), 21)
+    model.save(tmp_path / "cf.keras")
+    loaded = gn.load_model(tmp_path / "cf.keras")
+    images = np.random.default_rng(9).random((2, 3, 7, 7)).astype("float32")
+    got_mask, got_scores = loaded.predict(images.transpose(0, 2, 3, 1))
+    mask, scores = model.predict(images, verbose=0)
+    assert got_mask.shape == (2, 7, 7, 2)
+    np.testing.assert_allclose(got_mask, mask.transpose(0, 2, 3, 1), atol=1e-5)
+    np.testing.assert_allclose(got_scores, scores, atol=1e-5)

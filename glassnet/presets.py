@@ -208,7 +208,7 @@ RECIPES = {
     "fashion": {"optimizer": {"class_name": "Adam", "learning_rate": 1e-3}, "epochs": 15, "batch_size": 128,
                 "schedule": [(0, 1.0), (8, 0.3), (12, 0.1)]},
     "resnet_fashion": {"optimizer": {"class_name": "AdamW", "learning_rate": 2e-3, "weight_decay": 0.02},
-                       "epochs": 15, "batch_size": 128, "cosine_decay": {"alpha": 0.0, "warmup_epochs": 1}},
+                       "epochs": 18, "batch_size": 128, "cosine_decay": {"alpha": 0.0, "warmup_epochs": 1}},
 }
 
 

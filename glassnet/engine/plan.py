@@ -81,6 +81,16 @@ class LayerStep:
         return f"<{type(self).__name__} {'+'.join(layer.name for layer in self.layers)}>"
 
 
+def _relu_in_blocks(dy, relu_output, rule, output_gated, deactivate):
+    """``(dz, relu_output)`` for a convolution's backward pass whose output went through a ReLU fused into
+    it (``relu_output`` its output, None without one): under the vanilla rule the gate runs inside the
+    convolution's blocks (``relu_output`` passed on) or was applied by the step above (``output_gated``);
+    otherwise ``deactivate()`` runs the activation's backward pass under the rule first."""
+    fused = relu_output is not None and rule == "vanilla"
+    dz = dy if fused or output_gated else deactivate()
+    return dz, (relu_output if fused and not output_gated else None)
+
+
 class ConvStep(LayerStep):
     """A Conv2D call that can take part in moving a ReLU gate between two convolutions."""
 
@@ -92,11 +102,8 @@ class ConvStep(LayerStep):
 
     def vjp(self, cache, dys, rule, need_dx, need_grads, gate_input=False, output_gated=False):
         layer, dy = self.layer, dys[0]
-        # the ReLU's gate, under the vanilla rule, runs inside the convolution's blocks: given by the
-        # step above (output_gated) or applied here from the cached output
-        fused = layer.activation == "relu" and cache.output is not None and rule == "vanilla"
-        dz = dy if fused or output_gated else layer._deactivate(cache.output, dy, rule)
-        relu_output = cache.output if fused and not output_gated else None
+        dz, relu_output = _relu_in_blocks(dy, cache.output if layer.activation == "relu" else None, rule,
+                                          output_gated, lambda: layer._deactivate(cache.output, dy, rule))
         dx, grads = layer.conv_vjp(cache.conv, dz, relu_output, gate_input, need_dx[0], need_grads)
         return (dx,), {layer: grads}
 
@@ -241,11 +248,8 @@ class ConvBatchNormStep(LayerStep):
         if need_grads:
             raise RuntimeError(f"{self!r} has no weight gradients: it belongs to inference plans only")
         conv_cache, kernel, y = cache
-        # the ReLU's gate: inside the convolution's blocks under the vanilla rule, given by the step
-        # above (output_gated), or the rule's own backward pass
-        fused = y is not None and rule == "vanilla"
-        dz = dys[0] if y is None or fused or output_gated else relu_gate(dys[0], y, rule)
-        relu_output = y if fused and not output_gated else None
+        dz, relu_output = _relu_in_blocks(dys[0], y, rule, output_gated,
+                                          lambda: dys[0] if y is None else relu_gate(dys[0], y, rule))
         dx, _, _ = conv2d_backward(dz, conv_cache, kernel, need_dx=need_dx[0], need_bias=False,
                                    relu_output=relu_output, gate_input=gate_input, need_kernel=False)
         return (dx,), {layer: {} for layer in self.layers}

@@ -39,6 +39,11 @@ _ALIASES = {"Convolution2D": "Conv2D", "MaxPool2D": "MaxPooling2D", "AvgPool2D":
 _ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "softmax")
 
 
+
+def _single(axis):
+    """A layer's ``axis`` setting as Keras may save it: an int, or a list of one int (that int)."""
+    return axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+
 class _Unsupported(Exception):
     """Internal: why one layer of the file has no glassnet counterpart."""
 
@@ -235,13 +240,13 @@ class _Translator:
     def Softmax(self, c):
         axis = c.get("axis", -1)
         rank = 1 + (len(self.shape) if self.shape is not None else 1)
-        if not self.channel_axis_ok(axis[0] if isinstance(axis, list) and len(axis) == 1 else axis, rank):
+        if not self.channel_axis_ok(_single(axis), rank):
             raise _Unsupported(f"axis {axis} (glassnet's Softmax runs over the channel axis)")
         return "Softmax", {}
 
     def BatchNormalization(self, c):
         axis = c.get("axis", -1)
-        axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+        axis = _single(axis)
         rank = 1 + (len(self.shape) if self.shape is not None else 3)
         if not self.channel_axis_ok(axis, rank):
             raise _Unsupported(f"axis {axis} (glassnet normalizes over the channel axis)")

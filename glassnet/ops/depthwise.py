@@ -30,8 +30,8 @@ import math
 
 import numpy as np
 
-from glassnet.ops.padding import conv_output_size
-from glassnet.ops.parallel import num_threads, run_blocks
+from glassnet.ops.padding import conv_output_size, fill_border
+from glassnet.ops.parallel import add_parts, num_threads, run_blocks
 from glassnet.ops.workspace import recycled_array, scratch_array, view
 
 #: Bytes of output per block of images: the block's output, phases and product stay in cache (L2 or
@@ -119,7 +119,7 @@ def _fill_phases(geometry, x, phases):
     input channel repeated M times (channel ``c*M + m`` of a phase is input channel ``c``)."""
     for phase, target in phases.items():
         (rows, cols), (h, w) = geometry.interior(phase)
-        _zero_outside(target, rows, cols)
+        fill_border(target, rows, cols)
         _split_multiplier(geometry, target)[:, rows, cols] = x[:, h, w, :, None]
 
 
@@ -127,14 +127,6 @@ def _split_multiplier(geometry, phase_array):
     """The view (n, R, S, C, M) of a phase array (n, R, S, C*M)."""
     M = geometry.multiplier
     return phase_array.reshape(phase_array.shape[:3] + (geometry.channels // M, M))
-
-
-def _zero_outside(target, rows, cols):
-    """Zero the border of ``target`` (n, R, S, C) outside rows ``rows`` and columns ``cols``."""
-    target[:, :rows.start] = 0
-    target[:, rows.stop:] = 0
-    target[:, rows, :cols.start] = 0
-    target[:, rows, cols.stop:] = 0
 
 
 def _kernel_rows(kernel, width):
@@ -274,7 +266,7 @@ def depthwise_conv2d_backward(dy, cache, kernel, need_dx=True, need_bias=True, n
     if not (need_kernel or need_bias or scatter):
         return dx, None, None
     blocks = _image_blocks(len(dy), dy[0].nbytes)
-    dkernel, dbias = run_blocks(backward_block, blocks, num_threads(dy.nbytes + x.nbytes), fold=_add_pairs,
+    dkernel, dbias = run_blocks(backward_block, blocks, num_threads(dy.nbytes + x.nbytes), fold=add_parts,
                                 blas=False)
     if dkernel is not None:
         dkernel = dkernel.reshape(KH, KW, C, M)
@@ -294,8 +286,3 @@ def _gather_phases(geometry, dphases, dx):
             np.add(inside[..., 0], inside[..., 1], out=dx[:, h, w])
             for m in range(2, M):
                 dx[:, h, w] += inside[..., m]
-
-
-def _add_pairs(total, part):
-    """Fold ``(dkernel, dbias)`` pairs of blocks into ``total`` (None entries: not asked for)."""
-    return tuple(t if p is None else t + p for t, p in zip(total, part))

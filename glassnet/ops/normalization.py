@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from glassnet.ops.parallel import num_threads, run_blocks
+from glassnet.ops.parallel import add_parts, num_threads, run_blocks
 from glassnet.ops.workspace import column_sums, recycled_array
 
 
@@ -51,8 +51,8 @@ class BatchNormCache(NamedTuple):
 
 #: Most bytes of one chunk of rows: a chunk's passes (e.g. center, then square and sum) run while it is in
 #: cache, and the chunks are shared out between the worker threads (at least one per thread). 2 MiB
-#: against 256 KiB: the nine normalizations of a small ResNet 1.3-1.5x faster at 1 and 2 threads,
-#: fewer NumPy calls per pass (benchmarks/NOTES.md).
+#: against 256 KiB, forward + backward of a small ResNet's six normalization configurations: 1.3x as fast
+#: at 1 thread, 1.6x at 2 (fewer NumPy calls per pass; benchmarks/NOTES.md).
 CHUNK_BYTES = 2 * 2 ** 20
 
 
@@ -73,10 +73,6 @@ def _tiled(vector, repeats):
     return np.tile(vector, repeats) if repeats > 1 else vector
 
 
-def _add(total, part):
-    return tuple(a + b for a, b in zip(total, part))
-
-
 def _over_chunks(fn, wide, arrays=1):
     """``fn(rows)`` for chunks of rows of ``wide`` (2-D), on the worker threads when the ``arrays`` arrays
     of its size that the passes touch are worth splitting; the tuples ``fn`` returns are summed."""
@@ -84,7 +80,7 @@ def _over_chunks(fn, wide, arrays=1):
     count = max(-(-wide.nbytes // CHUNK_BYTES), threads)         # at least one chunk per thread
     step = max(1, -(-len(wide) // count))
     chunks = [slice(r, r + step) for r in range(0, len(wide), step)]
-    return run_blocks(fn, chunks, threads, fold=_add)
+    return run_blocks(fn, chunks, threads, fold=add_parts)
 
 
 def _dots(a, b):

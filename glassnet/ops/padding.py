@@ -60,16 +60,22 @@ def pad2d(x, pads, value=0.0):
         return x
     N, H, W, C = x.shape
     out = recycled_array("padded", padded_shape(x.shape, pads), x.dtype)
+    rows, cols = slice(top, top + H), slice(left, left + W)
 
     def pad_images(images):
-        part = out[images]
-        part[:, :top] = value
-        part[:, top + H:] = value
-        part[:, top:top + H, :left] = value
-        part[:, top:top + H, left + W:] = value
-        part[:, top:top + H, left:left + W, :] = x[images]
+        fill_border(out[images], rows, cols, value)
+        out[images, rows, cols] = x[images]
     over_rows(pad_images, N, 2 * out.nbytes)
     return out
+
+
+def fill_border(target, rows, cols, value=0.0):
+    """Set ``target`` (n, R, S, C) to ``value`` outside rows ``rows`` and columns ``cols`` (slices of unit
+    step): the padding around an interior that the caller fills."""
+    target[:, :rows.start] = value
+    target[:, rows.stop:] = value
+    target[:, rows, :cols.start] = value
+    target[:, rows, cols.stop:] = value
 
 
 def unpad2d(x, pads):

@@ -18,7 +18,8 @@ turns all of this off.
 
 The results do not depend on the thread that calls: how the work is split follows the count only
 (the program's, also while another thread holds BLAS), every GEMM of a split call runs on one
-BLAS thread, and partial results are folded in the order of the items whichever thread made them. After a fork the child starts a fresh pool of workers (``os.register_at_fork``).
+BLAS thread, and partial results are folded in the order of the items whichever thread made them.
+After a fork the child starts a fresh pool of workers (``os.register_at_fork``).
 """
 import contextlib
 import itertools
@@ -94,6 +95,15 @@ def _folded(fn, items, fold):
     total = fn(items[0])
     for item in items[1:]:
         total = fold(total, fn(item))
+    return total
+
+
+def add_parts(total, part):
+    """A ``fold`` for :func:`run_blocks`: add one item's partial sums (a tuple of arrays, None where not
+    computed) into the running totals, in place (the totals are the first item's own arrays)."""
+    for running, value in zip(total, part):
+        if value is not None:
+            running[...] += value
     return total
 
 

@@ -80,15 +80,6 @@ def matmul_into(a, b, out):
         out[...] = (a @ b).reshape(out.shape)
 
 
-def add_shares(total, part):
-    """Add one block's (dkernel, dbias) shares into the running totals (either may be None: not computed)."""
-    if part[0] is not None:
-        total[0][...] += part[0]
-    if part[1] is not None:
-        total[1][...] += part[1]
-    return total
-
-
 def gate_by_input(dxp, xp, rule=True):
     """Where ``xp`` is a ReLU's output, that ReLU's backward pass on ``dxp`` in place, done by the
     layer above while its input gradient is still in cache, under the backward ``rule`` (True is

@@ -16,10 +16,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from glassnet.ops import blas
-from glassnet.ops.conv.blocks import (add_shares, cols2d, gate_by_input, gates_in_blocks, input_rows, largest_block_rows,
+from glassnet.ops.conv.blocks import (cols2d, gate_by_input, gates_in_blocks, input_rows, largest_block_rows,
                                       matmul_into)
 from glassnet.ops.im2col import window_slices
-from glassnet.ops.parallel import run_blocks
+from glassnet.ops.parallel import add_parts, run_blocks
 from glassnet.ops.workspace import block_matrix, column_sums, recycled_array, scratch_array, view
 
 
@@ -133,7 +133,7 @@ def run_backward(plan, layout, xp, kernel, gradient, dtype, need_dx=True, need_b
         dbias = column_sums(dy2d, dtype) if need_bias else None        # last: it holds the GIL
         return dkernel_matrix, dbias
 
-    dkernel_matrix, dbias = run_blocks(backward_block, plan.blocks, threads, fold=add_shares)
+    dkernel_matrix, dbias = run_blocks(backward_block, plan.blocks, threads, fold=add_parts)
     if need_dx and gate_input and not gate_now:
         gate_by_input(dxp, xp, gate_input)
     return dxp, (layout.fold(dkernel_matrix).reshape(kernel.shape) if need_kernel else None), dbias

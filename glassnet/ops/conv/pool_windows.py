@@ -25,9 +25,9 @@ NaN (0 * inf) in the outputs that see it (the models' input checks reject non-fi
 """
 import numpy as np
 
-from glassnet.ops.conv.blocks import add_shares, cols2d, fold_window_gradient, gate_by_input, window_kernel
+from glassnet.ops.conv.blocks import cols2d, fold_window_gradient, gate_by_input, window_kernel
 from glassnet.ops.conv.plan import cell_counts
-from glassnet.ops.parallel import run_blocks
+from glassnet.ops.parallel import add_parts, run_blocks
 from glassnet.ops.pooling import first_winners, winner_dtype
 from glassnet.ops.workspace import block_matrix, column_sums, scratch_array, view
 
@@ -170,7 +170,7 @@ def backward(plan, cache, dy, kernel, need_dx=True, need_bias=True, gate_input=F
         dbias = column_sums(pooled_dy.T) if need_bias else None        # last: it holds the GIL
         return dkernel_w, dbias
 
-    dkernel_w, dbias = run_blocks(backward_block, plan.blocks, plan.threads, fold=add_shares)
+    dkernel_w, dbias = run_blocks(backward_block, plan.blocks, plan.threads, fold=add_parts)
     dkernel = fold_window_gradient(dkernel_w, kernel.shape, plan.window) if need_kernel else None
     dxp = None
     if need_dx:

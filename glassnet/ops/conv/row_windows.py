@@ -38,8 +38,8 @@ keras_mnist's 32 -> 64 channel layer (16-image blocks, one thread).
 import numpy as np
 
 from glassnet.ops import blas
-from glassnet.ops.conv.blocks import add_shares, gate_by_input
-from glassnet.ops.parallel import run_blocks
+from glassnet.ops.conv.blocks import gate_by_input
+from glassnet.ops.parallel import add_parts, run_blocks
 from glassnet.ops.workspace import block_matrix, column_sums, recycled_empty, scratch_array, view
 
 
@@ -260,5 +260,5 @@ def backward(plan, xp, kernel, gradient, dtype, need_dx=True, need_bias=True, ga
         dbias = column_sums(frame, dtype) if need_bias else None       # last: it holds the GIL
         return dk3, dbias
 
-    dk3, dbias = run_blocks(backward_block, plan.blocks, plan.threads, fold=add_shares)
+    dk3, dbias = run_blocks(backward_block, plan.blocks, plan.threads, fold=add_parts)
     return dxp, (dk3.reshape(kernel.shape) if need_kernel else None), dbias

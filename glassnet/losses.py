@@ -28,6 +28,7 @@ import numpy as np
 
 from .activations import log_softmax, sigmoid
 from .errors import describe, message
+from .validation import check_real
 
 #: Keras's fuzz factor (``keras.backend.epsilon()``) used to clip probabilities.
 EPSILON = 1e-7
@@ -255,6 +256,39 @@ def _same_shape_targets(y, y_pred_shape, where):
 # Cross-entropies
 # ---------------------------------------------------------------------------
 
+class _Crossentropy(Loss):
+    """A cross-entropy: works on probabilities or (fused) logits, and may smooth its targets.
+
+    ``label_smoothing = s`` replaces the targets ``y`` by ``y (1 - s) + s / K``, with ``K`` the number of
+    classes (2 for the binary loss, so ``y (1 - s) + s / 2``): Keras's definition (Szegedy et al. 2016). The
+    value and the gradient are those of the cross-entropy against the smoothed targets.
+    """
+
+    supports_logits = True
+    _classes = None             # K for the smoothing; None: the predictions' last axis
+
+    def __init__(self, from_logits=False, label_smoothing=0.0):
+        super().__init__(from_logits)
+        self.label_smoothing = check_real(label_smoothing, "label_smoothing",
+                                          f"{type(self).__name__}(label_smoothing=...)", low=0, high=1,
+                                          fix="0 keeps the targets; 0.1 is a common choice.")
+
+    def _smooth(self, targets, like):
+        """Float targets of ``like``'s dtype, smoothed towards the uniform distribution over the classes."""
+        targets = targets.astype(like.dtype, copy=False)
+        if not self.label_smoothing:
+            return targets
+        classes = self._classes or like.shape[-1]
+        return targets * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(from_logits={self.from_logits}, "
+                f"label_smoothing={self.label_smoothing})")
+
+
 def _categorical_from_probabilities(onehot, y_pred):
     """Keras 2.x categorical cross-entropy on probabilities, with its exact gradient.
 
@@ -284,14 +318,14 @@ def _categorical_from_logits(onehot, logits):
     return per_row, probs * onehot.sum(axis=-1, keepdims=True) - onehot
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_Crossentropy):
     """Cross-entropy between one-hot (or soft) targets and class probabilities.
 
     Targets have the predictions' shape ``(N, ..., C)``. Pairs with a softmax output.
+    ``label_smoothing`` as Keras's (see :class:`_Crossentropy`).
     """
 
     name = "categorical_crossentropy"
-    supports_logits = True
     logits_activation = "softmax"
     _min_pred_ndim = 2
 
@@ -314,21 +348,22 @@ class CategoricalCrossentropy(Loss):
                                  f"shape {y.shape}"))
 
     def _value_and_grad(self, targets, y_pred):
-        return _categorical_from_probabilities(targets.astype(y_pred.dtype, copy=False), y_pred)
+        return _categorical_from_probabilities(self._smooth(targets, y_pred), y_pred)
 
     def _value_and_grad_logits(self, targets, logits):
-        return _categorical_from_logits(targets.astype(logits.dtype, copy=False), logits)
+        return _categorical_from_logits(self._smooth(targets, logits), logits)
 
 
-class SparseCategoricalCrossentropy(Loss):
+class SparseCategoricalCrossentropy(_Crossentropy):
     """Cross-entropy with integer class labels: shape ``(N,)`` or ``(N, 1)``.
 
     Same value and gradient as :class:`CategoricalCrossentropy` on the one-hot
-    encoding of the labels. Pairs with a softmax output.
+    encoding of the labels. Pairs with a softmax output. ``label_smoothing`` smooths that
+    encoding as :class:`CategoricalCrossentropy` does (Keras 3's sparse loss has no such argument;
+    PyTorch's ``CrossEntropyLoss(label_smoothing=...)`` on class indices is the same loss).
     """
 
     name = "sparse_categorical_crossentropy"
-    supports_logits = True
     logits_activation = "softmax"
     _min_pred_ndim = 2
 
@@ -361,21 +396,21 @@ class SparseCategoricalCrossentropy(Loss):
         return onehot
 
     def _value_and_grad(self, targets, y_pred):
-        return _categorical_from_probabilities(self._onehot(targets, y_pred), y_pred)
+        return _categorical_from_probabilities(self._smooth(self._onehot(targets, y_pred), y_pred), y_pred)
 
     def _value_and_grad_logits(self, targets, logits):
-        return _categorical_from_logits(self._onehot(targets, logits), logits)
+        return _categorical_from_logits(self._smooth(self._onehot(targets, logits), logits), logits)
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(_Crossentropy):
     """Element-wise binary cross-entropy, averaged over the last axis then the batch.
 
     Targets in [0, 1], shaped like the predictions (``(N,)`` accepted for ``(N, 1)``).
-    Pairs with a sigmoid output.
+    Pairs with a sigmoid output. ``label_smoothing = s`` uses ``y (1 - s) + s / 2``, as Keras.
     """
 
     name = "binary_crossentropy"
-    supports_logits = True
+    _classes = 2
     logits_activation = "sigmoid"
 
     def _targets(self, y, y_pred_shape, where):
@@ -391,7 +426,7 @@ class BinaryCrossentropy(Loss):
 
         dL/dp = (p~ - y) / (p~ (1 - p~)) where p was not clipped, 0 elsewhere.
         """
-        y = targets.astype(y_pred.dtype, copy=False)
+        y = self._smooth(targets, y_pred)
         clipped = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
         elementwise = -(y * np.log(clipped) + (1.0 - y) * np.log1p(-clipped))
         inside = (y_pred >= EPSILON) & (y_pred <= 1.0 - EPSILON)
@@ -402,7 +437,7 @@ class BinaryCrossentropy(Loss):
 
         dL/dz = sigmoid(z) - y.
         """
-        y = targets.astype(logits.dtype, copy=False)
+        y = self._smooth(targets, logits)
         elementwise = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
         return elementwise, sigmoid(logits) - y
 
@@ -499,4 +534,10 @@ def from_config(config):
     if cls is None:
         raise ValueError(message("losses.from_config", "a known loss class",
                                  repr(config["class_name"])))
+    smoothing = config.get("label_smoothing", 0.0)
+    if smoothing and not issubclass(cls, _Crossentropy):
+        raise ValueError(message("losses.from_config", "label_smoothing only for a cross-entropy",
+                                 f"label_smoothing={smoothing!r} for {config['class_name']}"))
+    if issubclass(cls, _Crossentropy):
+        return cls(from_logits=bool(config.get("from_logits", False)), label_smoothing=smoothing)
     return cls(from_logits=bool(config.get("from_logits", False)))

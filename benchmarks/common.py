@@ -12,12 +12,13 @@ import statistics
 import time
 
 #: The benchmarked presets (``glassnet.presets``), with their parameter counts as a sanity check.
-MODELS = {"seed003_tiny": 13_602, "keras_mnist": 1_199_882, "lenet5": 61_706, "resnet_fashion": 78_426}
+MODELS = {"seed003_tiny": 13_602, "keras_mnist": 1_199_882, "lenet5": 61_706, "resnet8": 78_426,
+          "resnet_fashion": 874_282}
 
 #: Per-model limits that keep ``python -m benchmarks.run`` short: the batch sizes a model runs at (the
-#: largest asked for when none of its own is) and the most images per timed epoch. resnet_fashion is
-#: measured at the issue's batch 128 on 512 images per epoch (4 steps: ~1.5 s an epoch at 1 thread).
-MODEL_LIMITS = {"resnet_fashion": {"batch_sizes": (128,), "epoch_images": 512}}
+#: largest asked for when none of its own is) and the most images per timed epoch. The ResNets are
+#: measured at the issue's batch 128 on 512 images per epoch (4 steps: ~1-2 s an epoch at 1 thread).
+MODEL_LIMITS = {name: {"batch_sizes": (128,), "epoch_images": 512} for name in ("resnet8", "resnet_fashion")}
 
 #: Short names accepted on the command line.
 ALIASES = {"tiny": "seed003_tiny"}

@@ -34,7 +34,7 @@ def make_data(n, input_shape, seed=0):
 # -- glassnet ----------------------------------------------------------------------------------
 def _glassnet_model(name, input_shape=(28, 28, 1)):
     import glassnet as gn
-    # the network alone: a preset's augmentation layers (resnet_fashion's) are left out, as the
+    # the network alone: a preset's augmentation layers (the ResNets') are left out, as the
     # PyTorch twin has none (their cost is in benchmarks/NOTES.md)
     model = gn.presets.get(name, input_shape=tuple(input_shape), seed=0, **gn.presets.augment_option(name, False))
     model.compile(optimizer=gn.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM),
@@ -110,35 +110,63 @@ def torch_model(name, input_shape=(28, 28, 1)):
             nn.Conv2d(C, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(((H // 2 - 4) // 2) * ((W // 2 - 4) // 2) * 16, 120), nn.ReLU(),
             nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    if name == "resnet8":
+        return torch_resnet8(C)
     if name == "resnet_fashion":
-        return torch_resnet_fashion(C)
+        return torch_resnet_fashion(C, H)
     raise ValueError(f"unknown model {name!r}")
 
 
-def torch_resnet_fashion(channels, widths=(16, 32, 64)):
-    """glassnet's resnet_fashion (no augmentation) in PyTorch: the same convolutions (no bias), BatchNorm
-    with glassnet's momentum 0.9 (PyTorch's 0.1) and epsilon 1e-3, basic blocks with projection shortcuts
-    where the width or resolution changes, global average pooling and a linear head."""
+def _torch_conv_bn(cin, cout, kernel, stride):
+    """Conv (no bias) + BatchNorm with glassnet's presets' momentum 0.9 (PyTorch's 0.1) and epsilon 1e-3."""
+    import torch.nn as nn
+    return [nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1)]
+
+
+def _torch_basic_block(cin, cout, stride):
+    """He et al.'s basic block with a projection shortcut where the width or resolution changes."""
     import torch.nn as nn
     import torch.nn.functional as F
 
-    def conv_bn(cin, cout, kernel, stride):
-        return [nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=False),
-                nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1)]
-
     class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
+        def __init__(self):
             super().__init__()
-            self.body = nn.Sequential(*conv_bn(cin, cout, 3, stride), nn.ReLU(), *conv_bn(cout, cout, 3, 1))
+            self.body = nn.Sequential(*_torch_conv_bn(cin, cout, 3, stride), nn.ReLU(),
+                                      *_torch_conv_bn(cout, cout, 3, 1))
             project = stride != 1 or cin != cout
-            self.shortcut = nn.Sequential(*conv_bn(cin, cout, 1, stride)) if project else nn.Identity()
+            self.shortcut = nn.Sequential(*_torch_conv_bn(cin, cout, 1, stride)) if project else nn.Identity()
 
         def forward(self, x):
             return F.relu(self.body(x) + self.shortcut(x))
+    return Block()
 
-    blocks = [Block(a, b, 1 if i == 0 else 2) for i, (a, b) in enumerate(zip(widths[:1] + widths[:-1], widths))]
-    return nn.Sequential(*conv_bn(channels, widths[0], 3, 1), nn.ReLU(), *blocks, nn.AdaptiveAvgPool2d(1),
+
+def torch_resnet8(channels, widths=(16, 32, 64)):
+    """glassnet's resnet8 (no augmentation) in PyTorch: a Conv-BN-ReLU stem, one basic block per width (stride
+    2 from the second on), global average pooling and a linear head."""
+    import torch.nn as nn
+    blocks = [_torch_basic_block(a, b, 1 if i == 0 else 2)
+              for i, (a, b) in enumerate(zip(widths[:1] + widths[:-1], widths))]
+    return nn.Sequential(*_torch_conv_bn(channels, widths[0], 3, 1), nn.ReLU(), *blocks, nn.AdaptiveAvgPool2d(1),
                          nn.Flatten(), nn.Linear(widths[-1], 10))
+
+
+def torch_resnet_fashion(channels, side=28, stem=(32, 32), widths=(64,), head=256):
+    """glassnet's resnet_fashion (no augmentation) in PyTorch: Conv-BN-ReLU stem layers, MaxPool, a basic block
+    and a MaxPool per width, then Flatten -> Linear(head, no bias)-BatchNorm1d-ReLU -> Linear(10)."""
+    import torch.nn as nn
+    layers, width = [], channels
+    for filters in stem:
+        layers += [*_torch_conv_bn(width, filters, 3, 1), nn.ReLU()]
+        width = filters
+    layers.append(nn.MaxPool2d(2))
+    for filters in widths:
+        layers += [_torch_basic_block(width, filters, 1), nn.MaxPool2d(2)]
+        width = filters
+    side //= 2 ** (1 + len(widths))
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(side * side * width, head, bias=False),
+                         nn.BatchNorm1d(head, eps=1e-3, momentum=0.1), nn.ReLU(), nn.Linear(head, 10))
 
 
 def _torch_setup(spec, input_shape, n):

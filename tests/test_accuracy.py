@@ -3,7 +3,8 @@
 - seed 003's recipe (Conv3x3(8) -> MaxPool2 -> Dense(10, softmax), per-sample SGD lr 0.005, 3 epochs)
   on the first 1,000 real MNIST test digits beats the seed's 78% on the next 1,000;
 - LeNet-5 with Adam, 3 epochs on 8,000 real digits scores >= 97% on the other 2,000;
-- on Fashion-MNIST (Debian's dataset-fashion-mnist), keras_mnist >= 92.5% and fashion >= 93.5% test accuracy.
+- on Fashion-MNIST (Debian's dataset-fashion-mnist), keras_mnist >= 92.5% and fashion >= 93.5% test accuracy;
+- issue 20's: ``glassnet train --model resnet_fashion`` >= 94.5% in <= 30 minutes.
 
 Each run appends its numbers and wall time as one JSON line to ``$GLASSNET_ACCURACY_LOG``
 (default ``test-artifacts/accuracy.jsonl``) and prints them.
@@ -95,7 +96,21 @@ def test_fashion_preset_on_fashion_mnist():
     _fashion_run("fashion", 0.935)
 
 
-def test_resnet_fashion_preset_on_fashion_mnist():
-    """Issue 20's target: >= 94.5% test accuracy through the recipe (the wall time is recorded; the issue asks
-    for <= 30 min on an idle 2-core machine)."""
-    _fashion_run("resnet_fashion", 0.945)
+def test_resnet_fashion_reaches_its_target_through_the_command_line(tmp_path):
+    """Issue 20's target, through ``glassnet train --dataset fashion-mnist --model resnet_fashion
+    --validation-split 0``: >= 94.5% test accuracy in <= 30 minutes of wall time (on an idle 2-core machine;
+    ``GLASSNET_TIME_BUDGET_S`` sets another bound for another machine). The time covers the whole command:
+    loading the data, the 12 epochs, the checkpoints and the test evaluation."""
+    from glassnet import cli
+    _fashion()                                           # skips, saying why, without the Debian package
+    start = time.perf_counter()
+    status = cli.main(["train", "--dataset", "fashion-mnist", "--model", "resnet_fashion", "--validation-split",
+                       "0", "--verbose", "0", "--out", str(tmp_path)])
+    wall = time.perf_counter() - start
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    _record("glassnet train --model resnet_fashion (Fashion-MNIST 60k / 10k)", test_accuracy=metrics["test_accuracy"],
+            test_loss=metrics["test_loss"], wall_s=wall, train_s=metrics["train_seconds"], epochs=metrics["epochs"],
+            recipe=models.recipe("resnet_fashion"))
+    assert status == 0
+    assert metrics["test_accuracy"] >= 0.945
+    assert wall <= float(os.environ.get("GLASSNET_TIME_BUDGET_S", 30 * 60))

@@ -40,23 +40,35 @@ def test_flops_follow_the_pytorch_reference_accounting():
     assert round(common.flops(gn.models.keras_mnist())[0] / 1e6, 3) == 23.985
 
 
-def test_resnet_fashion_and_its_pytorch_twin_are_the_same_network():
+def _check_twin(name, macs, batch_norms):
+    """glassnet's preset (without augmentation) and its PyTorch twin: the same layers, multiply-adds and
+    trainable parameters, and BatchNorm with glassnet's momentum 0.9 (PyTorch's 0.1) and epsilon 1e-3."""
     import torch
     from benchmarks import workers
-    model = workers._glassnet_model("resnet_fashion")
-    assert model.count_params() == common.MODELS["resnet_fashion"]
+    model = workers._glassnet_model(name)
+    assert model.count_params() == common.MODELS[name]
     assert not any("Random" in type(layer).__name__ for layer in model.layers)      # the network alone
-    # stem, block 1 (two 3x3 at 28x28), blocks 2 and 3 (3x3 stride 2, 3x3, 1x1 projection), the head
-    macs = [28 * 28 * 16 * 9, 28 * 28 * 16 * 144, 28 * 28 * 16 * 144,
-            14 * 14 * 32 * 144, 14 * 14 * 32 * 288, 14 * 14 * 32 * 16,
-            7 * 7 * 64 * 288, 7 * 7 * 64 * 576, 7 * 7 * 64 * 32, 64 * 10]
     assert sorted(common.layer_macs(model)) == sorted(macs)
-    twin = workers.torch_model("resnet_fashion")
+    twin = workers.torch_model(name)
     trainable = sum(w.size for w in model.trainable_weights())
     assert sum(p.numel() for p in twin.parameters()) == trainable                # BN statistics are buffers
-    bn = [m for m in twin.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert len(bn) == 9 and {(m.eps, m.momentum) for m in bn} == {(1e-3, 0.1)}
+    bn = [m for m in twin.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(bn) == batch_norms and {(m.eps, m.momentum) for m in bn} == {(1e-3, 0.1)}
     assert tuple(twin(torch.zeros(2, 1, 28, 28)).shape) == (2, 10)
+
+
+def test_resnet8_and_its_pytorch_twin_are_the_same_network():
+    # stem, block 1 (two 3x3 at 28x28), blocks 2 and 3 (3x3 stride 2, 3x3, 1x1 projection), the head
+    _check_twin("resnet8", [28 * 28 * 16 * 9, 28 * 28 * 16 * 144, 28 * 28 * 16 * 144,
+                            14 * 14 * 32 * 144, 14 * 14 * 32 * 288, 14 * 14 * 32 * 16,
+                            7 * 7 * 64 * 288, 7 * 7 * 64 * 576, 7 * 7 * 64 * 32, 64 * 10], batch_norms=9)
+
+
+def test_resnet_fashion_and_its_pytorch_twin_are_the_same_network():
+    # the two stem convolutions at 28x28, the block at 14x14 (3x3, 3x3, 1x1 projection), the dense head
+    _check_twin("resnet_fashion", [28 * 28 * 32 * 9, 28 * 28 * 32 * 288,
+                                   14 * 14 * 64 * 288, 14 * 14 * 64 * 576, 14 * 14 * 64 * 32,
+                                   7 * 7 * 64 * 256, 256 * 10], batch_norms=6)
 
 
 def test_per_model_limits_keep_the_run_short():
@@ -64,6 +76,7 @@ def test_per_model_limits_keep_the_run_short():
     assert common.model_batches("resnet_fashion", [32, 64]) == [64]
     assert common.model_batches("lenet5", [32, 128]) == [32, 128]
     assert common.model_epoch_images("resnet_fashion", 2048) == 512
+    assert common.model_batches("resnet8", [32, 128]) == [128]
     assert common.model_epoch_images("keras_mnist", 2048) == 2048
 
 
@@ -314,7 +327,7 @@ def test_compare_trees_reports_per_round_ratios_of_the_second_tree_to_the_first(
 
 def test_the_step_profile_times_every_step_of_the_training_plan():
     from benchmarks import steps
-    per_step, total = steps.profile("resnet_fashion", batch=4, steps=1, threads=1, clock="cpu")
+    per_step, total = steps.profile("resnet8", batch=4, steps=1, threads=1, clock="cpu")
     kinds = steps.by_type(per_step)
     assert kinds["ConvStep:Conv2D"][2] == 9 and kinds["BatchNormReLUStep:BatchNormalization"][2] == 4
     assert kinds["AddReLUStep:Add"][2] == 3 and kinds["LayerStep:BatchNormalization"][2] == 5

@@ -207,7 +207,8 @@ def test_train_resnet_fashion_with_and_without_its_augmentation_layers(capsys, t
                            "0", *flag)
         assert status == 0
         model = load_model(out / "model.npz")
-        assert model.count_params() == 78_426 and model.completed_epochs == 1
+        assert model.count_params() == 874_282 and model.completed_epochs == 1
+        assert model.loss.label_smoothing == 0.1           # the recipe's loss, saved and loaded
         assert any(type(layer).__name__ == "RandomFlip" for layer in model.layers) == expected
         assert model.optimizer.schedule is not None
         assert json.loads((out / "metrics.json").read_text())["model"] == "resnet_fashion"

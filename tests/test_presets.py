@@ -50,7 +50,8 @@ def test_options_and_seeds():
 
 
 def test_lookup_errors_and_listing():
-    assert models.available() == ["seed003_tiny", "keras_mnist", "seed000_tanh", "lenet5", "fashion", "resnet_fashion"]
+    assert models.available() == ["seed003_tiny", "keras_mnist", "seed000_tanh", "lenet5", "fashion", "resnet8",
+                                  "resnet_fashion"]
     with pytest.raises(ValueError, match="preset name"):
         models.get("resnet50")
     with pytest.raises(ValueError, match="preset name"):
@@ -134,8 +135,8 @@ def test_fit_recipe_follows_a_cosine_decay_per_batch(monkeypatch):
     assert models.cosine_schedule(0.5, epochs=4, steps_per_epoch=10)(40) == 0.0
 
 
-def test_resnet_fashion_is_a_functional_resnet():
-    model = models.get("resnet_fashion", seed=0)
+def test_resnet8_is_a_functional_resnet():
+    model = models.get("resnet8", seed=0)
     assert isinstance(model, gn.Model) and model.count_params() == 78_426 and model.output_shape == (None, 10)
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds[1:4] == ["RandomFlip", "ZeroPadding2D", "RandomCrop"]
@@ -147,25 +148,53 @@ def test_resnet_fashion_is_a_functional_resnet():
     model.summary(print_fn=lines.append)
     assert any(line.startswith("add_") or " (Add) " in line for line in lines) and "Total params: 78,426" in lines
     # the same seed gives the same weights; augmentation layers have none and are the identity at inference
-    plain = models.get("resnet_fashion", seed=0, augment=False)
+    plain = models.get("resnet8", seed=0, augment=False)
     assert len(plain.layers) == len(model.layers) - 3
     x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
     for a, b in zip(plain.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(plain.predict(x, verbose=0), model.predict(x, verbose=0))
-    other = models.get("resnet_fashion", seed=1, input_shape=(32, 32, 3), num_classes=4, widths=(8, 16, 16))
+    other = models.get("resnet8", seed=1, input_shape=(32, 32, 3), num_classes=4, widths=(8, 16, 16))
     assert other.output_shape == (None, 4) and not np.array_equal(other.get_weights()[0][..., :1, :8],
                                                                  model.get_weights()[0][..., :8])
-    assert models.augment_option("resnet_fashion", False) == {"augment": False}
+    assert models.augment_option("resnet8", False) == {"augment": False}
     assert models.augment_option("fashion", False) == {}
+    assert model.name == "resnet8"
+
+
+def test_resnet_fashion_is_a_functional_resnet_with_a_deep_stem_and_a_dense_head():
+    from glassnet import layers
+    model = models.get("resnet_fashion", seed=0)
+    assert isinstance(model, gn.Model) and model.count_params() == 874_282 and model.output_shape == (None, 10)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[1:4] == ["RandomFlip", "ZeroPadding2D", "RandomCrop"]
+    assert kinds.count("Conv2D") == 5 and kinds.count("Add") == 1 and kinds.count("MaxPooling2D") == 2
+    assert kinds[-4:] == ["Dense", "BatchNormalization", "ReLU", "Dense"] and "Flatten" in kinds
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    assert [(c.filters, c.kernel_size) for c in convs] == [(32, (3, 3)), (32, (3, 3)), (64, (3, 3)), (64, (3, 3)),
+                                                          (64, (1, 1))]
+    assert all(not c.use_bias for c in convs)
+    add = next(layer for layer in model.layers if isinstance(layer, layers.Add))
+    assert add.output_shape == (None, 14, 14, 64)
+    plain = models.get("resnet_fashion", seed=0, augment=False)
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    for a, b in zip(plain.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(plain.predict(x, verbose=0), model.predict(x, verbose=0))
+    small = models.get("resnet_fashion", seed=1, input_shape=(32, 32, 3), num_classes=4, stem=(8,),
+                       widths=(8, 16), head=12)
+    assert small.output_shape == (None, 4) and small.count_params() < 10_000
+    assert [type(layer).__name__ for layer in small.layers].count("Add") == 2
 
 
 def test_resnet_fashion_trains_saves_and_resumes_with_its_recipe(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((48, 28, 28, 1), dtype=np.float32)
     y = (x[:, :14].mean(axis=(1, 2, 3)) > x[:, 14:].mean(axis=(1, 2, 3))).astype(np.int64)
-    model = models.compile_recipe(models.get("resnet_fashion", seed=0, widths=(4, 8, 8)), "resnet_fashion")
+    model = models.compile_recipe(models.get("resnet_fashion", seed=0, stem=(4, 4), widths=(8,), head=8),
+                                  "resnet_fashion")
     assert type(model.optimizer).__name__ == "AdamW" and model.optimizer.weight_decay == 0.02
+    assert model.loss.get_config()["label_smoothing"] == 0.1
     history = models.fit_recipe(model, "resnet_fashion", x, y, epochs=3, batch_size=16, seed=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert model.optimizer.schedule.get_config()["decay_steps"] == 6          # 3 epochs x 3 batches - warm-up 3
@@ -173,11 +202,13 @@ def test_resnet_fashion_trains_saves_and_resumes_with_its_recipe(tmp_path):
     loaded = gn.load_model(tmp_path / "resnet.npz")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert loaded.loss.get_config() == model.loss.get_config()
 
 
-def test_resnet_fashion_batch_norm_statistics_follow_a_short_run():
+@pytest.mark.parametrize("name", ["resnet8", "resnet_fashion"])
+def test_resnet_batch_norm_statistics_follow_a_short_run(name):
     """Momentum 0.9 (not Keras's 0.99), so that a short run's moving statistics catch up (see models._conv_bn)."""
     from glassnet import layers
-    model = models.get("resnet_fashion", seed=0, augment=False)
+    model = models.get(name, seed=0, augment=False)
     norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
     assert {layer.momentum for layer in norms} == {0.9}

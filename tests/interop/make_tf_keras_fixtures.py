@@ -99,8 +99,8 @@ def glassnet_written():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from producers import glassnet_models
 
-    from glassnet.presets import resnet_fashion
-    return {"resnet_fashion": resnet_fashion(seed=3), **glassnet_models()}
+    from glassnet.presets import resnet8
+    return {"resnet8": resnet8(seed=3), **glassnet_models()}
 
 
 def _glassnet_to_tf_keras(k, expected, folder):

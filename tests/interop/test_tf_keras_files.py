@@ -74,7 +74,7 @@ def _renamed(config):
     return walk(config)
 
 
-@pytest.mark.parametrize("name", ["resnet_fashion", "every_layer", "depthwise_family"])
+@pytest.mark.parametrize("name", ["resnet8", "every_layer", "depthwise_family"])
 def test_h5_files_glassnet_writes_open_in_tf_keras(expected, name, tmp_path):
     import h5py
     from make_tf_keras_fixtures import glassnet_written

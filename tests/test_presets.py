@@ -185,6 +185,10 @@ def test_resnet_fashion_is_a_functional_resnet_with_a_deep_stem_and_a_dense_head
                        widths=(8, 16), head=12)
     assert small.output_shape == (None, 4) and small.count_params() < 10_000
     assert [type(layer).__name__ for layer in small.layers].count("Add") == 2
+    assert "Dropout" not in kinds
+    dropped = models.get("resnet_fashion", seed=0, dropout=0.25)
+    assert [type(layer).__name__ for layer in dropped.layers][-2:] == ["Dropout", "Dense"]
+    assert dropped.layers[-2].rate == 0.25 and dropped.count_params() == 874_282
 
 
 def test_resnet_fashion_trains_saves_and_resumes_with_its_recipe(tmp_path):

@@ -534,10 +534,11 @@ def from_config(config):
     if cls is None:
         raise ValueError(message("losses.from_config", "a known loss class",
                                  repr(config["class_name"])))
+    kwargs = {"from_logits": bool(config.get("from_logits", False))}
     smoothing = config.get("label_smoothing", 0.0)
-    if smoothing and not issubclass(cls, _Crossentropy):
+    if issubclass(cls, _Crossentropy):
+        kwargs["label_smoothing"] = smoothing
+    elif smoothing:
         raise ValueError(message("losses.from_config", "label_smoothing only for a cross-entropy",
                                  f"label_smoothing={smoothing!r} for {config['class_name']}"))
-    if issubclass(cls, _Crossentropy):
-        return cls(from_logits=bool(config.get("from_logits", False)), label_smoothing=smoothing)
-    return cls(from_logits=bool(config.get("from_logits", False)))
+    return cls(**kwargs)

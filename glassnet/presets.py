@@ -207,8 +207,8 @@ def resnet_fashion(input_shape=(28, 28, 1), num_classes=10, seed=None, dtype="fl
 
     Why this shape (measured, benchmarks/NOTES.md): on 2 CPU cores and a 30-minute budget, fine detail at full
     resolution paid more than depth at low resolution. With the same recipe for 12 epochs a plain version of this
-    network (two stages of two convolutions, with dropout) reached 93.9-94.0% while a ResNet that pools right after a
-    one-convolution stem (32 | 64 | 128 filters at 28 | 14 | 7, 290,730 parameters) reached 92.5% after 10 of
+    network (two stages of two convolutions, with dropout) reached 93.9-94.0% while a ResNet that pools right
+    after a one-convolution stem (32 | 64 | 128 filters at 28 | 14 | 7, 290,730 parameters) reached 92.5% after 10 of
     12 epochs; the GAP ResNet-8 (:func:`resnet8`) reached 92.7% in 18 epochs.
 
     ``augment`` puts the random flips and 2-pixel shifts of :func:`_augmentation` in front. Trained with
@@ -297,8 +297,9 @@ def recipe(name):
 
 def compile_recipe(model, name, optimizer=None, learning_rate=None):
     """Compile ``model`` with preset ``name``'s optimizer (or ``optimizer``), its loss (sparse categorical
-    cross-entropy unless the recipe names one) and accuracy. ``learning_rate`` overrides the optimizer's rate; the rate is kept in
-    ``model.metadata["base_learning_rate"]`` (saved with the model) as the base of the recipe's schedule."""
+    cross-entropy unless the recipe names one) and accuracy. ``learning_rate`` overrides the optimizer's rate;
+    the rate is kept in ``model.metadata["base_learning_rate"]`` (saved with the model) as the base of the
+    recipe's schedule."""
     from glassnet import losses, optimizers
     settings = recipe(name)
     optimizer = optimizers.get(optimizer if optimizer is not None else settings["optimizer"])

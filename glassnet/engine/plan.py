@@ -397,33 +397,31 @@ def _plain_relu(layer):
     return isinstance(layer, Activation) and layer.activation == "relu"
 
 
-def _relu_reader(view, node, readers):
-    """Index of the plain ReLU node that alone reads ``node``'s output (not a graph output), or None."""
+def _sole_reader(view, node, readers, accepts):
+    """Index of the node that alone reads ``node``'s output (not a graph output or an exposed slot) when
+    ``accepts(its layer)``, or None."""
     if readers.get(node.output) != 1 or node.output in view.outputs:
         return None
     for j, other in enumerate(view.nodes):
-        if node.output in other.inputs and _plain_relu(other.layer):
+        if node.output in other.inputs and accepts(other.layer):
             return j
     return None
+
+
+def _relu_reader(view, node, readers):
+    """Index of the plain ReLU node that alone reads ``node``'s output (not a graph output), or None."""
+    return _sole_reader(view, node, readers, _plain_relu)
 
 
 def _norm_reader(view, node, readers):
     """Index of the BatchNormalization node that alone reads the output of ``node``, a linear Conv2D (not a
     graph output or an exposed slot), or None."""
     from glassnet.layers import BatchNormalization
-    if node.layer.activation != "linear" or readers.get(node.output) != 1 or node.output in view.outputs:
+    if node.layer.activation != "linear":
         return None
-    for j, other in enumerate(view.nodes):
-        if node.output in other.inputs and type(other.layer) is BatchNormalization:
-            return j
-    return None
+    return _sole_reader(view, node, readers, lambda layer: type(layer) is BatchNormalization)
 
 
 def _pool_reader(view, node, readers, logits):
     """Index of the MaxPooling2D node that alone reads ``node``'s output and can fuse with it, or None."""
-    if logits or readers.get(node.output) != 1 or node.output in view.outputs:
-        return None
-    for j, other in enumerate(view.nodes):
-        if node.output in other.inputs and node.layer.pools_with(other.layer):
-            return j
-    return None
+    return None if logits else _sole_reader(view, node, readers, node.layer.pools_with)

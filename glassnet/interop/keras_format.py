@@ -39,10 +39,10 @@ _ALIASES = {"Convolution2D": "Conv2D", "MaxPool2D": "MaxPooling2D", "AvgPool2D":
 _ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "softmax")
 
 
-
 def _single(axis):
     """A layer's ``axis`` setting as Keras may save it: an int, or a list of one int (that int)."""
     return axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+
 
 class _Unsupported(Exception):
     """Internal: why one layer of the file has no glassnet counterpart."""
@@ -316,8 +316,11 @@ class _Translator:
         order = self.feature_order
         if order is None:
             return None
-        return lambda weights: [w[..., order_permutation(order)] if index is None or i == index else w
-                                for i, w in enumerate(weights)]
+
+        def fix(weights):
+            permutation = order_permutation(order)        # made once the weights are read, once for all
+            return [w[..., permutation] if index is None or i == index else w for i, w in enumerate(weights)]
+        return fix
 
     def dense_fix(self):
         """The Dense after a Flatten of channels-first features takes its kernel rows in glassnet's order."""

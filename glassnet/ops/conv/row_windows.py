@@ -27,7 +27,8 @@ zero), one matrix row of ``sh * KW * C`` values per (n, q, ow). Output row ``oh`
 
 The input gradient alone (an explanation: no kernel gradient, stride 1), and a training pass on few
 channels (the plan's ``shifted_dx``), skip ``dxw`` and its col2im: with ``dy`` on the full (Hp, Wp)
-frame of each image (zeros beyond (OH, OW)), the padded input's row ``r = (n * Hp + h) * Wp + w`` reads output row ``r - i * Wp - j`` for tap (i, j), so
+frame of each image (zeros beyond (OH, OW)), the padded input's row ``r = (n * Hp + h) * Wp + w`` reads
+output row ``r - i * Wp - j`` for tap (i, j), so
 
     dxp = sum_{i, j} shift_{i * Wp + j}(dy) @ kernel[i, j]^T
 

@@ -186,6 +186,12 @@ def test_resnet_fashion_is_a_functional_resnet_with_a_deep_stem_and_a_dense_head
     assert small.output_shape == (None, 4) and small.count_params() < 10_000
     assert [type(layer).__name__ for layer in small.layers].count("Add") == 2
     assert "Dropout" not in kinds
+    erased = models.get("resnet_fashion", seed=0, erasing=0.5)
+    erasing = erased.layers[4]
+    assert isinstance(erasing, layers.RandomErasing) and erasing.factor == (0.5, 0.5) and erasing.fill_value == 0.0
+    assert "RandomErasing" not in kinds and len(erased.layers) == len(model.layers) + 1
+    for a, b in zip(erased.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
     dropped = models.get("resnet_fashion", seed=0, dropout=0.25)
     assert [type(layer).__name__ for layer in dropped.layers][-2:] == ["Dropout", "Dense"]
     assert dropped.layers[-2].rate == 0.25 and dropped.count_params() == 874_282
@@ -197,8 +203,9 @@ def test_resnet_fashion_trains_saves_and_resumes_with_its_recipe(tmp_path):
     y = (x[:, :14].mean(axis=(1, 2, 3)) > x[:, 14:].mean(axis=(1, 2, 3))).astype(np.int64)
     model = models.compile_recipe(models.get("resnet_fashion", seed=0, stem=(4, 4), widths=(8,), head=8),
                                   "resnet_fashion")
-    assert type(model.optimizer).__name__ == "AdamW" and model.optimizer.weight_decay == 0.02
-    assert model.loss.get_config()["label_smoothing"] == 0.1
+    optimizer = model.optimizer
+    assert type(optimizer).__name__ == "SGD" and optimizer.nesterov and optimizer.momentum == 0.9
+    assert optimizer.weight_decay == 5e-3 and model.loss.get_config()["label_smoothing"] == 0.1
     history = models.fit_recipe(model, "resnet_fashion", x, y, epochs=3, batch_size=16, seed=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert model.optimizer.schedule.get_config()["decay_steps"] == 6          # 3 epochs x 3 batches - warm-up 3

@@ -169,6 +169,15 @@ class _Translator:
         return "RandomFlip", {"mode": c.get("mode", "horizontal_and_vertical"),
                               "seed": seed if isinstance(seed, int) and seed >= 0 else None}
 
+    def RandomErasing(self, c):     # the identity at inference in both libraries
+        seed, fill = c.get("seed"), c.get("fill_value")
+        if isinstance(fill, (list, tuple)):
+            raise _Unsupported(f"fill_value {fill!r} (glassnet fills with one number or noise)")
+        return "RandomErasing", {"factor": list(c.get("factor", (0.0, 1.0))),
+                                 "scale": list(c.get("scale", (0.02, 0.33))), "fill_value": fill,
+                                 "value_range": list(c.get("value_range", (0, 255))),
+                                 "seed": seed if isinstance(seed, int) and seed >= 0 else None}
+
     def Dense(self, c):
         if self.images_first():
             raise _Unsupported("a Dense on channels_first images (Keras applies it to their width axis)")

@@ -102,6 +102,9 @@ def _layer_entries(layer, shape):
         "Cropping2D": lambda: {"cropping": [list(p) for p in layer.cropping], "data_format": "channels_last"},
         "Rescaling": lambda: {"scale": layer.scale, "offset": layer.offset},
         "RandomFlip": lambda: {"mode": layer.mode, "seed": _keras_seed(layer.seed)},
+        "RandomErasing": lambda: {"factor": list(layer.factor), "scale": list(layer.scale),
+                                  "fill_value": layer.fill_value, "value_range": list(layer.value_range),
+                                  "seed": _keras_seed(layer.seed), "data_format": "channels_last"},
     }
     if cls not in simple:
         raise ValueError(message("save (.keras)", "a model whose layers Keras has", f"layer {layer.name!r} "

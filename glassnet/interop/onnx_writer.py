@@ -238,6 +238,7 @@ _WRITERS = {
     "BatchNormalization": _batch_norm, "ZeroPadding2D": _zero_padding,
     "DepthwiseConv2D": _depthwise_conv, "SeparableConv2D": _separable_conv, "UpSampling2D": _upsampling,
     "Cropping2D": _cropping, "Rescaling": _rescaling, "RandomFlip": lambda g, layer, shape: None,
+    "RandomErasing": lambda g, layer, shape: None,
     "RandomCrop": lambda g, layer, shape: _cropping(g, layer, shape, central_crop(layer, shape)),
 }
 #: glassnet's merge layers: the ONNX operator (all but Subtract and Multiply take any number of inputs)

@@ -9,7 +9,7 @@ from glassnet.layers.normalization import BatchNormalization
 from glassnet.layers.pooling import (AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                                      MaxPooling2D)
 from glassnet.layers.merge import Add, Average, Concatenate, Maximum, Multiply, Subtract
-from glassnet.layers.preprocessing import RandomCrop, RandomFlip, Rescaling
+from glassnet.layers.preprocessing import RandomCrop, RandomErasing, RandomFlip, Rescaling
 from glassnet.layers.reshaping import Cropping2D, UpSampling2D
 
 # Keras's aliases
@@ -24,5 +24,6 @@ __all__ = [
     "Dropout", "Flatten", "Reshape", "BatchNormalization", "MaxPooling2D", "AveragePooling2D",
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "InputLayer", "serialize", "deserialize",
     "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D", "Cropping2D", "Rescaling", "RandomFlip", "RandomCrop",
+    "RandomErasing",
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate",
 ]

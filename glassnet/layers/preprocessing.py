@@ -1,4 +1,5 @@
-"""Preprocessing and augmentation layers: Rescaling, RandomFlip, RandomCrop (Keras's names and arguments, NHWC).
+"""Preprocessing and augmentation layers: Rescaling, RandomFlip, RandomCrop, RandomErasing (Keras's names and
+arguments, NHWC).
 
 The random layers are active only in training (``training=True``, as ``fit`` calls them) and draw from the
 layer's own ``rng`` (seeded by ``seed=`` or by ``fit(seed=...)``); at inference RandomFlip is the identity and
@@ -10,7 +11,7 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.base import Layer, register
-from glassnet.validation import check_int, check_name_choice, check_number
+from glassnet.validation import check_int, check_name_choice, check_number, check_real
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
@@ -158,3 +159,100 @@ class RandomCrop(Layer):
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width, "seed": self.seed}
+
+
+@register
+class RandomErasing(Layer):
+    """While training, replace a random rectangle of some images by ``fill_value`` (random erasing, Zhong et al.
+    2017); at inference, the identity.
+
+    Keras 3's arguments and draws: each image draws its probability ``p`` uniformly from ``factor`` (a
+    float ``f``: from ``[0, f]``) and is erased when a second uniform draw falls below ``p`` (so
+    ``factor=1.0`` erases half of the images, as Keras's does). The rectangle's width and height are
+    ``sqrt(u) * W`` and ``sqrt(v) * H`` for ``u`` and ``v`` drawn uniformly from ``scale``, at a uniform
+    position inside the image; a pixel is erased when its index lies in ``[start, start + length)`` on both
+    axes (fractional bounds, as Keras's mask).
+
+    Parameters
+    ----------
+    factor : float in [0, 1] or (low, high), default 1.0
+    scale : (low, high) in [0, 1], default (0.02, 0.33)
+        Range of the squared side fractions (so each rectangle covers between ``low`` and ``high`` of the image
+        on average).
+    fill_value : float, optional
+        What the rectangle holds; None (Keras's default) draws Gaussian noise times ``value_range[1]``. Clipped
+        to ``value_range`` either way.
+    value_range : (low, high), default (0, 255)
+        The range of the images' values (``(0, 1)`` for images scaled to [0, 1]).
+    seed : int or numpy.random.Generator, optional
+
+    Shapes: (N, H, W, C) -> (N, H, W, C). The gradient is ``dy`` outside the rectangles and 0 inside.
+    """
+
+    input_rank = 3
+
+    def __init__(self, factor=1.0, scale=(0.02, 0.33), fill_value=None, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _unit_range(factor, "factor", "For example factor=0.5 or factor=(0.5, 0.5).", single=True)
+        self.scale = _unit_range(scale, "scale", "For example scale=(0.02, 0.33).")
+        self.value_range = _value_range(value_range)
+        self.fill_value = None if fill_value is None else check_real(
+            fill_value, "fill_value", "RandomErasing", fix="For example fill_value=0.0, or None for noise.")
+
+    def _draw(self, x):
+        """The erased pixels (N, H, W, 1) as a bool mask, and the fill (x's shape), for one training call."""
+        N, H, W = x.shape[:3]
+        sides = np.sqrt(self.rng.uniform(*self.scale, size=(N, 2)))            # (width, height) fractions
+        starts = self.rng.uniform(size=(N, 2)) * (np.array([W, H]) * (1 - sides))
+        ends = starts + sides * np.array([W, H])
+        chance = self.rng.uniform(*self.factor, size=N)
+        erased = self.rng.uniform(size=N) < chance
+        cols, rows = np.arange(W)[None, :], np.arange(H)[None, :]
+        inside_w = (cols >= starts[:, :1]) & (cols < ends[:, :1])              # (N, W)
+        inside_h = (rows >= starts[:, 1:]) & (rows < ends[:, 1:])              # (N, H)
+        mask = inside_h[:, :, None, None] & inside_w[:, None, :, None] & erased[:, None, None, None]
+        low, high = self.value_range
+        fill = (self.rng.standard_normal(x.shape) * high if self.fill_value is None
+                else np.full(x.shape, self.fill_value))
+        return mask, np.clip(fill, low, high).astype(x.dtype, copy=False)
+
+    def apply(self, x, training=False):
+        self.ensure_built(x)
+        if not training:
+            return x, None
+        mask, fill = self._draw(x)
+        return np.where(mask, fill, x), mask
+
+    def vjp(self, cache, dy, rule="vanilla", need_dx=True, need_grads=True):
+        if not need_dx:
+            return None, {}
+        return (dy if cache is None else np.where(cache, dy.dtype.type(0), dy)), {}
+
+    def get_config(self):
+        return {**super().get_config(), "factor": list(self.factor), "scale": list(self.scale),
+                "fill_value": self.fill_value, "value_range": list(self.value_range), "seed": self.seed}
+
+
+def _unit_range(value, name, fix, single=False):
+    """A (low, high) pair inside [0, 1] from a pair (sorted, as Keras sorts it) or, with ``single``, a float
+    ``f`` meaning ``(0, f)``."""
+    where = "RandomErasing"
+    if single and not isinstance(value, (tuple, list)):
+        return (0.0, check_real(value, name, where, low=0, high=1, fix=fix))
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        error = TypeError if not isinstance(value, (tuple, list)) else ValueError
+        raise error(message(where, f"{name} as a pair (low, high) inside [0, 1]"
+                            + (" or one float" if single else ""), repr(value), fix))
+    low, high = sorted(check_real(v, name, where, low=0, high=1, fix=fix) for v in value)
+    return (low, high)
+
+
+def _value_range(value):
+    fix = "For example value_range=(0, 1) for images scaled to [0, 1]."
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        error = TypeError if not isinstance(value, (tuple, list)) else ValueError
+        raise error(message("RandomErasing", "value_range as a pair (low, high)", repr(value), fix))
+    low, high = (check_real(v, "value_range", "RandomErasing", fix=fix) for v in value)
+    if low >= high:
+        raise ValueError(message("RandomErasing", "value_range with low < high", repr(value), fix))
+    return (low, high)

@@ -102,6 +102,8 @@ CATALOG = [
     ("rescaling", lambda d: layers.Rescaling(1 / 255, offset=-0.5, dtype=d), (3, 4, 2)),
     ("random_flip", lambda d: layers.RandomFlip(seed=3, dtype=d), (3, 4, 2)),
     ("random_crop", lambda d: layers.RandomCrop(3, 2, seed=4, dtype=d), (5, 4, 2)),
+    ("random_erasing", lambda d: layers.RandomErasing(0.8, scale=(0.1, 0.5), fill_value=0.25, value_range=(0, 1),
+                                                      seed=5, dtype=d), (5, 4, 2)),
     # initializers given as objects rather than names (their configs must still be JSON)
     ("conv_initializer_objects", lambda d: layers.Conv2D(2, 2, kernel_initializer=initializers.HeNormal(),
                                                          bias_initializer=initializers.Constant(0.1), dtype=d),

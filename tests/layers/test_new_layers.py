@@ -169,6 +169,12 @@ def test_cropping_and_rescaling_values():
     (lambda: layers.RandomFlip("diagonal"), ValueError),
     (lambda: layers.RandomCrop(0, 3), ValueError),
     (lambda: layers.RandomCrop(3, 2.5), TypeError),
+    (lambda: layers.RandomErasing(1.5), ValueError),
+    (lambda: layers.RandomErasing("half"), TypeError),
+    (lambda: layers.RandomErasing(scale=(0.1,)), ValueError),
+    (lambda: layers.RandomErasing(scale=0.3), TypeError),
+    (lambda: layers.RandomErasing(fill_value="black"), TypeError),
+    (lambda: layers.RandomErasing(value_range=(1, 0)), ValueError),
 ], ids=lambda _: "")
 def test_bad_hyperparameters_raise_glassnets_error(build, error):
     """A wrong type (a float or bool for an int, a str for a number, None) is a TypeError, a wrong value a

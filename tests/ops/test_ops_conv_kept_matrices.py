@@ -147,6 +147,7 @@ def test_kept_blocks_take_their_own_size(monkeypatch):
     x, kernel, stride, pads = _arrays("im2col, stride 2")          # OH = 4 rows of 8 x 27 values
     row_bytes = 8 * 27 * x.itemsize
     monkeypatch.setattr(planning, "BLOCK_BYTES", 3 * row_bytes)          # blocks of 3 rows and 1 row
+    monkeypatch.setattr(planning, "WHOLE_IMAGE_BYTES", 3 * row_bytes)
     storage = {}
     ops.conv2d_forward(x, kernel, None, stride, pads, keep=storage)
     blocks = [key for key in storage if isinstance(key, tuple)]

@@ -73,6 +73,7 @@ def test_row_blocks_of_one_image_and_kept_matrices(monkeypatch, setting):
     dy = np.random.default_rng(2).standard_normal(y.shape)
     expected = ops.conv2d_backward(dy, cache, kernel)
     monkeypatch.setattr(ops if setting == "MEMORY_BUDGET_BYTES" else planning, setting, 8 * 2 ** 10)
+    monkeypatch.setattr(planning, "WHOLE_IMAGE_BYTES", 8 * 2 ** 10)
     plan = planning.conv_plan((2, 32, 32, 1), x.dtype, kernel.shape, stride, x.dtype)
     assert plan.group == planning.WIDE_GROUP and plan.blocks[0][1].stop - plan.blocks[0][1].start < 28
     storage = {}

@@ -33,8 +33,13 @@ from glassnet.ops.parallel import num_threads
 
 # -- blocks -------------------------------------------------------------------------------------
 #: Preferred bytes of one block's matrix: it stays in cache between the copy that builds it and
-#: the GEMM that reads it (fastest between 2 and 8 MiB).
-BLOCK_BYTES = 4 * 2 ** 20
+#: the GEMM that reads it. 1 MiB: as fast as 2-8 MiB on a quiet host, and 5-15% faster per resnet_fashion
+#: training step than 4 MiB when the shared VM's caches are contended (benchmarks/NOTES.md, fifth stop).
+BLOCK_BYTES = 2 ** 20
+
+#: An image whose matrix exceeds :data:`BLOCK_BYTES` still gets a block of its own (whole images, which a fused
+#: pooling needs) up to this size; above it, blocks of rows.
+WHOLE_IMAGE_BYTES = 4 * 2 ** 20
 
 #: Least FLOPs of a block of whole images: each block costs some Python, which contends for the
 #: GIL across threads (10% of a 2-thread step on 28x28 layers with 4 MiB blocks alone).
@@ -222,7 +227,8 @@ def split_blocks(N, OH, row_bytes, threads=1, image_flops=0, image_out_bytes=0, 
         (:data:`MIN_THREAD_FLOPS` or :data:`MIN_THREAD_BYTES`).
     image_flops, image_out_bytes : int
         Work and output bytes of one image. A block of whole images holds :data:`BLOCK_BYTES` of
-        matrix, or :data:`MIN_BLOCK_FLOPS` of work if that is more (within the budget).
+        matrix, or :data:`MIN_BLOCK_FLOPS` of work if that is more (within the budget), and at least one
+        image when its matrix is at most :data:`WHOLE_IMAGE_BYTES`.
     held_row_bytes : int, optional
         Bytes per output row of all the block-sized arrays a block holds at once, when more than
         its matrix (default ``row_bytes``): all of them must fit the budget.
@@ -237,8 +243,8 @@ def split_blocks(N, OH, row_bytes, threads=1, image_flops=0, image_out_bytes=0, 
     limit = max(1, min(BLOCK_BYTES, budget))
     held_row_bytes = max(row_bytes, held_row_bytes or 0)
     image_bytes, image_held = OH * row_bytes, OH * held_row_bytes
-    if image_bytes <= limit and image_held <= budget:
-        per_block = max(limit // image_bytes, -(-MIN_BLOCK_FLOPS // max(1, image_flops)))
+    if image_bytes <= max(limit, min(WHOLE_IMAGE_BYTES, budget)) and image_held <= budget:
+        per_block = max(limit // image_bytes, -(-MIN_BLOCK_FLOPS // max(1, image_flops)), 1)
         per_block = min(per_block, budget // image_held)
         count = -(-N // max(1, per_block))                         # fewest blocks that fit
         enough = N * image_flops >= threads * MIN_THREAD_FLOPS

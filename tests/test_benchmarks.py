@@ -179,6 +179,7 @@ def test_conv_blocks_cover_the_output_once_and_respect_the_budget(monkeypatch, N
 def test_small_images_come_in_blocks_of_enough_work(monkeypatch):
     """LeNet's first layer (28x28, 5x5x6: 0.24 MFLOP and 78 KB of im2col per image): 4 MiB blocks
     would be 3 blocks of ~43 images; MIN_BLOCK_FLOPS merges them into 2 of 64, within the budget."""
+    monkeypatch.setattr(planning, "BLOCK_BYTES", 4 * 2 ** 20)
     image_flops, row_bytes = 2 * 28 * 28 * 25 * 6, 28 * 25 * 4
     sizes = [b[0].stop - b[0].start for b in conv_blocks(128, 28, row_bytes, image_flops=image_flops)]
     assert sizes == [64, 64]
@@ -289,6 +290,7 @@ def test_fused_relu_matches_relu_after_the_convolution():
 
 
 def test_small_convolutions_are_not_split_between_threads(monkeypatch):
+    monkeypatch.setattr(planning, "BLOCK_BYTES", 4 * 2 ** 20)             # the block size these counts assume
     image_flops, row_bytes = 2 * 10 * 10 * 150 * 16, 10 * 150 * 4        # LeNet's second convolution
     assert len(conv_blocks(32, 10, row_bytes, threads=2, image_flops=image_flops)) == 1   # 15 MFLOP in all
     assert len(conv_blocks(128, 10, row_bytes, threads=2, image_flops=image_flops)) == 2  # 61 MFLOP
@@ -298,6 +300,7 @@ def test_small_convolutions_are_not_split_between_threads(monkeypatch):
 
 def test_convolutions_with_few_flops_but_large_arrays_are_split_between_threads(monkeypatch):
     monkeypatch.setattr(ops, "NUM_THREADS", 2)
+    monkeypatch.setattr(planning, "BLOCK_BYTES", 4 * 2 ** 20)             # the block size these counts assume
     # the tiny model's 3x3, 1 -> 8 channel convolution + 2x2 pooling on 28x28 images, one matrix
     # row per pooling window: 13x13 windows of 4x4 pixels, 4 x 8 outputs each
     image_flops, row_bytes, out_bytes = 2 * 13 * 13 * 16 * 32, 13 * 16 * 4, 13 * 13 * 32 * 4

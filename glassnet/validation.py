@@ -148,6 +148,16 @@ def check_real(value, name, where, low=None, high=None, high_open=False, fix=Non
     return value
 
 
+def check_real_pair(value, name, where, low=None, high=None, fix=None):
+    """A pair ``(a, b)`` of finite reals, each in ``[low, high]`` (a list or a tuple), returned as a tuple of
+    floats. TypeError for a non-sequence, ValueError for another length or a value out of range."""
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(message(where, f"{name} as a pair of real numbers", describe(value), fix))
+    if len(value) != 2:
+        raise ValueError(message(where, f"{name} as a pair of real numbers", repr(value), fix))
+    return tuple(check_real(v, name, where, low=low, high=high, fix=fix) for v in value)
+
+
 def check_fraction(value, name, where, fix=None):
     """A fraction in ``[0, 1)``: dropout rates, ``validation_split``, momenta."""
     return check_real(value, name, where, low=0, high=1, high_open=True, fix=fix)

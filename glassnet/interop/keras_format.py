@@ -79,6 +79,12 @@ def _padding_mode(value):
     return value.lower()
 
 
+def _seed(config):
+    """A Keras layer config's ``seed`` as glassnet takes it: a non-negative int, else None."""
+    seed = config.get("seed")
+    return seed if isinstance(seed, int) and seed >= 0 else None
+
+
 class _Translator:
     """Keras layer configurations -> glassnet layer configurations, tracking the image layout.
 
@@ -165,18 +171,16 @@ class _Translator:
         return "Rescaling", {"scale": float(scale), "offset": float(offset)}
 
     def RandomFlip(self, c):        # the identity at inference in both libraries
-        seed = c.get("seed")
-        return "RandomFlip", {"mode": c.get("mode", "horizontal_and_vertical"),
-                              "seed": seed if isinstance(seed, int) and seed >= 0 else None}
+        return "RandomFlip", {"mode": c.get("mode", "horizontal_and_vertical"), "seed": _seed(c)}
 
     def RandomErasing(self, c):     # the identity at inference in both libraries
-        seed, fill = c.get("seed"), c.get("fill_value")
+        fill = c.get("fill_value")
         if isinstance(fill, (list, tuple)):
             raise _Unsupported(f"fill_value {fill!r} (glassnet fills with one number or noise)")
         return "RandomErasing", {"factor": list(c.get("factor", (0.0, 1.0))),
                                  "scale": list(c.get("scale", (0.02, 0.33))), "fill_value": fill,
                                  "value_range": list(c.get("value_range", (0, 255))),
-                                 "seed": seed if isinstance(seed, int) and seed >= 0 else None}
+                                 "seed": _seed(c)}
 
     def Dense(self, c):
         if self.images_first():
@@ -222,8 +226,7 @@ class _Translator:
     def Dropout(self, c):
         if c.get("noise_shape") is not None:
             raise _Unsupported(f"noise_shape {c.get('noise_shape')} (glassnet drops units independently)")
-        seed = c.get("seed")
-        return "Dropout", {"rate": float(c["rate"]), "seed": seed if isinstance(seed, int) and seed >= 0 else None}
+        return "Dropout", {"rate": float(c["rate"]), "seed": _seed(c)}
 
     def Activation(self, c):
         return "Activation", {"activation": self.image_activation(c) if self.images_first() else

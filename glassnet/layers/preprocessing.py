@@ -11,7 +11,7 @@ import numpy as np
 
 from glassnet.errors import message
 from glassnet.layers.base import Layer, register
-from glassnet.validation import check_int, check_name_choice, check_number, check_real
+from glassnet.validation import check_int, check_name_choice, check_number, check_real, check_real_pair
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
@@ -200,7 +200,8 @@ class RandomErasing(Layer):
             fill_value, "fill_value", "RandomErasing", fix="For example fill_value=0.0, or None for noise.")
 
     def _draw(self, x):
-        """The erased pixels (N, H, W, 1) as a bool mask, and the fill (x's shape), for one training call."""
+        """The erased pixels (N, H, W, 1) as a bool mask, and the fill (x's shape, or a scalar for a constant),
+        for one training call."""
         N, H, W = x.shape[:3]
         sides = np.sqrt(self.rng.uniform(*self.scale, size=(N, 2)))            # (width, height) fractions
         starts = self.rng.uniform(size=(N, 2)) * (np.array([W, H]) * (1 - sides))
@@ -212,9 +213,9 @@ class RandomErasing(Layer):
         inside_h = (rows >= starts[:, 1:]) & (rows < ends[:, 1:])              # (N, H)
         mask = inside_h[:, :, None, None] & inside_w[:, None, :, None] & erased[:, None, None, None]
         low, high = self.value_range
-        fill = (self.rng.standard_normal(x.shape) * high if self.fill_value is None
-                else np.full(x.shape, self.fill_value))
-        return mask, np.clip(fill, low, high).astype(x.dtype, copy=False)
+        if self.fill_value is None:
+            return mask, np.clip(self.rng.standard_normal(x.shape) * high, low, high).astype(x.dtype, copy=False)
+        return mask, x.dtype.type(min(max(self.fill_value, low), high))      # a scalar: np.where broadcasts it
 
     def apply(self, x, training=False):
         self.ensure_built(x)
@@ -236,23 +237,14 @@ class RandomErasing(Layer):
 def _unit_range(value, name, fix, single=False):
     """A (low, high) pair inside [0, 1] from a pair (sorted, as Keras sorts it) or, with ``single``, a float
     ``f`` meaning ``(0, f)``."""
-    where = "RandomErasing"
     if single and not isinstance(value, (tuple, list)):
-        return (0.0, check_real(value, name, where, low=0, high=1, fix=fix))
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        error = TypeError if not isinstance(value, (tuple, list)) else ValueError
-        raise error(message(where, f"{name} as a pair (low, high) inside [0, 1]"
-                            + (" or one float" if single else ""), repr(value), fix))
-    low, high = sorted(check_real(v, name, where, low=0, high=1, fix=fix) for v in value)
-    return (low, high)
+        return (0.0, check_real(value, name, "RandomErasing", low=0, high=1, fix=fix))
+    return tuple(sorted(check_real_pair(value, name, "RandomErasing", low=0, high=1, fix=fix)))
 
 
 def _value_range(value):
     fix = "For example value_range=(0, 1) for images scaled to [0, 1]."
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        error = TypeError if not isinstance(value, (tuple, list)) else ValueError
-        raise error(message("RandomErasing", "value_range as a pair (low, high)", repr(value), fix))
-    low, high = (check_real(v, "value_range", "RandomErasing", fix=fix) for v in value)
+    low, high = check_real_pair(value, "value_range", "RandomErasing", fix=fix)
     if low >= high:
         raise ValueError(message("RandomErasing", "value_range with low < high", repr(value), fix))
     return (low, high)

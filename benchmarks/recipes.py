@@ -10,9 +10,10 @@ the predicted probabilities of each test image and its mirror image), for compar
 
 ``--set KEY=VALUE`` (VALUE in JSON, else a string) overrides the recipe: ``epochs``, ``batch_size``,
 ``optimizer`` (a whole optimizers.get config), ``label_smoothing``, or ``preset.ARG`` (an argument of the
-preset function, such as ``stem``, ``widths`` or ``head``). Results do not depend on the thread count
-(glassnet's splits and sums follow a fixed order), so two variants can run side by side on one thread each
-(``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``) and still give what the command line would give.
+preset function, such as ``stem``, ``widths`` or ``head``). Two variants can run side by side on one thread
+each (``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``): a one-thread run differs from the command line's two-thread
+run only where the convolutions' blocks, which follow the thread count, sum in another order (the fifth stop's
+SGD recipe: 94.27% test accuracy both ways, training accuracy 95.16% and 95.18%).
 """
 import argparse
 import json

@@ -60,3 +60,17 @@ def test_flip_tta_averages_the_probabilities_of_each_image_and_its_mirror():
     symmetric = np.concatenate([x[:, :, :14], x[:, :, :14][:, :, ::-1]], axis=2)
     ps = model.predict(symmetric, verbose=0)
     assert recipes.flip_tta_accuracy(model, symmetric, y, ps) == float((ps.argmax(axis=1) == y).mean())
+
+
+def test_the_command_line_writes_its_settings_and_one_line_per_epoch_to_the_log(tmp_path, capsys):
+    import json
+    log = tmp_path / "run.jsonl"
+    recipes.main(["--dataset", "shapes", "--limit", "64", "--log", str(log), "--set", "epochs=2",
+                  "--set", "batch_size=16", "--set", "preset.stem=[4]", "--set", "preset.widths=[8]",
+                  "--set", "preset.head=8"])
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines[0] == {"model": "resnet_fashion", "dataset": "shapes", "limit": 64,
+                        "overrides": {"epochs": 2, "batch_size": 16, "preset.stem": [4], "preset.widths": [8],
+                                      "preset.head": 8}}
+    assert [line["epoch"] for line in lines[1:]] == [1, 2] and "flip_tta_accuracy" in lines[-1]
+    assert capsys.readouterr().out.splitlines() == log.read_text().splitlines()

@@ -65,34 +65,29 @@ def run(model_name, overrides, x_train, y_train, x_test, y_test, write, every=2,
     from glassnet import presets
     preset_kwargs, recipe = variant(model_name, overrides)
     model = presets.get(model_name, seed=seed, **preset_kwargs)
-    name = f"{model_name}:variant"
-    presets.RECIPES[name] = recipe
-    try:
-        model.compile(optimizer=gn.optimizers.get(recipe["optimizer"]), loss=gn.losses.get(recipe["loss"]),
-                      metrics=["accuracy"])
-        records = []
-        epochs = recipe["epochs"]
+    model.compile(optimizer=gn.optimizers.get(recipe["optimizer"]), loss=gn.losses.get(recipe["loss"]),
+                  metrics=["accuracy"])
+    records, epochs = [], recipe["epochs"]
 
-        class EpochLog(gn.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
+    class EpochLog(gn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
 
-            def on_epoch_end(self, epoch, logs=None):
-                done = epoch + 1
-                record = {"epoch": done, "seconds": round(time.perf_counter() - self.start, 1),
-                          "loss": round(float(logs["loss"]), 4), "accuracy": round(float(logs["accuracy"]), 4)}
-                if done % every == 0 or done > epochs - 3:
-                    probabilities = self.model.predict(x_test, batch_size=256, verbose=0)
-                    record["test_accuracy"] = round(float((probabilities.argmax(axis=1) == y_test).mean()), 4)
-                    if done > epochs - 2:
-                        record["flip_tta_accuracy"] = round(flip_tta_accuracy(self.model, x_test, y_test,
-                                                                              probabilities), 4)
-                records.append(record)
-                write(record)
+        def on_epoch_end(self, epoch, logs=None):
+            done = epoch + 1
+            record = {"epoch": done, "seconds": round(time.perf_counter() - self.start, 1),
+                      "loss": round(float(logs["loss"]), 4), "accuracy": round(float(logs["accuracy"]), 4)}
+            if done % every == 0 or done > epochs - 3:
+                probabilities = self.model.predict(x_test, batch_size=256, verbose=0)
+                record["test_accuracy"] = round(float((probabilities.argmax(axis=1) == y_test).mean()), 4)
+                if done > epochs - 2:
+                    record["flip_tta_accuracy"] = round(flip_tta_accuracy(self.model, x_test, y_test,
+                                                                          probabilities), 4)
+            records.append(record)
+            write(record)
 
-        presets.fit_recipe(model, name, x_train, y_train, seed=seed, verbose=0, callbacks=[EpochLog()])
-    finally:
-        del presets.RECIPES[name]
+    presets.fit_recipe(model, model_name, x_train, y_train, seed=seed, verbose=0, callbacks=[EpochLog()],
+                       settings=recipe)
     return records
 
 

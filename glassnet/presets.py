@@ -323,20 +323,23 @@ def compile_recipe(model, name, optimizer=None, learning_rate=None):
 
 
 def fit_recipe(model, name, x, y, epochs=None, batch_size=None, seed=None, verbose=0, validation_data=None,
-               callbacks=(), augment=None, initial_epoch=0):
+               callbacks=(), augment=None, initial_epoch=0, settings=None):
     """Train a compiled ``model`` on ``(x, y)`` with preset ``name``'s settings; returns the History.
 
     Parameters
     ----------
     epochs, batch_size : int, optional
         Override the recipe's.
+    settings : dict, optional
+        A whole recipe to train with instead of ``name``'s (a variant of what :func:`recipe` returns, with
+        its keys).
     augment : bool, optional
         Use the recipe's ``ImageDataGenerator`` options (default: when the recipe has them). With
         augmentation the batches come from ``ImageDataGenerator(...).flow(x, y, seed=seed)``, so a
         resumed run is not bit-identical to an uninterrupted one (the generator's state is not saved).
     """
     from glassnet.callbacks import LearningRateScheduler
-    settings = recipe(name)
+    settings = recipe(name) if settings is None else settings
     epochs = settings["epochs"] if epochs is None else epochs
     batch_size = settings["batch_size"] if batch_size is None else batch_size
     callbacks = list(callbacks)

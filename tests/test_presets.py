@@ -223,3 +223,14 @@ def test_resnet_batch_norm_statistics_follow_a_short_run(name):
     model = models.get(name, seed=0, augment=False)
     norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
     assert {layer.momentum for layer in norms} == {0.9}
+
+
+def test_fit_recipe_trains_with_given_settings_instead_of_the_presets():
+    rng = np.random.default_rng(1)
+    x, y = rng.random((32, 28, 28, 1), dtype=np.float32), rng.integers(0, 2, 32)
+    model = models.compile_recipe(models.get("resnet_fashion", seed=0, stem=(4,), widths=(8,), head=8),
+                                  "resnet_fashion")
+    settings = {**models.recipe("resnet_fashion"), "epochs": 2, "batch_size": 16}
+    history = models.fit_recipe(model, "resnet_fashion", x, y, seed=0, settings=settings)
+    assert len(history.history["loss"]) == 2 and models.recipe("resnet_fashion")["epochs"] == 12
+    assert model.optimizer.schedule.get_config()["decay_steps"] == 2          # 2 epochs x 2 batches - warm-up 2

@@ -177,9 +177,9 @@ class _Translator:
         fill = c.get("fill_value")
         if isinstance(fill, (list, tuple)):
             raise _Unsupported(f"fill_value {fill!r} (glassnet fills with one number or noise)")
-        return "RandomErasing", {"factor": list(c.get("factor", (0.0, 1.0))),
-                                 "scale": list(c.get("scale", (0.02, 0.33))), "fill_value": fill,
-                                 "value_range": list(c.get("value_range", (0, 255))),
+        # the values as the file holds them (Keras's defaults where it has none): the layer checks them
+        return "RandomErasing", {"factor": c.get("factor", 1.0), "scale": c.get("scale", [0.02, 0.33]),
+                                 "fill_value": fill, "value_range": c.get("value_range", [0, 255]),
                                  "seed": _seed(c)}
 
     def Dense(self, c):
